@@ -1,0 +1,1 @@
+"""siyu's application layer: config, app, channels, dispatcher, outbox, scheduler, CLI."""

@@ -1,0 +1,86 @@
+"""The aiohttp application: wires config, database, dispatcher, channels and the outbox worker."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+
+from bot.appkeys import CONFIG, DB, DISPATCHER, OUTBOX
+from bot.channels.base import Channel
+from bot.channels.sandbox import SandboxChannel
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.context import Context
+from bot.dispatcher import Dispatcher
+from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
+from bot.outbox import OutboxWorker
+from bot.router import Router
+from bot.texts import Texts
+from storage.engine import Database
+from storage.migrate import upgrade
+
+log = logging.getLogger("siyu.app")
+
+
+def build_channels(config: Config) -> list[Channel]:
+    channels: list[Channel] = []
+    if config.sandbox.enabled:
+        channels.append(SandboxChannel())
+    return channels
+
+
+def config_roles(config: Config):  # type: ignore[no-untyped-def]
+    """Roles from config: the admins listed in ``[operators] admins``; everyone else a member."""
+    admins = frozenset(config.operators.admins)
+
+    async def role_of(ctx: Context) -> str:
+        return "admin" if ctx.update.sender in admins else "member"
+
+    return role_of
+
+
+def create_app(
+    config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
+) -> web.Application:
+    """Build the app. On startup it migrates the database (as ``siyu db upgrade``) and starts
+    delivering; ``routers`` replace the shipped handlers (``handlers.default_routers()``)."""
+    clock = clock or SystemClock()
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = config
+    channels = build_channels(config)
+    for channel in channels:
+        channel.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # Alembic runs on a sync engine: in a thread, so the loop keeps serving.
+        await asyncio.to_thread(upgrade, config.storage.url)
+        db = Database(config.storage.url, echo=config.storage.echo)
+        from handlers import default_routers
+
+        dispatcher = Dispatcher(db, clock=clock, texts=Texts(config.texts), role_of=config_roles(config))
+        dispatcher.include_routers(routers if routers is not None else default_routers())
+        worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
+        dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
+        app[DB], app[DISPATCHER], app[OUTBOX] = db, dispatcher, worker
+        worker.start()
+        log.info("siyu ready: channels %s, database %s", ", ".join(c.name for c in channels) or "none", db.dialect)
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await db.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[DB].ping()
+    except Exception as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        return json_error(503, "database unreachable")
+    return json_response({"status": "ok"})

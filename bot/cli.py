@@ -1,0 +1,75 @@
+"""``siyu``: the command line. ``siyu run`` serves the bot; ``siyu db upgrade`` migrates."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siyu",
+        description="siyu (私域): a community bot for brands on WeCom and WeChat.",
+        epilog="Config is read from --config, else $SIYU_CONFIG, else ./config.toml, else built-in "
+               "defaults (SQLite ./siyu.db, sandbox channel on, http://127.0.0.1:8080).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="serve the bot (applies migrations first)",
+                         description="Serve the bot: webhooks, the sandbox page and the outbox worker.")
+    run.add_argument("--config", metavar="PATH", help="TOML config file")
+    run.add_argument("--host", help="address to listen on (overrides [server] host)")
+    run.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
+
+    db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser("upgrade", help="apply all migrations", description="Apply all Alembic migrations.")
+    up.add_argument("--config", metavar="PATH", help="TOML config file")
+    return parser
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"siyu: configuration error in {exc.source}:", file=sys.stderr)
+        for key, message in exc.problems:
+            print(f"  {key}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = _load(args.config)
+    logging.basicConfig(level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if args.command == "db":
+        from storage.migrate import head_revision, upgrade
+
+        upgrade(config.storage.url)
+        print(f"siyu: database at revision {head_revision()}")
+        return 0
+
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    if not 1 <= port <= 65535:
+        print(f"siyu: --port {port}: must be between 1 and 65535", file=sys.stderr)
+        return EXIT_CONFIG
+    app = create_app(config)
+    sandbox = f" — sandbox page: http://{host}:{port}/sandbox" if config.sandbox.enabled else ""
+    web.run_app(app, host=host, port=port, print=lambda _: print(f"siyu: serving on http://{host}:{port}{sandbox}"),
+                access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Configuration: TOML, found as DESIGN §2 says, overlaid with ``SIYU_<SECTION>_<KEY>`` variables.
+
+Every key is declared here with its type and default; ``config.example.toml`` documents them.
+A bad file raises ``ConfigError`` whose lines each name the key and the problem.
+"""
+from __future__ import annotations
+
+import os
+import string
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from storage.engine import DatabaseURLError, parse_url
+
+DEFAULT_TEXTS_PATH = Path(__file__).resolve().parent.parent / "handlers" / "texts.toml"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` are ``(key, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(f"{source}: {key}: {msg}" for key, msg in problems))
+
+
+class Section(BaseModel):
+    # strict: TOML has real types, so "8080" for a port is a mistake worth naming.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class StorageConfig(Section):
+    url: str = "sqlite:///siyu.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        try:
+            parse_url(value)
+        except DatabaseURLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class SandboxConfig(Section):
+    enabled: bool = True
+
+
+class WecomConfig(Section):
+    enabled: bool = False
+    corp_id: str = ""
+    agent_id: int | None = None
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    replay_window_s: int = Field(300, ge=0)
+
+    @model_validator(mode="after")
+    def _secrets_when_enabled(self) -> "WecomConfig":
+        if self.enabled:
+            missing = [k for k in ("corp_id", "secret", "token", "encoding_aes_key") if not getattr(self, k)]
+            if self.agent_id is None:
+                missing.append("agent_id")
+            if missing:
+                raise ValueError(
+                    "required when [wecom] enabled = true: "
+                    + ", ".join(f"{k} (or SIYU_WECOM_{k.upper()})" for k in missing)
+                )
+            if len(self.encoding_aes_key) != 43 or not self.encoding_aes_key.isalnum():
+                raise ValueError("encoding_aes_key must be the 43 letters and digits WeCom shows")
+        return self
+
+
+class OperatorsConfig(Section):
+    # Member ids (as their channel knows them) who are admins from the start.
+    admins: list[str] = Field(default_factory=list)
+
+
+class OutboxConfig(Section):
+    batch_size: int = Field(100, ge=1, le=1000)
+    max_attempts: int = Field(5, ge=1, le=50)
+    lease_s: float = Field(30.0, gt=0)
+    send_timeout_s: float = Field(10.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+
+
+class LoggingConfig(Section):
+    level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+
+class Config(Section):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    wecom: WecomConfig = WecomConfig()
+    operators: OperatorsConfig = OperatorsConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    logging: LoggingConfig = LoggingConfig()
+    # User-facing text (zh-CN): defaults in handlers/texts.toml, overridable key by key.
+    texts: dict[str, str] = Field(default_factory=dict)
+
+
+def default_texts() -> dict[str, str]:
+    with DEFAULT_TEXTS_PATH.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def _placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def _check_texts(overrides: Mapping[str, Any], defaults: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    problems: list[tuple[str, str]] = []
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        where = f"texts.{key}"
+        if key not in defaults:
+            problems.append((where, "unknown text; the known ones are listed in config.example.toml"))
+        elif not isinstance(value, str):
+            problems.append((where, f"must be a string, not {type(value).__name__}"))
+        else:
+            try:
+                extra = _placeholders(value) - _placeholders(defaults[key])
+            except ValueError as exc:
+                problems.append((where, f"not a valid template: {exc}"))
+                continue
+            if extra:
+                allowed = ", ".join(sorted("{" + p + "}" for p in _placeholders(defaults[key]))) or "none"
+                problems.append((where, f"unknown placeholder {', '.join(sorted(extra))}; allowed: {allowed}"))
+            else:
+                merged[key] = value
+    return merged, problems
+
+
+def _env_overlay(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``SIYU_WECOM_SECRET=...`` sets ``[wecom] secret``; non-string keys take TOML literals."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for section_name, field in Config.model_fields.items():
+        section_model = field.annotation
+        if not (isinstance(section_model, type) and issubclass(section_model, Section)):
+            continue
+        for key, key_field in section_model.model_fields.items():
+            raw = env.get(f"SIYU_{section_name}_{key}".upper())
+            if raw is None:
+                continue
+            value: Any = raw
+            if key_field.annotation is not str:
+                try:
+                    value = tomllib.loads(f"v = {raw}")["v"]
+                except tomllib.TOMLDecodeError:
+                    value = raw  # validation will name the key and the expected type
+            data.setdefault(section_name, {})
+            if isinstance(data[section_name], dict):
+                data[section_name][key] = value
+    return data
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    loc = [str(p) for p in error["loc"] if p not in ("function-after[_secrets_when_enabled(), WecomConfig]",)]
+    key = ".".join(loc) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return key, "unknown key"
+    if kind == "value_error":
+        return key, str(error["msg"]).removeprefix("Value error, ")
+    return key, f"{error['msg']} (got {error.get('input')!r})" if kind != "missing" else "missing"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load ``path``, else ``$SIYU_CONFIG``, else ``./config.toml``, else the built-in defaults."""
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get("SIYU_CONFIG"))
+    chosen = Path(path or env.get("SIYU_CONFIG") or "config.toml")
+    source = str(chosen)
+    data: dict[str, Any] = {}
+    if chosen.is_file():
+        try:
+            with chosen.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([("(file)", f"not valid TOML: {exc}")], source) from None
+        except OSError as exc:
+            raise ConfigError([("(file)", f"cannot read: {exc.strerror}")], source) from None
+    elif explicit:
+        raise ConfigError([("(file)", "no such file")], source)
+    else:
+        source = "built-in defaults"
+    return config_from_dict(data, env=env, source=source)
+
+
+def config_from_dict(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
+    data = _env_overlay(dict(data), env or {})
+    texts_raw = data.pop("texts", {})
+    problems: list[tuple[str, str]] = []
+    if not isinstance(texts_raw, dict):
+        problems.append(("texts", "must be a table of strings"))
+        texts_raw = {}
+    texts, text_problems = _check_texts(texts_raw, default_texts())
+    problems += text_problems
+    try:
+        config = Config.model_validate({**data, "texts": texts})
+    except ValidationError as exc:
+        problems += [_describe(e) for e in exc.errors()]
+        config = None
+    if problems:
+        raise ConfigError(problems, source)
+    assert config is not None
+    return config

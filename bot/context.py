@@ -1,0 +1,68 @@
+"""``Context``: what a handler gets: the update, the member, the open transaction, a way to reply."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.texts import Texts
+from bot.update import Update
+from storage.community import GroupRef, MemberRef
+from storage.outbox import Outgoing
+
+if TYPE_CHECKING:
+    from bot.dispatcher import Dispatcher
+
+
+@dataclass(eq=False)
+class Context:
+    """One update being handled.
+
+    Everything done through ``session`` and every message queued with ``reply``/``send`` is
+    committed together when handling ends, or not at all if it raises: a reply exists exactly
+    when the change it reports does.
+    """
+
+    update: Update
+    session: AsyncSession
+    now: datetime
+    texts: Texts
+    dispatcher: "Dispatcher"
+    role: str = "member"
+    command: str | None = None
+    args: str = ""
+    # Set by the membership middleware: a member_joined that really (re)joined the group.
+    joined: bool = False
+    outgoing: list[Outgoing] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    _member: MemberRef | None = None
+    _group: GroupRef | None = None
+
+    @property
+    def member(self) -> MemberRef:
+        if self._member is None:
+            raise RuntimeError("the member is loaded by the membership middleware, which has not run")
+        return self._member
+
+    @property
+    def group(self) -> GroupRef | None:
+        return self._group
+
+    @property
+    def display_name(self) -> str:
+        return self.member.name or self.update.sender_name or self.texts("member_name_unknown")
+
+    def reply(self, text: str) -> None:
+        """Answer where the update came from: in its group, or one-to-one to the sender."""
+        if self.update.chat is not None:
+            self.send(text, chat=self.update.chat)
+        else:
+            self.send(text, to=self.update.sender)
+
+    def send(self, text: str, *, chat: str | None = None, to: str | None = None) -> None:
+        """Queue a message on the update's channel, to a group (``chat``) or a member (``to``)."""
+        if chat is None and to is None:
+            raise ValueError("send needs a chat or a member")
+        self.outgoing.append(Outgoing(channel=self.update.channel, text=text, chat=chat, to=to))

@@ -1,0 +1,215 @@
+"""The dispatcher: turns an ``Update`` into handled state and outbox rows (DESIGN §4).
+
+For each update:
+
+1. outer middlewares run around everything; the built-in one holds the member's lock, so two
+   updates of one member never interleave while different members go on concurrently;
+2. one write transaction opens;
+3. inner middlewares run inside it: dedup (a repeat stops here), member and group upsert with
+   activity counters, then any registered with ``Dispatcher.middleware``;
+4. routing, first match wins: slash-command → the member's active flow (one-to-one only) →
+   message and event routes → fallback;
+5. the queued replies become outbox rows in the same transaction, which then commits.
+
+A handler that raises rolls its transaction back; the update is then recorded as failed and
+the member gets an apology, so a bug never leaves a member without an answer or a platform
+retrying forever.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.context import Context
+from bot.locks import KeyedLocks
+from bot.middlewares import Middleware, Next, audit_command, dedup, membership
+from bot.roles import has_role
+from bot.router import Command, Router
+from bot.texts import Texts
+from bot.update import Update
+from storage import inbox, outbox
+from storage.engine import Database
+
+log = logging.getLogger("siyu.dispatcher")
+
+OuterNext = Callable[[Update], Awaitable["FeedResult"]]
+OuterMiddleware = Callable[[OuterNext, Update], Awaitable["FeedResult"]]
+
+
+class FlowRunner(Protocol):
+    """What the dispatcher needs from the flow engine: offer it a one-to-one message."""
+
+    async def handle(self, ctx: Context) -> bool:
+        """Return True when the member's active flow took the message."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    id: int
+    chat: str | None
+    to: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    replies: list[Reply]
+    duplicate: bool = False
+    failed: bool = False
+
+
+RoleResolver = Callable[[Context], Awaitable[str]]
+OnCommit = Callable[[FeedResult], None]
+
+
+class Dispatcher:
+    def __init__(
+        self, db: Database, *, clock: Clock, texts: Texts, role_of: RoleResolver | None = None,
+        flows: FlowRunner | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.texts = texts
+        self.flows = flows
+        self.root = Router("root")
+        self.member_locks = KeyedLocks()
+        self._role_of = role_of
+        self._outer: list[OuterMiddleware] = []
+        self._inner: list[Middleware] = []
+        self._on_commit: list[OnCommit] = []
+        self._commands: dict[str, Command] | None = None
+
+    # -- registration -------------------------------------------------------------------
+
+    def include_router(self, router: Router) -> Router:
+        self._commands = None
+        return self.root.include_router(router)
+
+    def include_routers(self, routers: Iterable[Router]) -> None:
+        for router in routers:
+            self.include_router(router)
+
+    def middleware(self, mw: Middleware) -> Middleware:
+        """Add an inner middleware: it runs inside the update's transaction, after membership."""
+        self._inner.append(mw)
+        return mw
+
+    def outer_middleware(self, mw: OuterMiddleware) -> OuterMiddleware:
+        """Add an outer middleware: it runs around the member lock and the transaction."""
+        self._outer.append(mw)
+        return mw
+
+    def on_commit(self, callback: OnCommit) -> None:
+        """Call ``callback`` after an update's transaction commits (the outbox worker wakes here)."""
+        self._on_commit.append(callback)
+
+    @property
+    def commands(self) -> dict[str, Command]:
+        if self._commands is None:
+            table: dict[str, Command] = {}
+            for router in self.root.walk():
+                for cmd in router.commands:
+                    for name in (cmd.name, *cmd.aliases):
+                        if name in table:
+                            raise ValueError(f"/{name} is registered twice ({router.name})")
+                        table[name] = cmd
+            self._commands = table
+        return self._commands
+
+    def commands_for(self, role: str) -> list[Command]:
+        """The distinct commands ``role`` may run, in registration order."""
+        seen: list[Command] = []
+        for cmd in self.commands.values():
+            if cmd not in seen and has_role(role, cmd.role):
+                seen.append(cmd)
+        return seen
+
+    # -- processing ---------------------------------------------------------------------
+
+    async def feed(self, update: Update) -> FeedResult:
+        """Handle ``update`` completely; return the replies it produced (already outbox rows)."""
+        call: OuterNext = self._serialized
+        for mw in reversed(self._outer):
+            call = (lambda m, n: (lambda u: m(n, u)))(mw, call)
+        result = await call(update)
+        if not result.duplicate:
+            for callback in self._on_commit:
+                callback(result)
+        return result
+
+    async def _serialized(self, update: Update) -> FeedResult:
+        async with self.member_locks.hold(update.member_key):
+            try:
+                return await self._in_transaction(update)
+            except Exception:
+                log.exception("update %s from %s:%s failed; the member gets an apology",
+                              update.key, update.channel, update.sender)
+                return await self._record_failure(update)
+
+    async def _in_transaction(self, update: Update) -> FeedResult:
+        async with self.db.transaction() as session:
+            ctx = Context(update=update, session=session, now=self.clock.now(), texts=self.texts, dispatcher=self)
+            chain: Next = self._route
+            for mw in reversed([dedup, membership, *self._inner]):  # the built-ins first
+                chain = (lambda m, n: (lambda c: m(n, c)))(mw, chain)
+            await chain(ctx)
+            if ctx.data.get("duplicate"):
+                replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, update.key)]
+                return FeedResult(replies, duplicate=True)
+            ids = await outbox.enqueue(session, ctx.outgoing, now=ctx.now, update_key=update.key)
+            return FeedResult([Reply(i, m.chat, m.to, m.text) for i, m in zip(ids, ctx.outgoing)])
+
+    async def _record_failure(self, update: Update) -> FeedResult:
+        now = self.clock.now()
+        message = self.texts("error")
+        target = outbox.Outgoing(update.channel, message, chat=update.chat, to=None if update.chat else update.sender)
+        async with self.db.transaction() as session:
+            # Ack-first channels stored the row before handling; others have none yet.
+            if not await inbox.claim(session, update.key, update.channel, now=now, handled=True, error="handler failed"):
+                await inbox.mark_handled(session, update.key, now=now, error="handler failed")
+            ids = await outbox.enqueue(session, [target], now=now, update_key=update.key)
+        return FeedResult([Reply(ids[0], target.chat, target.to, message)], failed=True)
+
+    async def role_of(self, ctx: Context) -> str:
+        return await self._role_of(ctx) if self._role_of is not None else "member"
+
+    async def _route(self, ctx: Context) -> None:
+        update = ctx.update
+        ctx.role = await self.role_of(ctx)
+        if update.is_command:
+            await self._run_command(ctx)
+            return
+        if update.event is None and update.is_private and self.flows is not None:
+            if await self.flows.handle(ctx):
+                return
+        candidates = [r for router in self.root.walk() for r in router.routes]
+        if update.event is None:
+            candidates += [r for router in self.root.walk() for r in router.fallbacks]
+        for route in candidates:
+            if route.matches(update):
+                await route.handler(ctx)
+                return
+
+    async def _run_command(self, ctx: Context) -> None:
+        name, _, args = (ctx.update.text or "")[1:].strip().partition(" ")
+        name = name.strip().lower()
+        ctx.command, ctx.args = name, args.strip()
+        cmd = self.commands.get(name)
+        if cmd is None:
+            visible = [n for n, c in self.commands.items() if has_role(ctx.role, c.role)]
+            close = difflib.get_close_matches(name, visible, n=1)
+            hint = ctx.texts("did_you_mean", command=close[0]) if close else ""
+            ctx.reply(ctx.texts("unknown_command", command=name[:32]) + hint)
+            return
+        if not has_role(ctx.role, cmd.role):
+            ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_{cmd.role}")))
+            await audit_command(ctx, cmd, "refused")
+            return
+        await cmd.handler(ctx)
+        if cmd.role != "member":
+            await audit_command(ctx, cmd, "ok")

@@ -1,0 +1,84 @@
+"""HTTP helpers: JSON errors, and reading a JSON body that a hostile caller sent."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger("siyu.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+M = TypeVar("M", bound=BaseModel)
+
+# Chinese text stays readable in responses and logs instead of \uXXXX escapes.
+dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return json_response({"error": message}, status=status)
+
+
+class BadRequest(Exception):
+    """Raised by request parsing; the JSON error middleware answers 400 with ``message``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refusing more than ``limit`` bytes without reading them all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(f"body is {request.content_length} bytes; at most {limit} are accepted")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BadRequest(f"body is over {limit} bytes; at most {limit} are accepted")
+    return body
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    body = await read_body(request)
+    try:
+        data: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    field = ".".join(str(p) for p in error["loc"]) or "body"
+    if error["type"] == "extra_forbidden":
+        return f"unknown field '{field}'"
+    if error["type"] == "missing":
+        return f"field '{field}' is required"
+    return f"field '{field}': {error['msg'].removeprefix('Value error, ')}"
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error a caller can cause becomes JSON with a 4xx; nothing leaks a stack trace."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return json_error(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason or "error")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error; the operator can find it in the log")

@@ -1,0 +1,112 @@
+"""Routers: where handlers are registered, aiogram-style, with decorators and filters.
+
+    router = Router("checkin")
+
+    @router.command("points")
+    async def points(ctx: Context) -> None:
+        \"\"\"查看我的积分\"\"\"            # the first docstring line is the command's help
+        ctx.reply(...)
+
+    @router.message(Text("签到"))
+    async def sign_in(ctx: Context) -> None: ...
+
+    @router.event("member_joined")
+    async def welcome(ctx: Context) -> None: ...
+
+Routers nest (``include_router``); the dispatcher asks them in the order they were included.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+from bot.context import Context
+from bot.filters import Filter
+from bot.roles import ROLES
+from bot.update import Update
+
+Handler = Callable[[Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    role: str
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    filters: tuple[Filter, ...]
+    events: frozenset[str] | None = None  # None: a text message route
+
+    def matches(self, update: Update) -> bool:
+        if self.events is None:
+            if update.event is not None or update.text is None:
+                return False
+        elif update.event not in self.events:
+            return False
+        return all(f(update) for f in self.filters)
+
+
+def _check_handler(handler: Handler) -> None:
+    if not inspect.iscoroutinefunction(handler):
+        raise TypeError(f"{handler.__qualname__} must be an async function taking a Context")
+
+
+class Router:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.commands: list[Command] = []
+        self.routes: list[Route] = []
+        self.fallbacks: list[Route] = []
+        self.children: list[Router] = []
+
+    def include_router(self, router: "Router") -> "Router":
+        self.children.append(router)
+        return router
+
+    def walk(self) -> Iterator["Router"]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def command(self, name: str, *, role: str = "member", aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+        """Register ``/name``. Requires ``role`` (member, viewer, operator or admin) to run."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+
+        def register(handler: Handler) -> Handler:
+            _check_handler(handler)
+            doc = inspect.getdoc(handler) or ""
+            self.commands.append(Command(name, handler, role, doc.splitlines()[0] if doc else "", aliases))
+            return handler
+
+        return register
+
+    def message(self, *filters: Filter) -> Callable[[Handler], Handler]:
+        """Register a handler for text messages that pass every filter."""
+        return self._add(self.routes, filters, None)
+
+    def event(self, *events: str, filters: tuple[Filter, ...] = ()) -> Callable[[Handler], Handler]:
+        """Register a handler for events (``member_joined``, ``member_left``, ``contact_added``...)."""
+        if not events:
+            raise ValueError("name at least one event")
+        return self._add(self.routes, filters, frozenset(events))
+
+    def fallback(self, *filters: Filter) -> Callable[[Handler], Handler]:
+        """Register a handler for text nothing else took."""
+        return self._add(self.fallbacks, filters, None)
+
+    @staticmethod
+    def _add(target: list[Route], filters: tuple[Filter, ...], events: frozenset[str] | None) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            _check_handler(handler)
+            target.append(Route(handler, tuple(filters), events))
+            return handler
+
+        return register

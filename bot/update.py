@@ -1,0 +1,41 @@
+"""``Update``: one thing that happened on a channel, in a shape every handler understands."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+MEMBER_JOINED = "member_joined"
+MEMBER_LEFT = "member_left"
+CONTACT_ADDED = "contact_added"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A message or event from one member, in a group (``chat``) or one-to-one (``chat`` None).
+
+    ``key`` deduplicates: the same platform message always gets the same key (MsgId, else
+    sender + time + event), so a retry is recognised and dropped.
+    """
+
+    channel: str
+    key: str
+    sender: str
+    at: datetime
+    chat: str | None = None
+    text: str | None = None
+    event: str | None = None
+    sender_name: str | None = None
+    chat_name: str | None = None
+    state: str | None = None  # the channel code (渠道活码) of a contact_added event
+
+    @property
+    def is_private(self) -> bool:
+        return self.chat is None
+
+    @property
+    def is_command(self) -> bool:
+        return self.text is not None and self.text.startswith("/")
+
+    @property
+    def member_key(self) -> tuple[str, str]:
+        return (self.channel, self.sender)

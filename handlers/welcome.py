@@ -1,0 +1,22 @@
+"""Welcomes: a member who joins a group is greeted there by name; a new contact one-to-one."""
+from __future__ import annotations
+
+from bot.context import Context
+from bot.router import Router
+from bot.update import CONTACT_ADDED, MEMBER_JOINED
+
+router = Router("welcome")
+
+
+@router.event(MEMBER_JOINED)
+async def welcome_to_group(ctx: Context) -> None:
+    # A repeated join event for someone already in the group must not greet them twice.
+    if not ctx.joined or ctx.update.chat is None:
+        return
+    group = (ctx.group.name if ctx.group else None) or ctx.texts("group_name_unknown")
+    ctx.reply(ctx.texts("welcome_group", name=ctx.display_name, group=group))
+
+
+@router.event(CONTACT_ADDED)
+async def welcome_contact(ctx: Context) -> None:
+    ctx.send(ctx.texts("welcome_contact", name=ctx.display_name), to=ctx.update.sender)

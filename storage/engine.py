@@ -1,0 +1,130 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL (production).
+
+SQLite has one writer. Rather than let writers collide and spin in SQLite's busy handler
+(sleeps of up to 100 ms that wreck latency), write transactions queue on an asyncio lock in
+this process and start with ``BEGIN IMMEDIATE``; reads use their own pool and never wait for
+the writer (WAL). PostgreSQL runs write transactions concurrently; rows are locked by the
+statements themselves.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class DatabaseURLError(ValueError):
+    """The storage URL names a database siyu does not support."""
+
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseURLError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    driver = parsed.get_driver_name()
+    if backend == "sqlite":
+        if driver not in ("pysqlite", "aiosqlite"):
+            raise DatabaseURLError(f"unsupported SQLite driver {driver!r}; use sqlite:///path.db")
+        if not parsed.database or parsed.database == ":memory:":
+            raise DatabaseURLError("SQLite needs a file (sqlite:///siyu.db); an in-memory database is not shared")
+        return parsed
+    if backend == "postgresql":
+        if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+            raise DatabaseURLError(f"unsupported PostgreSQL driver {driver!r}; use postgresql+psycopg://")
+        return parsed
+    raise DatabaseURLError(f"unsupported database {backend!r}; siyu supports SQLite and PostgreSQL")
+
+
+def async_url(url: str) -> URL:
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def sync_url(url: str) -> URL:
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def install_sqlite_pragmas(sync_engine: Any, *, immediate: bool) -> None:
+    """WAL, NORMAL sync, a busy timeout and foreign keys on every connection."""
+
+    @event.listens_for(sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The process's handle on the database: a write path, a read path and the dialect."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        if self.is_sqlite:
+            # One writer connection: SQLite allows no more, and the lock below orders them.
+            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=1, max_overflow=0)
+            install_sqlite_pragmas(self.engine.sync_engine, immediate=True)
+            self.read_engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=4, max_overflow=4)
+            install_sqlite_pragmas(self.read_engine.sync_engine, immediate=False)
+        else:
+            self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.read_engine = self.engine
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writer = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._reader = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        Keep it short and never await network I/O inside it (on SQLite it holds the only writer).
+        """
+        if self._write_lock is not None:
+            async with self._write_lock:
+                async with self._writer() as session, session.begin():
+                    yield session
+        else:
+            async with self._writer() as session, session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only snapshot; on SQLite it does not wait for the writer."""
+        async with self._reader() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,124 @@
+"""The tables of siyu's core: members, groups, membership, inbox, outbox, audit log.
+
+Later features add their own modules of tables; every table is created by an Alembic migration,
+never by ``create_all``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def _at(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class Member(SQLModel, table=True):
+    """A person the brand talks to, as one channel knows them (sandbox `from`, WeCom userid...)."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_members_channel_external"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    name: Optional[str] = Field(default=None, max_length=128)
+    # The channel code (渠道活码 State) the member first came from.
+    source_state: Optional[str] = Field(default=None, max_length=64)
+    status: str = Field(default="active", max_length=16)  # active | lost
+    message_count: int = Field(default=0)
+    first_seen_at: datetime = _at()
+    last_seen_at: datetime = _at()
+
+
+class Group(SQLModel, table=True):
+    """A chat group (customer group, internal group, sandbox group)."""
+
+    __tablename__ = "chat_groups"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_chat_groups_channel_external"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    name: Optional[str] = Field(default=None, max_length=128)
+    status: str = Field(default="active", max_length=16)  # active | dismissed
+    message_count: int = Field(default=0)
+    created_at: datetime = _at()
+    last_active_at: datetime = _at()
+
+
+class GroupMembership(SQLModel, table=True):
+    """Whether a member is in a group, since when, and how much they speak there."""
+
+    __tablename__ = "group_memberships"
+
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True))
+    joined_at: datetime = _at()
+    left_at: Optional[datetime] = _at(default=None)  # None while the member is in the group
+    last_spoke_at: Optional[datetime] = _at(default=None)
+    message_count: int = Field(default=0)
+
+
+class InboundUpdate(SQLModel, table=True):
+    """One row per inbound update, keyed by its dedup key: a repeat cannot be inserted twice.
+
+    Channels that answer before handling (WeCom) store the payload and set ``handled_at`` later,
+    so a restart resumes exactly the unhandled rows.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_unhandled", "handled_at", "id"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    channel: str = Field(max_length=32)
+    received_at: datetime = _at()
+    payload: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    handled_at: Optional[datetime] = _at(default=None)
+    error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot will send (or sent). Written in the transaction of the update that made it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_chat", "channel", "chat", "id"),
+        Index("ix_outbox_to", "channel", "to", "id"),
+        Index("ix_outbox_update", "update_key"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    update_key: Optional[str] = Field(default=None, max_length=200)
+    channel: str = Field(max_length=32)
+    chat: Optional[str] = Field(default=None, max_length=128)  # group external id; None = one-to-one
+    to: Optional[str] = Field(default=None, max_length=128)  # member external id
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
+    attempts: int = Field(default=0)
+    not_before: datetime = _at()
+    claimed_until: Optional[datetime] = _at(default=None)
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _at()
+    delivered_at: Optional[datetime] = _at(default=None)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: who did what to whom, with which arguments, and what came of it."""
+
+    __tablename__ = "audit_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = _at(index=True)
+    actor: str = Field(max_length=160)  # "channel:external_id", or "system"
+    action: str = Field(max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str = Field(max_length=16)  # ok | refused | error
+    detail: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))

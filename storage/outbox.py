@@ -1,0 +1,127 @@
+"""The outbox: outbound messages as rows, claimed by delivery workers with a lease.
+
+A row is written in the same transaction as the update that caused it, so a message exists
+exactly when the update's other changes do. Workers claim due rows for a lease; a worker that
+dies leaves its rows to be reclaimed when the lease runs out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxMessage
+
+T = OutboxMessage.__table__
+
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to put in the outbox."""
+
+    channel: str
+    text: str
+    chat: str | None = None
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    channel: str
+    chat: str | None
+    to: str | None
+    text: str
+    attempts: int
+
+
+async def enqueue(
+    session: AsyncSession, messages: Iterable[Outgoing], *, now: datetime, update_key: str | None = None,
+) -> list[int]:
+    rows = [
+        {"update_key": update_key, "channel": m.channel, "chat": m.chat, "to": m.to, "text": m.text,
+         "status": PENDING, "attempts": 0, "not_before": now, "created_at": now}
+        for m in messages
+    ]
+    if not rows:
+        return []
+    result = await session.execute(T.insert().returning(T.c.id, sort_by_parameter_order=True), rows)
+    return [r.id for r in result]
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta, channels: Iterable[str] | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due rows for ``lease``; expired leases of dead workers count as due."""
+    due = or_(
+        and_(T.c.status == PENDING, T.c.not_before <= now),
+        and_(T.c.status == SENDING, T.c.claimed_until < now),
+    )
+    query = select(T.c.id).where(due).order_by(T.c.id).limit(limit)
+    if channels is not None:
+        query = query.where(T.c.channel.in_(list(channels)))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Several processes deliver: each takes rows nobody else holds, without waiting.
+        query = query.with_for_update(skip_locked=True)
+    ids = [r.id for r in await session.execute(query)]
+    if not ids:
+        return []
+    result = await session.execute(
+        update(T).where(T.c.id.in_(ids))
+        .values(status=SENDING, claimed_until=now + lease, attempts=T.c.attempts + 1)
+        .returning(T.c.id, T.c.channel, T.c.chat, T.c.to, T.c.text, T.c.attempts)
+    )
+    return sorted((Claimed(*r) for r in result), key=lambda c: c.id)
+
+
+async def mark_delivered(session: AsyncSession, ids: list[int], *, now: datetime) -> None:
+    if ids:
+        await session.execute(
+            update(T).where(T.c.id.in_(ids), T.c.status == SENDING)
+            .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
+        )
+
+
+async def mark_retry(session: AsyncSession, id: int, *, error: str, not_before: datetime) -> None:
+    await session.execute(
+        update(T).where(T.c.id == id).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
+    )
+
+
+async def mark_failed(session: AsyncSession, id: int, *, error: str) -> None:
+    """Given up for good; the reason stays on the row for operators to see."""
+    await session.execute(update(T).where(T.c.id == id).values(status=FAILED, claimed_until=None, last_error=error))
+
+
+async def for_update(session: AsyncSession, update_key: str) -> list[OutboxMessage]:
+    """What one update made the bot say, in order."""
+    rows = await session.execute(
+        select(OutboxMessage).where(OutboxMessage.update_key == update_key).order_by(OutboxMessage.id)
+    )
+    return list(rows.scalars())
+
+
+async def delivered(
+    session: AsyncSession, *, channel: str, chat: str | None = None, to: str | None = None,
+    since: int = 0, limit: int = 200,
+) -> list[OutboxMessage]:
+    """Delivered messages of a channel, oldest first, optionally of one chat or to one member."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.channel == channel, OutboxMessage.status == DELIVERED, OutboxMessage.id > since,
+    )
+    if chat is not None:
+        query = query.where(OutboxMessage.chat == chat)
+    if to is not None:
+        query = query.where(OutboxMessage.to == to)
+    rows = await session.execute(query.order_by(OutboxMessage.id).limit(limit))
+    return list(rows.scalars())
+
+
+async def counts_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(T.c.status, func.count()).group_by(T.c.status))
+    return {status: n for status, n in rows}
