@@ -71,6 +71,7 @@ def create_app(
             yield
         finally:
             await worker.stop()
+            await dispatcher.close()
             await db.dispose()
 
     app.cleanup_ctx.append(lifecycle)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.texts import Texts
 from bot.update import Update
@@ -33,8 +33,10 @@ class Context:
     role: str = "member"
     command: str | None = None
     args: str = ""
-    # Set by the membership middleware: a member_joined that really (re)joined the group.
+    # Set by the membership stage: a member_joined that really (re)joined the group.
     joined: bool = False
+    # Set by the dedup stage: this update was handled before (a retry); it is not handled again.
+    duplicate: bool = False
     outgoing: list[Outgoing] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
@@ -43,7 +45,7 @@ class Context:
     @property
     def member(self) -> MemberRef:
         if self._member is None:
-            raise RuntimeError("the member is loaded by the membership middleware, which has not run")
+            raise RuntimeError("the member is loaded by the membership stage, which has not run")
         return self._member
 
     @property
@@ -65,4 +67,4 @@ class Context:
         """Queue a message on the update's channel, to a group (``chat``) or a member (``to``)."""
         if chat is None and to is None:
             raise ValueError("send needs a chat or a member")
-        self.outgoing.append(Outgoing(channel=self.update.channel, text=text, chat=chat, to=to))
+        self.outgoing.append(Outgoing(self.update.channel, text, chat=chat, to=to, update_key=self.update.key))

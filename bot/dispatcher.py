@@ -2,28 +2,34 @@
 
 For each update:
 
-1. outer middlewares run around everything; the built-in one holds the member's lock, so two
-   updates of one member never interleave while different members go on concurrently;
-2. one write transaction opens;
-3. inner middlewares run inside it: dedup (a repeat stops here), member and group upsert with
-   activity counters, then any registered with ``Dispatcher.middleware``;
-4. routing, first match wins: slash-command → the member's active flow (one-to-one only) →
-   message and event routes → fallback;
+1. outer middlewares run around everything; then the member's lock is taken, so two updates
+   of one member never interleave while different members go on concurrently;
+2. the update joins a write transaction (its own on PostgreSQL; on SQLite, with the other
+   updates waiting at that moment: group commit, see ``bot.committer``);
+3. the built-in stages run over the transaction's updates: dedup (a repeat stops here), then
+   member and group upserts with activity counters;
+4. inner middlewares (``Dispatcher.middleware``) wrap routing, first match wins: slash-command
+   → the member's active flow (one-to-one only) → message and event routes → fallback;
 5. the queued replies become outbox rows in the same transaction, which then commits.
 
-A handler that raises rolls its transaction back; the update is then recorded as failed and
-the member gets an apology, so a bug never leaves a member without an answer or a platform
-retrying forever.
+A handler that raises rolls its transaction back. A batch that fails is replayed update by
+update, so one bad update never costs the others; the bad one is then recorded as failed and
+its member gets an apology, so a bug never leaves a member unanswered or a platform retrying
+forever. Handlers therefore change state only through ``ctx.session`` and ``ctx.reply``.
 """
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.clock import Clock
+from bot.committer import Direct, GroupCommit
 from bot.context import Context
 from bot.locks import KeyedLocks
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
@@ -83,6 +89,7 @@ class Dispatcher:
         self._inner: list[Middleware] = []
         self._on_commit: list[OnCommit] = []
         self._commands: dict[str, Command] | None = None
+        self._committer = GroupCommit(self._process) if db.is_sqlite else Direct(self._process)
 
     # -- registration -------------------------------------------------------------------
 
@@ -135,44 +142,65 @@ class Dispatcher:
         """Handle ``update`` completely; return the replies it produced (already outbox rows)."""
         call: OuterNext = self._serialized
         for mw in reversed(self._outer):
-            call = (lambda m, n: (lambda u: m(n, u)))(mw, call)
+            call = functools.partial(mw, call)
         result = await call(update)
         if not result.duplicate:
             for callback in self._on_commit:
                 callback(result)
         return result
 
+    async def close(self) -> None:
+        await self._committer.close()
+
     async def _serialized(self, update: Update) -> FeedResult:
         async with self.member_locks.hold(update.member_key):
-            try:
-                return await self._in_transaction(update)
-            except Exception:
-                log.exception("update %s from %s:%s failed; the member gets an apology",
-                              update.key, update.channel, update.sender)
-                return await self._record_failure(update)
+            return await self._committer.submit(update)
 
-    async def _in_transaction(self, update: Update) -> FeedResult:
-        async with self.db.transaction() as session:
-            ctx = Context(update=update, session=session, now=self.clock.now(), texts=self.texts, dispatcher=self)
-            chain: Next = self._route
-            for mw in reversed([dedup, membership, *self._inner]):  # the built-ins first
-                chain = (lambda m, n: (lambda c: m(n, c)))(mw, chain)
+    async def _process(self, updates: Sequence[Update]) -> list[FeedResult]:
+        try:
+            async with self.db.transaction() as session:
+                return await self._handle(session, updates)
+        except Exception:
+            if len(updates) > 1:
+                log.warning("a batch of %d updates failed; replaying them one by one", len(updates))
+                return [(await self._process([u]))[0] for u in updates]
+            update = updates[0]
+            log.exception("update %s from %s:%s failed; the member gets an apology",
+                          update.key, update.channel, update.sender)
+            return [await self._record_failure(update)]
+
+    async def _handle(self, session: AsyncSession, updates: Sequence[Update]) -> list[FeedResult]:
+        now = self.clock.now()
+        ctxs = [Context(update=u, session=session, now=now, texts=self.texts, dispatcher=self) for u in updates]
+        await dedup(session, ctxs)
+        fresh = [c for c in ctxs if not c.duplicate]
+        await membership(session, fresh)
+        chain: Next = self._route
+        for mw in reversed(self._inner):
+            chain = functools.partial(mw, chain)
+        for ctx in fresh:
             await chain(ctx)
-            if ctx.data.get("duplicate"):
-                replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, update.key)]
-                return FeedResult(replies, duplicate=True)
-            ids = await outbox.enqueue(session, ctx.outgoing, now=ctx.now, update_key=update.key)
-            return FeedResult([Reply(i, m.chat, m.to, m.text) for i, m in zip(ids, ctx.outgoing)])
+        outgoing = [m for ctx in fresh for m in ctx.outgoing]
+        ids = iter(await outbox.enqueue(session, outgoing, now=now))
+        results = []
+        for ctx in ctxs:
+            if ctx.duplicate:  # a retry gets the answer the original got
+                replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, ctx.update.key)]
+                results.append(FeedResult(replies, duplicate=True))
+            else:
+                results.append(FeedResult([Reply(next(ids), m.chat, m.to, m.text) for m in ctx.outgoing]))
+        return results
 
     async def _record_failure(self, update: Update) -> FeedResult:
         now = self.clock.now()
         message = self.texts("error")
-        target = outbox.Outgoing(update.channel, message, chat=update.chat, to=None if update.chat else update.sender)
+        target = outbox.Outgoing(update.channel, message, chat=update.chat,
+                                 to=None if update.chat else update.sender, update_key=update.key)
         async with self.db.transaction() as session:
             # Ack-first channels stored the row before handling; others have none yet.
             if not await inbox.claim(session, update.key, update.channel, now=now, handled=True, error="handler failed"):
                 await inbox.mark_handled(session, update.key, now=now, error="handler failed")
-            ids = await outbox.enqueue(session, [target], now=now, update_key=update.key)
+            ids = await outbox.enqueue(session, [target], now=now)
         return FeedResult([Reply(ids[0], target.chat, target.to, message)], failed=True)
 
     async def role_of(self, ctx: Context) -> str:

@@ -1,43 +1,73 @@
-"""The built-in inner middlewares: dedup and membership, plus the command audit helper."""
+"""The built-in stages every update passes, and the middleware types.
+
+``dedup`` and ``membership`` run first, inside the transaction, over the whole batch of updates
+being committed together (one multi-row statement per table, not one per update: this is what
+lets SQLite keep up, DESIGN §9). Middlewares registered by users then wrap each update's routing.
+"""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.router import Command
 from bot.update import CONTACT_ADDED, MEMBER_JOINED, MEMBER_LEFT
 from storage import audit, community, inbox
+from storage.community import Sighting
 
 Next = Callable[[Context], Awaitable[None]]
 Middleware = Callable[[Next, Context], Awaitable[None]]
 
 
-async def dedup(next_: Next, ctx: Context) -> None:
-    """A repeat of an update already handled stops here (a platform retry, a double click)."""
-    u = ctx.update
-    if await inbox.begin_handling(ctx.session, u.key, u.channel, now=ctx.now):
-        await next_(ctx)
-    else:
-        ctx.data["duplicate"] = True
+async def dedup(session: AsyncSession, ctxs: Sequence[Context]) -> None:
+    """A repeat of an update already handled (a platform retry, a double click) is marked
+    ``duplicate`` and goes no further; so is the second copy of a key within one batch."""
+    keys: dict[str, str] = {}
+    for ctx in ctxs:
+        if ctx.update.key in keys:
+            ctx.duplicate = True
+        else:
+            keys[ctx.update.key] = ctx.update.channel
+    fresh = await inbox.begin_handling(session, keys, now=ctxs[0].now)
+    for ctx in ctxs:
+        if ctx.update.key not in fresh:
+            ctx.duplicate = True
 
 
-async def membership(next_: Next, ctx: Context) -> None:
+async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     """Keep members, groups and who-is-in-which-group true, with activity counters."""
-    u, s, now = ctx.update, ctx.session, ctx.now
-    spoke = u.text is not None and u.event is None
-    ctx._member = await community.touch_member(
-        s, u.channel, u.sender, now=now, name=u.sender_name, spoke=spoke,
-        source_state=u.state if u.event == CONTACT_ADDED else None,
-    )
-    if u.chat is not None:
-        ctx._group = await community.touch_group(s, u.channel, u.chat, now=now, name=u.chat_name, spoke=spoke)
-        if spoke:
-            await community.record_spoke(s, ctx._group.id, ctx._member.id, now=now)
-        elif u.event == MEMBER_JOINED:
-            ctx.joined = await community.record_join(s, ctx._group.id, ctx._member.id, now=now)
-        elif u.event == MEMBER_LEFT:
-            await community.record_leave(s, ctx._group.id, ctx._member.id, now=now)
-    await next_(ctx)
+    if not ctxs:
+        return
+    now = ctxs[0].now
+    members: dict[community.Key, Sighting] = {}
+    groups: dict[community.Key, Sighting] = {}
+    for ctx in ctxs:
+        u = ctx.update
+        spoke = u.text is not None and u.event is None
+        members.setdefault(u.member_key, Sighting()).add(
+            name=u.sender_name, spoke=spoke, source_state=u.state if u.event == CONTACT_ADDED else None,
+        )
+        if u.chat is not None:
+            groups.setdefault((u.channel, u.chat), Sighting()).add(name=u.chat_name, spoke=spoke)
+    member_refs = await community.touch_members(session, members, now=now)
+    group_refs = await community.touch_groups(session, groups, now=now)
+    spoken: Counter[tuple[int, int]] = Counter()
+    for ctx in ctxs:
+        u = ctx.update
+        ctx._member = member_refs[u.member_key]
+        if u.chat is not None:
+            ctx._group = group_refs[(u.channel, u.chat)]
+            if u.text is not None and u.event is None:
+                spoken[(ctx._group.id, ctx._member.id)] += 1
+    await community.record_spoken(session, dict(spoken), now=now)
+    # Joins and leaves are rare and order-sensitive: one statement each, in arrival order.
+    for ctx in ctxs:
+        if ctx._group is not None and ctx.update.event == MEMBER_JOINED:
+            ctx.joined = await community.record_join(session, ctx._group.id, ctx.member.id, now=now)
+        elif ctx._group is not None and ctx.update.event == MEMBER_LEFT:
+            await community.record_leave(session, ctx._group.id, ctx.member.id, now=now)
 
 
 async def audit_command(ctx: Context, cmd: Command, result: str) -> None:

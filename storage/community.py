@@ -1,7 +1,8 @@
 """Members, groups and who is in which group: upserts that keep activity counters true.
 
-Each function is one statement where it can be: these run on every inbound update.
-On PostgreSQL the member upsert also locks the member's row until the transaction ends, which
+These run on every inbound update, so they take a whole batch of updates at once: one
+multi-row statement per table, however many updates the batch holds (group commit, DESIGN §9).
+On PostgreSQL the member upsert also locks the members' rows until the transaction ends, which
 is what serializes two updates of one member across processes (DESIGN §4).
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from storage.upsert import insert_for
 M = Member.__table__
 G = Group.__table__
 GM = GroupMembership.__table__
+
+Key = tuple[str, str]  # (channel, external_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +40,31 @@ class GroupRef:
     name: str | None
 
 
-async def touch_member(
-    session: AsyncSession, channel: str, external_id: str, *, now: datetime,
-    name: str | None = None, spoke: bool = False, source_state: str | None = None,
-) -> MemberRef:
-    """Create the member or refresh what we know; count a message when ``spoke``."""
-    stmt = insert_for(session, M).values(
-        channel=channel, external_id=external_id, name=name, source_state=source_state,
-        status="active", message_count=1 if spoke else 0, first_seen_at=now, last_seen_at=now,
-    )
+@dataclass(slots=True)
+class Sighting:
+    """What one batch saw of a member or group: merged before the upsert."""
+
+    name: str | None = None
+    messages: int = 0
+    source_state: str | None = None
+
+    def add(self, *, name: str | None, spoke: bool, source_state: str | None = None) -> None:
+        self.name = name or self.name
+        self.messages += spoke
+        self.source_state = self.source_state or source_state
+
+
+async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, MemberRef]:
+    """Create the members or refresh what we know; add the messages they sent."""
+    if not seen:
+        return {}
+    # Sorted keys: concurrent transactions lock rows in one order, so they cannot deadlock.
+    rows = [
+        {"channel": c, "external_id": e, "name": s.name, "source_state": s.source_state, "status": "active",
+         "message_count": s.messages, "first_seen_at": now, "last_seen_at": now}
+        for (c, e), s in sorted(seen.items())
+    ]
+    stmt = insert_for(session, M).values(rows)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[M.c.channel, M.c.external_id],
@@ -55,19 +74,20 @@ async def touch_member(
             "last_seen_at": ex.last_seen_at,
             "message_count": M.c.message_count + ex.message_count,
         },
-    ).returning(M.c.id, M.c.name, M.c.status)
-    row = (await session.execute(stmt)).one()
-    return MemberRef(row.id, channel, external_id, row.name, row.status)
+    ).returning(M.c.id, M.c.channel, M.c.external_id, M.c.name, M.c.status)
+    return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status)
+            for r in await session.execute(stmt)}
 
 
-async def touch_group(
-    session: AsyncSession, channel: str, external_id: str, *, now: datetime,
-    name: str | None = None, spoke: bool = False,
-) -> GroupRef:
-    stmt = insert_for(session, G).values(
-        channel=channel, external_id=external_id, name=name, status="active",
-        message_count=1 if spoke else 0, created_at=now, last_active_at=now,
-    )
+async def touch_groups(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, GroupRef]:
+    if not seen:
+        return {}
+    rows = [
+        {"channel": c, "external_id": e, "name": s.name, "status": "active", "message_count": s.messages,
+         "created_at": now, "last_active_at": now}
+        for (c, e), s in sorted(seen.items())
+    ]
+    stmt = insert_for(session, G).values(rows)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[G.c.channel, G.c.external_id],
@@ -76,19 +96,23 @@ async def touch_group(
             "last_active_at": ex.last_active_at,
             "message_count": G.c.message_count + ex.message_count,
         },
-    ).returning(G.c.id, G.c.name)
-    row = (await session.execute(stmt)).one()
-    return GroupRef(row.id, channel, external_id, row.name)
+    ).returning(G.c.id, G.c.channel, G.c.external_id, G.c.name)
+    return {(r.channel, r.external_id): GroupRef(r.id, r.channel, r.external_id, r.name)
+            for r in await session.execute(stmt)}
 
 
-async def record_spoke(session: AsyncSession, group_id: int, member_id: int, *, now: datetime) -> None:
-    """A member spoke in a group: they are in it (even if we missed the join) and active."""
-    stmt = insert_for(session, GM).values(
-        group_id=group_id, member_id=member_id, joined_at=now, last_spoke_at=now, message_count=1,
-    )
+async def record_spoken(session: AsyncSession, counts: dict[tuple[int, int], int], *, now: datetime) -> None:
+    """Members spoke in groups ((group_id, member_id) → messages): they are in those groups, even
+    if we missed the join, and active."""
+    if not counts:
+        return
+    rows = [{"group_id": g, "member_id": m, "joined_at": now, "last_spoke_at": now, "message_count": n}
+            for (g, m), n in sorted(counts.items())]
+    stmt = insert_for(session, GM).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=[GM.c.group_id, GM.c.member_id],
-        set_={"last_spoke_at": now, "message_count": GM.c.message_count + 1, "left_at": None},
+        set_={"last_spoke_at": now, "message_count": GM.c.message_count + stmt.excluded.message_count,
+              "left_at": None},
     )
     await session.execute(stmt)
 

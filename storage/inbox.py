@@ -27,16 +27,23 @@ async def claim(
     return (await session.execute(stmt)).first() is not None
 
 
-async def begin_handling(session: AsyncSession, key: str, channel: str, *, now: datetime) -> bool:
-    """True when this transaction should handle the update: it is new, or it was stored by an
-    ack-first channel and nobody has handled it yet. The conditional UPDATE row-locks, so two
-    workers racing for one stored update cannot both win."""
-    if await claim(session, key, channel, now=now, handled=True):
-        return True
-    taken = await session.execute(
-        update(T).where(T.c.key == key, T.c.handled_at.is_(None)).values(handled_at=now)
-    )
-    return taken.rowcount > 0
+async def begin_handling(session: AsyncSession, keys: dict[str, str], *, now: datetime) -> set[str]:
+    """Of ``keys`` (key → channel), those this transaction should handle: new ones, and ones an
+    ack-first channel stored that nobody has handled yet. The conditional UPDATE row-locks, so
+    two workers racing for one stored update cannot both win. The rest are repeats."""
+    if not keys:
+        return set()
+    stmt = insert_for(session, T).values(
+        [{"key": k, "channel": c, "received_at": now, "handled_at": now} for k, c in sorted(keys.items())]
+    ).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
+    fresh = {r.key for r in await session.execute(stmt)}
+    seen = [k for k in keys if k not in fresh]
+    if seen:
+        taken = await session.execute(
+            update(T).where(T.c.key.in_(seen), T.c.handled_at.is_(None)).values(handled_at=now).returning(T.c.key)
+        )
+        fresh.update(r.key for r in taken)
+    return fresh
 
 
 async def mark_handled(session: AsyncSession, key: str, *, now: datetime, error: str | None = None) -> None:

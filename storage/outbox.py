@@ -28,6 +28,7 @@ class Outgoing:
     text: str
     chat: str | None = None
     to: str | None = None
+    update_key: str | None = None  # the update that caused it (the sandbox returns these as replies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,10 @@ class Claimed:
     attempts: int
 
 
-async def enqueue(
-    session: AsyncSession, messages: Iterable[Outgoing], *, now: datetime, update_key: str | None = None,
-) -> list[int]:
+async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], *, now: datetime) -> list[int]:
+    """Insert the messages (one statement for all); their ids in the same order."""
     rows = [
-        {"update_key": update_key, "channel": m.channel, "chat": m.chat, "to": m.to, "text": m.text,
+        {"update_key": m.update_key, "channel": m.channel, "chat": m.chat, "to": m.to, "text": m.text,
          "status": PENDING, "attempts": 0, "not_before": now, "created_at": now}
         for m in messages
     ]

@@ -1,0 +1,86 @@
+"""How updates reach their transaction: one by one, or batched (group commit).
+
+On PostgreSQL every update gets its own transaction and they run concurrently. SQLite has one
+writer, and each statement costs a thread round trip through aiosqlite; so there one task
+commits the updates waiting at that moment together in one transaction (group commit, DESIGN
+§9). An update that arrives while a batch is being written simply joins the next batch, so
+under no load a batch is one update and there is no added delay.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Process = Callable[[Sequence[T]], Awaitable[list[R]]]
+
+
+class Direct(Generic[T, R]):
+    """Each item processed on its own, concurrently with the others."""
+
+    def __init__(self, process: Process[T, R]) -> None:
+        self._process = process
+
+    async def submit(self, item: T) -> R:
+        return (await self._process([item]))[0]
+
+    async def close(self) -> None:
+        return None
+
+
+class GroupCommit(Generic[T, R]):
+    """Items submitted while a batch is being processed are processed together next.
+
+    ``max_batch`` bounds a batch (its statements and the wait of its first item).
+    """
+
+    def __init__(self, process: Process[T, R], *, max_batch: int = 64) -> None:
+        self._process = process
+        self._max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="siyu-group-commit")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._ready.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+            if not self._queue:
+                self._ready.clear()
+            if not batch:
+                continue
+            try:
+                results = await self._process([item for item, _ in batch])
+            except BaseException as exc:  # the caller of each item hears of it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for _, future in self._queue:
+            future.cancel()
+        self._queue.clear()
