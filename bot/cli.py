@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.app import create_app
 
     host = args.host or config.server.host
-    port = args.port or config.server.port
+    port = args.port if args.port is not None else config.server.port
     if not 1 <= port <= 65535:
         print(f"siyu: --port {port}: must be between 1 and 65535", file=sys.stderr)
         return EXIT_CONFIG

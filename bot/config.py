@@ -6,6 +6,7 @@ A bad file raises ``ConfigError`` whose lines each name the key and the problem.
 from __future__ import annotations
 
 import os
+import re
 import string
 import tomllib
 from pathlib import Path
@@ -76,7 +77,7 @@ class WecomConfig(Section):
                     "required when [wecom] enabled = true: "
                     + ", ".join(f"{k} (or SIYU_WECOM_{k.upper()})" for k in missing)
                 )
-            if len(self.encoding_aes_key) != 43 or not self.encoding_aes_key.isalnum():
+            if not re.fullmatch(r"[A-Za-z0-9]{43}", self.encoding_aes_key):
                 raise ValueError("encoding_aes_key must be the 43 letters and digits WeCom shows")
         return self
 
@@ -141,11 +142,17 @@ def _check_texts(overrides: Mapping[str, Any], defaults: dict[str, str]) -> tupl
             except ValueError as exc:
                 problems.append((where, f"not a valid template: {exc}"))
                 continue
+            allowed = _placeholders(defaults[key])
             if extra:
-                allowed = ", ".join(sorted("{" + p + "}" for p in _placeholders(defaults[key]))) or "none"
-                problems.append((where, f"unknown placeholder {', '.join(sorted(extra))}; allowed: {allowed}"))
-            else:
-                merged[key] = value
+                names = ", ".join(sorted("{" + p + "}" for p in allowed)) or "none"
+                problems.append((where, f"unknown placeholder {', '.join(sorted(extra))}; allowed: {names}"))
+                continue
+            try:  # what parses can still fail to render: "{}", "{name!x}", "{name:d}"
+                value.format_map({p: "" for p in allowed})
+            except (ValueError, IndexError, KeyError) as exc:
+                problems.append((where, f"not a valid template: {exc}"))
+                continue
+            merged[key] = value
     return merged, problems
 
 

@@ -39,10 +39,13 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The body, refusing more than ``limit`` bytes without reading them all."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(f"body is {request.content_length} bytes; at most {limit} are accepted")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"body is over {limit} bytes; at most {limit} are accepted")
-    return body
+    body = bytearray()
+    # read(n) returns after the first chunk; a chunked body needs the loop to reach its end.
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest(f"body is over {limit} bytes; at most {limit} are accepted")
+    return bytes(body)
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:

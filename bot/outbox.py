@@ -76,32 +76,41 @@ class OutboxWorker:
     async def deliver_once(self) -> int:
         """Claim one batch of due rows and settle each; return how many were claimed."""
         now = self.clock.now()
+        lease = timedelta(seconds=self.config.lease_s)
         async with self.db.transaction() as session:
-            batch = await outbox.claim_due(
-                session, now=now, limit=self.config.batch_size, lease=timedelta(seconds=self.config.lease_s),
-            )
+            batch = await outbox.claim_due(session, now=now, limit=self.config.batch_size, lease=lease)
         if not batch:
             return 0
-        delivered: list[int] = []
-        retries: list[tuple[int, str, float]] = []
-        failures: list[tuple[int, str]] = []
+        # A send must end inside the lease: past it another process may claim the row and send it too.
+        last_start = now + lease - timedelta(seconds=self.config.send_timeout_s)
+        delivered: list[Claimed] = []
+        retries: list[tuple[Claimed, str, float]] = []
+        failures: list[tuple[Claimed, str]] = []
+        unsent: list[Claimed] = []
         for message in batch:
+            if unsent or self.clock.now() >= last_start:
+                unsent.append(message)
+                continue
             error = await self._send(message)
             if error is None:
-                delivered.append(message.id)
+                delivered.append(message)
             elif not error.retryable or message.attempts >= self.config.max_attempts:
-                failures.append((message.id, error.reason))
+                failures.append((message, error.reason))
                 log.warning("outbox message %s to %s gave up after %d attempt(s): %s",
                             message.id, message.chat or message.to, message.attempts, error.reason)
             else:
-                retries.append((message.id, error.reason, error.retry_after or backoff(message.attempts)))
+                delay = error.retry_after if error.retry_after is not None else backoff(message.attempts)
+                retries.append((message, error.reason, delay))
+        if unsent:
+            log.info("outbox lease running out: %d message(s) handed back for the next pass", len(unsent))
         now = self.clock.now()
         async with self.db.transaction() as session:
             await outbox.mark_delivered(session, delivered, now=now)
-            for id_, reason, delay in retries:
-                await outbox.mark_retry(session, id_, error=reason, not_before=now + timedelta(seconds=delay))
-            for id_, reason in failures:
-                await outbox.mark_failed(session, id_, error=reason)
+            for message, reason, delay in retries:
+                await outbox.mark_retry(session, message, error=reason, not_before=now + timedelta(seconds=delay))
+            for message, reason in failures:
+                await outbox.mark_failed(session, message, error=reason)
+            await outbox.release(session, unsent)
         return len(batch)
 
     async def _send(self, message: Claimed) -> DeliveryError | None:

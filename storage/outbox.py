@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,23 +79,41 @@ async def claim_due(
     return sorted((Claimed(*r) for r in result), key=lambda c: c.id)
 
 
-async def mark_delivered(session: AsyncSession, ids: list[int], *, now: datetime) -> None:
-    if ids:
+def _held(row: "Claimed | int") -> Any:
+    """Only a row still being sent can be settled; given the claim, only by the worker whose
+    claim is current: one whose lease ran out must not undo what the next worker did."""
+    if isinstance(row, Claimed):
+        return and_(T.c.id == row.id, T.c.status == SENDING, T.c.attempts == row.attempts)
+    return and_(T.c.id == row, T.c.status == SENDING)
+
+
+async def mark_delivered(session: AsyncSession, rows: Sequence["Claimed | int"], *, now: datetime) -> None:
+    if rows:
         await session.execute(
-            update(T).where(T.c.id.in_(ids), T.c.status == SENDING)
+            update(T).where(or_(*(_held(r) for r in rows)))
             .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
         )
 
 
-async def mark_retry(session: AsyncSession, id: int, *, error: str, not_before: datetime) -> None:
+async def mark_retry(session: AsyncSession, row: "Claimed | int", *, error: str, not_before: datetime) -> None:
     await session.execute(
-        update(T).where(T.c.id == id).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
+        update(T).where(_held(row)).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
     )
 
 
-async def mark_failed(session: AsyncSession, id: int, *, error: str) -> None:
+async def mark_failed(session: AsyncSession, row: "Claimed | int", *, error: str) -> None:
     """Given up for good; the reason stays on the row for operators to see."""
-    await session.execute(update(T).where(T.c.id == id).values(status=FAILED, claimed_until=None, last_error=error))
+    await session.execute(update(T).where(_held(row)).values(status=FAILED, claimed_until=None, last_error=error))
+
+
+async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:
+    """Hand claimed rows back unsent (the worker ran short of lease): due again at once, and
+    the claim that never sent them does not count as an attempt."""
+    if rows:
+        await session.execute(
+            update(T).where(or_(*(_held(r) for r in rows)))
+            .values(status=PENDING, claimed_until=None, attempts=T.c.attempts - 1)
+        )
 
 
 async def for_update(session: AsyncSession, update_key: str) -> list[OutboxMessage]:

@@ -1,0 +1,72 @@
+"""Drive a siyu app through its sandbox endpoints, in-process, as a member would."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import create_app
+from bot.appkeys import DB, DISPATCHER, OUTBOX
+from bot.clock import Clock
+from bot.config import Config
+from bot.router import Router
+
+
+class SandboxClient:
+    """``say`` and ``event`` return the bot's replies; ``outbox`` what it delivered."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.http = client
+        self.app = client.app
+
+    @property
+    def dispatcher(self):  # type: ignore[no-untyped-def]
+        return self.app[DISPATCHER]
+
+    @property
+    def db(self):  # type: ignore[no-untyped-def]
+        return self.app[DB]
+
+    async def say(self, sender: str, text: str, *, chat: str | None = None, name: str | None = None,
+                  id: str | None = None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"from": sender, "chat": chat, "text": text}
+        if name is not None:
+            body["name"] = name
+        if id is not None:
+            body["id"] = id
+        return await self._post("/sandbox/messages", body)
+
+    async def event(self, type: str, user: str, *, chat: str | None = None, state: str | None = None,
+                    name: str | None = None) -> list[dict[str, Any]]:
+        body = {k: v for k, v in {"type": type, "user": user, "chat": chat, "state": state, "name": name}.items()
+                if v is not None}
+        return await self._post("/sandbox/events", body)
+
+    async def deliver(self) -> None:
+        """Deliver everything due now (tests need not wait for the worker's next pass)."""
+        while await self.app[OUTBOX].deliver_once():
+            pass
+
+    async def outbox(self, **query: Any) -> list[dict[str, Any]]:
+        await self.deliver()
+        resp = await self.http.get("/sandbox/outbox", params={k: str(v) for k, v in query.items() if v is not None})
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["messages"]
+
+    async def _post(self, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        resp = await self.http.post(path, json=body)
+        data = await resp.json()
+        if resp.status != 200:
+            raise AssertionError(f"{path} answered {resp.status}: {data}")
+        return data["replies"]
+
+
+@asynccontextmanager
+async def sandbox_app(
+    config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
+) -> AsyncIterator[SandboxClient]:
+    """Start the app (migrations included) on a local port and yield a client for it."""
+    async with TestClient(TestServer(create_app(config, clock=clock, routers=routers))) as client:
+        yield SandboxClient(client)

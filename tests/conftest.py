@@ -1,0 +1,74 @@
+"""Fixtures. Every test runs on SQLite; with ``SIYU_TEST_DATABASE_URL`` set (CI sets it) the
+whole suite runs on that PostgreSQL database instead, and the storage contract runs on both."""
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import Config, config_from_dict
+from bot.testing import FakeClock, SandboxClient, sandbox_app
+from storage.engine import sync_url
+
+PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL") or None
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(sync_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def fresh_database(backend: str, tmp_path: Path) -> str:
+    if backend == "postgresql":
+        assert PG_URL is not None
+        reset_postgres(PG_URL)
+        return PG_URL
+    return f"sqlite:///{tmp_path / 'siyu-test.db'}"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """An empty database: PostgreSQL when the suite runs on it, else a fresh SQLite file."""
+    return fresh_database("postgresql" if PG_URL else "sqlite", tmp_path)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return PG_URL is not None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_config(database_url: str) -> Callable[..., Config]:
+    def make(**sections: Any) -> Config:
+        data: dict[str, Any] = {"storage": {"url": database_url}, "logging": {"level": "WARNING"}}
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return config_from_dict(data)
+
+    return make
+
+
+@pytest.fixture
+async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
+    """The shipped bot on the test database, admins ``op1``."""
+    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as client:
+        yield client
+
+
+@pytest.fixture
+def sqlite_only(on_postgres: bool) -> Iterator[None]:
+    if on_postgres:
+        pytest.skip("this test is about SQLite behaviour; the suite is running on PostgreSQL")
+    yield
