@@ -13,7 +13,7 @@ from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import Context
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, RoleResolver
 from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
 from bot.outbox import OutboxWorker
 from bot.router import Router
@@ -31,7 +31,7 @@ def build_channels(config: Config) -> list[Channel]:
     return channels
 
 
-def config_roles(config: Config):  # type: ignore[no-untyped-def]
+def config_roles(config: Config) -> RoleResolver:
     """Roles from config: the admins listed in ``[operators] admins``; everyone else a member."""
     admins = frozenset(config.operators.admins)
 

@@ -38,6 +38,7 @@ class Context:
     # Set by the dedup stage: this update was handled before (a retry); it is not handled again.
     duplicate: bool = False
     outgoing: list[Outgoing] = field(default_factory=list)
+    # Scratch space for middlewares to hand things to handlers (aiogram's ``data``).
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
     _group: GroupRef | None = None

@@ -34,7 +34,7 @@ from bot.context import Context
 from bot.locks import KeyedLocks
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
 from bot.roles import has_role
-from bot.router import Command, Router
+from bot.router import Command, Route, Router
 from bot.texts import Texts
 from bot.update import Update
 from storage import inbox, outbox
@@ -88,14 +88,30 @@ class Dispatcher:
         self._outer: list[OuterMiddleware] = []
         self._inner: list[Middleware] = []
         self._on_commit: list[OnCommit] = []
-        self._commands: dict[str, Command] | None = None
+        self._commands: dict[str, Command] = {}
+        self._routes: list[Route] = []
+        self._fallbacks: list[Route] = []
         self._committer = GroupCommit(self._process) if db.is_sqlite else Direct(self._process)
 
     # -- registration -------------------------------------------------------------------
 
     def include_router(self, router: Router) -> Router:
-        self._commands = None
-        return self.root.include_router(router)
+        """Add ``router`` (and the routers it includes) after those already included.
+
+        Raises ``ValueError`` if a command name or alias is already taken."""
+        self.root.include_router(router)
+        table: dict[str, Command] = {}
+        for r in self.root.walk():
+            for cmd in r.commands:
+                for name in (cmd.name, *cmd.aliases):
+                    if name in table:
+                        self.root.children.remove(router)
+                        raise ValueError(f"/{name} is registered twice (router {r.name!r})")
+                    table[name] = cmd
+        self._commands = table
+        self._routes = [route for r in self.root.walk() for route in r.routes]
+        self._fallbacks = [route for r in self.root.walk() for route in r.fallbacks]
+        return router
 
     def include_routers(self, routers: Iterable[Router]) -> None:
         for router in routers:
@@ -117,15 +133,7 @@ class Dispatcher:
 
     @property
     def commands(self) -> dict[str, Command]:
-        if self._commands is None:
-            table: dict[str, Command] = {}
-            for router in self.root.walk():
-                for cmd in router.commands:
-                    for name in (cmd.name, *cmd.aliases):
-                        if name in table:
-                            raise ValueError(f"/{name} is registered twice ({router.name})")
-                        table[name] = cmd
-            self._commands = table
+        """Every command by name and alias."""
         return self._commands
 
     def commands_for(self, role: str) -> list[Command]:
@@ -215,18 +223,15 @@ class Dispatcher:
         if update.event is None and update.is_private and self.flows is not None:
             if await self.flows.handle(ctx):
                 return
-        candidates = [r for router in self.root.walk() for r in router.routes]
-        if update.event is None:
-            candidates += [r for router in self.root.walk() for r in router.fallbacks]
-        for route in candidates:
+        for route in self._routes if update.event is not None else (*self._routes, *self._fallbacks):
             if route.matches(update):
                 await route.handler(ctx)
                 return
 
     async def _run_command(self, ctx: Context) -> None:
-        name, _, args = (ctx.update.text or "")[1:].strip().partition(" ")
-        name = name.strip().lower()
-        ctx.command, ctx.args = name, args.strip()
+        name, *rest = (ctx.update.text or "")[1:].strip().split(maxsplit=1) or [""]
+        name = name.lower()
+        ctx.command, ctx.args = name, rest[0] if rest else ""
         cmd = self.commands.get(name)
         if cmd is None:
             visible = [n for n, c in self.commands.items() if has_role(ctx.role, c.role)]

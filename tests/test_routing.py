@@ -134,3 +134,25 @@ async def test_inner_middlewares_wrap_routing(make_config, clock) -> None:  # ty
 
         await bot.say("u1", "你好")
     assert seen == ["before:u1", "after:1"]
+
+
+async def test_command_arguments_split_on_any_whitespace(routed: tuple[SandboxClient, KeywordFlow]) -> None:
+    bot, _ = routed
+    assert (await bot.say("u1", "/ping\u3000全角空格"))[0]["text"] == "pong 全角空格"
+    assert (await bot.say("u1", "/ping\tone two"))[0]["text"] == "pong one two"
+    assert "没有 / 这个命令" in (await bot.say("u1", "/"))[0]["text"]
+
+
+async def test_a_command_registered_twice_is_refused_at_startup(database_url: str) -> None:
+    from bot.clock import SystemClock
+    from bot.dispatcher import Dispatcher
+    from bot.texts import Texts
+    from storage.engine import Database
+
+    db = Database(database_url)
+    dispatcher = Dispatcher(db, clock=SystemClock(), texts=Texts({}))
+    dispatcher.include_router(make_router())
+    with pytest.raises(ValueError, match="/ping is registered twice"):
+        dispatcher.include_router(make_router())
+    assert "ping" in dispatcher.commands  # the first registration still stands
+    await db.dispose()
