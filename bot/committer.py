@@ -27,7 +27,7 @@ class Direct(Generic[T, R]):
     async def submit(self, item: T) -> R:
         return (await self._process([item]))[0]
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
         return None
 
 
@@ -43,8 +43,11 @@ class GroupCommit(Generic[T, R]):
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def submit(self, item: T) -> R:
+        if self._closing:
+            raise RuntimeError("shutting down: no new work is taken")
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="siyu-group-commit")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -55,6 +58,8 @@ class GroupCommit(Generic[T, R]):
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
+            if self._closing and not self._queue:
+                return
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
             if not self._queue:
                 self._ready.clear()
@@ -73,13 +78,19 @@ class GroupCommit(Generic[T, R]):
                 if not future.done():
                     future.set_result(result)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Finish what was submitted (at most ``timeout`` seconds), then stop."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
+            self._ready.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
         for _, future in self._queue:
             future.cancel()

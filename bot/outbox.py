@@ -40,6 +40,7 @@ class OutboxWorker:
         self._buckets = {n: TokenBucket(c.rate_per_s) for n, c in self.channels.items() if c.rate_per_s}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """New rows were committed: deliver now rather than at the next poll."""
@@ -48,17 +49,24 @@ class OutboxWorker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="siyu-outbox")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let the pass under way settle its rows (at most ``timeout`` seconds), then stop.
+        Rows still claimed after that come back to any worker when their lease runs out."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 delivered = await self.deliver_once()
             except asyncio.CancelledError:
@@ -66,7 +74,7 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox pass failed; retrying in %.1fs", self.config.poll_interval_s)
                 delivered = 0
-            if delivered < self.config.batch_size:
+            if delivered < self.config.batch_size and not self._stopping:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
