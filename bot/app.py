@@ -60,7 +60,9 @@ def create_app(
         db = Database(config.storage.url, echo=config.storage.echo)
         from handlers import default_routers
 
-        dispatcher = Dispatcher(db, clock=clock, texts=Texts(config.texts), role_of=config_roles(config))
+        dispatcher = Dispatcher(
+            db, clock=clock, texts=Texts(config.texts), role_of=config_roles(config), lanes=config.storage.write_lanes,
+        )
         dispatcher.include_routers(routers if routers is not None else default_routers())
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)

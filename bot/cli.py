@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -43,6 +44,13 @@ def _load(path: str | None) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+async def _freeze_heap(_app: object) -> None:
+    # Everything built at start-up lives as long as the process: keep it out of the garbage
+    # collector's full passes, which otherwise stall every request for milliseconds.
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = _load(args.config)
@@ -65,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: --port {port}: must be between 1 and 65535", file=sys.stderr)
         return EXIT_CONFIG
     app = create_app(config)
+    app.on_startup.append(_freeze_heap)
     sandbox = f" — sandbox page: http://{host}:{port}/sandbox" if config.sandbox.enabled else ""
     web.run_app(app, host=host, port=port, print=lambda _: print(f"siyu: serving on http://{host}:{port}{sandbox}"),
                 access_log=None)

@@ -1,14 +1,19 @@
-"""How updates reach their transaction: one by one, or batched (group commit).
+"""How updates reach their transaction: batched (group commit), in one lane or several.
 
-On PostgreSQL every update gets its own transaction and they run concurrently. SQLite has one
-writer, and each statement costs a thread round trip through aiosqlite; so there one task
-commits the updates waiting at that moment together in one transaction (group commit, DESIGN
-§9). An update that arrives while a batch is being written simply joins the next batch, so
-under no load a batch is one update and there is no added delay.
+Every statement costs a round trip (on SQLite a thread hop through aiosqlite, on PostgreSQL a
+network one and a WAL flush per commit), so updates waiting at the same moment are committed
+together in one transaction, one multi-row statement per table (group commit, DESIGN §9). An
+update that arrives while a batch is being written joins the next batch, so under no load a
+batch is one update and nothing waits.
+
+SQLite has one writer: one lane. PostgreSQL takes concurrent writers: updates are spread over
+several lanes by member, so a slow update holds up only its own lane, and since a member always
+lands in the same lane, two lanes never lock the same member's row.
 """
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -16,19 +21,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Process = Callable[[Sequence[T]], Awaitable[list[R]]]
-
-
-class Direct(Generic[T, R]):
-    """Each item processed on its own, concurrently with the others."""
-
-    def __init__(self, process: Process[T, R]) -> None:
-        self._process = process
-
-    async def submit(self, item: T) -> R:
-        return (await self._process([item]))[0]
-
-    async def close(self, timeout: float = 10.0) -> None:
-        return None
 
 
 class GroupCommit(Generic[T, R]):
@@ -95,3 +87,23 @@ class GroupCommit(Generic[T, R]):
         for _, future in self._queue:
             future.cancel()
         self._queue.clear()
+
+
+class Lanes(Generic[T, R]):
+    """``lanes`` group-commit lanes; an item goes to the lane its key hashes to (stable across
+    processes and restarts, unlike ``hash``)."""
+
+    def __init__(self, process: Process[T, R], *, lanes: int, key: Callable[[T], str], max_batch: int = 64) -> None:
+        if lanes < 1:
+            raise ValueError("at least one lane")
+        self._lanes = [GroupCommit(process, max_batch=max_batch) for _ in range(lanes)]
+        self._key = key
+
+    def lane_of(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % len(self._lanes)
+
+    async def submit(self, item: T) -> R:
+        return await self._lanes[self.lane_of(self._key(item))].submit(item)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        await asyncio.gather(*(lane.close(timeout) for lane in self._lanes))

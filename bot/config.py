@@ -41,6 +41,7 @@ class ServerConfig(Section):
 class StorageConfig(Section):
     url: str = "sqlite:///siyu.db"
     echo: bool = False
+    write_lanes: int = Field(2, ge=1, le=64)
 
     @field_validator("url")
     @classmethod

@@ -4,8 +4,8 @@ For each update:
 
 1. outer middlewares run around everything; then the member's lock is taken, so two updates
    of one member never interleave while different members go on concurrently;
-2. the update joins a write transaction (its own on PostgreSQL; on SQLite, with the other
-   updates waiting at that moment: group commit, see ``bot.committer``);
+2. the update joins a write transaction with the other updates of its lane waiting at that
+   moment (group commit; one lane on SQLite, several on PostgreSQL: see ``bot.committer``);
 3. the built-in stages run over the transaction's updates: dedup (a repeat stops here), then
    member and group upserts with activity counters;
 4. inner middlewares (``Dispatcher.middleware``) wrap routing, first match wins: slash-command
@@ -29,7 +29,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.committer import Direct, GroupCommit
+from bot.committer import Lanes
 from bot.context import Context
 from bot.locks import KeyedLocks
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
@@ -76,8 +76,9 @@ OnCommit = Callable[[FeedResult], None]
 class Dispatcher:
     def __init__(
         self, db: Database, *, clock: Clock, texts: Texts, role_of: RoleResolver | None = None,
-        flows: FlowRunner | None = None,
+        flows: FlowRunner | None = None, lanes: int = 2,
     ) -> None:
+        """``lanes``: concurrent write transactions (``[storage] write_lanes``); 1 on SQLite."""
         self.db = db
         self.clock = clock
         self.texts = texts
@@ -91,7 +92,9 @@ class Dispatcher:
         self._commands: dict[str, Command] = {}
         self._routes: list[Route] = []
         self._fallbacks: list[Route] = []
-        self._committer = GroupCommit(self._process) if db.is_sqlite else Direct(self._process)
+        self._committer = Lanes(
+            self._process, lanes=1 if db.is_sqlite else lanes, key=lambda u: f"{u.channel}:{u.sender}",
+        )
 
     # -- registration -------------------------------------------------------------------
 
@@ -159,6 +162,10 @@ class Dispatcher:
 
     async def close(self) -> None:
         await self._committer.close()
+
+    def lane_of(self, update: Update) -> int:
+        """Which commit lane ``update`` goes to: updates of one lane are committed in turn."""
+        return self._committer.lane_of(f"{update.channel}:{update.sender}")
 
     async def _serialized(self, update: Update) -> FeedResult:
         async with self.member_locks.hold(update.member_key):

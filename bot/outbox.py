@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 
-from bot.channels.base import Channel, DeliveryError
+from bot.channels.base import Channel, DeliveryError, HandedToOwner
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import TokenBucket
@@ -24,6 +24,7 @@ from storage.outbox import Claimed
 log = logging.getLogger("siyu.outbox")
 
 MAX_BACKOFF_S = 300.0
+WAKE_COALESCE_S = 0.02
 
 
 def backoff(attempts: int) -> float:
@@ -80,6 +81,10 @@ class OutboxWorker:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
                 except asyncio.TimeoutError:
                     pass
+                else:
+                    # Woken by a commit: let a few more land so one pass takes them together
+                    # (each pass takes SQLite's only writer twice).
+                    await asyncio.sleep(WAKE_COALESCE_S)
 
     async def deliver_once(self) -> int:
         """Claim one batch of due rows and settle each; return how many were claimed."""
@@ -92,6 +97,7 @@ class OutboxWorker:
         # A send must end inside the lease: past it another process may claim the row and send it too.
         last_start = now + lease - timedelta(seconds=self.config.send_timeout_s)
         delivered: list[Claimed] = []
+        handed: list[tuple[Claimed, HandedToOwner]] = []
         retries: list[tuple[Claimed, str, float]] = []
         failures: list[tuple[Claimed, str]] = []
         unsent: list[Claimed] = []
@@ -99,21 +105,26 @@ class OutboxWorker:
             if unsent or self.clock.now() >= last_start:
                 unsent.append(message)
                 continue
-            error = await self._send(message)
-            if error is None:
+            outcome = await self._send(message)
+            if outcome is None:
                 delivered.append(message)
-            elif not error.retryable or message.attempts >= self.config.max_attempts:
-                failures.append((message, error.reason))
+            elif isinstance(outcome, HandedToOwner):
+                handed.append((message, outcome))
+                log.info("outbox message %s to %s awaits its group owner's confirmation", message.id, message.chat)
+            elif not outcome.retryable or message.attempts >= self.config.max_attempts:
+                failures.append((message, outcome.reason))
                 log.warning("outbox message %s to %s gave up after %d attempt(s): %s",
-                            message.id, message.chat or message.to, message.attempts, error.reason)
+                            message.id, message.chat or message.to, message.attempts, outcome.reason)
             else:
-                delay = error.retry_after if error.retry_after is not None else backoff(message.attempts)
-                retries.append((message, error.reason, delay))
+                delay = outcome.retry_after if outcome.retry_after is not None else backoff(message.attempts)
+                retries.append((message, outcome.reason, delay))
         if unsent:
             log.info("outbox lease running out: %d message(s) handed back for the next pass", len(unsent))
         now = self.clock.now()
         async with self.db.transaction() as session:
             await outbox.mark_delivered(session, delivered, now=now)
+            for message, handover in handed:
+                await outbox.mark_awaiting_owner(session, message, now=now, meta={**message.meta, **handover.meta})
             for message, reason, delay in retries:
                 await outbox.mark_retry(session, message, error=reason, not_before=now + timedelta(seconds=delay))
             for message, reason in failures:
@@ -121,14 +132,14 @@ class OutboxWorker:
             await outbox.release(session, unsent)
         return len(batch)
 
-    async def _send(self, message: Claimed) -> DeliveryError | None:
+    async def _send(self, message: Claimed) -> DeliveryError | HandedToOwner | None:
         channel = self.channels.get(message.channel)
         if channel is None:
             return DeliveryError(f"channel {message.channel!r} is not configured in this process", retryable=False)
         if (bucket := self._buckets.get(message.channel)) is not None:
             await bucket.acquire()
         try:
-            await asyncio.wait_for(channel.send(message), self.config.send_timeout_s)
+            return await asyncio.wait_for(channel.send(message), self.config.send_timeout_s)
         except DeliveryError as exc:
             return exc
         except asyncio.TimeoutError:
@@ -136,4 +147,3 @@ class OutboxWorker:
         except Exception as exc:  # a channel bug must not stop delivery of the rest
             log.exception("channel %s raised on message %s", message.channel, message.id)
             return DeliveryError(f"{type(exc).__name__}: {exc}")
-        return None

@@ -145,3 +145,40 @@ async def group_member_count(session: AsyncSession, group_id: int) -> int:
     return (await session.execute(
         select(func.count()).select_from(GM).where(GM.c.group_id == group_id, GM.c.left_at.is_(None))
     )).scalar_one()
+
+
+async def set_member_status(session: AsyncSession, member_id: int, status: str) -> None:
+    """``active`` or ``lost`` (the contact was deleted on either side)."""
+    await session.execute(update(M).where(M.c.id == member_id).values(status=status))
+
+
+async def group_by_external(session: AsyncSession, channel: str, external_id: str) -> Group | None:
+    return (await session.execute(
+        select(Group).where(Group.channel == channel, Group.external_id == external_id)
+    )).scalar_one_or_none()
+
+
+async def update_group(session: AsyncSession, group_id: int, **values: object) -> None:
+    """Set name, owner, member_version or status of a group."""
+    allowed = {"name", "owner", "member_version", "status"}
+    if set(values) - allowed:
+        raise ValueError(f"cannot set {sorted(set(values) - allowed)} on a group")
+    await session.execute(update(G).where(G.c.id == group_id).values(**values))
+
+
+async def reconcile_members(
+    session: AsyncSession, group_id: int, member_ids: set[int], *, now: datetime,
+) -> tuple[int, int]:
+    """Make the group's membership exactly ``member_ids`` (from the platform's own list);
+    return how many were added and removed. Used after a missed or out-of-order event."""
+    current = {r.member_id for r in await session.execute(
+        select(GM.c.member_id).where(GM.c.group_id == group_id, GM.c.left_at.is_(None))
+    )}
+    for member_id in sorted(member_ids - current):
+        await record_join(session, group_id, member_id, now=now)
+    gone = sorted(current - member_ids)
+    if gone:
+        await session.execute(
+            update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone), GM.c.left_at.is_(None)).values(left_at=now)
+        )
+    return len(member_ids - current), len(gone)

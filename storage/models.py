@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -50,6 +50,10 @@ class Group(SQLModel, table=True):
     message_count: int = Field(default=0)
     created_at: datetime = _at()
     last_active_at: datetime = _at()
+    # WeCom customer groups: the owner (a staff userid, who confirms mass-send tasks) and the
+    # member-list version of the last event applied (a mismatch means one was missed).
+    owner: Optional[str] = Field(default=None, max_length=128)
+    member_version: Optional[str] = Field(default=None, max_length=64)
 
 
 class GroupMembership(SQLModel, table=True):
@@ -89,7 +93,7 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_due", "status", "priority", "not_before"),
         Index("ix_outbox_chat", "channel", "chat", "id"),
         Index("ix_outbox_to", "channel", "to", "id"),
         Index("ix_outbox_update", "update_key"),
@@ -101,7 +105,12 @@ class OutboxMessage(SQLModel, table=True):
     chat: Optional[str] = Field(default=None, max_length=128)  # group external id; None = one-to-one
     to: Optional[str] = Field(default=None, max_length=128)  # member external id
     text: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", max_length=16)  # pending | sending | delivered | failed
+    # text | welcome (answers a WeCom welcome code, valid 20 s: sent before everything else)
+    kind: str = Field(default="text", max_length=16)
+    priority: int = Field(default=0)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # pending | sending | delivered | awaiting_owner (a WeCom task the group owner must confirm) | failed
+    status: str = Field(default="pending", max_length=16)
     attempts: int = Field(default=0)
     not_before: datetime = _at()
     claimed_until: Optional[datetime] = _at(default=None)
@@ -122,3 +131,24 @@ class AuditEntry(SQLModel, table=True):
     args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: str = Field(max_length=16)  # ok | refused | error
     detail: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class MemberTag(SQLModel, table=True):
+    """A tag on a member: from the channel code they came by, or given by an operator."""
+
+    __tablename__ = "member_tags"
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    tag: str = Field(sa_column=Column(String(64), primary_key=True))
+    source: str = Field(max_length=32)  # channel_code | operator | ...
+    created_at: datetime = _at()
+
+
+class AccessToken(SQLModel, table=True):
+    """Platform access tokens, shared by every process so only one of them asks for a new one."""
+
+    __tablename__ = "access_tokens"
+
+    key: str = Field(primary_key=True, max_length=200)  # corp id + a digest of the secret, never the secret
+    token: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = _at()

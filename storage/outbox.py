@@ -6,7 +6,7 @@ dies leaves its rows to be reclaimed when the lease runs out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
@@ -18,6 +18,11 @@ from storage.models import OutboxMessage
 T = OutboxMessage.__table__
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+# Handed to a person: a WeCom group task exists but the group owner has yet to confirm it.
+AWAITING_OWNER = "awaiting_owner"
+
+TEXT, WELCOME = "text", "welcome"
+WELCOME_PRIORITY = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,9 @@ class Outgoing:
     chat: str | None = None
     to: str | None = None
     update_key: str | None = None  # the update that caused it (the sandbox returns these as replies)
+    kind: str = TEXT
+    priority: int = 0  # higher goes first
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +47,15 @@ class Claimed:
     to: str | None
     text: str
     attempts: int
+    kind: str = TEXT
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], *, now: datetime) -> list[int]:
     """Insert the messages (one statement for all); their ids in the same order."""
     rows = [
         {"update_key": m.update_key, "channel": m.channel, "chat": m.chat, "to": m.to, "text": m.text,
+         "kind": m.kind, "priority": m.priority, "meta": m.meta,
          "status": PENDING, "attempts": 0, "not_before": now, "created_at": now}
         for m in messages
     ]
@@ -62,21 +73,20 @@ async def claim_due(
         and_(T.c.status == PENDING, T.c.not_before <= now),
         and_(T.c.status == SENDING, T.c.claimed_until < now),
     )
-    query = select(T.c.id).where(due).order_by(T.c.id).limit(limit)
+    chosen = select(T.c.id).where(due).order_by(T.c.priority.desc(), T.c.id).limit(limit)
     if channels is not None:
-        query = query.where(T.c.channel.in_(list(channels)))
+        chosen = chosen.where(T.c.channel.in_(list(channels)))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # Several processes deliver: each takes rows nobody else holds, without waiting.
-        query = query.with_for_update(skip_locked=True)
-    ids = [r.id for r in await session.execute(query)]
-    if not ids:
-        return []
+        chosen = chosen.with_for_update(skip_locked=True)
+    # One statement: on SQLite every statement holds the only writer a little longer.
     result = await session.execute(
-        update(T).where(T.c.id.in_(ids))
+        update(T).where(T.c.id.in_(chosen.scalar_subquery()))
         .values(status=SENDING, claimed_until=now + lease, attempts=T.c.attempts + 1)
-        .returning(T.c.id, T.c.channel, T.c.chat, T.c.to, T.c.text, T.c.attempts)
+        .returning(T.c.id, T.c.channel, T.c.chat, T.c.to, T.c.text, T.c.attempts, T.c.kind, T.c.meta, T.c.priority)
     )
-    return sorted((Claimed(*r) for r in result), key=lambda c: c.id)
+    rows = sorted(result, key=lambda r: (-r.priority, r.id))
+    return [Claimed(r.id, r.channel, r.chat, r.to, r.text, r.attempts, r.kind, r.meta or {}) for r in rows]
 
 
 def _held(row: "Claimed | int") -> Any:
@@ -104,6 +114,13 @@ async def mark_retry(session: AsyncSession, row: "Claimed | int", *, error: str,
 async def mark_failed(session: AsyncSession, row: "Claimed | int", *, error: str) -> None:
     """Given up for good; the reason stays on the row for operators to see."""
     await session.execute(update(T).where(_held(row)).values(status=FAILED, claimed_until=None, last_error=error))
+
+
+async def mark_awaiting_owner(session: AsyncSession, row: "Claimed | int", *, now: datetime, meta: dict[str, Any]) -> None:
+    """The platform took it as a task for a person (a WeCom group owner) to confirm."""
+    await session.execute(
+        update(T).where(_held(row)).values(status=AWAITING_OWNER, delivered_at=now, claimed_until=None, meta=meta)
+    )
 
 
 async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:

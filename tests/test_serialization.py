@@ -96,17 +96,28 @@ async def test_different_members_are_handled_concurrently_on_postgres(
     if not on_postgres:
         pytest.skip("SQLite has one writer: updates share its transaction in turn (DESIGN §9)")
     bot, gates = gated
+    dispatcher = bot.dispatcher
+    lane = dispatcher.lane_of(_update("u1"))
+    other_member = next(f"u{i}" for i in range(2, 100) if dispatcher.lane_of(_update(f"u{i}")) != lane)
     gates.gate("slow-a")
     gates.gate("slow-c")
     first = asyncio.create_task(bot.say("u1", "slow-a"))
     await gates.started["slow-a"].wait()
-    other = asyncio.create_task(bot.say("u2", "slow-c"))
-    # u2's handler starts while u1's is still running: they are not serialized.
+    other = asyncio.create_task(bot.say(other_member, "slow-c"))
+    # The other member's handler starts while u1's is still running: they are not serialized.
     await asyncio.wait_for(gates.started["slow-c"].wait(), 5)
     assert ("end", "slow-a") not in gates.log
     gates.release["slow-a"].set()
     gates.release["slow-c"].set()
     await asyncio.gather(first, other)
+
+
+def _update(sender: str):  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from bot.update import Update
+
+    return Update(channel="sandbox", key="k", sender=sender, at=datetime.now(timezone.utc))
 
 
 async def test_twenty_concurrent_messages_of_one_member_are_all_counted(gated: tuple[SandboxClient, Gates]) -> None:

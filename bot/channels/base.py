@@ -6,8 +6,9 @@ WeCom cannot post freely into customer groups and each channel can do different 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -33,6 +34,14 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class HandedToOwner:
+    """The platform did not send: it made a task a person must confirm (a WeCom group owner
+    confirming a mass-send). ``meta`` records what is needed to follow the task up."""
+
+    meta: dict[str, Any]
+
+
 class Channel(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
@@ -40,11 +49,18 @@ class Channel(ABC):
     rate_per_s: float | None = None
 
     @abstractmethod
-    async def send(self, message: Claimed) -> None:
-        """Deliver one outbox message or raise ``DeliveryError``. Must not block the loop."""
+    async def send(self, message: Claimed) -> HandedToOwner | None:
+        """Deliver one outbox message (return None), hand it to a person (``HandedToOwner``),
+        or raise ``DeliveryError``. Must not block the loop."""
 
     def add_routes(self, app: web.Application) -> None:
         """Register the channel's inbound HTTP endpoints, if it has any."""
+
+    async def start(self, app: web.Application) -> None:
+        """Open what the channel needs once the app's database and dispatcher exist."""
+
+    async def stop(self) -> None:
+        """Finish or hand back in-flight work and close connections."""
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -1,0 +1,25 @@
+"""Member tags: from the channel code a member came by, or given by operators."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import MemberTag
+from storage.upsert import insert_for
+
+T = MemberTag.__table__
+
+
+async def add(session: AsyncSession, member_id: int, tags: Iterable[str], *, source: str, now: datetime) -> None:
+    """Tag the member; a tag already there stays as it was (with its first source)."""
+    rows = [{"member_id": member_id, "tag": t, "source": source, "created_at": now} for t in dict.fromkeys(tags)]
+    if rows:
+        await session.execute(insert_for(session, T).values(rows).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.tag]))
+
+
+async def of_member(session: AsyncSession, member_id: int) -> list[str]:
+    rows = await session.execute(select(T.c.tag).where(T.c.member_id == member_id).order_by(T.c.created_at, T.c.tag))
+    return [r.tag for r in rows]

@@ -1,0 +1,34 @@
+"""Platform access tokens, shared by every process through the database."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AccessToken
+from storage.upsert import insert_for
+
+T = AccessToken.__table__
+
+
+async def get(session: AsyncSession, key: str) -> tuple[str, datetime] | None:
+    row = (await session.execute(select(T.c.token, T.c.expires_at).where(T.c.key == key))).first()
+    return (row.token, row.expires_at) if row else None
+
+
+async def put(session: AsyncSession, key: str, token: str, *, expires_at: datetime) -> None:
+    stmt = insert_for(session, T).values(key=key, token=token, expires_at=expires_at)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.key], set_={"token": token, "expires_at": expires_at}))
+
+
+async def expire(session: AsyncSession, key: str, token: str, *, now: datetime) -> None:
+    """The platform refused ``token``: expire it, unless someone already replaced it."""
+    await session.execute(update(T).where(T.c.key == key, T.c.token == token).values(expires_at=now))
+
+
+async def lock(session: AsyncSession, key: str) -> None:
+    """On PostgreSQL, hold a transaction-scoped advisory lock on ``key``: one process at a time
+    refreshes a token; the others wait and then reuse what it stored. (SQLite: one process.)"""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
