@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
-from bot.appkeys import CONFIG, DB, DISPATCHER, OUTBOX
+from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX
 from bot.channels.base import Channel
 from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
@@ -24,10 +24,14 @@ from storage.migrate import upgrade
 log = logging.getLogger("siyu.app")
 
 
-def build_channels(config: Config) -> list[Channel]:
+def build_channels(config: Config, clock: Clock) -> list[Channel]:
     channels: list[Channel] = []
     if config.sandbox.enabled:
         channels.append(SandboxChannel())
+    if config.wecom.enabled:
+        from bot.channels.wecom.channel import WeComChannel
+
+        channels.append(WeComChannel(config.wecom, clock))
     return channels
 
 
@@ -49,7 +53,8 @@ def create_app(
     clock = clock or SystemClock()
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
-    channels = build_channels(config)
+    channels = build_channels(config, clock)
+    app[CHANNELS] = {c.name: c for c in channels}
     for channel in channels:
         channel.add_routes(app)
     app.router.add_get("/healthz", healthz)
@@ -61,17 +66,22 @@ def create_app(
         from handlers import default_routers
 
         dispatcher = Dispatcher(
-            db, clock=clock, texts=Texts(config.texts), role_of=config_roles(config), lanes=config.storage.write_lanes,
+            db, clock=clock, texts=Texts(config.texts), config=config, role_of=config_roles(config),
+            lanes=config.storage.write_lanes,
         )
         dispatcher.include_routers(routers if routers is not None else default_routers())
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
         app[DB], app[DISPATCHER], app[OUTBOX] = db, dispatcher, worker
+        for channel in channels:
+            await channel.start(app)
         worker.start()
         log.info("siyu ready: channels %s, database %s", ", ".join(c.name for c in channels) or "none", db.dialect)
         try:
             yield
         finally:
+            for channel in channels:
+                await channel.stop()
             await worker.stop()
             await dispatcher.close()
             await db.dispose()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from bot.channels.base import Channel
     from bot.config import Config
     from bot.dispatcher import Dispatcher
     from bot.outbox import OutboxWorker
@@ -15,3 +16,4 @@ CONFIG: web.AppKey["Config"] = web.AppKey("config")
 DB: web.AppKey["Database"] = web.AppKey("db")
 DISPATCHER: web.AppKey["Dispatcher"] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey["OutboxWorker"] = web.AppKey("outbox")
+CHANNELS: web.AppKey[dict[str, "Channel"]] = web.AppKey("channels")

@@ -115,8 +115,21 @@ class Config(Section):
     operators: OperatorsConfig = OperatorsConfig()
     outbox: OutboxConfig = OutboxConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
+    channel_codes: dict[str, list[str]] = Field(default_factory=dict)
     # User-facing text (zh-CN): defaults in handlers/texts.toml, overridable key by key.
     texts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("channel_codes")
+    @classmethod
+    def _codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for code, tags in value.items():
+            if not 1 <= len(code) <= 64:
+                raise ValueError(f"channel code {code!r} must be 1 to 64 characters")
+            for tag in tags:
+                if not 1 <= len(tag) <= 64:
+                    raise ValueError(f"tag {tag!r} of channel code {code!r} must be 1 to 64 characters")
+        return value
 
 
 def default_texts() -> dict[str, str]:

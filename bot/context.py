@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.texts import Texts
 from bot.update import Update
+from storage import outbox
 from storage.community import GroupRef, MemberRef
 from storage.outbox import Outgoing
 
 if TYPE_CHECKING:
+    from bot.config import Config
     from bot.dispatcher import Dispatcher
+
+# WeCom's welcome code is valid 20 s after the event (wecom.md §3.4).
+WELCOME_CODE_TTL = timedelta(seconds=20)
 
 
 @dataclass(eq=False)
@@ -63,6 +68,23 @@ class Context:
             self.send(text, chat=self.update.chat)
         else:
             self.send(text, to=self.update.sender)
+
+    @property
+    def config(self) -> "Config":
+        return self.dispatcher.config
+
+    def welcome(self, text: str) -> None:
+        """Welcome the sender one-to-one. On WeCom this answers the contact's welcome code,
+        which is valid 20 s and once: it goes out before every other queued message."""
+        code = self.update.welcome_code
+        if code is None:
+            self.send(text, to=self.update.sender)
+            return
+        self.outgoing.append(Outgoing(
+            self.update.channel, text, to=self.update.sender, update_key=self.update.key, kind=outbox.WELCOME,
+            priority=outbox.WELCOME_PRIORITY,
+            meta={"welcome_code": code, "expires_at": (self.update.at + WELCOME_CODE_TTL).isoformat()},
+        ))
 
     def send(self, text: str, *, chat: str | None = None, to: str | None = None) -> None:
         """Queue a message on the update's channel, to a group (``chat``) or a member (``to``)."""

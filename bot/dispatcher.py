@@ -29,6 +29,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.config import Config
 from bot.committer import Lanes
 from bot.context import Context
 from bot.locks import KeyedLocks
@@ -75,11 +76,12 @@ OnCommit = Callable[[FeedResult], None]
 
 class Dispatcher:
     def __init__(
-        self, db: Database, *, clock: Clock, texts: Texts, role_of: RoleResolver | None = None,
-        flows: FlowRunner | None = None, lanes: int = 2,
+        self, db: Database, *, clock: Clock, texts: Texts, config: Config | None = None,
+        role_of: RoleResolver | None = None, flows: FlowRunner | None = None, lanes: int = 2,
     ) -> None:
         """``lanes``: concurrent write transactions (``[storage] write_lanes``); 1 on SQLite."""
         self.db = db
+        self.config = config if config is not None else Config()
         self.clock = clock
         self.texts = texts
         self.flows = flows

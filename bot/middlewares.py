@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.router import Command
-from bot.update import CONTACT_ADDED, MEMBER_JOINED, MEMBER_LEFT
+from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT
 from storage import audit, community, inbox
 from storage.community import Sighting
 
@@ -62,8 +62,12 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
             if u.text is not None and u.event is None:
                 spoken[(ctx._group.id, ctx._member.id)] += 1
     await community.record_spoken(session, dict(spoken), now=now)
-    # Joins and leaves are rare and order-sensitive: one statement each, in arrival order.
+    # Joins, leaves and contact changes are rare and order-sensitive: one statement each, in order.
     for ctx in ctxs:
+        if ctx.update.event in (CONTACT_ADDED, CONTACT_LOST):
+            status = "active" if ctx.update.event == CONTACT_ADDED else "lost"
+            if ctx.member.status != status:
+                await community.set_member_status(session, ctx.member.id, status)
         if ctx._group is not None and ctx.update.event == MEMBER_JOINED:
             ctx.joined = await community.record_join(session, ctx._group.id, ctx.member.id, now=now)
         elif ctx._group is not None and ctx.update.event == MEMBER_LEFT:

@@ -7,6 +7,7 @@ from datetime import datetime
 MEMBER_JOINED = "member_joined"
 MEMBER_LEFT = "member_left"
 CONTACT_ADDED = "contact_added"
+CONTACT_LOST = "contact_lost"  # the contact was deleted, by the member or by the brand's staff
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class Update:
     sender_name: str | None = None
     chat_name: str | None = None
     state: str | None = None  # the channel code (渠道活码) of a contact_added event
+    # WeCom contact_added: the code that lets the brand send one welcome within 20 s, and the
+    # staff member the customer added.
+    welcome_code: str | None = None
+    staff: str | None = None
 
     @property
     def is_private(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from bot.context import Context
 from bot.router import Router
 from bot.update import CONTACT_ADDED, MEMBER_JOINED
+from storage import tags as member_tags
 
 router = Router("welcome")
 
@@ -19,4 +20,8 @@ async def welcome_to_group(ctx: Context) -> None:
 
 @router.event(CONTACT_ADDED)
 async def welcome_contact(ctx: Context) -> None:
-    ctx.send(ctx.texts("welcome_contact", name=ctx.display_name), to=ctx.update.sender)
+    """Tag the new contact by the channel code they came by, then welcome them."""
+    tags = ctx.config.channel_codes.get(ctx.update.state or "", [])
+    if tags:
+        await member_tags.add(ctx.session, ctx.member.id, tags, source="channel_code", now=ctx.now)
+    ctx.welcome(ctx.texts("welcome_contact", name=ctx.display_name))

@@ -50,9 +50,36 @@ async def mark_handled(session: AsyncSession, key: str, *, now: datetime, error:
     await session.execute(update(T).where(T.c.key == key).values(handled_at=now, error=error))
 
 
-async def unhandled(session: AsyncSession, *, limit: int = 100) -> list[InboundUpdate]:
+async def store(session: AsyncSession, rows: list[tuple[str, str, str]], *, now: datetime) -> set[str]:
+    """Store ``(key, channel, payload)`` rows of an ack-first channel, unhandled; return the keys
+    that are new (the others are platform retries of something already stored)."""
+    if not rows:
+        return set()
+    stmt = insert_for(session, T).values(
+        [{"key": k, "channel": c, "payload": p, "received_at": now} for k, c, p in rows]
+    ).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
+    return {r.key for r in await session.execute(stmt)}
+
+
+async def unhandled(
+    session: AsyncSession, *, channel: str | None = None, received_before: datetime | None = None, limit: int = 100,
+) -> list[InboundUpdate]:
     """Stored but not yet handled, oldest first (what a restart must resume)."""
-    rows = await session.execute(
-        select(InboundUpdate).where(InboundUpdate.handled_at.is_(None)).order_by(InboundUpdate.id).limit(limit)
-    )
+    query = select(InboundUpdate).where(InboundUpdate.handled_at.is_(None))
+    if channel is not None:
+        query = query.where(InboundUpdate.channel == channel)
+    if received_before is not None:
+        query = query.where(InboundUpdate.received_at < received_before)
+    rows = await session.execute(query.order_by(InboundUpdate.id).limit(limit))
     return list(rows.scalars())
+
+
+async def note_failure(session: AsyncSession, key: str, *, error: str, now: datetime, max_attempts: int) -> bool:
+    """Count a failed handling attempt; at ``max_attempts`` close the row with its error.
+    True when the row was closed (given up)."""
+    await session.execute(update(T).where(T.c.key == key).values(attempts=T.c.attempts + 1, error=error))
+    closed = await session.execute(
+        update(T).where(T.c.key == key, T.c.attempts >= max_attempts, T.c.handled_at.is_(None))
+        .values(handled_at=now, error=f"gave up after {max_attempts} attempts: {error}")
+    )
+    return closed.rowcount > 0

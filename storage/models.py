@@ -86,6 +86,8 @@ class InboundUpdate(SQLModel, table=True):
     payload: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     handled_at: Optional[datetime] = _at(default=None)
     error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Handling attempts that failed: bounded, then the row is closed with its error.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -37,6 +37,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
         batch_op.add_column(sa.Column('member_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
+    with op.batch_alter_table('inbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
+
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         # Existing rows are plain texts of normal priority.
         batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False, server_default='text'))
@@ -54,6 +57,9 @@ def downgrade() -> None:
         batch_op.drop_column('meta')
         batch_op.drop_column('priority')
         batch_op.drop_column('kind')
+
+    with op.batch_alter_table('inbox', schema=None) as batch_op:
+        batch_op.drop_column('attempts')
 
     with op.batch_alter_table('chat_groups', schema=None) as batch_op:
         batch_op.drop_column('member_version')

@@ -1,0 +1,155 @@
+"""An async client for the WeCom server API endpoints siyu uses (wecom.md §3, §4).
+
+Every call has a timeout. A refused token (40001/40014/42001) is refreshed once and the call
+retried once; ``-1`` (system busy) and network errors are retried with backoff and jitter up to
+``attempts`` times; 45009/45033 (rate limits) are not retried here but reported with
+``retry_after`` of at least 60 s; content and permission errors are never retried. The token
+and the secret never appear in logs or errors (they travel in the query string).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import aiohttp
+
+from bot.channels.wecom.tokens import TokenCache
+
+log = logging.getLogger("siyu.wecom.api")
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+BUSY = -1
+RATE_LIMITED = frozenset({45009, 45033})
+RATE_LIMIT_BACKOFF_S = 60.0
+NETWORK = -2  # ours: no answer (timeout, connection refused, a non-JSON or non-2xx answer)
+
+
+class WeComError(Exception):
+    """A call that failed for good. ``retryable`` says whether the outbox should try later."""
+
+    def __init__(self, endpoint: str, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{endpoint}: {errcode} {errmsg}")
+        self.endpoint = endpoint
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    @property
+    def retryable(self) -> bool:
+        return self.errcode in (BUSY, NETWORK) or self.errcode in RATE_LIMITED
+
+    @property
+    def retry_after(self) -> float | None:
+        return RATE_LIMIT_BACKOFF_S if self.errcode in RATE_LIMITED else None
+
+
+class WeComAPI:
+    """Requires an open ``aiohttp.ClientSession``; ``base_url`` ends with ``/cgi-bin/``."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, *, base_url: str, corp_id: str, secret: str,
+        tokens: TokenCache | None = None, timeout_s: float = 10.0, attempts: int = 3, backoff_s: float = 0.5,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.corp_id = corp_id
+        self._secret = secret
+        self.tokens = tokens
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+
+    async def fetch_token(self) -> tuple[str, int]:
+        """``gettoken``: (access_token, expires_in). Used by the token cache only."""
+        data = await self._request("GET", "gettoken", params={"corpid": self.corp_id, "corpsecret": self._secret})
+        if data.get("errcode", 0) != 0:
+            raise WeComError("gettoken", int(data["errcode"]), str(data.get("errmsg", "")))
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    async def call(self, endpoint: str, body: dict[str, Any] | None = None, *, method: str = "POST") -> dict[str, Any]:
+        if self.tokens is None:
+            raise RuntimeError("WeComAPI.call needs a token cache")
+        refreshed = False
+        attempt = 0
+        while True:
+            token = await self.tokens.get()
+            try:
+                data = await self._request(method, endpoint, params={"access_token": token}, json=body)
+            except WeComError as exc:  # network: retried like -1
+                data = {"errcode": exc.errcode, "errmsg": exc.errmsg}
+            code = int(data.get("errcode", 0) or 0)
+            if code == 0:
+                return data
+            if code in TOKEN_ERRORS and not refreshed:
+                refreshed = True
+                await self.tokens.invalidate(token)
+                continue
+            attempt += 1
+            if code in (BUSY, NETWORK) and attempt < self.attempts:
+                delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                log.info("%s: %s, retrying in %.2fs (attempt %d of %d)", endpoint, code, delay, attempt + 1, self.attempts)
+                await asyncio.sleep(delay)
+                continue
+            raise WeComError(endpoint, code, str(data.get("errmsg", "")))
+
+    async def _request(
+        self, method: str, endpoint: str, *, params: dict[str, Any], json: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            async with self.session.request(
+                method, self.base_url + endpoint, params=params, json=json, timeout=self.timeout,
+            ) as resp:
+                if resp.status >= 300:
+                    raise WeComError(endpoint, NETWORK, f"HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            # str(exc) of aiohttp errors can carry the URL, and so the token: name the type only.
+            raise WeComError(endpoint, NETWORK, f"no usable answer ({type(exc).__name__})") from None
+        if not isinstance(data, dict):
+            raise WeComError(endpoint, NETWORK, "answer is not a JSON object")
+        return data
+
+    # -- the endpoints siyu uses --------------------------------------------------------------
+
+    async def send_text(self, agent_id: int, user_ids: list[str], content: str, *, dedup_key: str | None = None) -> dict[str, Any]:
+        """``message/send`` to internal members (not customers). Content at most 2048 bytes."""
+        body: dict[str, Any] = {
+            "touser": "|".join(user_ids), "agentid": agent_id, "msgtype": "text", "text": {"content": content},
+            "safe": 0,
+        }
+        if dedup_key:
+            # WeCom drops a repeat within the interval: a retried send is not shown twice.
+            body.update(enable_duplicate_check=1, duplicate_check_interval=1800)
+        return await self.call("message/send", body)
+
+    async def send_welcome_msg(self, welcome_code: str, content: str) -> dict[str, Any]:
+        """Requires a welcome code at most 20 s old, used once. Content at most 4000 bytes."""
+        return await self.call("externalcontact/send_welcome_msg", {"welcome_code": welcome_code, "text": {"content": content}})
+
+    async def add_group_msg_template(self, owner: str, chat_ids: list[str], content: str) -> dict[str, Any]:
+        """A mass-send task to customer groups: nothing is sent until ``owner`` confirms it.
+        At most 2000 chat ids; content at most 4000 bytes."""
+        return await self.call("externalcontact/add_msg_template", {
+            "chat_type": "group", "sender": owner, "chat_id_list": chat_ids, "text": {"content": content},
+        })
+
+    async def get_groupmsg_send_result(self, msgid: str, userid: str) -> dict[str, Any]:
+        return await self.call("externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": userid, "limit": 1000})
+
+    async def groupchat_get(self, chat_id: str) -> dict[str, Any]:
+        return (await self.call("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}))["group_chat"]
+
+    async def groupchat_list(self, owners: list[str] | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every group (following ``next_cursor``); requires ``owners`` past 1000 visible staff (81017)."""
+        chats: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            body: dict[str, Any] = {"status_filter": 0, "limit": limit, "cursor": cursor}
+            if owners:
+                body["owner_filter"] = {"userid_list": owners}
+            data = await self.call("externalcontact/groupchat/list", body)
+            chats += data.get("group_chat_list", [])
+            cursor = data.get("next_cursor") or ""
+            if not cursor:
+                return chats

@@ -1,0 +1,180 @@
+"""The ``wecom`` channel: a WeCom self-built app (自建应用) with 客户联系 permissions.
+
+What it can do (DESIGN §3, wecom.md §0):
+- hears internal members writing to the app (operators' commands) and contact and customer-group
+  events; it does NOT hear what customers say in groups or one-to-one;
+- answers internal members with ``message/send``;
+- welcomes a new contact with ``send_welcome_msg`` (the code is valid 20 s, once);
+- reaches a customer group only through an ``add_msg_template`` task that the group's owner
+  must confirm in the WeCom client: such a message waits for a person (``awaiting_owner``);
+- cannot write one-to-one to a customer at all (that is 微信客服, another channel).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from bot.appkeys import DB, DISPATCHER
+from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner
+from bot.channels.wecom.api import WeComAPI, WeComError
+from bot.channels.wecom.crypto import CallbackCrypto
+from bot.channels.wecom.groups import GroupSync
+from bot.channels.wecom.inbound import CallbackEndpoint
+from bot.channels.wecom.messages import NAME, Inbound
+from bot.channels.wecom.tokens import TokenCache, cache_key
+from bot.clock import Clock
+from bot.config import WecomConfig
+from bot.dispatcher import Dispatcher
+from bot.locks import KeyedLocks
+from storage import inbox
+from storage.engine import Database
+from storage.outbox import WELCOME, Claimed
+
+log = logging.getLogger("siyu.wecom")
+
+# Content limits in bytes (wecom.md §3.4, §3.5, §3.7).
+MESSAGE_BYTES = 2048
+WELCOME_BYTES = 4000
+TEMPLATE_BYTES = 4000
+# WeCom answers these for a welcome code that is expired, used, or not ours to use.
+WELCOME_CODE_GONE = frozenset({41050, 41051})
+
+
+def cap_bytes(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` UTF-8 bytes on a character boundary, marking the cut."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
+
+
+def is_external(user_id: str) -> bool:
+    """External contacts' ids start with wm/wo; internal members' are the corp's own userids."""
+    return user_id.startswith(("wm", "wo"))
+
+
+class WeComChannel(Channel):
+    name = NAME
+    capabilities = frozenset({
+        Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_GROUP,
+    })
+    # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
+    rate_per_s = 20.0
+
+    def __init__(self, config: WecomConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.crypto = CallbackCrypto(config.token, config.encoding_aes_key, config.corp_id)
+        self._endpoint: CallbackEndpoint | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._group_locks = KeyedLocks()
+        self.api: WeComAPI
+        self.groups: GroupSync
+        self._db: Database
+        self._dispatcher: Dispatcher
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/wecom/callback", self._get)
+        app.router.add_post("/wecom/callback", self._post)
+
+    async def start(self, app: web.Application) -> None:
+        self._db, self._dispatcher = app[DB], app[DISPATCHER]
+        self._http = aiohttp.ClientSession()
+        self.api = WeComAPI(self._http, base_url=self.config.api_base_url, corp_id=self.config.corp_id, secret=self.config.secret)
+        self.api.tokens = TokenCache(self._db, self.clock, cache_key(self.config.corp_id, self.config.secret), self.api.fetch_token)
+        self.groups = GroupSync(self._db, self.api, self.clock)
+        self._endpoint = CallbackEndpoint(
+            self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
+        )
+        await self._endpoint.start()
+
+    async def stop(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.stop()
+        if self._http is not None:
+            await self._http.close()
+
+    @property
+    def endpoint(self) -> CallbackEndpoint:
+        if self._endpoint is None:
+            raise web.HTTPServiceUnavailable(reason="starting")
+        return self._endpoint
+
+    async def _get(self, request: web.Request) -> web.Response:
+        return await self.endpoint.get(request)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        return await self.endpoint.post(request)
+
+    # -- handling a stored callback ---------------------------------------------------------
+
+    async def handle(self, message: Inbound) -> None:
+        """Feed the callback's updates to the dispatcher, then apply its group change. Events of
+        one group are applied in turn, so version checks see each other's results."""
+        chat = message.group_change.chat_id if message.group_change else None
+        async with self._group_locks.hold(chat or message.key):
+            for update in message.updates:
+                await self._dispatcher.feed(update)
+            if message.group_change is not None:
+                await self.groups.apply(message.group_change)
+        if not any(u.key == message.key for u in message.updates):
+            # No update carried the row's own key, so the dispatcher did not close it.
+            async with self._db.transaction() as session:
+                await inbox.mark_handled(session, message.key, now=self.clock.now())
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, message: Claimed) -> HandedToOwner | None:
+        try:
+            if message.kind == WELCOME:
+                await self._send_welcome(message)
+            elif message.chat is not None:
+                return await self._send_to_group(message)
+            elif message.to is not None:
+                await self._send_to_member(message)
+            else:
+                raise DeliveryError("a message with neither chat nor recipient", retryable=False)
+        except WeComError as exc:
+            raise DeliveryError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after) from None
+        return None
+
+    async def _send_welcome(self, message: Claimed) -> None:
+        code = message.meta.get("welcome_code")
+        expires = message.meta.get("expires_at")
+        if not code:
+            raise DeliveryError("welcome without a welcome code", retryable=False)
+        if expires and self.clock.now() > datetime.fromisoformat(expires):
+            raise DeliveryError("welcome code expired (valid 20 s): the welcome was not sent", retryable=False)
+        try:
+            await self.api.send_welcome_msg(code, cap_bytes(message.text, WELCOME_BYTES))
+        except WeComError as exc:
+            if exc.errcode in WELCOME_CODE_GONE:
+                raise DeliveryError(f"welcome code unusable ({exc.errcode} {exc.errmsg}); "
+                                    "is a welcome message configured in the WeCom admin console?", retryable=False) from None
+            raise
+
+    async def _send_to_member(self, message: Claimed) -> None:
+        assert message.to is not None
+        if is_external(message.to):
+            raise DeliveryError(
+                "the WeCom app cannot write one-to-one to a customer; use 微信客服 (wecom_kf)", retryable=False,
+            )
+        if self.config.agent_id is None:
+            raise DeliveryError("[wecom] agent_id is not set", retryable=False)
+        result = await self.api.send_text(
+            self.config.agent_id, [message.to], cap_bytes(message.text, MESSAGE_BYTES), dedup_key=str(message.id),
+        )
+        if result.get("invaliduser"):
+            raise DeliveryError(f"WeCom does not know member {message.to} (invaliduser)", retryable=False)
+
+    async def _send_to_group(self, message: Claimed) -> HandedToOwner:
+        assert message.chat is not None
+        owner = await self.groups.owner_of(message.chat)
+        if owner is None:
+            raise DeliveryError(f"group {message.chat} has no known owner to confirm the task", retryable=False)
+        result = await self.api.add_group_msg_template(owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES))
+        # Nothing is sent yet: the owner must confirm the task in the WeCom client.
+        return HandedToOwner({"msgid": result.get("msgid"), "owner": owner})

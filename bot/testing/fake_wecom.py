@@ -1,0 +1,246 @@
+"""A fake WeCom server API, and a builder of callbacks encrypted the way WeCom sends them.
+
+Point siyu (``[wecom] api_base_url``) at ``FakeWeCom.base_url`` in tests: it checks tokens,
+answers with WeCom's JSON and error codes, can be told to fail or be slow, and records every
+request it got.
+
+    async with FakeWeCom() as wecom:
+        wecom.fail("message/send", 45009)          # the next call is rate limited
+        ...
+        assert wecom.calls("message/send")[0].body["text"]["content"] == "你好"
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from wechatpy.work.crypto import WeChatCrypto
+
+CGI = "/cgi-bin/"
+
+
+@dataclass
+class Recorded:
+    endpoint: str  # e.g. "message/send"
+    query: dict[str, str]
+    body: dict[str, Any] | None
+    at: float
+
+
+@dataclass
+class FakeGroup:
+    chat_id: str
+    owner: str
+    name: str = ""
+    members: list[str] = field(default_factory=list)
+    member_version: str = "v0"
+
+
+class FakeWeCom:
+    def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
+        self.corp_id = corp_id
+        self.secret = secret
+        self.token_ttl = token_ttl
+        self.requests: list[Recorded] = []
+        self.groups: dict[str, FakeGroup] = {}
+        self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
+        self._counter = itertools.count(1)
+        self._failures: dict[str, list[int]] = {}
+        self._delays: dict[str, float] = {}
+        self._used_welcome_codes: set[str] = set()
+        self._server: TestServer | None = None
+
+    # -- programming it ----------------------------------------------------------------------
+
+    def fail(self, endpoint: str, errcode: int, times: int = 1) -> None:
+        """The next ``times`` calls of ``endpoint`` answer ``errcode`` (after the token check)."""
+        self._failures.setdefault(endpoint, []).extend([errcode] * times)
+
+    def delay(self, endpoint: str, seconds: float) -> None:
+        """Answer ``endpoint`` only after ``seconds`` (to hit client timeouts)."""
+        self._delays[endpoint] = seconds
+
+    def expire_tokens(self) -> None:
+        """Every issued token is now expired (42001), as WeCom may do at any time."""
+        for token in self._tokens:
+            self._tokens[token] = 0.0
+
+    def revoke_tokens(self) -> None:
+        """Every issued token is now unknown (40014)."""
+        self._tokens.clear()
+
+    def add_group(self, chat_id: str, owner: str, members: list[str], name: str = "", version: str = "v0") -> FakeGroup:
+        group = FakeGroup(chat_id, owner, name, list(members), version)
+        self.groups[chat_id] = group
+        return group
+
+    def calls(self, endpoint: str) -> list[Recorded]:
+        return [r for r in self.requests if r.endpoint == endpoint]
+
+    # -- serving -----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        return str(self._server.make_url(CGI))
+
+    async def __aenter__(self) -> "FakeWeCom":
+        app = web.Application()
+        app.router.add_route("*", CGI + "{endpoint:.+}", self._handle)
+        self._server = TestServer(app)
+        await self._server.start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            await self._server.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        endpoint = request.match_info["endpoint"]
+        body: dict[str, Any] | None = None
+        if request.can_read_body:
+            try:
+                body = json.loads(await request.read())
+            except ValueError:
+                return self._answer(47001, "data format error")
+        self.requests.append(Recorded(endpoint, dict(request.query), body, time.monotonic()))
+        if (delay := self._delays.get(endpoint)) is not None:
+            await asyncio.sleep(delay)
+        if endpoint == "gettoken":
+            return self._gettoken(request.query)
+        token = request.query.get("access_token", "")
+        if not token:
+            return self._answer(41001, "access_token missing")
+        if token not in self._tokens:
+            return self._answer(40014, "invalid access_token")
+        if self._tokens[token] < time.monotonic():
+            return self._answer(42001, "access_token expired")
+        if self._failures.get(endpoint):
+            return self._answer(self._failures[endpoint].pop(0), "programmed failure")
+        handler = getattr(self, "_" + endpoint.replace("/", "_"), None)
+        if handler is None:
+            return self._answer(60011, f"no privilege to access/modify contact/party/agent ({endpoint})")
+        return handler(body or {})
+
+    @staticmethod
+    def _answer(errcode: int = 0, errmsg: str = "ok", **data: Any) -> web.Response:
+        return web.json_response({"errcode": errcode, "errmsg": errmsg, **data})
+
+    def _gettoken(self, query: Any) -> web.Response:
+        if self._failures.get("gettoken"):
+            return self._answer(self._failures["gettoken"].pop(0), "programmed failure")
+        if query.get("corpid") != self.corp_id or query.get("corpsecret") != self.secret:
+            return self._answer(40001, "invalid credential")
+        token = f"token-{next(self._counter)}"
+        self._tokens[token] = time.monotonic() + self.token_ttl
+        return self._answer(access_token=token, expires_in=self.token_ttl)
+
+    def _message_send(self, body: dict[str, Any]) -> web.Response:
+        if not body.get("touser") or body.get("msgtype") != "text":
+            return self._answer(40003, "invalid userid / message")
+        return self._answer(invaliduser="", invalidparty="", invalidtag="", msgid=f"msg-{next(self._counter)}")
+
+    def _externalcontact_send_welcome_msg(self, body: dict[str, Any]) -> web.Response:
+        code = str(body.get("welcome_code", ""))
+        if not code or code.startswith("expired"):
+            return self._answer(41050, "invalid welcome_code")
+        if code in self._used_welcome_codes:
+            return self._answer(41051, "externaluser has started chatting")
+        self._used_welcome_codes.add(code)
+        return self._answer()
+
+    def _externalcontact_add_msg_template(self, body: dict[str, Any]) -> web.Response:
+        if body.get("chat_type") == "group" and not body.get("sender"):
+            return self._answer(40003, "sender required for group")
+        return self._answer(fail_list=[], msgid=f"msgtpl-{next(self._counter)}")
+
+    def _externalcontact_get_groupmsg_send_result(self, body: dict[str, Any]) -> web.Response:
+        return self._answer(send_list=[], next_cursor="")
+
+    def _externalcontact_groupchat_list(self, body: dict[str, Any]) -> web.Response:
+        chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values()]
+        return self._answer(group_chat_list=chats, next_cursor="")
+
+    def _externalcontact_groupchat_get(self, body: dict[str, Any]) -> web.Response:
+        group = self.groups.get(str(body.get("chat_id")))
+        if group is None:
+            return self._answer(40050, "chatid not exist")
+        members = [{"userid": m, "type": 2 if m.startswith("wm") else 1, "join_time": 1, "join_scene": 1} for m in group.members]
+        return self._answer(group_chat={
+            "chat_id": group.chat_id, "name": group.name, "owner": group.owner, "create_time": 1,
+            "member_list": members, "admin_list": [], "member_version": group.member_version,
+        })
+
+
+class CallbackBuilder:
+    """Builds callbacks as WeCom sends them: query string and encrypted XML body (wechatpy)."""
+
+    def __init__(self, token: str, encoding_aes_key: str, corp_id: str, agent_id: int | None = None) -> None:
+        self.corp_id = corp_id
+        self.agent_id = agent_id
+        self._crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+        self._nonce = itertools.count(1000)
+
+    def encrypt(self, plaintext: str, *, timestamp: int | None = None, nonce: str | None = None) -> tuple[str, str, str, str]:
+        """(encrypt, msg_signature, timestamp, nonce) for ``plaintext``."""
+        from xml.etree import ElementTree  # our own output, not untrusted input
+
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        n = nonce or str(next(self._nonce))
+        xml = ElementTree.fromstring(self._crypto.encrypt_message(plaintext, n, ts))
+        return xml.findtext("Encrypt") or "", xml.findtext("MsgSignature") or "", ts, n
+
+    def post(self, plaintext: str, *, timestamp: int | None = None) -> tuple[str, bytes]:
+        """(path with query, body) of a POST callback carrying ``plaintext``."""
+        encrypt, sig, ts, nonce = self.encrypt(plaintext, timestamp=timestamp)
+        agent = f"<AgentID><![CDATA[{self.agent_id}]]></AgentID>" if self.agent_id is not None else ""
+        body = f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt>{agent}</xml>"
+        return "/wecom/callback?" + urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce}), body.encode()
+
+    def verify_url(self, echo: str, *, timestamp: int | None = None) -> str:
+        """The GET WeCom sends when the callback URL is saved; the answer must be ``echo``."""
+        encrypt, sig, ts, nonce = self.encrypt(echo, timestamp=timestamp)
+        return "/wecom/callback?" + urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": encrypt})
+
+
+def text_message(sender: str, content: str, msg_id: int, *, corp_id: str = "ww-test-corp", at: int | None = None) -> str:
+    return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[{sender}]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>")
+
+
+def contact_added(customer: str, staff: str, *, state: str | None = None, welcome_code: str | None = None,
+                  at: int | None = None) -> str:
+    extra = (f"<State><![CDATA[{state}]]></State>" if state else "") + (
+        f"<WelcomeCode><![CDATA[{welcome_code}]]></WelcomeCode>" if welcome_code else "")
+    return ("<xml><ToUserName><![CDATA[toUser]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType>"
+            f"<UserID><![CDATA[{staff}]]></UserID><ExternalUserID><![CDATA[{customer}]]></ExternalUserID>{extra}</xml>")
+
+
+def contact_deleted(customer: str, staff: str, *, by_customer: bool = True, at: int | None = None) -> str:
+    change = "del_follow_user" if by_customer else "del_external_contact"
+    return ("<xml><ToUserName><![CDATA[toUser]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{change}]]></ChangeType>"
+            f"<UserID><![CDATA[{staff}]]></UserID><ExternalUserID><![CDATA[{customer}]]></ExternalUserID></xml>")
+
+
+def chat_changed(chat_id: str, change: str, *, detail: str | None = None, members: list[str] = (),  # type: ignore[assignment]
+                 last_version: str = "", current_version: str = "", at: int | None = None) -> str:
+    items = "".join(f"<Item><![CDATA[{m}]]></Item>" for m in members)
+    detail_xml = f"<UpdateDetail><![CDATA[{detail}]]></UpdateDetail>" if detail else ""
+    return ("<xml><ToUserName><![CDATA[toUser]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[{chat_id}]]></ChatId>"
+            f"<ChangeType><![CDATA[{change}]]></ChangeType>{detail_xml}<JoinScene>0</JoinScene><QuitScene>0</QuitScene>"
+            f"<MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>{items}</MemChangeList>"
+            f"<LastMemVer>{last_version}</LastMemVer><CurMemVer>{current_version}</CurMemVer></xml>")
