@@ -80,9 +80,11 @@ def create_app(
         try:
             yield
         finally:
+            # The worker sends through the channels: it stops first. What handling still
+            # queues is stored and delivered after the next start.
+            await worker.stop()
             for channel in channels:
                 await channel.stop()
-            await worker.stop()
             await dispatcher.close()
             await db.dispose()
 

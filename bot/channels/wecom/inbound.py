@@ -30,6 +30,9 @@ MAX_ATTEMPTS = 5
 QUEUE_SIZE = 10_000
 WORKERS = 4
 RESCAN_EVERY_S = 30.0
+# Handlers give way to callbacks being answered (WeCom's 5 s deadline), but wait at most this
+# long for a lull, so that handling always moves on under sustained load.
+YIELD_TO_ANSWERS_S = 0.05
 
 Handle = Callable[[Inbound], Awaitable[None]]
 
@@ -53,6 +56,9 @@ class CallbackEndpoint:
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._overflowed = False
+        self._answering = 0
+        self._lull = asyncio.Event()
+        self._lull.set()
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -73,6 +79,16 @@ class CallbackEndpoint:
         return web.Response(body=echo, content_type="text/plain")
 
     async def post(self, request: web.Request) -> web.Response:
+        self._answering += 1
+        self._lull.clear()
+        try:
+            return await self._answer(request)
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._lull.set()
+
+    async def _answer(self, request: web.Request) -> web.Response:
         try:
             signature, timestamp, nonce = (_param(request, n) for n in ("msg_signature", "timestamp", "nonce"))
             self._check_fresh(timestamp)
@@ -181,6 +197,10 @@ class CallbackEndpoint:
     async def _worker(self) -> None:
         while True:
             message = await self._queue.get()
+            try:
+                await asyncio.wait_for(self._lull.wait(), YIELD_TO_ANSWERS_S)
+            except asyncio.TimeoutError:
+                pass
             await self._run(message)
 
     async def _run(self, message: Inbound) -> None:
