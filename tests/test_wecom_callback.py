@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from wechatpy.crypto.base import WeChatCipher
 
 from bot.appkeys import CHANNELS, OUTBOX
 from bot.channels.wecom.crypto import signature
+from bot.channels.wecom.messages import parse
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, chat_changed, contact_added, contact_deleted, text_message
@@ -335,3 +338,22 @@ async def _members(bot: SandboxClient, chat: str) -> set[str]:
             .where(Group.external_id == chat, GroupMembership.left_at.is_(None))
         )
         return set(rows.scalars())
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "wecom_work_payloads.json"
+
+
+@pytest.mark.skipif(not FIXTURES.is_file(), reason="shared/fixtures is not beside this checkout")
+async def test_real_world_payloads_are_all_accepted_and_handled(bot: SandboxClient, callbacks: CallbackBuilder) -> None:
+    payloads = json.loads(FIXTURES.read_text(encoding="utf-8"))["payloads"]
+    assert len(payloads) >= 18
+    for payload in payloads:
+        status, text = await post(bot, *callbacks.post(payload["xml"]))
+        assert (status, text) == (200, ""), payload["name"]
+    await settle(bot)
+    # One row per dedup key (wechatpy's samples reuse one MsgId across message types, and a
+    # repeated MsgId is a retry), each closed, whatever its type (most have no handler: fine).
+    keys = {parse(p["xml"].encode()).key for p in payloads}
+    assert await count(bot, InboundUpdate, InboundUpdate.channel == "wecom") == len(keys)
+    assert await count(bot, InboundUpdate, InboundUpdate.handled_at.is_(None)) == 0
+    assert await count(bot, InboundUpdate, InboundUpdate.error.is_not(None)) == 0
