@@ -9,6 +9,7 @@ statements themselves.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+# aiosqlite logs every statement with its parameters at DEBUG: secrets (access tokens) would
+# reach the logs of anyone who turns DEBUG on. Its statements are ours to log, not its.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class DatabaseURLError(ValueError):

@@ -73,7 +73,14 @@ class WeComAPI:
         refreshed = False
         attempt = 0
         while True:
-            token = await self.tokens.get()
+            try:
+                token = await self.tokens.get()
+            except WeComError as exc:  # gettoken itself was busy or unreachable: retried alike
+                attempt += 1
+                if exc.errcode in (BUSY, NETWORK) and attempt < self.attempts:
+                    await self._pause("gettoken", exc.errcode, attempt)
+                    continue
+                raise
             try:
                 data = await self._request(method, endpoint, params={"access_token": token}, json=body)
             except WeComError as exc:  # network: retried like -1
@@ -87,11 +94,14 @@ class WeComAPI:
                 continue
             attempt += 1
             if code in (BUSY, NETWORK) and attempt < self.attempts:
-                delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                log.info("%s: %s, retrying in %.2fs (attempt %d of %d)", endpoint, code, delay, attempt + 1, self.attempts)
-                await asyncio.sleep(delay)
+                await self._pause(endpoint, code, attempt)
                 continue
             raise WeComError(endpoint, code, str(data.get("errmsg", "")))
+
+    async def _pause(self, endpoint: str, code: int, attempt: int) -> None:
+        delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        log.info("%s: %s, retrying in %.2fs (attempt %d of %d)", endpoint, code, delay, attempt + 1, self.attempts)
+        await asyncio.sleep(delay)
 
     async def _request(
         self, method: str, endpoint: str, *, params: dict[str, Any], json: dict[str, Any] | None = None,
@@ -112,15 +122,15 @@ class WeComAPI:
 
     # -- the endpoints siyu uses --------------------------------------------------------------
 
-    async def send_text(self, agent_id: int, user_ids: list[str], content: str, *, dedup_key: str | None = None) -> dict[str, Any]:
-        """``message/send`` to internal members (not customers). Content at most 2048 bytes."""
+    async def send_text(self, agent_id: int, user_ids: list[str], content: str) -> dict[str, Any]:
+        """``message/send`` to internal members (not customers). Content at most 2048 bytes.
+
+        No ``enable_duplicate_check``: WeCom compares content, so it would also drop a second,
+        legitimate message that happens to read the same (two /help answers in half an hour)."""
         body: dict[str, Any] = {
             "touser": "|".join(user_ids), "agentid": agent_id, "msgtype": "text", "text": {"content": content},
             "safe": 0,
         }
-        if dedup_key:
-            # WeCom drops a repeat within the interval: a retried send is not shown twice.
-            body.update(enable_duplicate_check=1, duplicate_check_interval=1800)
         return await self.call("message/send", body)
 
     async def send_welcome_msg(self, welcome_code: str, content: str) -> dict[str, Any]:

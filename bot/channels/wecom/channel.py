@@ -164,9 +164,7 @@ class WeComChannel(Channel):
             )
         if self.config.agent_id is None:
             raise DeliveryError("[wecom] agent_id is not set", retryable=False)
-        result = await self.api.send_text(
-            self.config.agent_id, [message.to], cap_bytes(message.text, MESSAGE_BYTES), dedup_key=str(message.id),
-        )
+        result = await self.api.send_text(self.config.agent_id, [message.to], cap_bytes(message.text, MESSAGE_BYTES))
         if result.get("invaliduser"):
             raise DeliveryError(f"WeCom does not know member {message.to} (invaliduser)", retryable=False)
 
