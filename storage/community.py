@@ -2,6 +2,8 @@
 
 These run on every inbound update, so they take a whole batch of updates at once: one
 multi-row statement per table, however many updates the batch holds (group commit, DESIGN §9).
+They pass the rows as executemany parameters, which SQLAlchemy sends as one multi-row INSERT
+and compiles once; a ``.values([...])`` statement would be compiled again for every batch.
 On PostgreSQL the member upsert also locks the members' rows until the transaction ends, which
 is what serializes two updates of one member across processes (DESIGN §4).
 """
@@ -64,7 +66,7 @@ async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now
          "message_count": s.messages, "first_seen_at": now, "last_seen_at": now}
         for (c, e), s in sorted(seen.items())
     ]
-    stmt = insert_for(session, M).values(rows)
+    stmt = insert_for(session, M)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[M.c.channel, M.c.external_id],
@@ -76,7 +78,7 @@ async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now
         },
     ).returning(M.c.id, M.c.channel, M.c.external_id, M.c.name, M.c.status)
     return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status)
-            for r in await session.execute(stmt)}
+            for r in await session.execute(stmt, rows)}
 
 
 async def touch_groups(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, GroupRef]:
@@ -87,7 +89,7 @@ async def touch_groups(session: AsyncSession, seen: dict[Key, Sighting], *, now:
          "created_at": now, "last_active_at": now}
         for (c, e), s in sorted(seen.items())
     ]
-    stmt = insert_for(session, G).values(rows)
+    stmt = insert_for(session, G)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[G.c.channel, G.c.external_id],
@@ -98,7 +100,7 @@ async def touch_groups(session: AsyncSession, seen: dict[Key, Sighting], *, now:
         },
     ).returning(G.c.id, G.c.channel, G.c.external_id, G.c.name)
     return {(r.channel, r.external_id): GroupRef(r.id, r.channel, r.external_id, r.name)
-            for r in await session.execute(stmt)}
+            for r in await session.execute(stmt, rows)}
 
 
 async def record_spoken(session: AsyncSession, counts: dict[tuple[int, int], int], *, now: datetime) -> None:
@@ -108,13 +110,13 @@ async def record_spoken(session: AsyncSession, counts: dict[tuple[int, int], int
         return
     rows = [{"group_id": g, "member_id": m, "joined_at": now, "last_spoke_at": now, "message_count": n}
             for (g, m), n in sorted(counts.items())]
-    stmt = insert_for(session, GM).values(rows)
+    stmt = insert_for(session, GM)
     stmt = stmt.on_conflict_do_update(
         index_elements=[GM.c.group_id, GM.c.member_id],
-        set_={"last_spoke_at": now, "message_count": GM.c.message_count + stmt.excluded.message_count,
-              "left_at": None},
+        set_={"last_spoke_at": stmt.excluded.last_spoke_at,
+              "message_count": GM.c.message_count + stmt.excluded.message_count, "left_at": None},
     )
-    await session.execute(stmt)
+    await session.execute(stmt, rows)
 
 
 async def record_join(session: AsyncSession, group_id: int, member_id: int, *, now: datetime) -> bool:

@@ -33,10 +33,9 @@ async def begin_handling(session: AsyncSession, keys: dict[str, str], *, now: da
     two workers racing for one stored update cannot both win. The rest are repeats."""
     if not keys:
         return set()
-    stmt = insert_for(session, T).values(
-        [{"key": k, "channel": c, "received_at": now, "handled_at": now} for k, c in sorted(keys.items())]
-    ).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
-    fresh = {r.key for r in await session.execute(stmt)}
+    stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
+    rows = [{"key": k, "channel": c, "received_at": now, "handled_at": now} for k, c in sorted(keys.items())]
+    fresh = {r.key for r in await session.execute(stmt, rows)}
     seen = [k for k in keys if k not in fresh]
     if seen:
         taken = await session.execute(
@@ -55,10 +54,9 @@ async def store(session: AsyncSession, rows: list[tuple[str, str, str]], *, now:
     that are new (the others are platform retries of something already stored)."""
     if not rows:
         return set()
-    stmt = insert_for(session, T).values(
-        [{"key": k, "channel": c, "payload": p, "received_at": now} for k, c, p in rows]
-    ).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
-    return {r.key for r in await session.execute(stmt)}
+    stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
+    params = [{"key": k, "channel": c, "payload": p, "received_at": now} for k, c, p in rows]
+    return {r.key for r in await session.execute(stmt, params)}
 
 
 async def unhandled(

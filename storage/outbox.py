@@ -61,8 +61,11 @@ async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], *, now: d
     ]
     if not rows:
         return []
-    result = await session.execute(T.insert().returning(T.c.id, sort_by_parameter_order=True), rows)
-    return [r.id for r in result]
+    # Unordered RETURNING lets SQLAlchemy send one multi-row INSERT (ordered, it sends one per
+    # row); one INSERT assigns its ids in VALUES order on SQLite and PostgreSQL, so sorting them
+    # gives the order of ``messages`` (checked by the storage contract test on both).
+    result = await session.execute(T.insert().returning(T.c.id), rows)
+    return sorted(r.id for r in result)
 
 
 async def claim_due(

@@ -17,7 +17,7 @@ async def add(session: AsyncSession, member_id: int, tags: Iterable[str], *, sou
     """Tag the member; a tag already there stays as it was (with its first source)."""
     rows = [{"member_id": member_id, "tag": t, "source": source, "created_at": now} for t in dict.fromkeys(tags)]
     if rows:
-        await session.execute(insert_for(session, T).values(rows).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.tag]))
+        await session.execute(insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.tag]), rows)
 
 
 async def of_member(session: AsyncSession, member_id: int) -> list[str]:
