@@ -30,7 +30,8 @@ async def dedup(session: AsyncSession, ctxs: Sequence[Context]) -> None:
             ctx.duplicate = True
         else:
             keys[ctx.update.key] = ctx.update.channel
-    fresh = await inbox.begin_handling(session, keys, now=ctxs[0].now)
+    stored = frozenset(c.update.key for c in ctxs if c.update.stored)
+    fresh = await inbox.begin_handling(session, keys, now=ctxs[0].now, stored=stored)
     for ctx in ctxs:
         if ctx.update.key not in fresh:
             ctx.duplicate = True

@@ -32,6 +32,8 @@ class Update:
     # staff member the customer added.
     welcome_code: str | None = None
     staff: str | None = None
+    # The channel stored this update in the inbox before answering the platform (WeCom).
+    stored: bool = False
 
     @property
     def is_private(self) -> bool:

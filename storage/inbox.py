@@ -27,15 +27,21 @@ async def claim(
     return (await session.execute(stmt)).first() is not None
 
 
-async def begin_handling(session: AsyncSession, keys: dict[str, str], *, now: datetime) -> set[str]:
+async def begin_handling(
+    session: AsyncSession, keys: dict[str, str], *, now: datetime, stored: frozenset[str] = frozenset(),
+) -> set[str]:
     """Of ``keys`` (key → channel), those this transaction should handle: new ones, and ones an
-    ack-first channel stored that nobody has handled yet. The conditional UPDATE row-locks, so
-    two workers racing for one stored update cannot both win. The rest are repeats."""
+    ack-first channel stored that nobody has handled yet (``stored`` names those expected to be
+    stored, to skip an insert bound to conflict). The conditional UPDATE row-locks, so two
+    workers racing for one stored update cannot both win. The rest are repeats."""
     if not keys:
         return set()
-    stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
-    rows = [{"key": k, "channel": c, "received_at": now, "handled_at": now} for k, c in sorted(keys.items())]
-    fresh = {r.key for r in await session.execute(stmt, rows)}
+    fresh: set[str] = set()
+    rows = [{"key": k, "channel": c, "received_at": now, "handled_at": now}
+            for k, c in sorted(keys.items()) if k not in stored]
+    if rows:
+        stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
+        fresh = {r.key for r in await session.execute(stmt, rows)}
     seen = [k for k in keys if k not in fresh]
     if seen:
         taken = await session.execute(

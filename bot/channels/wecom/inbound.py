@@ -32,7 +32,7 @@ WORKERS = 4
 RESCAN_EVERY_S = 30.0
 # Handlers give way to callbacks being answered (WeCom's 5 s deadline), but wait at most this
 # long for a lull, so that handling always moves on under sustained load.
-YIELD_TO_ANSWERS_S = 0.05
+YIELD_TO_ANSWERS_S = 0.2
 
 Handle = Callable[[Inbound], Awaitable[None]]
 

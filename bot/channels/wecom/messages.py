@@ -82,7 +82,7 @@ def parse(plaintext: bytes) -> Inbound:
         # Internal members writing to the app: this is how operators send commands.
         inbound.updates.append(Update(
             channel=NAME, key=key, sender=str(data.get("FromUserName") or ""), at=at,
-            text=str(data.get("Content") or "").strip() or None,
+            text=str(data.get("Content") or "").strip() or None, stored=True,
         ))
     elif msg_type == "event" and event == "change_external_contact":
         _contact_change(inbound, data, at)
@@ -109,12 +109,12 @@ def _contact_change(inbound: Inbound, data: dict[str, Any], at: datetime) -> Non
         inbound.updates.append(Update(
             channel=NAME, key=inbound.key, sender=str(customer), at=at, event=CONTACT_ADDED,
             state=str(data["State"]) if data.get("State") else None,
-            welcome_code=str(code) if code else None, staff=str(data.get("UserID") or "") or None,
+            welcome_code=str(code) if code else None, staff=str(data.get("UserID") or "") or None, stored=True,
         ))
     elif change in ("del_external_contact", "del_follow_user"):
         inbound.updates.append(Update(
             channel=NAME, key=inbound.key, sender=str(customer), at=at, event=CONTACT_LOST,
-            staff=str(data.get("UserID") or "") or None,
+            staff=str(data.get("UserID") or "") or None, stored=True,
         ))
 
 
