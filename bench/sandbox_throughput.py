@@ -16,11 +16,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
+
+from _spawn import fresh_database
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,17 +68,7 @@ async def drive(url: str, members: int, messages: int, concurrency: int, groups:
 
 
 def spawn(database_url: str | None, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
-    url = database_url or f"sqlite:///{workdir / 'bench.db'}"
-    if database_url:
-        from sqlalchemy import create_engine, text
-
-        from storage.engine import sync_url
-
-        engine = create_engine(sync_url(database_url))
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
+    workdir, url = fresh_database(database_url)
     env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": ""}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir)
     return proc, url

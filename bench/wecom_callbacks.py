@@ -16,7 +16,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _spawn import fresh_database  # noqa: E402
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message  # noqa: E402
 
 TOKEN, AES_KEY, CORP = "benchtoken", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww-bench-corp"
@@ -52,17 +52,7 @@ def floor_server(port: int) -> None:
 def start(kind: str, port: int, fake_url: str, database_url: str | None) -> subprocess.Popen[bytes]:
     if kind == "floor":
         return subprocess.Popen([sys.executable, __file__, "--floor-server", str(port)])
-    workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
-    url = database_url or f"sqlite:///{workdir / 'bench.db'}"
-    if database_url:
-        from sqlalchemy import create_engine, text
-
-        from storage.engine import sync_url
-
-        engine = create_engine(sync_url(database_url))
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
+    workdir, url = fresh_database(database_url)
     (workdir / "config.toml").write_text(
         f'[storage]\nurl = "{url}"\n[logging]\nlevel = "WARNING"\n[sandbox]\nenabled = false\n'
         f'[wecom]\nenabled = true\ncorp_id = "{CORP}"\nagent_id = 1000002\nsecret = "bench-secret"\n'

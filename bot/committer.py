@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from bot.tasks import finish
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -75,14 +77,7 @@ class GroupCommit(Generic[T, R]):
         self._closing = True
         if self._task is not None:
             self._ready.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except asyncio.TimeoutError:
-                self._task.cancel()
-                try:
-                    await self._task
-                except asyncio.CancelledError:
-                    pass
+            await finish(self._task, timeout)
             self._task = None
         for _, future in self._queue:
             future.cancel()

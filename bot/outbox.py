@@ -17,6 +17,7 @@ from bot.channels.base import Channel, DeliveryError, HandedToOwner
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import TokenBucket
+from bot.tasks import finish
 from storage import outbox
 from storage.engine import Database
 from storage.outbox import Claimed
@@ -56,14 +57,7 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except asyncio.TimeoutError:
-                self._task.cancel()
-                try:
-                    await self._task
-                except asyncio.CancelledError:
-                    pass
+            await finish(self._task, timeout)
             self._task = None
 
     async def _run(self) -> None:

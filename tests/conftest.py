@@ -2,6 +2,7 @@
 whole suite runs on that PostgreSQL database instead, and the storage contract runs on both."""
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ from sqlalchemy import create_engine, text
 
 from bot.config import Config, config_from_dict
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from storage.engine import sync_url
+from storage import migrate
+from storage.engine import Database, sync_url
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL") or None
 
@@ -37,6 +39,17 @@ def fresh_database(backend: str, tmp_path: Path) -> str:
 def database_url(tmp_path: Path) -> str:
     """An empty database: PostgreSQL when the suite runs on it, else a fresh SQLite file."""
     return fresh_database("postgresql" if PG_URL else "sqlite", tmp_path)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The test database, migrated, as the app would open it."""
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    database = Database(database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -18,7 +18,7 @@ from bot.channels.base import Capability, Channel, DeliveryError
 from bot.config import OutboxConfig
 from bot.outbox import MAX_BACKOFF_S, OutboxWorker, backoff
 from bot.testing import FakeClock
-from storage import migrate, outbox
+from storage import outbox
 from storage.engine import Database
 from storage.models import OutboxMessage
 from storage.outbox import Claimed, Outgoing
@@ -56,16 +56,6 @@ class ScriptedChannel(Channel):
         if message.text in self._always:
             raise self._always[message.text]
         self.sent.append(message)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(migrate.upgrade, database_url)
-    database = Database(database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

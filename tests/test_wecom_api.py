@@ -25,7 +25,6 @@ from bot.channels.wecom.api import NETWORK, WeComAPI, WeComError
 from bot.channels.wecom.tokens import REFRESH_MARGIN, TokenCache, cache_key
 from bot.testing import FakeClock
 from bot.testing.fake_wecom import FakeWeCom
-from storage import migrate
 from storage.engine import Database
 from storage.models import AccessToken
 
@@ -37,16 +36,6 @@ MakeAPI = Callable[..., WeComAPI]
 
 
 # -- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(migrate.upgrade, database_url)
-    database = Database(database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture
