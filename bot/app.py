@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
-from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX
+from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX, SWEEPER
 from bot.channels.base import Channel
 from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
@@ -17,6 +17,9 @@ from bot.dispatcher import Dispatcher, RoleResolver
 from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
 from bot.outbox import OutboxWorker
 from bot.router import Router
+from bot.sweeper import DeadlineSweeper
+from flows.engine import Flow
+from flows.runner import FlowEngine
 from bot.texts import Texts
 from storage.engine import Database
 from storage.migrate import upgrade
@@ -47,9 +50,11 @@ def config_roles(config: Config) -> RoleResolver:
 
 def create_app(
     config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
+    flow_definitions: Iterable[Flow] | None = None,
 ) -> web.Application:
     """Build the app. On startup it migrates the database (as ``siyu db upgrade``) and starts
-    delivering; ``routers`` replace the shipped handlers (``handlers.default_routers()``)."""
+    delivering; ``routers`` replace the shipped handlers (``handlers.default_routers()``) and
+    ``flow_definitions`` the shipped flows (``flows.default_flows()``)."""
     clock = clock or SystemClock()
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
@@ -63,6 +68,7 @@ def create_app(
         # Alembic runs on a sync engine: in a thread, so the loop keeps serving.
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
+        from flows import default_flows
         from handlers import default_routers
 
         dispatcher = Dispatcher(
@@ -70,18 +76,22 @@ def create_app(
             lanes=config.storage.write_lanes,
         )
         dispatcher.include_routers(routers if routers is not None else default_routers())
+        dispatcher.flows = FlowEngine(flow_definitions if flow_definitions is not None else default_flows())
+        sweeper = DeadlineSweeper(dispatcher, clock)
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
-        app[DB], app[DISPATCHER], app[OUTBOX] = db, dispatcher, worker
+        app[DB], app[DISPATCHER], app[OUTBOX], app[SWEEPER] = db, dispatcher, worker, sweeper
         for channel in channels:
             await channel.start(app)
         worker.start()
+        sweeper.start()
         log.info("siyu ready: channels %s, database %s", ", ".join(c.name for c in channels) or "none", db.dialect)
         try:
             yield
         finally:
             # The worker sends through the channels: it stops first. What handling still
             # queues is stored and delivered after the next start.
+            await sweeper.stop()
             await worker.stop()
             for channel in channels:
                 await channel.stop()

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from bot.config import Config
     from bot.dispatcher import Dispatcher
     from bot.outbox import OutboxWorker
+    from bot.sweeper import DeadlineSweeper
     from storage.engine import Database
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
@@ -17,3 +18,4 @@ DB: web.AppKey["Database"] = web.AppKey("db")
 DISPATCHER: web.AppKey["Dispatcher"] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey["OutboxWorker"] = web.AppKey("outbox")
 CHANNELS: web.AppKey[dict[str, "Channel"]] = web.AppKey("channels")
+SWEEPER: web.AppKey["DeadlineSweeper"] = web.AppKey("sweeper")

@@ -37,7 +37,7 @@ from bot.middlewares import Middleware, Next, audit_command, dedup, membership
 from bot.roles import has_role
 from bot.router import Command, Route, Router
 from bot.texts import Texts
-from bot.update import Update
+from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
 from storage.engine import Database
 
@@ -48,10 +48,14 @@ OuterMiddleware = Callable[[OuterNext, Update], Awaitable["FeedResult"]]
 
 
 class FlowRunner(Protocol):
-    """What the dispatcher needs from the flow engine: offer it a one-to-one message."""
+    """What the dispatcher needs from the flow engine (``flows.runner.FlowEngine``)."""
 
     async def handle(self, ctx: Context) -> bool:
-        """Return True when the member's active flow took the message."""
+        """Offer a one-to-one message; True when the member's active flow took it."""
+        ...
+
+    async def on_deadline(self, ctx: Context) -> None:
+        """A ``flow_deadline`` update: a state of a member's flow ran out of time."""
         ...
 
 
@@ -228,6 +232,10 @@ class Dispatcher:
         ctx.role = await self.role_of(ctx)
         if update.is_command:
             await self._run_command(ctx)
+            return
+        if update.event == FLOW_DEADLINE:
+            if self.flows is not None:
+                await self.flows.on_deadline(ctx)
             return
         if update.event is None and update.is_private and self.flows is not None:
             if await self.flows.handle(ctx):

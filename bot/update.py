@@ -8,6 +8,7 @@ MEMBER_JOINED = "member_joined"
 MEMBER_LEFT = "member_left"
 CONTACT_ADDED = "contact_added"
 CONTACT_LOST = "contact_lost"  # the contact was deleted, by the member or by the brand's staff
+FLOW_DEADLINE = "flow_deadline"  # a member's flow state ran out of time (from the sweeper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class Update:
     staff: str | None = None
     # The channel stored this update in the inbox before answering the platform (WeCom).
     stored: bool = False
+    # flow_deadline: which flow, at which row version (a later change makes it moot).
+    flow: tuple[str, int] | None = None
 
     @property
     def is_private(self) -> bool:

@@ -154,3 +154,23 @@ class AccessToken(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)  # corp id + a digest of the secret, never the secret
     token: str = Field(sa_column=Column(Text, nullable=False))
     expires_at: datetime = _at()
+
+
+class MemberFlow(SQLModel, table=True):
+    """Where a member stands in one conversation flow: one row per (member, flow)."""
+
+    __tablename__ = "member_flows"
+    __table_args__ = (Index("ix_member_flows_deadline", "deadline_at"),)
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    flow: str = Field(sa_column=Column(String(64), primary_key=True))
+    state: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Bumped by every change: a writer that read an older version lost a race and must not save.
+    version: int = Field(default=0)
+    # The flow that takes the member's free text (one at a time).
+    active: bool = Field(default=False)
+    deadline_at: Optional[datetime] = _at(default=None)
+    started_at: datetime = _at()
+    updated_at: datetime = _at()
+    finished_at: Optional[datetime] = _at(default=None)

@@ -12,6 +12,7 @@ from bot.appkeys import DB, DISPATCHER, OUTBOX
 from bot.clock import Clock
 from bot.config import Config
 from bot.router import Router
+from flows.engine import Flow
 
 
 class SandboxClient:
@@ -66,7 +67,9 @@ class SandboxClient:
 @asynccontextmanager
 async def sandbox_app(
     config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
+    flow_definitions: Iterable[Flow] | None = None,
 ) -> AsyncIterator[SandboxClient]:
     """Start the app (migrations included) on a local port and yield a client for it."""
-    async with TestClient(TestServer(create_app(config, clock=clock, routers=routers))) as client:
+    app = create_app(config, clock=clock, routers=routers, flow_definitions=flow_definitions)
+    async with TestClient(TestServer(app)) as client:
         yield SandboxClient(client)

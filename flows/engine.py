@@ -1,0 +1,124 @@
+"""Declaring a flow: states with prompts and deadlines, and ``transitions`` between them.
+
+One ``transitions`` machine per flow definition, built once (DESIGN §5). A member's place in
+the flow is a database row; to move it, the row is loaded into a light ``Conversation`` and the
+event triggered on it (the machine never holds thousands of member models).
+
+    flow = Flow(
+        "survey",
+        states=[State("ask_city", prompt="ask_city"), State("thanks", prompt="thanks", final=True)],
+        transitions=[{"trigger": "answer", "source": "ask_city", "dest": "thanks",
+                      "conditions": [not_empty], "before": [remember("city")]}],
+        texts={"ask_city": "你在哪个城市？", "thanks": "谢谢，{city}的朋友！"},
+    )
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from transitions.extensions.asyncio import AsyncMachine
+
+if TYPE_CHECKING:
+    from bot.context import Context
+
+
+@dataclass(frozen=True)
+class State:
+    """``prompt``: the key of the text sent on entering the state. ``deadline``: after this long
+    in the state, the event ``on_deadline`` fires (a reminder, an expiry)."""
+
+    name: str
+    prompt: str | None = None
+    deadline: timedelta | None = None
+    on_deadline: str | None = None
+    final: bool = False
+
+
+class Conversation:
+    """The model an event runs on: the row's state and collected answers, and the update.
+
+    Conditions and callbacks get an ``EventData`` whose ``model`` is this object and whose
+    ``kwargs`` carry the member's ``text``."""
+
+    def __init__(self, flow: "Flow", state: str, data: dict[str, Any], ctx: "Context") -> None:
+        self.flow = flow
+        self.state = state
+        self.data = data
+        self.ctx = ctx
+
+
+Transition = Mapping[str, Any]
+
+
+class Flow:
+    """A conversation with one member. ``recover_to``: the state a member goes to when the state
+    they were in no longer exists (the definition changed while they were inside)."""
+
+    def __init__(
+        self, name: str, *, states: Sequence[State], transitions: Sequence[Transition], texts: Mapping[str, str],
+        initial: str | None = None, recover_to: str | None = None, title: str | None = None,
+        input_trigger: str = "answer", max_answer: int = 500,
+    ) -> None:
+        self.name = name
+        self.title = title or name
+        self.states = {s.name: s for s in states}
+        self.initial = initial or states[0].name
+        self.recover_to = recover_to or self.initial
+        self.texts = dict(texts)
+        self.input_trigger = input_trigger
+        self.max_answer = max_answer
+        for state in states:
+            if state.prompt is not None and state.prompt not in self.texts:
+                raise ValueError(f"flow {name}: state {state.name} prompts with unknown text {state.prompt!r}")
+            if (state.deadline is None) != (state.on_deadline is None):
+                raise ValueError(f"flow {name}: state {state.name} needs both a deadline and on_deadline")
+        self.machine = AsyncMachine(
+            model=None, states=list(self.states), transitions=[dict(t) for t in transitions], initial=self.initial,
+            auto_transitions=False, send_event=True, queued=False,
+        )
+
+    def text(self, key: str, data: Mapping[str, Any]) -> str:
+        from bot.texts import Texts
+
+        return Texts(self.texts)(key, **data)
+
+    def prompt(self, state: str, data: Mapping[str, Any]) -> str | None:
+        spec = self.states.get(state)
+        return self.text(spec.prompt, data) if spec is not None and spec.prompt is not None else None
+
+    def can(self, trigger: str) -> bool:
+        return trigger in self.machine.events
+
+    async def fire(self, conversation: Conversation, trigger: str, **kwargs: Any) -> bool:
+        """Trigger ``trigger``; False when no transition from the current state allows it.
+        Nothing a member types can reach a state the definition does not connect."""
+        event = self.machine.events.get(trigger)
+        if event is None or conversation.state not in self.states:
+            return False
+        return bool(await event.trigger(conversation, **kwargs))
+
+
+def remember(key: str, transform: Callable[[str], Any] = str.strip) -> Callable[[Any], None]:
+    """A ``before`` callback storing the member's answer under ``key``."""
+
+    def store(event: Any) -> None:
+        event.model.data[key] = transform(event.kwargs.get("text", ""))
+
+    return store
+
+
+def one_of(*choices: str) -> Callable[[Any], bool]:
+    """A condition: the answer is one of ``choices`` (or its 1-based number)."""
+
+    def check(event: Any) -> bool:
+        text = str(event.kwargs.get("text", "")).strip()
+        return text in choices or (text.isdigit() and 1 <= int(text) <= len(choices))
+
+    return check
+
+
+def not_empty(event: Any) -> bool:
+    return bool(str(event.kwargs.get("text", "")).strip())

@@ -1,0 +1,142 @@
+"""The flow engine: runs members' flows inside their update's transaction (DESIGN §5).
+
+Every change goes through a row with a version: the update's transaction reads it, triggers the
+event on a ``Conversation``, and saves it only if nobody changed it meanwhile. Updates of one
+member are already serialized by the dispatcher; the version check is what keeps two processes
+honest too. Deadlines are data: the sweeper (``bot.sweeper``) turns a passed deadline into a
+``flow_deadline`` update, handled here like any other.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from bot.context import Context
+from flows.engine import Conversation, Flow
+from storage import audit
+from storage import flows as rows
+from storage.models import MemberFlow
+
+EXIT_WORDS = frozenset({"退出", "取消"})
+HELP_WORDS = frozenset({"帮助"})
+
+
+class FlowEngine:
+    def __init__(self, flows: Iterable[Flow]) -> None:
+        self.flows = {f.name: f for f in flows}
+
+    # -- what the dispatcher asks -------------------------------------------------------------
+
+    async def handle(self, ctx: Context) -> bool:
+        """Offer a one-to-one text to the member's active flow; True when it took it."""
+        row = await rows.active(ctx.session, ctx.member.id)
+        if row is None or ctx.update.text is None:
+            return False
+        flow = self.flows.get(row.flow)
+        if flow is None:  # a flow removed from the bot: let the member talk normally again
+            await self._save(ctx, row, state=row.state, data=row.data, active=False, deadline_at=None, finished=True)
+            return False
+        text = ctx.update.text.strip()
+        state, data = self._recovered(flow, row)
+        if text in EXIT_WORDS:
+            await self._save(ctx, row, state=state, data=data, active=False, deadline_at=None, finished=True)
+            ctx.reply(ctx.texts("flow_exited", flow=flow.title))
+            return True
+        if text in HELP_WORDS:
+            ctx.reply(ctx.texts("flow_where", flow=flow.title, prompt=flow.prompt(state, data) or ""))
+            return True
+        note = ""
+        if len(text) > flow.max_answer:
+            text, note = text[: flow.max_answer], ctx.texts("flow_answer_cut", limit=flow.max_answer)
+        conversation = Conversation(flow, state, dict(data), ctx)
+        moved = await flow.fire(conversation, flow.input_trigger, text=text)
+        if not moved:
+            # Not an answer this state takes: ask the same question again.
+            await self._save(ctx, row, state=state, data=data, active=True, deadline_at=row.deadline_at)
+            ctx.reply(ctx.texts("flow_invalid", prompt=flow.prompt(state, data) or "") + note)
+            return True
+        await self._after(ctx, flow, row, conversation, note=note)
+        return True
+
+    async def on_deadline(self, ctx: Context) -> None:
+        """A deadline passed (the sweeper's update): fire the state's deadline event once."""
+        assert ctx.update.flow is not None
+        flow_name, version = ctx.update.flow
+        row = await rows.load(ctx.session, ctx.member.id, flow_name)
+        flow = self.flows.get(flow_name)
+        if row is None or flow is None or row.version != version or row.finished_at is not None:
+            return  # the member moved on since the sweeper looked: nothing is due any more
+        state, data = self._recovered(flow, row)
+        spec = flow.states.get(state)
+        if spec is None or spec.on_deadline is None:
+            await self._save(ctx, row, state=state, data=data, active=row.active, deadline_at=None)
+            return
+        conversation = Conversation(flow, state, dict(data), ctx)
+        if not await flow.fire(conversation, spec.on_deadline):
+            await self._save(ctx, row, state=state, data=data, active=row.active, deadline_at=None)
+            return
+        # Fired once: a deadline event that leaves the member where they were does not recur.
+        await self._after(ctx, flow, row, conversation, note="", keep_deadline=False)
+
+    # -- what handlers and operators call ---------------------------------------------------------
+
+    async def start(self, ctx: Context, flow_name: str, data: dict[str, Any] | None = None) -> None:
+        """Start ``flow_name`` for the sender from its first state (again, if they were in it)."""
+        flow = self.flows[flow_name]
+        deadline = self._deadline(flow, flow.initial, ctx.now)
+        await rows.restart(ctx.session, ctx.member.id, flow_name, state=flow.initial, data=dict(data or {}),
+                           active=True, deadline_at=deadline, now=ctx.now)
+        if (prompt := flow.prompt(flow.initial, data or {})) is not None:
+            ctx.send(prompt, to=ctx.update.sender)
+
+    async def move(self, ctx: Context, member_id: int, flow_name: str, state: str, *, reason: str) -> None:
+        """An operator puts a member in ``state`` of ``flow_name`` (``initial``: a reset). Audited."""
+        flow = self.flows.get(flow_name)
+        if flow is None or state not in flow.states:
+            raise ValueError(f"flow {flow_name!r} has no state {state!r}")
+        row = await rows.load(ctx.session, member_id, flow_name)
+        data = dict(row.data) if row is not None and state != flow.initial else {}
+        await rows.restart(ctx.session, member_id, flow_name, state=state, data=data, active=not flow.states[state].final,
+                           deadline_at=self._deadline(flow, state, ctx.now), now=ctx.now,
+                           finished=flow.states[state].final)
+        await audit.record(
+            ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}", action="flow.move", result="ok",
+            now=ctx.now, args={"member_id": member_id, "flow": flow_name, "from": row.state if row else None,
+                                "to": state, "reason": reason},
+        )
+
+    # -- inside --------------------------------------------------------------------------------
+
+    def _recovered(self, flow: Flow, row: MemberFlow) -> tuple[str, dict[str, Any]]:
+        """The row's state, or where the definition sends members of a state it no longer has."""
+        if row.state in flow.states:
+            return row.state, dict(row.data)
+        return flow.recover_to, {**row.data, "_recovered_from": row.state}
+
+    @staticmethod
+    def _deadline(flow: Flow, state: str, now: datetime) -> datetime | None:
+        spec = flow.states[state]
+        return now + spec.deadline if spec.deadline is not None else None
+
+    async def _after(
+        self, ctx: Context, flow: Flow, row: MemberFlow, conversation: Conversation, *, note: str,
+        keep_deadline: bool = True,
+    ) -> None:
+        state = conversation.state
+        final = flow.states[state].final
+        if state != row.state:
+            deadline = self._deadline(flow, state, ctx.now)  # a deadline runs from entering a state
+        else:
+            deadline = row.deadline_at if keep_deadline else None
+        await self._save(ctx, row, state=state, data=conversation.data, active=not final and row.active,
+                         deadline_at=deadline, finished=final)
+        prompt = flow.prompt(state, conversation.data)
+        if prompt is not None:
+            ctx.send(prompt + note, to=ctx.update.sender)
+
+    @staticmethod
+    async def _save(ctx: Context, row: MemberFlow, *, state: str, data: dict[str, Any], active: bool,
+                    deadline_at: datetime | None, finished: bool = False) -> None:
+        await rows.save(ctx.session, row.member_id, row.flow, state=state, data=data, version=row.version,
+                        active=active, deadline_at=deadline_at, now=ctx.now, finished=finished)

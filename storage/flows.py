@@ -1,0 +1,92 @@
+"""Rows of member flows: load, save with a version check, the active one, the due deadlines."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Member, MemberFlow
+from storage.upsert import insert_for
+
+T = MemberFlow.__table__
+
+
+class StaleFlow(Exception):
+    """The row changed since it was read: the change that read it must not be saved."""
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    member_id: int
+    flow: str
+    version: int
+    channel: str
+    external_id: str
+
+
+async def load(session: AsyncSession, member_id: int, flow: str) -> MemberFlow | None:
+    return (await session.execute(
+        select(MemberFlow).where(MemberFlow.member_id == member_id, MemberFlow.flow == flow)
+    )).scalar_one_or_none()
+
+
+async def active(session: AsyncSession, member_id: int) -> MemberFlow | None:
+    """The flow that takes the member's free text, if any."""
+    return (await session.execute(
+        select(MemberFlow).where(MemberFlow.member_id == member_id, MemberFlow.active.is_(True))
+    )).scalars().first()
+
+
+async def of_member(session: AsyncSession, member_id: int) -> list[MemberFlow]:
+    rows = await session.execute(select(MemberFlow).where(MemberFlow.member_id == member_id).order_by(MemberFlow.started_at))
+    return list(rows.scalars())
+
+
+async def save(
+    session: AsyncSession, member_id: int, flow: str, *, state: str, data: dict[str, Any], version: int,
+    active: bool, deadline_at: datetime | None, now: datetime, finished: bool = False,
+) -> int:
+    """Write the row as it is after a change made from ``version`` (0: there was no row); return
+    the new version. Raises ``StaleFlow`` if someone else changed it since."""
+    values = {"state": state, "data": data, "active": active, "deadline_at": deadline_at, "updated_at": now,
+              "finished_at": now if finished else None}
+    if version == 0:
+        stmt = insert_for(session, T).values(member_id=member_id, flow=flow, version=1, started_at=now, **values)
+        stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.flow]).returning(T.c.version)
+        if (await session.execute(stmt)).first() is None:
+            raise StaleFlow(f"{flow} of member {member_id} already exists")
+        new = 1
+    else:
+        result = await session.execute(
+            update(T).where(T.c.member_id == member_id, T.c.flow == flow, T.c.version == version)
+            .values(version=version + 1, **values)
+        )
+        if result.rowcount != 1:
+            raise StaleFlow(f"{flow} of member {member_id} changed since version {version}")
+        new = version + 1
+    if active:
+        # One flow takes free text at a time: the newest active one.
+        await session.execute(
+            update(T).where(T.c.member_id == member_id, T.c.flow != flow, T.c.active.is_(True)).values(active=False)
+        )
+    return new
+
+
+async def restart(session: AsyncSession, member_id: int, flow: str, **kw: Any) -> int:
+    """Start ``flow`` again from scratch whatever its row says (a new screening, an operator reset)."""
+    row = await load(session, member_id, flow)
+    return await save(session, member_id, flow, version=row.version if row else 0, **kw)
+
+
+async def due(session: AsyncSession, *, now: datetime, limit: int = 500) -> list[Due]:
+    """Rows whose deadline has passed, oldest first, with the member's channel identity."""
+    rows = await session.execute(
+        select(T.c.member_id, T.c.flow, T.c.version, Member.channel, Member.external_id)
+        .join(Member, Member.id == T.c.member_id)
+        .where(T.c.deadline_at <= now, T.c.finished_at.is_(None))
+        .order_by(T.c.deadline_at).limit(limit)
+    )
+    return [Due(*r) for r in rows]
