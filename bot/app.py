@@ -69,14 +69,16 @@ def create_app(
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
         from flows import default_flows
-        from handlers import default_routers
+        from handlers import default_middlewares, default_routers
 
         dispatcher = Dispatcher(
             db, clock=clock, texts=Texts(config.texts), config=config, role_of=config_roles(config),
             lanes=config.storage.write_lanes,
         )
-        dispatcher.include_routers(routers if routers is not None else default_routers())
-        dispatcher.flows = FlowEngine(flow_definitions if flow_definitions is not None else default_flows())
+        dispatcher.include_routers(routers if routers is not None else default_routers(config))
+        for middleware in default_middlewares(config):
+            dispatcher.middleware(middleware)
+        dispatcher.flows = FlowEngine(flow_definitions if flow_definitions is not None else default_flows(config))
         sweeper = DeadlineSweeper(dispatcher, clock)
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)

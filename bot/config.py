@@ -10,7 +10,7 @@ import re
 import string
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -96,6 +96,91 @@ class OutboxConfig(Section):
     poll_interval_s: float = Field(1.0, gt=0)
 
 
+class Question(Section):
+    """One onboarding question. ``choice`` answers are one of ``choices`` (or its number);
+    ``number`` answers are whole numbers within ``min``..``max``; ``text`` is free text."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    text: str = Field(min_length=1, max_length=500)
+    kind: Literal["choice", "number", "text"] = "text"
+    choices: list[str] = Field(default_factory=list)
+    min: int | None = None
+    max: int | None = None
+    # A choice answer also becomes a tag of the member (e.g. the city "上海").
+    tag: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Question":
+        if self.kind == "choice" and len(self.choices) < 2:
+            raise ValueError(f"question {self.key!r}: a choice question needs at least 2 choices")
+        if self.kind != "choice" and (self.choices or self.tag):
+            raise ValueError(f"question {self.key!r}: choices and tag are for choice questions")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"question {self.key!r}: min is greater than max")
+        return self
+
+
+def _default_questions() -> list[Question]:
+    return [
+        Question(key="city", text="你在哪个城市？", kind="choice", choices=["北京", "上海", "广州", "深圳", "其他"], tag=True),
+        Question(key="age", text="方便说下你的年龄吗？（回复数字）", kind="number", min=1, max=120),
+        Question(key="source", text="你是从哪里知道我们的？", kind="text"),
+    ]
+
+
+class OnboardingConfig(Section):
+    enabled: bool = True
+    # When onboarding starts: a contact is added, a member's first one-to-one message, a group join.
+    start_on: list[Literal["contact_added", "first_message", "member_joined"]] = Field(
+        default_factory=lambda: ["contact_added"])
+    questions: list[Question] = Field(default_factory=_default_questions, min_length=1, max_length=20)
+    remind_after_s: int = Field(86_400, ge=60)
+    close_after_s: int = Field(172_800, ge=60)
+
+    @model_validator(mode="after")
+    def _order(self) -> "OnboardingConfig":
+        if self.close_after_s <= self.remind_after_s:
+            raise ValueError("close_after_s must be later than remind_after_s")
+        keys = [q.key for q in self.questions]
+        if len(set(keys)) != len(keys) or "consent" in keys:
+            raise ValueError("question keys must be unique and not 'consent'")
+        return self
+
+
+class KocRubric(Section):
+    """Points toward the 0–100 KOC score (the total is capped at 100)."""
+
+    bought: int = Field(25, ge=0, le=100)
+    activities_often: int = Field(20, ge=0, le=100)
+    activities_sometimes: int = Field(10, ge=0, le=100)
+    per_platform: int = Field(5, ge=0, le=100)
+    platforms_max: int = Field(15, ge=0, le=100)
+    followers_100: int = Field(5, ge=0, le=100)
+    followers_1000: int = Field(10, ge=0, le=100)
+    followers_10000: int = Field(20, ge=0, le=100)
+    hours_2: int = Field(5, ge=0, le=100)
+    hours_5: int = Field(10, ge=0, le=100)
+    # Below this score the recommendation still goes to review, marked as weak.
+    pass_score: int = Field(40, ge=0, le=100)
+
+
+class KocConfig(Section):
+    enabled: bool = True
+    # A member who sends this (one-to-one) starts a screening.
+    keyword: str = Field("申请KOC", min_length=1, max_length=32)
+    # After this many messages a member is invited once (0: never).
+    activity_threshold: int = Field(0, ge=0)
+    remind_after_s: int = Field(86_400, ge=60)
+    expire_after_s: int = Field(259_200, ge=60)
+    rubric: KocRubric = KocRubric()
+
+    @model_validator(mode="after")
+    def _order(self) -> "KocConfig":
+        if self.expire_after_s <= self.remind_after_s:
+            raise ValueError("expire_after_s must be later than remind_after_s")
+        return self
+
+
 class LoggingConfig(Section):
     level: str = "INFO"
 
@@ -114,6 +199,8 @@ class Config(Section):
     wecom: WecomConfig = WecomConfig()
     operators: OperatorsConfig = OperatorsConfig()
     outbox: OutboxConfig = OutboxConfig()
+    onboarding: OnboardingConfig = OnboardingConfig()
+    koc: KocConfig = KocConfig()
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)

@@ -86,8 +86,9 @@ class Context:
             meta={"welcome_code": code, "expires_at": (self.update.at + WELCOME_CODE_TTL).isoformat()},
         ))
 
-    def send(self, text: str, *, chat: str | None = None, to: str | None = None) -> None:
-        """Queue a message on the update's channel, to a group (``chat``) or a member (``to``)."""
+    def send(self, text: str, *, chat: str | None = None, to: str | None = None, channel: str | None = None) -> None:
+        """Queue a message to a group (``chat``) or a member (``to``), on ``channel`` (default:
+        the update's; an operator's decision goes out on the member's own channel)."""
         if chat is None and to is None:
             raise ValueError("send needs a chat or a member")
-        self.outgoing.append(Outgoing(self.update.channel, text, chat=chat, to=to, update_key=self.update.key))
+        self.outgoing.append(Outgoing(channel or self.update.channel, text, chat=chat, to=to, update_key=self.update.key))

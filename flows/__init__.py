@@ -6,9 +6,18 @@ here that builds a ``Flow`` and is listed in ``default_flows``. See docs/flows.m
 """
 from __future__ import annotations
 
+from bot.config import Config
 from flows.engine import Flow
 
 
-def default_flows() -> list[Flow]:
-    """The flows siyu ships. (Onboarding and KOC screening come with issue 4's next step.)"""
-    return []
+def default_flows(config: Config | None = None) -> list[Flow]:
+    """The flows siyu ships, built from the config: onboarding and KOC screening."""
+    from flows import koc_screening, onboarding
+
+    config = config or Config()
+    flows: list[Flow] = []
+    if config.onboarding.enabled:
+        flows.append(onboarding.build(config))
+    if config.koc.enabled:
+        flows.append(koc_screening.build(config))
+    return flows

@@ -27,14 +27,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class State:
-    """``prompt``: the key of the text sent on entering the state. ``deadline``: after this long
-    in the state, the event ``on_deadline`` fires (a reminder, an expiry)."""
+    """``prompt``: the key of the text sent on entering the state. ``deadlines``: (time after
+    entering the state, event) pairs in order, each fired once while the member stays: e.g.
+    remind after a day, close after two. ``deadline``/``on_deadline`` is the one-pair shorthand."""
 
     name: str
     prompt: str | None = None
     deadline: timedelta | None = None
     on_deadline: str | None = None
     final: bool = False
+    deadlines: tuple[tuple[timedelta, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.deadline is None) != (self.on_deadline is None):
+            raise ValueError(f"state {self.name} needs both a deadline and on_deadline")
+        if self.deadline is not None:
+            object.__setattr__(self, "deadlines", ((self.deadline, self.on_deadline), *self.deadlines))
+        if list(self.deadlines) != sorted(self.deadlines, key=lambda d: d[0]):
+            raise ValueError(f"state {self.name}: deadlines must be in time order")
 
 
 class Conversation:
@@ -60,8 +70,10 @@ class Flow:
     def __init__(
         self, name: str, *, states: Sequence[State], transitions: Sequence[Transition], texts: Mapping[str, str],
         initial: str | None = None, recover_to: str | None = None, title: str | None = None,
-        input_trigger: str = "answer", max_answer: int = 500,
+        input_trigger: str = "answer", max_answer: int = 500, reminder: str | None = None,
     ) -> None:
+        """``reminder``: the key of a text sent before the question again when a deadline event
+        leaves the member where they were."""
         self.name = name
         self.title = title or name
         self.states = {s.name: s for s in states}
@@ -70,11 +82,10 @@ class Flow:
         self.texts = dict(texts)
         self.input_trigger = input_trigger
         self.max_answer = max_answer
+        self.reminder = reminder
         for state in states:
             if state.prompt is not None and state.prompt not in self.texts:
                 raise ValueError(f"flow {name}: state {state.name} prompts with unknown text {state.prompt!r}")
-            if (state.deadline is None) != (state.on_deadline is None):
-                raise ValueError(f"flow {name}: state {state.name} needs both a deadline and on_deadline")
         self.machine = AsyncMachine(
             model=None, states=list(self.states), transitions=[dict(t) for t in transitions], initial=self.initial,
             auto_transitions=False, send_event=True, queued=False,

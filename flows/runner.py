@@ -69,26 +69,35 @@ class FlowEngine:
             return  # the member moved on since the sweeper looked: nothing is due any more
         state, data = self._recovered(flow, row)
         spec = flow.states.get(state)
-        if spec is None or spec.on_deadline is None:
-            await self._save(ctx, row, state=state, data=data, active=row.active, deadline_at=None)
-            return
+        fired = row.deadlines_fired
         conversation = Conversation(flow, state, dict(data), ctx)
-        if not await flow.fire(conversation, spec.on_deadline):
-            await self._save(ctx, row, state=state, data=data, active=row.active, deadline_at=None)
+        if spec is None or fired >= len(spec.deadlines) or not await flow.fire(conversation, spec.deadlines[fired][1]):
+            # Nothing to fire (any more): do not come back for it.
+            await self._save(ctx, row, state=state, data=data, active=row.active, entered_at=row.entered_at,
+                             deadlines_fired=fired + 1, deadline_at=self._deadline(flow, state, row.entered_at, fired + 1))
             return
-        # Fired once: a deadline event that leaves the member where they were does not recur.
-        await self._after(ctx, flow, row, conversation, note="", keep_deadline=False)
+        await self._after(ctx, flow, row, conversation, note="", by_deadline=True)
 
     # -- what handlers and operators call ---------------------------------------------------------
 
     async def start(self, ctx: Context, flow_name: str, data: dict[str, Any] | None = None) -> None:
         """Start ``flow_name`` for the sender from its first state (again, if they were in it)."""
+        await self.start_for(ctx, ctx.member.id, ctx.update.sender, flow_name, data)
+
+    async def start_for(
+        self, ctx: Context, member_id: int, external_id: str, flow_name: str, data: dict[str, Any] | None = None,
+    ) -> None:
+        """Start ``flow_name`` for another member of the update's channel (an operator's invite)."""
         flow = self.flows[flow_name]
-        deadline = self._deadline(flow, flow.initial, ctx.now)
-        await rows.restart(ctx.session, ctx.member.id, flow_name, state=flow.initial, data=dict(data or {}),
-                           active=True, deadline_at=deadline, now=ctx.now)
-        if (prompt := flow.prompt(flow.initial, data or {})) is not None:
-            ctx.send(prompt, to=ctx.update.sender)
+        data = dict(data or {})
+        await rows.restart(ctx.session, member_id, flow_name, state=flow.initial, data=data, active=True,
+                           entered_at=ctx.now, deadlines_fired=0,
+                           deadline_at=self._deadline(flow, flow.initial, ctx.now, 0), now=ctx.now)
+        if (prompt := flow.prompt(flow.initial, data)) is not None:
+            ctx.send(prompt, to=external_id)
+
+    def running(self, flow_name: str) -> bool:
+        return flow_name in self.flows
 
     async def move(self, ctx: Context, member_id: int, flow_name: str, state: str, *, reason: str) -> None:
         """An operator puts a member in ``state`` of ``flow_name`` (``initial``: a reset). Audited."""
@@ -98,8 +107,8 @@ class FlowEngine:
         row = await rows.load(ctx.session, member_id, flow_name)
         data = dict(row.data) if row is not None and state != flow.initial else {}
         await rows.restart(ctx.session, member_id, flow_name, state=state, data=data, active=not flow.states[state].final,
-                           deadline_at=self._deadline(flow, state, ctx.now), now=ctx.now,
-                           finished=flow.states[state].final)
+                           entered_at=ctx.now, deadlines_fired=0, deadline_at=self._deadline(flow, state, ctx.now, 0),
+                           now=ctx.now, finished=flow.states[state].final)
         await audit.record(
             ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}", action="flow.move", result="ok",
             now=ctx.now, args={"member_id": member_id, "flow": flow_name, "from": row.state if row else None,
@@ -115,28 +124,39 @@ class FlowEngine:
         return flow.recover_to, {**row.data, "_recovered_from": row.state}
 
     @staticmethod
-    def _deadline(flow: Flow, state: str, now: datetime) -> datetime | None:
-        spec = flow.states[state]
-        return now + spec.deadline if spec.deadline is not None else None
+    def _deadline(flow: Flow, state: str, entered_at: datetime, fired: int) -> datetime | None:
+        """The next deadline of ``state``: counted from entering it, skipping those fired."""
+        deadlines = flow.states[state].deadlines if state in flow.states else ()
+        return entered_at + deadlines[fired][0] if fired < len(deadlines) else None
 
     async def _after(
         self, ctx: Context, flow: Flow, row: MemberFlow, conversation: Conversation, *, note: str,
-        keep_deadline: bool = True,
+        by_deadline: bool = False,
     ) -> None:
-        state = conversation.state
+        state, data = conversation.state, conversation.data
         final = flow.states[state].final
-        if state != row.state:
-            deadline = self._deadline(flow, state, ctx.now)  # a deadline runs from entering a state
+        stayed = state == row.state
+        if not stayed:
+            entered_at, fired = ctx.now, 0  # deadlines run from entering a state
         else:
-            deadline = row.deadline_at if keep_deadline else None
-        await self._save(ctx, row, state=state, data=conversation.data, active=not final and row.active,
-                         deadline_at=deadline, finished=final)
-        prompt = flow.prompt(state, conversation.data)
+            entered_at, fired = row.entered_at, row.deadlines_fired + (1 if by_deadline else 0)  # each fires once
+        await self._save(ctx, row, state=state, data=data, active=not final and row.active, entered_at=entered_at,
+                         deadlines_fired=fired, deadline_at=None if final else self._deadline(flow, state, entered_at, fired),
+                         finished=final)
+        prompt = flow.prompt(state, data)
+        if stayed and by_deadline and flow.reminder is not None:
+            prompt = flow.text(flow.reminder, data) + ("\n" + prompt if prompt else "")
         if prompt is not None:
             ctx.send(prompt + note, to=ctx.update.sender)
 
     @staticmethod
     async def _save(ctx: Context, row: MemberFlow, *, state: str, data: dict[str, Any], active: bool,
-                    deadline_at: datetime | None, finished: bool = False) -> None:
-        await rows.save(ctx.session, row.member_id, row.flow, state=state, data=data, version=row.version,
-                        active=active, deadline_at=deadline_at, now=ctx.now, finished=finished)
+                    deadline_at: datetime | None, finished: bool = False, entered_at: datetime | None = None,
+                    deadlines_fired: int | None = None) -> None:
+        """Save ``row`` changed; the state's clock (entered_at, deadlines fired) stays unless given."""
+        await rows.save(
+            ctx.session, row.member_id, row.flow, state=state, data=data, version=row.version, active=active,
+            entered_at=entered_at or row.entered_at,
+            deadlines_fired=row.deadlines_fired if deadlines_fired is None else deadlines_fired,
+            deadline_at=deadline_at, now=ctx.now, finished=finished,
+        )

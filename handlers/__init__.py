@@ -4,11 +4,30 @@
 """
 from __future__ import annotations
 
+from bot.config import Config
+from bot.middlewares import Middleware
 from bot.router import Router
 
 
-def default_routers() -> list[Router]:
+def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import fallback, help, welcome
+    from handlers import fallback, help, koc, welcome
 
-    return [help.router, welcome.router, fallback.router]
+    config = config or Config()
+    routers = [help.router, welcome.router]
+    if config.koc.enabled:
+        routers.append(koc.router(config))
+    return [*routers, fallback.router]
+
+
+def default_middlewares(config: Config | None = None) -> list[Middleware]:
+    """The built-in inner middlewares, in order."""
+    from handlers import koc, onboarding
+
+    config = config or Config()
+    middlewares: list[Middleware] = []
+    if config.onboarding.enabled:
+        middlewares.append(onboarding.on_first_message)
+    if config.koc.enabled and config.koc.activity_threshold:
+        middlewares.append(koc.invite_the_active)
+    return middlewares

@@ -4,6 +4,7 @@ from __future__ import annotations
 from bot.context import Context
 from bot.router import Router
 from bot.update import CONTACT_ADDED, MEMBER_JOINED
+from handlers.onboarding import start_if_new
 from storage import tags as member_tags
 
 router = Router("welcome")
@@ -16,6 +17,8 @@ async def welcome_to_group(ctx: Context) -> None:
         return
     group = (ctx.group.name if ctx.group else None) or ctx.texts("group_name_unknown")
     ctx.reply(ctx.texts("welcome_group", name=ctx.display_name, group=group))
+    if "member_joined" in ctx.config.onboarding.start_on:
+        await start_if_new(ctx)
 
 
 @router.event(CONTACT_ADDED)
@@ -25,3 +28,5 @@ async def welcome_contact(ctx: Context) -> None:
     if tags:
         await member_tags.add(ctx.session, ctx.member.id, tags, source="channel_code", now=ctx.now)
     ctx.welcome(ctx.texts("welcome_contact", name=ctx.display_name))
+    if "contact_added" in ctx.config.onboarding.start_on:
+        await start_if_new(ctx)

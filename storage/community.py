@@ -32,6 +32,7 @@ class MemberRef:
     external_id: str
     name: str | None
     status: str
+    message_count: int = 0  # including this batch's messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,8 @@ async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now
             "last_seen_at": ex.last_seen_at,
             "message_count": M.c.message_count + ex.message_count,
         },
-    ).returning(M.c.id, M.c.channel, M.c.external_id, M.c.name, M.c.status)
-    return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status)
+    ).returning(M.c.id, M.c.channel, M.c.external_id, M.c.name, M.c.status, M.c.message_count)
+    return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status, r.message_count)
             for r in await session.execute(stmt, rows)}
 
 
@@ -184,3 +185,9 @@ async def reconcile_members(
             update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone), GM.c.left_at.is_(None)).values(left_at=now)
         )
     return len(member_ids - current), len(gone)
+
+
+async def set_attributes(session: AsyncSession, member_id: int, values: dict[str, object]) -> None:
+    """Merge ``values`` into the member's profile attributes."""
+    current = (await session.execute(select(M.c.attributes).where(M.c.id == member_id))).scalar_one()
+    await session.execute(update(M).where(M.c.id == member_id).values(attributes={**(current or {}), **values}))

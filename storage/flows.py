@@ -47,11 +47,13 @@ async def of_member(session: AsyncSession, member_id: int) -> list[MemberFlow]:
 
 async def save(
     session: AsyncSession, member_id: int, flow: str, *, state: str, data: dict[str, Any], version: int,
-    active: bool, deadline_at: datetime | None, now: datetime, finished: bool = False,
+    active: bool, entered_at: datetime, deadlines_fired: int, deadline_at: datetime | None, now: datetime,
+    finished: bool = False,
 ) -> int:
     """Write the row as it is after a change made from ``version`` (0: there was no row); return
     the new version. Raises ``StaleFlow`` if someone else changed it since."""
-    values = {"state": state, "data": data, "active": active, "deadline_at": deadline_at, "updated_at": now,
+    values = {"state": state, "data": data, "active": active, "entered_at": entered_at,
+              "deadlines_fired": deadlines_fired, "deadline_at": deadline_at, "updated_at": now,
               "finished_at": now if finished else None}
     if version == 0:
         stmt = insert_for(session, T).values(member_id=member_id, flow=flow, version=1, started_at=now, **values)

@@ -34,6 +34,10 @@ class Member(SQLModel, table=True):
     message_count: int = Field(default=0)
     first_seen_at: datetime = _at()
     last_seen_at: datetime = _at()
+    # Profile answers (onboarding: city, age ...; consent to receive messages).
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
+    )
 
 
 class Group(SQLModel, table=True):
@@ -170,7 +174,29 @@ class MemberFlow(SQLModel, table=True):
     version: int = Field(default=0)
     # The flow that takes the member's free text (one at a time).
     active: bool = Field(default=False)
+    # Deadlines run from entering the state; each of the state's deadlines fires once.
+    entered_at: datetime = _at()
+    deadlines_fired: int = Field(default=0)
     deadline_at: Optional[datetime] = _at(default=None)
     started_at: datetime = _at()
     updated_at: datetime = _at()
     finished_at: Optional[datetime] = _at(default=None)
+
+
+class KocApplication(SQLModel, table=True):
+    """A member's KOC screening result, waiting for (or carrying) an operator's decision."""
+
+    __tablename__ = "koc_applications"
+    __table_args__ = (Index("ix_koc_applications_status", "status", "created_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True))
+    score: int
+    recommended_type: str = Field(max_length=16)  # 分享官 | 内容官 | 体验官 | 带货官
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | approved | rejected
+    approved_type: Optional[str] = Field(default=None, max_length=16)
+    decided_by: Optional[str] = Field(default=None, max_length=160)
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _at()
+    decided_at: Optional[datetime] = _at(default=None)

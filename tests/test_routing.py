@@ -11,14 +11,16 @@ from bot import filters
 from bot.context import Context
 from bot.router import Router
 from bot.testing import SandboxClient, sandbox_app
+from flows.runner import FlowEngine
 from handlers import default_routers
 from storage.models import AuditEntry, InboundUpdate, OutboxMessage
 
 
-class KeywordFlow:
-    """A stand-in flow engine: members in ``active`` are inside a flow that takes any 1:1 text."""
+class KeywordFlow(FlowEngine):
+    """A flow engine whose members in ``active`` are inside a flow that takes any 1:1 text."""
 
     def __init__(self) -> None:
+        super().__init__([])
         self.active: set[str] = set()
 
     async def handle(self, ctx: Context) -> bool:

@@ -26,6 +26,8 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('entered_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deadlines_fired', sa.Integer(), nullable=False),
     sa.Column('deadline_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('started_at', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
