@@ -71,9 +71,11 @@ class Flow:
         self, name: str, *, states: Sequence[State], transitions: Sequence[Transition], texts: Mapping[str, str],
         initial: str | None = None, recover_to: str | None = None, title: str | None = None,
         input_trigger: str = "answer", max_answer: int = 500, reminder: str | None = None,
+        intro: str | None = None,
     ) -> None:
         """``reminder``: the key of a text sent before the question again when a deadline event
-        leaves the member where they were."""
+        leaves the member where they were. ``intro``: the key of a text sent with the first
+        question when the flow starts (not with reminders)."""
         self.name = name
         self.title = title or name
         self.states = {s.name: s for s in states}
@@ -83,6 +85,7 @@ class Flow:
         self.input_trigger = input_trigger
         self.max_answer = max_answer
         self.reminder = reminder
+        self.intro = intro
         for state in states:
             if state.prompt is not None and state.prompt not in self.texts:
                 raise ValueError(f"flow {name}: state {state.name} prompts with unknown text {state.prompt!r}")

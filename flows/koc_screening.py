@@ -109,12 +109,12 @@ def build(config: Config) -> Flow:
         {"trigger": "expire", "source": asking, "dest": "expired"},
     ]
     flow_texts = {name: texts[f"koc_{name}"] for name in asking}
-    flow_texts.update(submitted=texts["koc_submitted"], reminder=texts["koc_reminder"],
+    flow_texts.update(intro=texts["koc_intro"], submitted=texts["koc_submitted"], reminder=texts["koc_reminder"],
                       expired=texts["koc_expired"].replace("{keyword}", settings.keyword))
     states = [State(name, prompt=name, deadlines=deadlines) for name in asking]
     states += [State("submitted", prompt="submitted", final=True), State("expired", prompt="expired", final=True)]
     return Flow(NAME, title="KOC 申请", states=states, transitions=transitions, texts=flow_texts,
-                reminder="reminder", recover_to="bought")
+                intro="intro", reminder="reminder", recover_to="bought")
 
 
 async def decide(ctx: Context, application_id: int, *, approve: bool, role: str | None = None,

@@ -49,8 +49,7 @@ def build(config: Config) -> Flow:
     deadlines = ((timedelta(seconds=settings.remind_after_s), "remind"),
                  (timedelta(seconds=settings.close_after_s), "close"))
     flow_texts = {f"q_{q.key}": _prompt(q) for q in questions}
-    flow_texts[asking[0]] = texts["onboarding_intro"] + "\n" + flow_texts[asking[0]]
-    flow_texts.update(consent=texts["onboarding_consent"], done=texts["onboarding_done"],
+    flow_texts.update(intro=texts["onboarding_intro"], consent=texts["onboarding_consent"], done=texts["onboarding_done"],
                       closed=texts["onboarding_closed"], reminder=texts["onboarding_reminder"])
     transitions: list[dict[str, Any]] = [
         {"trigger": "answer", "source": here, "dest": there, "conditions": [valid(_parser(q))],
@@ -67,7 +66,7 @@ def build(config: Config) -> Flow:
     states = [State(name, prompt=name, deadlines=deadlines) for name in asking]
     states += [State("done", prompt="done", final=True), State("closed", prompt="closed", final=True)]
     return Flow(NAME, title="新人资料", states=states, transitions=transitions, texts=flow_texts,
-                reminder="reminder", recover_to=asking[0])
+                intro="intro", reminder="reminder", recover_to=asking[0])
 
 
 def start_data(ctx: Any, config: Config) -> dict[str, Any]:

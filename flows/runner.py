@@ -93,8 +93,9 @@ class FlowEngine:
         await rows.restart(ctx.session, member_id, flow_name, state=flow.initial, data=data, active=True,
                            entered_at=ctx.now, deadlines_fired=0,
                            deadline_at=self._deadline(flow, flow.initial, ctx.now, 0), now=ctx.now)
-        if (prompt := flow.prompt(flow.initial, data)) is not None:
-            ctx.send(prompt, to=external_id)
+        parts = [flow.text(flow.intro, data) if flow.intro else None, flow.prompt(flow.initial, data)]
+        if any(parts):
+            ctx.send("\n".join(p for p in parts if p), to=external_id)
 
     def running(self, flow_name: str) -> bool:
         return flow_name in self.flows
@@ -158,5 +159,5 @@ class FlowEngine:
             ctx.session, row.member_id, row.flow, state=state, data=data, version=row.version, active=active,
             entered_at=entered_at or row.entered_at,
             deadlines_fired=row.deadlines_fired if deadlines_fired is None else deadlines_fired,
-            deadline_at=deadline_at, now=ctx.now, finished=finished,
+            deadline_at=deadline_at, now=ctx.now, finished=finished, was_active=row.active,
         )

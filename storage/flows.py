@@ -48,7 +48,7 @@ async def of_member(session: AsyncSession, member_id: int) -> list[MemberFlow]:
 async def save(
     session: AsyncSession, member_id: int, flow: str, *, state: str, data: dict[str, Any], version: int,
     active: bool, entered_at: datetime, deadlines_fired: int, deadline_at: datetime | None, now: datetime,
-    finished: bool = False,
+    finished: bool = False, was_active: bool = False,
 ) -> int:
     """Write the row as it is after a change made from ``version`` (0: there was no row); return
     the new version. Raises ``StaleFlow`` if someone else changed it since."""
@@ -69,7 +69,7 @@ async def save(
         if result.rowcount != 1:
             raise StaleFlow(f"{flow} of member {member_id} changed since version {version}")
         new = version + 1
-    if active:
+    if active and not was_active:
         # One flow takes free text at a time: the newest active one.
         await session.execute(
             update(T).where(T.c.member_id == member_id, T.c.flow != flow, T.c.active.is_(True)).values(active=False)

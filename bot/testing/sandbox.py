@@ -1,6 +1,7 @@
 """Drive a siyu app through its sandbox endpoints, in-process, as a member would."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.router import Router
 from flows.engine import Flow
+from storage import outbox
 
 
 class SandboxClient:
@@ -45,10 +47,19 @@ class SandboxClient:
                 if v is not None}
         return await self._post("/sandbox/events", body)
 
-    async def deliver(self) -> None:
-        """Deliver everything due now (tests need not wait for the worker's next pass)."""
-        while await self.app[OUTBOX].deliver_once():
-            pass
+    async def deliver(self, timeout: float = 5.0) -> None:
+        """Deliver everything due now (tests need not wait for the worker's next pass), and wait
+        for what the background worker is sending at this moment."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            while await self.app[OUTBOX].deliver_once():
+                pass
+            async with self.db.read() as session:
+                if not (await outbox.counts_by_status(session)).get(outbox.SENDING):
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("outbox rows stayed 'sending' for more than the timeout")
+            await asyncio.sleep(0.005)
 
     async def outbox(self, **query: Any) -> list[dict[str, Any]]:
         await self.deliver()
