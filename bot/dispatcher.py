@@ -58,6 +58,10 @@ class FlowRunner(Protocol):
         """A ``flow_deadline`` update: a state of a member's flow ran out of time."""
         ...
 
+    async def current_prompt(self, ctx: Context) -> str | None:
+        """The question the member's active flow waits on, if any."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -254,7 +258,9 @@ class Dispatcher:
             visible = [n for n, c in self.commands.items() if has_role(ctx.role, c.role)]
             close = difflib.get_close_matches(name, visible, n=1)
             hint = ctx.texts("did_you_mean", command=close[0]) if close else ""
-            ctx.reply(ctx.texts("unknown_command", command=name[:32]) + hint)
+            # Inside a flow, the member is reminded of the question it waits on.
+            prompt = await self.flows.current_prompt(ctx) if self.flows and ctx.update.is_private else None
+            ctx.reply(ctx.texts("unknown_command", command=name[:32]) + hint + (f"\n{prompt}" if prompt else ""))
             return
         if not has_role(ctx.role, cmd.role):
             ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_{cmd.role}")))

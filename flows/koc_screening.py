@@ -117,6 +117,18 @@ def build(config: Config) -> Flow:
                 intro="intro", reminder="reminder", recover_to="bought")
 
 
+async def invite(ctx: Context, member: Member) -> bool:
+    """An operator invites ``member`` to a screening (the first question goes to them on their
+    channel); False if an application of theirs already waits for review. Audited."""
+    waiting = await koc.pending_of(ctx.session, member.id) is not None
+    await audit.record(ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}", action="koc.invite",
+                       result="refused" if waiting else "ok", now=ctx.now, args={"member": member.external_id})
+    if waiting or ctx.dispatcher.flows is None:
+        return False
+    await ctx.dispatcher.flows.start_for(ctx, member.id, member.external_id, NAME, channel=member.channel)
+    return True
+
+
 async def decide(ctx: Context, application_id: int, *, approve: bool, role: str | None = None,
                  reason: str | None = None) -> KocApplication | None:
     """An operator approves (as ``role``, default the recommended type) or rejects (with a

@@ -78,6 +78,15 @@ class FlowEngine:
             return
         await self._after(ctx, flow, row, conversation, note="", by_deadline=True)
 
+    async def current_prompt(self, ctx: Context) -> str | None:
+        """The question the sender's active flow waits on (to repeat after an unknown command)."""
+        row = await rows.active(ctx.session, ctx.member.id)
+        flow = self.flows.get(row.flow) if row is not None else None
+        if row is None or flow is None:
+            return None
+        state, data = self._recovered(flow, row)
+        return flow.prompt(state, data)
+
     # -- what handlers and operators call ---------------------------------------------------------
 
     async def start(self, ctx: Context, flow_name: str, data: dict[str, Any] | None = None) -> None:
@@ -86,8 +95,9 @@ class FlowEngine:
 
     async def start_for(
         self, ctx: Context, member_id: int, external_id: str, flow_name: str, data: dict[str, Any] | None = None,
+        *, channel: str | None = None,
     ) -> None:
-        """Start ``flow_name`` for another member of the update's channel (an operator's invite)."""
+        """Start ``flow_name`` for another member (an operator's invite), on their ``channel``."""
         flow = self.flows[flow_name]
         data = dict(data or {})
         await rows.restart(ctx.session, member_id, flow_name, state=flow.initial, data=data, active=True,
@@ -95,7 +105,7 @@ class FlowEngine:
                            deadline_at=self._deadline(flow, flow.initial, ctx.now, 0), now=ctx.now)
         parts = [flow.text(flow.intro, data) if flow.intro else None, flow.prompt(flow.initial, data)]
         if any(parts):
-            ctx.send("\n".join(p for p in parts if p), to=external_id)
+            ctx.send("\n".join(p for p in parts if p), to=external_id, channel=channel)
 
     def running(self, flow_name: str) -> bool:
         return flow_name in self.flows

@@ -181,3 +181,26 @@ def test_score_is_capped_and_follows_the_rubric() -> None:
     assert (total, role) == (100, "带货官")
     assert koc_screening.score({}, KocRubric()) == (0, "分享官")
     assert koc_screening.score({"platforms": ["小红书"] * 9}, KocRubric())[0] == 15  # platforms_max
+
+
+async def test_an_unknown_command_inside_a_flow_repeats_the_question(bot: SandboxClient) -> None:
+    await bot.say("k6", "申请KOC")
+    reply = texts(await bot.say("k6", "/whatever"))[0]
+    assert "没有 /whatever 这个命令" in reply and "你购买或使用过我们的产品吗？" in reply
+
+
+async def test_an_operator_invites_a_member(bot: SandboxClient) -> None:
+    await bot.say("k7", "在吗")  # the member exists
+    async with bot.db.transaction() as session:
+        ctx = Context(update=Update(channel="sandbox", key="op-invite", sender="op1", at=bot.dispatcher.clock.now()),
+                      session=session, now=bot.dispatcher.clock.now(), texts=bot.dispatcher.texts,
+                      dispatcher=bot.dispatcher)
+        target = (await session.execute(select(Member).where(Member.external_id == "k7"))).scalar_one()
+        assert await koc_screening.invite(ctx, target)
+        from storage import outbox
+
+        await outbox.enqueue(session, ctx.outgoing, now=ctx.now)
+    assert "你购买或使用过我们的产品吗？" in (await bot.outbox(to="k7"))[-1]["text"]
+    assert texts(await bot.say("k7", "1")) == ["是哪款产品？大概什么时候买的？"]  # the flow is the member's
+    async with bot.db.read() as s:
+        assert (await s.execute(select(AuditEntry.action))).scalars().all() == ["koc.invite"]
