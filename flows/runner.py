@@ -52,8 +52,7 @@ class FlowEngine:
         conversation = Conversation(flow, state, dict(data), ctx)
         moved = await flow.fire(conversation, flow.input_trigger, text=text)
         if not moved:
-            # Not an answer this state takes: ask the same question again.
-            await self._save(ctx, row, state=state, data=data, active=True, deadline_at=row.deadline_at)
+            # Not an answer this state takes: ask the same question again (nothing changed).
             ctx.reply(ctx.texts("flow_invalid", prompt=flow.prompt(state, data) or "") + note)
             return True
         await self._after(ctx, flow, row, conversation, note=note)
