@@ -213,12 +213,7 @@ async def test_operators_can_move_a_member_and_it_is_audited(bot: SandboxClient)
     await bot.say("u1", "开始调查")
     row = await flow_row(bot, "u1", "survey")
 
-    async with bot.db.transaction() as session:
-        from bot.update import Update
-
-        ctx = Context(update=Update(channel="sandbox", key="op", sender="op1", at=bot.dispatcher.clock.now()),
-                      session=session, now=bot.dispatcher.clock.now(), texts=bot.dispatcher.texts,
-                      dispatcher=bot.dispatcher)
+    async with bot.as_operator("op1") as ctx:
         await bot.dispatcher.flows.move(ctx, row.member_id, "survey", "ask_city", reason="已电话确认姓名")
         with pytest.raises(ValueError, match="no state 'nowhere'"):
             await bot.dispatcher.flows.move(ctx, row.member_id, "survey", "nowhere", reason="x")

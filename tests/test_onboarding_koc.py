@@ -9,9 +9,7 @@ from sqlalchemy import select
 
 from bot.appkeys import SWEEPER
 from bot.config import Config, KocRubric
-from bot.context import Context
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from bot.update import Update
 from flows import koc_screening
 from storage import koc
 from storage.models import AuditEntry, KocApplication, Member, MemberFlow, MemberTag
@@ -134,17 +132,11 @@ async def test_nonsense_answers_never_move_the_screening(bot: SandboxClient) -> 
 async def test_an_operator_approves_and_the_member_is_told_and_tagged(bot: SandboxClient) -> None:
     await bot.say("k4", "申请KOC")
     await screen(bot, "k4", ["1", "净水器", "2", "1", "300", "1", "3"])
-    async with bot.db.transaction() as session:
-        [application] = await koc.pending(session)
-        ctx = Context(update=Update(channel="sandbox", key="op", sender="op1", at=bot.dispatcher.clock.now()),
-                      session=session, now=bot.dispatcher.clock.now(), texts=bot.dispatcher.texts,
-                      dispatcher=bot.dispatcher)
+    async with bot.as_operator("op1") as ctx:
+        [application] = await koc.pending(ctx.session)
         decided = await koc_screening.decide(ctx, application.id, approve=True)
         assert decided is not None and decided.approved_type == "分享官"
         assert await koc_screening.decide(ctx, application.id, approve=False, reason="重复") is None  # decided already
-        from storage import outbox
-
-        await outbox.enqueue(session, ctx.outgoing, now=ctx.now)
     assert (await bot.outbox(to="k4"))[-1]["text"].startswith("恭喜！你已通过审核，成为品牌「分享官」")
     assert "KOC:分享官" in await tags_of(bot, "k4")
     assert (await member(bot, "k4")).attributes["koc_type"] == "分享官"
@@ -191,15 +183,9 @@ async def test_an_unknown_command_inside_a_flow_repeats_the_question(bot: Sandbo
 
 async def test_an_operator_invites_a_member(bot: SandboxClient) -> None:
     await bot.say("k7", "在吗")  # the member exists
-    async with bot.db.transaction() as session:
-        ctx = Context(update=Update(channel="sandbox", key="op-invite", sender="op1", at=bot.dispatcher.clock.now()),
-                      session=session, now=bot.dispatcher.clock.now(), texts=bot.dispatcher.texts,
-                      dispatcher=bot.dispatcher)
-        target = (await session.execute(select(Member).where(Member.external_id == "k7"))).scalar_one()
+    async with bot.as_operator("op1") as ctx:
+        target = (await ctx.session.execute(select(Member).where(Member.external_id == "k7"))).scalar_one()
         assert await koc_screening.invite(ctx, target)
-        from storage import outbox
-
-        await outbox.enqueue(session, ctx.outgoing, now=ctx.now)
     assert "你购买或使用过我们的产品吗？" in (await bot.outbox(to="k7"))[-1]["text"]
     assert texts(await bot.say("k7", "1")) == ["是哪款产品？大概什么时候买的？"]  # the flow is the member's
     async with bot.db.read() as s:

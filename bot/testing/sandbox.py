@@ -12,7 +12,9 @@ from bot.app import create_app
 from bot.appkeys import DB, DISPATCHER, OUTBOX
 from bot.clock import Clock
 from bot.config import Config
+from bot.context import Context
 from bot.router import Router
+from bot.update import Update
 from flows.engine import Flow
 from storage import outbox
 
@@ -60,6 +62,17 @@ class SandboxClient:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("outbox rows stayed 'sending' for more than the timeout")
             await asyncio.sleep(0.005)
+
+    @asynccontextmanager
+    async def as_operator(self, sender: str = "op1") -> AsyncIterator[Context]:
+        """A context for ``sender`` in one transaction, to call operators' APIs directly; the
+        messages it queued go to the outbox when the block ends."""
+        now = self.dispatcher.clock.now()
+        async with self.db.transaction() as session:
+            ctx = Context(update=Update(channel="sandbox", key=f"operator:{sender}:{now.isoformat()}", sender=sender, at=now),
+                          session=session, now=now, texts=self.dispatcher.texts, dispatcher=self.dispatcher)
+            yield ctx
+            await outbox.enqueue(session, ctx.outgoing, now=now)
 
     async def outbox(self, **query: Any) -> list[dict[str, Any]]:
         await self.deliver()
