@@ -181,6 +181,38 @@ class KocConfig(Section):
         return self
 
 
+class CheckinConfig(Section):
+    enabled: bool = True
+    # What a member sends (in a group or one-to-one) to sign in.
+    keyword: str = Field("签到", min_length=1, max_length=32)
+    # Days begin at midnight in this time zone (an IANA name).
+    timezone: str = "Asia/Shanghai"
+    daily_points: int = Field(10, ge=0, le=100_000)
+    # Extra points on reaching a streak of N days in a row: {"7" = 50, "30" = 200}.
+    streak_bonus: dict[str, int] = Field(default_factory=lambda: {"7": 50, "30": 200})
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @field_validator("streak_bonus")
+    @classmethod
+    def _bonus(cls, value: dict[str, int]) -> dict[str, int]:
+        for days, points in value.items():
+            if not days.isdigit() or int(days) < 2:
+                raise ValueError(f"streak_bonus key {days!r} must be a number of days, 2 or more")
+            if not 0 < points <= 100_000:
+                raise ValueError(f"streak_bonus for {days} days must be 1 to 100000 points")
+        return value
+
+
 class LoggingConfig(Section):
     level: str = "INFO"
 
@@ -201,6 +233,7 @@ class Config(Section):
     outbox: OutboxConfig = OutboxConfig()
     onboarding: OnboardingConfig = OnboardingConfig()
     koc: KocConfig = KocConfig()
+    checkin: CheckinConfig = CheckinConfig()
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)

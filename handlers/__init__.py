@@ -11,10 +11,12 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import fallback, help, koc, welcome
+    from handlers import checkin, fallback, help, koc, welcome
 
     config = config or Config()
     routers = [help.router, welcome.router]
+    if config.checkin.enabled:
+        routers.append(checkin.router(config))
     if config.koc.enabled:
         routers.append(koc.router(config))
     return [*routers, fallback.router]

@@ -5,10 +5,10 @@ never by ``create_all``.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -200,3 +200,58 @@ class KocApplication(SQLModel, table=True):
     reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _at()
     decided_at: Optional[datetime] = _at(default=None)
+
+
+class PointEntry(SQLModel, table=True):
+    """The points ledger: append-only. Every change of a balance is one entry with a unique key,
+    so a retried credit or spend is refused instead of counted twice."""
+
+    __tablename__ = "point_entries"
+    __table_args__ = (Index("ix_point_entries_member", "member_id", "id"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    delta: int
+    reason: str = Field(max_length=200)
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    issuer: Optional[str] = Field(default=None, max_length=160)
+    created_at: datetime = _at()
+
+
+class PointLot(SQLModel, table=True):
+    """Points credited together; spending takes the oldest lots first, and a lot may expire."""
+
+    __tablename__ = "point_lots"
+    __table_args__ = (Index("ix_point_lots_spendable", "member_id", "remaining"), Index("ix_point_lots_expiry", "expires_at"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    entry_id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), ForeignKey("point_entries.id"), nullable=False))
+    amount: int
+    remaining: int
+    expires_at: Optional[datetime] = _at(default=None)
+    created_at: datetime = _at()
+
+
+class PointBalance(SQLModel, table=True):
+    """The balance, changed in the same transaction as the entries: it equals the sum of the
+    entries and of the lots' remaining points, and is never negative (a CHECK)."""
+
+    __tablename__ = "point_balances"
+    __table_args__ = (CheckConstraint("balance >= 0", name="ck_point_balances_not_negative"),)
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    balance: int = Field(default=0)
+    lifetime: int = Field(default=0)  # all points ever earned (levels are by lifetime points)
+
+
+class Checkin(SQLModel, table=True):
+    """A daily sign-in: one per member per local day."""
+
+    __tablename__ = "checkins"
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    streak: int
+    points: int
+    at: datetime = _at()

@@ -1,0 +1,30 @@
+"""Daily sign-ins: one per member per local day, with the streak of days in a row."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Checkin
+from storage.upsert import insert_for
+
+T = Checkin.__table__
+
+
+async def sign_in(session: AsyncSession, member_id: int, day: date, *, points: int, now: datetime) -> int | None:
+    """Record today's sign-in; its streak, or None if the member signed in today already.
+    The primary key (member, day) makes a second sign-in the same day impossible."""
+    before = (await session.execute(
+        select(T.c.streak).where(T.c.member_id == member_id, T.c.day == day - timedelta(days=1))
+    )).scalar_one_or_none()
+    streak = (before or 0) + 1
+    stmt = insert_for(session, T).values(member_id=member_id, day=day, streak=streak, points=points, at=now)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day]).returning(T.c.streak)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def streak_on(session: AsyncSession, member_id: int, day: date) -> int:
+    return int((await session.execute(
+        select(T.c.streak).where(T.c.member_id == member_id, T.c.day == day)
+    )).scalar_one_or_none() or 0)
