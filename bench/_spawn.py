@@ -1,6 +1,7 @@
 """Shared by the benchmarks: a fresh database for a spawned ``siyu run``."""
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -20,3 +21,33 @@ def fresh_database(database_url: str | None) -> tuple[Path, str]:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     return workdir, database_url
+
+
+def spawn_siyu(database_url: str | None, port: int) -> subprocess.Popen[bytes]:
+    """``siyu run`` on ``port`` over a fresh database, with the sandbox on and quiet logs."""
+    import os
+    import sys
+
+    workdir, url = fresh_database(database_url)
+    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": ""}
+    return subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir,
+                            stdout=subprocess.DEVNULL)
+
+
+async def wait_ready(url: str, timeout: float = 30) -> None:
+    import asyncio
+    import time
+
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"server at {url} not ready after {timeout}s")

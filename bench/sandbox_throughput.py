@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import aiohttp
 
-from _spawn import fresh_database
+from _spawn import spawn_siyu, wait_ready
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -67,27 +64,6 @@ async def drive(url: str, members: int, messages: int, concurrency: int, groups:
     }
 
 
-def spawn(database_url: str | None, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    workdir, url = fresh_database(database_url)
-    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir)
-    return proc, url
-
-
-async def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"server at {url} not ready after {timeout}s")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default="http://127.0.0.1:8080", help="a running siyu (ignored with --spawn)")
@@ -103,7 +79,7 @@ def main() -> None:
     url = args.url
     backend = "running server"
     if args.spawn:
-        proc, db_url = spawn(args.database_url, args.port)
+        proc = spawn_siyu(args.database_url, args.port)
         url = f"http://127.0.0.1:{args.port}"
         backend = "postgresql" if args.database_url else "sqlite"
     try:

@@ -23,10 +23,11 @@ def router(config: Config) -> Router:
             ctx.reply(ctx.texts("checkin_already", streak=await checkins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
             return
-        balance = await points.balance(ctx.session, member)
         if settings.daily_points:
             balance = (await points.credit(ctx.session, member, settings.daily_points, key=f"checkin:{member}:{day}",
                                            reason="每日签到", now=ctx.now)).balance
+        else:
+            balance = await points.balance(ctx.session, member)
         extra = settings.streak_bonus.get(str(streak), 0)
         if extra:
             balance = (await points.credit(ctx.session, member, extra, key=f"checkin-streak:{member}:{day}",
