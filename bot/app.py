@@ -21,6 +21,7 @@ from bot.sweeper import DeadlineSweeper
 from flows.engine import Flow
 from flows.runner import FlowEngine
 from bot.texts import Texts
+from storage import rewards
 from storage.engine import Database
 from storage.migrate import upgrade
 
@@ -68,6 +69,9 @@ def create_app(
         # Alembic runs on a sync engine: in a thread, so the loop keeps serving.
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
+        async with db.transaction() as session:
+            await rewards.ensure(session, [rewards.RewardSpec(r.name, r.cost, r.stock, r.per_member_limit)
+                                           for r in config.rewards], now=clock.now())
         from flows import default_flows
         from handlers import default_middlewares, default_routers
 

@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config)
     logging.basicConfig(level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
     if args.command == "db":
         from storage.migrate import head_revision, upgrade
 

@@ -213,6 +213,16 @@ class CheckinConfig(Section):
         return value
 
 
+class RewardConfig(Section):
+    """A reward of the points catalog. Added once (by name); then operators manage its stock."""
+
+    name: str = Field(min_length=1, max_length=64)
+    cost: int = Field(gt=0, le=10_000_000)
+    stock: int = Field(ge=0, le=10_000_000)
+    # At most this many per member (0: no limit).
+    per_member_limit: int = Field(0, ge=0)
+
+
 class LoggingConfig(Section):
     level: str = "INFO"
 
@@ -234,6 +244,7 @@ class Config(Section):
     onboarding: OnboardingConfig = OnboardingConfig()
     koc: KocConfig = KocConfig()
     checkin: CheckinConfig = CheckinConfig()
+    rewards: list[RewardConfig] = Field(default_factory=list)
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)

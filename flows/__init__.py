@@ -11,11 +11,11 @@ from flows.engine import Flow
 
 
 def default_flows(config: Config | None = None) -> list[Flow]:
-    """The flows siyu ships, built from the config: onboarding and KOC screening."""
-    from flows import koc_screening, onboarding
+    """The flows siyu ships, built from the config: redemption, onboarding and KOC screening."""
+    from flows import koc_screening, onboarding, redemption
 
     config = config or Config()
-    flows: list[Flow] = []
+    flows: list[Flow] = [redemption.build(config)]
     if config.onboarding.enabled:
         flows.append(onboarding.build(config))
     if config.koc.enabled:

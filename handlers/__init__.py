@@ -11,12 +11,13 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import checkin, fallback, help, koc, welcome
+    from handlers import checkin, fallback, help, koc, redemption, welcome
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
+    routers.append(redemption.router)
     if config.koc.enabled:
         routers.append(koc.router(config))
     return [*routers, fallback.router]

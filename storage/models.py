@@ -255,3 +255,39 @@ class Checkin(SQLModel, table=True):
     streak: int
     points: int
     at: datetime = _at()
+
+
+class Reward(SQLModel, table=True):
+    """A reward in the points catalog. Its units are always stock + reserved + fulfilled."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="ck_rewards_stock_not_negative"),
+        CheckConstraint("reserved >= 0", name="ck_rewards_reserved_not_negative"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    cost: int
+    stock: int  # units left to redeem
+    reserved: int = Field(default=0)  # redeemed, waiting to be handed over
+    fulfilled: int = Field(default=0)
+    per_member_limit: int = Field(default=0)  # 0: no limit
+    active: bool = Field(default=True)
+    created_at: datetime = _at()
+
+
+class Redemption(SQLModel, table=True):
+    """A member's redemption: points and one unit reserved together, then fulfilled or cancelled."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (Index("ix_redemptions_member_reward", "member_id", "reward_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id"), nullable=False))
+    cost: int
+    status: str = Field(default="reserved", max_length=16)  # reserved | fulfilled | cancelled
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    created_at: datetime = _at()
+    settled_at: Optional[datetime] = _at(default=None)
