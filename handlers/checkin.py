@@ -5,6 +5,7 @@ from bot import filters
 from bot.config import Config
 from bot.context import Context
 from bot.router import Router
+from handlers import levels
 from storage import checkins, points
 
 
@@ -23,16 +24,16 @@ def router(config: Config) -> Router:
             ctx.reply(ctx.texts("checkin_already", streak=await checkins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
             return
-        if settings.daily_points:
-            balance = (await points.credit(ctx.session, member, settings.daily_points, key=f"checkin:{member}:{day}",
-                                           reason="每日签到", now=ctx.now)).balance
-        else:
-            balance = await points.balance(ctx.session, member)
+        before = await points.lifetime(ctx.session, member)
+        balance, lifetime = await points.balance(ctx.session, member), before
         extra = settings.streak_bonus.get(str(streak), 0)
-        if extra:
-            balance = (await points.credit(ctx.session, member, extra, key=f"checkin-streak:{member}:{day}",
-                                           reason=f"连续签到 {streak} 天", now=ctx.now)).balance
+        for amount, key, reason in ((settings.daily_points, f"checkin:{member}:{day}", "每日签到"),
+                                    (extra, f"checkin-streak:{member}:{day}", f"连续签到 {streak} 天")):
+            if amount:
+                posted = await points.credit(ctx.session, member, amount, key=key, reason=reason, now=ctx.now)
+                balance, lifetime = posted.balance, posted.lifetime
         bonus = ctx.texts("checkin_bonus", days=streak, extra=extra) if extra else ""
         ctx.reply(ctx.texts("checkin_done", points=settings.daily_points, bonus=bonus, streak=streak, balance=balance))
+        await levels.after_credit(ctx, before, lifetime)
 
     return r

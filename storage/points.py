@@ -28,6 +28,7 @@ class NotEnoughPoints(Exception):
 class Posted:
     done: bool  # False: the key was used before, nothing changed
     balance: int
+    lifetime: int = 0  # points ever earned, after this entry (credits only)
 
 
 async def balance(session: AsyncSession, member_id: int) -> int:
@@ -56,14 +57,15 @@ async def credit(
         raise ValueError("a credit is a positive number of points")
     entry_id = await _entry(session, member_id, amount, key=key, reason=reason, now=now, issuer=issuer)
     if entry_id is None:
-        return Posted(False, await balance(session, member_id))
+        return Posted(False, await balance(session, member_id), await lifetime(session, member_id))
     await session.execute(L.insert().values(member_id=member_id, entry_id=entry_id, amount=amount, remaining=amount,
                                             expires_at=expires_at, created_at=now))
     stmt = insert_for(session, B).values(member_id=member_id, balance=amount, lifetime=amount)
     stmt = stmt.on_conflict_do_update(index_elements=[B.c.member_id], set_={
         "balance": B.c.balance + amount, "lifetime": B.c.lifetime + amount,
-    }).returning(B.c.balance)
-    return Posted(True, int((await session.execute(stmt)).scalar_one()))
+    }).returning(B.c.balance, B.c.lifetime)
+    row = (await session.execute(stmt)).one()
+    return Posted(True, int(row.balance), int(row.lifetime))
 
 
 async def spend(

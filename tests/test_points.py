@@ -34,8 +34,8 @@ async def new_member(db: Database) -> int:
 async def test_a_repeated_credit_counts_once(db: Database) -> None:
     m = await new_member(db)
     async with db.transaction() as s:
-        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(True, 100)
-        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(False, 100)
+        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(True, 100, 100)
+        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(False, 100, 100)
         assert await points.lifetime(s, m) == 100
         assert await points.check(s, m) == (100, 100, 100)
 
@@ -162,3 +162,26 @@ async def test_a_hundred_concurrent_sign_ins_credit_once(signin_app: Callable[..
 async def say(bot: SandboxClient, text: str, chat: str | None = None) -> str:
     [reply] = await bot.say("u1", text, chat=chat)
     return reply["text"]
+
+
+async def test_a_level_up_is_celebrated_in_the_group(make_config: Callable[..., Config], clock: FakeClock) -> None:
+    config = make_config(checkin={"daily_points": 300}, levels={"tiers": [{"name": "白银", "min_points": 0},
+                                                                          {"name": "白金", "min_points": 500}]})
+    async with sandbox_app(config, clock=clock) as bot:
+        first = await bot.say("u1", "签到", chat="g1", name="小王")
+        assert len(first) == 1  # 300 lifetime points: still 白银
+        clock.advance(days=1)
+        second = [r["text"] for r in await bot.say("u1", "签到", chat="g1")]
+        assert second[1] == "🎉 恭喜 小王 升级为「白金」会员！累计获得 600 积分。"
+        async with bot.db.read() as s:
+            member = (await s.execute(select(Member).where(Member.external_id == "u1"))).scalar_one()
+        assert member.attributes["level"] == "白金"
+
+
+def test_tiers_must_start_at_zero_and_rise() -> None:
+    from bot.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="tiers start at min_points = 0"):
+        config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 10}]}})
+    with pytest.raises(ConfigError, match="rise strictly"):
+        config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 0}, {"name": "B", "min_points": 0}]}})
