@@ -23,13 +23,16 @@ def fresh_database(database_url: str | None) -> tuple[Path, str]:
     return workdir, database_url
 
 
-def spawn_siyu(database_url: str | None, port: int) -> subprocess.Popen[bytes]:
-    """``siyu run`` on ``port`` over a fresh database, with the sandbox on and quiet logs."""
+def spawn_siyu(database_url: str | None, port: int, config: str = "") -> subprocess.Popen[bytes]:
+    """``siyu run`` on ``port`` over a fresh database, with the sandbox on and quiet logs;
+    ``config`` is TOML for anything else."""
     import os
     import sys
 
     workdir, url = fresh_database(database_url)
-    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": ""}
+    (workdir / "config.toml").write_text(config, encoding="utf-8")
+    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING",
+           "SIYU_CONFIG": str(workdir / "config.toml")}
     return subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir,
                             stdout=subprocess.DEVNULL)
 

@@ -1,10 +1,11 @@
-"""Points: daily sign-ins per second through the sandbox at concurrency 64.
+"""Points: daily sign-ins per second at concurrency 64, and a rush on one hot reward.
 
     python bench/points.py [--members 10000] [--database-url postgresql+psycopg://...]   # wipes it
 
-Starts ``siyu run`` on a fresh database and has ``--members`` members each send 签到 once (each a
-ledger credit, a check-in row and a reply), then checks the ledger: every member credited
-exactly once. (The hot-reward redemption figure comes with redemption.)
+Starts ``siyu run`` on a fresh database. First ``--members`` members each send 签到 once (each a
+ledger credit, a check-in row and a reply). Then 1,000 of them pick the same reward (100 units)
+and all confirm at once; the script times the rush and checks that exactly 100 got one, that
+the reward's units add up, and (on PostgreSQL) that every ledger balances.
 """
 from __future__ import annotations
 
@@ -17,6 +18,36 @@ import aiohttp
 from sqlalchemy import create_engine, text
 
 from _spawn import spawn_siyu, wait_ready
+
+
+CONFIG = """
+[checkin]
+daily_points = 1000
+
+[levels]  # one tier: the sign-in figure measures sign-ins, not level-ups
+tiers = [{ name = "会员", min_points = 0 }]
+
+[[rewards]]
+name = "爆款空气炸锅"
+cost = 500
+stock = 100
+"""
+RUSH = 1000
+
+
+async def rush(url: str, concurrency: int) -> tuple[float, int, int]:
+    """(seconds, confirmations that got a unit, those told it is gone) for RUSH members."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def say(n: int, text: str) -> str:
+            async with session.post(f"{url}/sandbox/messages", json={"from": f"signer{n}", "text": text}) as resp:
+                return (await resp.json())["replies"][0]["text"]
+
+        await asyncio.gather(*(say(n, "兑换 1") for n in range(RUSH)))
+        t0 = time.perf_counter()
+        answers = await asyncio.gather(*(say(n, "确认") for n in range(RUSH)))
+        elapsed = time.perf_counter() - t0
+    return elapsed, sum("兑换成功" in a for a in answers), sum("被兑完了" in a for a in answers)
 
 
 async def drive(url: str, members: int, concurrency: int) -> tuple[float, list[float], int]:
@@ -48,22 +79,29 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (its public schema is wiped)")
     parser.add_argument("--port", type=int, default=18181)
     args = parser.parse_args()
-    proc = spawn_siyu(args.database_url, args.port)
+    proc = spawn_siyu(args.database_url, args.port, CONFIG)
     url = f"http://127.0.0.1:{args.port}"
     try:
         asyncio.run(wait_ready(url))
         elapsed, latencies, errors = asyncio.run(drive(url, args.members, args.concurrency))
+        rush_s, won, gone = asyncio.run(rush(url, args.concurrency))
     finally:
         proc.terminate()
         proc.wait(timeout=15)
     print(f"{'PostgreSQL' if args.database_url else 'SQLite'}: {args.members} sign-ins at concurrency "
           f"{args.concurrency}: {args.members / elapsed:.0f} sign-ins/s, p50 {statistics.median(latencies):.1f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms, errors {errors}")
+    print(f"rush: {RUSH} members confirm the same reward (100 units) at once: {rush_s:.2f} s; "
+          f"{won} got one, {gone} were told it is gone")
     if args.database_url:
         engine = create_engine(args.database_url)
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT count(*), sum(balance), min(balance), max(balance) FROM point_balances")).one()
-        print(f"ledger: {row[0]} balances, total {row[1]}, each between {row[2]} and {row[3]}")
+            units = conn.execute(text("SELECT stock, reserved, fulfilled FROM rewards")).one()
+            unbalanced = conn.execute(text(
+                "SELECT count(*) FROM point_balances b WHERE b.balance <> "
+                "(SELECT coalesce(sum(delta), 0) FROM point_entries e WHERE e.member_id = b.member_id)")).scalar_one()
+        print(f"reward units: stock {units[0]} + reserved {units[1]} + fulfilled {units[2]} = {sum(units)}; "
+              f"ledgers out of balance: {unbalanced}")
 
 
 if __name__ == "__main__":

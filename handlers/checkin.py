@@ -24,16 +24,18 @@ def router(config: Config) -> Router:
             ctx.reply(ctx.texts("checkin_already", streak=await checkins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
             return
-        before = await points.lifetime(ctx.session, member)
-        balance, lifetime = await points.balance(ctx.session, member), before
         extra = settings.streak_bonus.get(str(streak), 0)
-        for amount, key, reason in ((settings.daily_points, f"checkin:{member}:{day}", "每日签到"),
-                                    (extra, f"checkin-streak:{member}:{day}", f"连续签到 {streak} 天")):
-            if amount:
-                posted = await points.credit(ctx.session, member, amount, key=key, reason=reason, now=ctx.now)
-                balance, lifetime = posted.balance, posted.lifetime
+        credits = [(amount, key, reason) for amount, key, reason in (
+            (settings.daily_points, f"checkin:{member}:{day}", "每日签到"),
+            (extra, f"checkin-streak:{member}:{day}", f"连续签到 {streak} 天")) if amount]
+        earned = sum(amount for amount, _, _ in credits)
+        posted = None
+        for amount, key, reason in credits:
+            posted = await points.credit(ctx.session, member, amount, key=key, reason=reason, now=ctx.now)
+        balance = posted.balance if posted else await points.balance(ctx.session, member)
         bonus = ctx.texts("checkin_bonus", days=streak, extra=extra) if extra else ""
         ctx.reply(ctx.texts("checkin_done", points=settings.daily_points, bonus=bonus, streak=streak, balance=balance))
-        await levels.after_credit(ctx, before, lifetime)
+        if posted is not None:
+            await levels.after_credit(ctx, posted.lifetime - earned, posted.lifetime)
 
     return r
