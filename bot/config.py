@@ -244,6 +244,23 @@ class LevelsConfig(Section):
         return [t.name for t in self.tiers if t.min_points <= lifetime_points][-1]
 
 
+class TaskConfig(Section):
+    """A task members check in to (打卡), e.g. sharing the brand's article for 100 points."""
+
+    name: str = Field(min_length=1, max_length=64)
+    points: int = Field(gt=0, le=1_000_000)
+    # Check-ins counted (0: no cap) per local day, week (from Monday) and month.
+    per_day: int = Field(1, ge=0)
+    per_week: int = Field(0, ge=0)
+    per_month: int = Field(0, ge=0)
+    # The member must send something with the check-in (a link, a screenshot's note).
+    proof: bool = False
+    # Points only once an operator approves.
+    approval: bool = False
+    # Only members approved as one of these KOC types may check in (empty: everyone).
+    koc_types: list[Literal["分享官", "内容官", "体验官", "带货官"]] = Field(default_factory=list)
+
+
 class RewardConfig(Section):
     """A reward of the points catalog. Added once (by name); then operators manage its stock."""
 
@@ -276,6 +293,7 @@ class Config(Section):
     koc: KocConfig = KocConfig()
     checkin: CheckinConfig = CheckinConfig()
     rewards: list[RewardConfig] = Field(default_factory=list)
+    tasks: list[TaskConfig] = Field(default_factory=list)
     levels: LevelsConfig = LevelsConfig()
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.

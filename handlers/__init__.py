@@ -11,13 +11,15 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import checkin, fallback, help, koc, redemption, welcome
+    from handlers import checkin, fallback, help, koc, redemption, tasks, welcome
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
     routers.append(redemption.router)
+    if config.tasks:
+        routers.append(tasks.router(config))
     if config.koc.enabled:
         routers.append(koc.router(config))
     return [*routers, fallback.router]

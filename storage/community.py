@@ -187,7 +187,11 @@ async def reconcile_members(
     return len(member_ids - current), len(gone)
 
 
+async def attributes(session: AsyncSession, member_id: int) -> dict[str, object]:
+    return dict((await session.execute(select(M.c.attributes).where(M.c.id == member_id))).scalar_one() or {})
+
+
 async def set_attributes(session: AsyncSession, member_id: int, values: dict[str, object]) -> None:
     """Merge ``values`` into the member's profile attributes."""
-    current = (await session.execute(select(M.c.attributes).where(M.c.id == member_id))).scalar_one()
-    await session.execute(update(M).where(M.c.id == member_id).values(attributes={**(current or {}), **values}))
+    current = await attributes(session, member_id)
+    await session.execute(update(M).where(M.c.id == member_id).values(attributes={**current, **values}))

@@ -291,3 +291,19 @@ class Redemption(SQLModel, table=True):
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     created_at: datetime = _at()
     settled_at: Optional[datetime] = _at(default=None)
+
+
+class TaskCheckin(SQLModel, table=True):
+    """A task check-in (打卡): credited at once, or waiting for an operator when the task says so."""
+
+    __tablename__ = "task_checkins"
+    __table_args__ = (Index("ix_task_checkins_member_task", "member_id", "task", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    task: str = Field(max_length=64)
+    points: int
+    proof: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="credited", max_length=16)  # credited | pending | rejected
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    at: datetime = _at()

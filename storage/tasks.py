@@ -1,0 +1,37 @@
+"""Task check-ins (打卡): counted per member and period for caps, credited now or after review."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import TaskCheckin
+from storage.upsert import insert_for
+
+T = TaskCheckin.__table__
+
+
+async def count_since(session: AsyncSession, member_id: int, task: str, since: datetime) -> int:
+    """Check-ins of ``task`` by the member since ``since`` that count toward caps (not rejected)."""
+    return int((await session.execute(select(func.count()).select_from(T).where(
+        T.c.member_id == member_id, T.c.task == task, T.c.at >= since, T.c.status != "rejected",
+    ))).scalar_one())
+
+
+async def record(session: AsyncSession, member_id: int, task: str, *, points: int, proof: str | None, status: str,
+                 key: str, now: datetime) -> int | None:
+    """The check-in's id, or None when ``key`` was recorded before (a retry)."""
+    stmt = insert_for(session, T).values(member_id=member_id, task=task, points=points, proof=proof, status=status,
+                                         key=key, at=now).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def settle(session: AsyncSession, checkin_id: int, *, approve: bool) -> TaskCheckin | None:
+    """An operator's decision on a pending check-in; None if it is not pending."""
+    result = await session.execute(update(T).where(T.c.id == checkin_id, T.c.status == "pending")
+                                   .values(status="credited" if approve else "rejected"))
+    if result.rowcount != 1:
+        return None
+    return (await session.execute(select(TaskCheckin).where(TaskCheckin.id == checkin_id)
+                                  .execution_options(populate_existing=True))).scalar_one()

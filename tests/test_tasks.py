@@ -1,0 +1,80 @@
+"""Task check-ins (打卡): points, caps per period, proof, approval, KOC-only tasks."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.config import Config
+from bot.testing import FakeClock, SandboxClient, sandbox_app
+from handlers import tasks as task_handlers
+from storage import community, points
+from storage.models import Member, TaskCheckin
+
+TASKS = [
+    {"name": "转发品牌文章", "points": 100, "per_day": 1, "per_week": 2, "proof": True},
+    {"name": "晒单", "points": 50, "per_day": 0, "approval": True},
+    {"name": "写测评", "points": 300, "per_day": 1, "koc_types": ["体验官"]},
+]
+
+
+@pytest.fixture
+async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
+    config = make_config().model_copy(update={"tasks": Config.model_validate({"tasks": TASKS}).tasks})
+    async with sandbox_app(config, clock=clock) as client:
+        yield client
+
+
+async def say(bot: SandboxClient, text: str, who: str = "u1") -> str:
+    return (await bot.say(who, text, chat="g1"))[0]["text"]
+
+
+async def balance(bot: SandboxClient, who: str = "u1") -> int:
+    async with bot.db.read() as s:
+        member = (await s.execute(select(Member).where(Member.external_id == who))).scalar_one()
+        return await points.balance(s, member.id)
+
+
+async def test_a_task_checkin_with_proof_and_caps(bot: SandboxClient, clock: FakeClock) -> None:
+    clock.set(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))  # Monday 10:00 in Shanghai
+    assert "需要附上证明" in await say(bot, "打卡 转发品牌文章")
+    assert await say(bot, "打卡 转发品牌文章 https://mp.weixin.qq.com/s/abc") == "打卡成功：「转发品牌文章」+100 积分，当前积分 100。"
+    assert "每天最多打卡 1 次" in await say(bot, "打卡 转发品牌文章 又一次")
+    clock.advance(days=1)
+    assert "当前积分 200" in await say(bot, "打卡 转发品牌文章 第二天")
+    clock.advance(days=1)  # Wednesday: a new day, but the week's 2 are used
+    assert "每周最多打卡 2 次" in await say(bot, "打卡 转发品牌文章 第三天")
+    assert await balance(bot) == 200
+    clock.advance(days=5)  # the next Monday
+    assert "当前积分 300" in await say(bot, "打卡 转发品牌文章 新的一周")
+
+
+async def test_approval_tasks_wait_for_an_operator(bot: SandboxClient) -> None:
+    assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图已发")
+    assert await balance(bot) == 0
+    async with bot.db.read() as s:
+        checkin = (await s.execute(select(TaskCheckin))).scalar_one()
+    async with bot.as_operator("op1") as ctx:
+        assert await task_handlers.review(ctx, checkin.id, approve=True)
+        assert not await task_handlers.review(ctx, checkin.id, approve=True)  # decided already
+    assert await balance(bot) == 50
+    assert (await bot.outbox(to="u1"))[-1]["text"].startswith("打卡成功：「晒单」+50 积分")
+
+
+async def test_koc_only_tasks_and_unknown_tasks(bot: SandboxClient) -> None:
+    assert "是体验官的专属任务" in await say(bot, "打卡 写测评 很好用")
+    async with bot.db.transaction() as s:
+        member = (await s.execute(select(Member).where(Member.external_id == "u1"))).scalar_one()
+        await community.set_attributes(s, member.id, {"koc_type": "体验官"})
+    assert "+300 积分" in await say(bot, "打卡 写测评 很好用")
+    unknown = await say(bot, "打卡 跳舞")
+    assert "没有「跳舞」这个任务" in unknown and "转发品牌文章" in unknown
+
+
+async def test_a_retried_checkin_counts_once(bot: SandboxClient) -> None:
+    first: list[dict[str, Any]] = await bot.say("u2", "打卡 转发品牌文章 链接", chat="g1", id="m1")
+    again = await bot.say("u2", "打卡 转发品牌文章 链接", chat="g1", id="m1")
+    assert again == first and await balance(bot, "u2") == 100
