@@ -62,6 +62,10 @@ class FlowRunner(Protocol):
         """The question the member's active flow waits on, if any."""
         ...
 
+    async def prefetch(self, ctxs: list[Context]) -> None:
+        """Load what ``handle`` needs for a whole batch at once."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -200,6 +204,8 @@ class Dispatcher:
         await dedup(session, ctxs)
         fresh = [c for c in ctxs if not c.duplicate]
         await membership(session, fresh)
+        if self.flows is not None:
+            await self.flows.prefetch(fresh)
         chain: Next = self._route
         for mw in reversed(self._inner):
             chain = functools.partial(mw, chain)

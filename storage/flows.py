@@ -40,6 +40,21 @@ async def active(session: AsyncSession, member_id: int) -> MemberFlow | None:
     )).scalars().first()
 
 
+async def active_of(session: AsyncSession, member_ids: list[int]) -> dict[int, MemberFlow]:
+    """The active flow rows of several members at once (one query for a whole batch)."""
+    if not member_ids:
+        return {}
+    rows = await session.execute(
+        select(MemberFlow).where(MemberFlow.member_id.in_(member_ids), MemberFlow.active.is_(True))
+    )
+    return {row.member_id: row for row in rows.scalars()}
+
+
+def written_in(session: AsyncSession) -> set[int]:
+    """Members whose flow rows this transaction changed (their prefetched rows are stale)."""
+    return session.info.setdefault("flow_writes", set())
+
+
 async def of_member(session: AsyncSession, member_id: int) -> list[MemberFlow]:
     rows = await session.execute(select(MemberFlow).where(MemberFlow.member_id == member_id).order_by(MemberFlow.started_at))
     return list(rows.scalars())
@@ -52,6 +67,7 @@ async def save(
 ) -> int:
     """Write the row as it is after a change made from ``version`` (0: there was no row); return
     the new version. Raises ``StaleFlow`` if someone else changed it since."""
+    written_in(session).add(member_id)
     values = {"state": state, "data": data, "active": active, "entered_at": entered_at,
               "deadlines_fired": deadlines_fired, "deadline_at": deadline_at, "updated_at": now,
               "finished_at": now if finished else None}

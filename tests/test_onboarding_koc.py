@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.appkeys import SWEEPER
 from bot.config import Config, KocRubric
 from bot.testing import FakeClock, SandboxClient, sandbox_app
+from bot.update import Update
 from flows import koc_screening
 from storage import koc
 from storage.models import AuditEntry, KocApplication, Member, MemberFlow, MemberTag
@@ -190,3 +191,30 @@ async def test_an_operator_invites_a_member(bot: SandboxClient) -> None:
     assert texts(await bot.say("k7", "1")) == ["是哪款产品？大概什么时候买的？"]  # the flow is the member's
     async with bot.db.read() as s:
         assert (await s.execute(select(AuditEntry.action))).scalars().all() == ["koc.invite"]
+
+
+async def test_a_flow_started_earlier_in_the_same_batch_takes_the_members_answer(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    """Active flows are read once per batch; one an operator started for the member in that
+    very batch must still take the member's next text (the batch re-reads it)."""
+    from bot.router import Router
+    from handlers import default_routers
+
+    inviter = Router("inviter")
+
+    @inviter.command("invite", role="admin")
+    async def invite(ctx: Context) -> None:
+        """邀请申请"""
+        target = (await ctx.session.execute(select(Member).where(Member.external_id == ctx.args))).scalar_one()
+        await koc_screening.invite(ctx, target)
+
+    config = make_config(operators={"admins": ["op1"]})
+    async with sandbox_app(config, clock=clock, routers=[inviter, *default_routers(config)]) as bot:
+        await bot.say("k9", "你好")
+        now = clock.now()
+        results = await bot.dispatcher._process([  # one batch, as group commit would form it
+            Update(channel="sandbox", key="b1", sender="op1", at=now, text="/invite k9"),
+            Update(channel="sandbox", key="b2", sender="k9", at=now, text="1"),
+        ])
+    assert [r.text for r in results[1].replies] == ["是哪款产品？大概什么时候买的？"]
