@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.appkeys import SWEEPER
 from bot.config import Config, KocRubric
+from bot.context import Context
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.update import Update
 from flows import koc_screening
