@@ -31,7 +31,7 @@ def default_middlewares(config: Config | None = None) -> list[Middleware]:
 
     config = config or Config()
     middlewares: list[Middleware] = []
-    if config.onboarding.enabled:
+    if config.onboarding.enabled and "first_message" in config.onboarding.start_on:
         middlewares.append(onboarding.on_first_message)
     if config.koc.enabled and config.koc.activity_threshold:
         middlewares.append(koc.invite_the_active)

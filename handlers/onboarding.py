@@ -21,10 +21,10 @@ async def start_if_new(ctx: Context) -> bool:
 
 
 async def on_first_message(next_: Next, ctx: Context) -> None:
-    """A middleware: a member's very first one-to-one message starts onboarding (and is the
-    greeting it answers) when ``first_message`` is in ``start_on``."""
+    """A middleware (installed when ``first_message`` is in ``start_on``): a member's very first
+    one-to-one message starts onboarding (and is the greeting it answers)."""
     u = ctx.update
-    if ("first_message" in ctx.config.onboarding.start_on and u.is_private and u.event is None
-            and not u.is_command and ctx.member.message_count == 1 and await start_if_new(ctx)):
+    if (u.is_private and u.event is None and not u.is_command and ctx.member.message_count == 1
+            and await start_if_new(ctx)):
         return
     await next_(ctx)
