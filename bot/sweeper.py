@@ -1,8 +1,11 @@
-"""The deadline sweeper: turns passed flow deadlines into ``flow_deadline`` updates.
+"""The sweeper: what is due by the clock rather than by a message.
 
-Each becomes an update with a key made of the member, the flow and the row's version, fed
-through the dispatcher like any message: so it runs under the member's lock, in a transaction,
-and, deduplicated by that key, fires once even if two processes or a restart sweep it again.
+- Passed flow deadlines become ``flow_deadline`` updates with a key made of the member, the flow
+  and the row's version, fed through the dispatcher like any message: so each runs under the
+  member's lock, in a transaction, and, deduplicated by that key, fires once even if two
+  processes or a restart sweep it again.
+- Points lots past their expiry are expired (one ledger entry each, keyed by the lot, so a
+  second sweep changes nothing).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import logging
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
 from bot.update import FLOW_DEADLINE, Update
-from storage import flows
+from storage import flows, points
 
 log = logging.getLogger("siyu.sweeper")
 
@@ -38,6 +41,14 @@ class DeadlineSweeper:
             ))
         return len(due)
 
+    async def expire_points_once(self) -> int:
+        """Expire the points lots due now; return how many lots were expired."""
+        async with self.dispatcher.db.transaction() as session:
+            expired = await points.expire(session, now=self.clock.now())
+        if expired:
+            log.info("expired %d points lot(s)", expired)
+        return expired
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="siyu-deadline-sweeper")
 
@@ -54,8 +65,9 @@ class DeadlineSweeper:
         while True:
             try:
                 await self.sweep_once()
+                await self.expire_points_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("deadline sweep failed; trying again in %.0fs", self.every_s)
+                log.exception("sweep failed; trying again in %.0fs", self.every_s)
             await asyncio.sleep(self.every_s)

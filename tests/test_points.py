@@ -185,3 +185,21 @@ def test_tiers_must_start_at_zero_and_rise() -> None:
         config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 10}]}})
     with pytest.raises(ConfigError, match="rise strictly"):
         config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 0}, {"name": "B", "min_points": 0}]}})
+
+
+async def test_the_sweeper_expires_points_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
+    from bot.appkeys import SWEEPER
+
+    async with sandbox_app(make_config(), clock=clock) as bot:
+        await bot.say("u1", "你好")
+        async with bot.db.transaction() as s:
+            member = (await s.execute(select(Member).where(Member.external_id == "u1"))).scalar_one()
+            await points.credit(s, member.id, 80, key="promo", reason="活动", now=clock.now(),
+                                expires_at=clock.now() + timedelta(days=30))
+        sweeper = bot.app[SWEEPER]
+        assert await sweeper.expire_points_once() == 0
+        clock.advance(days=31)
+        assert await sweeper.expire_points_once() == 1
+        assert await sweeper.expire_points_once() == 0
+        async with bot.db.read() as s:
+            assert await points.check(s, member.id) == (0, 0, 0)
