@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from transitions.extensions.asyncio import AsyncMachine
+
+from bot.texts import Texts
+from flows.questions import answer, choice, store, valid
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -82,6 +86,7 @@ class Flow:
         self.initial = initial or states[0].name
         self.recover_to = recover_to or self.initial
         self.texts = dict(texts)
+        self._render = Texts(self.texts)  # built once: prompts are rendered on every answer
         self.input_trigger = input_trigger
         self.max_answer = max_answer
         self.reminder = reminder
@@ -95,16 +100,11 @@ class Flow:
         )
 
     def text(self, key: str, data: Mapping[str, Any]) -> str:
-        from bot.texts import Texts
-
-        return Texts(self.texts)(key, **data)
+        return self._render(key, **data)
 
     def prompt(self, state: str, data: Mapping[str, Any]) -> str | None:
         spec = self.states.get(state)
         return self.text(spec.prompt, data) if spec is not None and spec.prompt is not None else None
-
-    def can(self, trigger: str) -> bool:
-        return trigger in self.machine.events
 
     async def fire(self, conversation: Conversation, trigger: str, **kwargs: Any) -> bool:
         """Trigger ``trigger``; False when no transition from the current state allows it.
@@ -117,22 +117,13 @@ class Flow:
 
 def remember(key: str, transform: Callable[[str], Any] = str.strip) -> Callable[[Any], None]:
     """A ``before`` callback storing the member's answer under ``key``."""
-
-    def store(event: Any) -> None:
-        event.model.data[key] = transform(event.kwargs.get("text", ""))
-
-    return store
+    return store(key, transform)
 
 
 def one_of(*choices: str) -> Callable[[Any], bool]:
     """A condition: the answer is one of ``choices`` (or its 1-based number)."""
-
-    def check(event: Any) -> bool:
-        text = str(event.kwargs.get("text", "")).strip()
-        return text in choices or (text.isdigit() and 1 <= int(text) <= len(choices))
-
-    return check
+    return valid(partial(choice, choices=choices))
 
 
 def not_empty(event: Any) -> bool:
-    return bool(str(event.kwargs.get("text", "")).strip())
+    return bool(answer(event))
