@@ -11,7 +11,7 @@ from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX, SWEEPER
 from bot.channels.base import Channel
 from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import Config, RewardConfig
 from bot.context import Context
 from bot.dispatcher import Dispatcher, RoleResolver
 from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
@@ -49,6 +49,11 @@ def config_roles(config: Config) -> RoleResolver:
     return role_of
 
 
+def reward_spec(reward: RewardConfig) -> rewards.RewardSpec:
+    return rewards.RewardSpec(reward.name, reward.cost, reward.stock, reward.per_member_limit, reward.min_level,
+                              reward.starts_at, reward.ends_at, reward.approval, tuple(reward.codes))
+
+
 def create_app(
     config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
     flow_definitions: Iterable[Flow] | None = None,
@@ -70,10 +75,9 @@ def create_app(
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
         async with db.transaction() as session:
-            await rewards.ensure(session, [rewards.RewardSpec(r.name, r.cost, r.stock, r.per_member_limit)
-                                           for r in config.rewards], now=clock.now())
+            await rewards.ensure(session, [reward_spec(r) for r in config.rewards], now=clock.now())
         from flows import default_flows
-        from handlers import default_middlewares, default_routers
+        from handlers import default_jobs, default_middlewares, default_routers
 
         dispatcher = Dispatcher(
             db, clock=clock, texts=Texts(config.texts), config=config, role_of=config_roles(config),
@@ -83,7 +87,7 @@ def create_app(
         for middleware in default_middlewares(config):
             dispatcher.middleware(middleware)
         dispatcher.flows = FlowEngine(flow_definitions if flow_definitions is not None else default_flows(config))
-        sweeper = DeadlineSweeper(dispatcher, clock)
+        sweeper = DeadlineSweeper(dispatcher, clock, jobs=default_jobs(config))
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
         app[DB], app[DISPATCHER], app[OUTBOX], app[SWEEPER] = db, dispatcher, worker, sweeper

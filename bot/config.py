@@ -12,8 +12,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from bot.config_points import (  # noqa: F401  (re-exported: the points economy's sections)
+    CheckinConfig, LeaderboardConfig, LevelsConfig, LifecycleConfig, PointsConfig, RewardConfig, TaskConfig, Tier,
+)
+from bot.config_section import Section
 from storage.engine import DatabaseURLError, parse_url
 
 DEFAULT_TEXTS_PATH = Path(__file__).resolve().parent.parent / "handlers" / "texts.toml"
@@ -26,11 +30,6 @@ class ConfigError(Exception):
         self.problems = problems
         self.source = source
         super().__init__("\n".join(f"{source}: {key}: {msg}" for key, msg in problems))
-
-
-class Section(BaseModel):
-    # strict: TOML has real types, so "8080" for a port is a mistake worth naming.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ServerConfig(Section):
@@ -181,96 +180,6 @@ class KocConfig(Section):
         return self
 
 
-class CheckinConfig(Section):
-    enabled: bool = True
-    # What a member sends (in a group or one-to-one) to sign in.
-    keyword: str = Field("签到", min_length=1, max_length=32)
-    # Days begin at midnight in this time zone (an IANA name).
-    timezone: str = "Asia/Shanghai"
-    daily_points: int = Field(10, ge=0, le=100_000)
-    # Extra points on reaching a streak of N days in a row: {"7" = 50, "30" = 200}.
-    streak_bonus: dict[str, int] = Field(default_factory=lambda: {"7": 50, "30": 200})
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
-        return value
-
-    @field_validator("streak_bonus")
-    @classmethod
-    def _bonus(cls, value: dict[str, int]) -> dict[str, int]:
-        for days, points in value.items():
-            if not days.isdigit() or int(days) < 2:
-                raise ValueError(f"streak_bonus key {days!r} must be a number of days, 2 or more")
-            if not 0 < points <= 100_000:
-                raise ValueError(f"streak_bonus for {days} days must be 1 to 100000 points")
-        return value
-
-
-class Tier(Section):
-    name: str = Field(min_length=1, max_length=16)
-    # Lifetime points (all ever earned, spending does not lower it) from which this tier holds.
-    min_points: int = Field(ge=0)
-
-
-def _default_tiers() -> list[Tier]:
-    return [Tier(name="白银", min_points=0), Tier(name="白金", min_points=500),
-            Tier(name="黄金", min_points=2000), Tier(name="钻石", min_points=5000)]
-
-
-class LevelsConfig(Section):
-    """Game-like member levels by lifetime points; the first tier starts at 0."""
-
-    tiers: list[Tier] = Field(default_factory=_default_tiers, min_length=1, max_length=20)
-    # Also congratulate in the group where the level-up happened.
-    announce_in_group: bool = True
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "LevelsConfig":
-        mins = [t.min_points for t in self.tiers]
-        if mins[0] != 0 or mins != sorted(set(mins)):
-            raise ValueError("tiers start at min_points = 0 and rise strictly")
-        if len({t.name for t in self.tiers}) != len(self.tiers):
-            raise ValueError("tier names must be unique")
-        return self
-
-    def tier(self, lifetime_points: int) -> str:
-        return [t.name for t in self.tiers if t.min_points <= lifetime_points][-1]
-
-
-class TaskConfig(Section):
-    """A task members check in to (打卡), e.g. sharing the brand's article for 100 points."""
-
-    name: str = Field(min_length=1, max_length=64)
-    points: int = Field(gt=0, le=1_000_000)
-    # Check-ins counted (0: no cap) per local day, week (from Monday) and month.
-    per_day: int = Field(1, ge=0)
-    per_week: int = Field(0, ge=0)
-    per_month: int = Field(0, ge=0)
-    # The member must send something with the check-in (a link, a screenshot's note).
-    proof: bool = False
-    # Points only once an operator approves.
-    approval: bool = False
-    # Only members approved as one of these KOC types may check in (empty: everyone).
-    koc_types: list[Literal["分享官", "内容官", "体验官", "带货官"]] = Field(default_factory=list)
-
-
-class RewardConfig(Section):
-    """A reward of the points catalog. Added once (by name); then operators manage its stock."""
-
-    name: str = Field(min_length=1, max_length=64)
-    cost: int = Field(gt=0, le=10_000_000)
-    stock: int = Field(ge=0, le=10_000_000)
-    # At most this many per member (0: no limit).
-    per_member_limit: int = Field(0, ge=0)
-
-
 class LoggingConfig(Section):
     level: str = "INFO"
 
@@ -295,11 +204,23 @@ class Config(Section):
     rewards: list[RewardConfig] = Field(default_factory=list)
     tasks: list[TaskConfig] = Field(default_factory=list)
     levels: LevelsConfig = LevelsConfig()
+    points: PointsConfig = PointsConfig()
+    leaderboard: LeaderboardConfig = LeaderboardConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)
     # User-facing text (zh-CN): defaults in handlers/texts.toml, overridable key by key.
     texts: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reward_levels(self) -> "Config":
+        tiers = [t.name for t in self.levels.tiers]
+        for reward in self.rewards:
+            if reward.min_level is not None and reward.min_level not in tiers:
+                raise ValueError(f"reward {reward.name!r}: min_level {reward.min_level!r} is not a tier of [levels] "
+                                 f"({', '.join(tiers)})")
+        return self
 
     @field_validator("channel_codes")
     @classmethod

@@ -5,15 +5,19 @@
   member's lock, in a transaction, and, deduplicated by that key, fires once even if two
   processes or a restart sweep it again.
 - Points lots past their expiry are expired (one ledger entry each, keyed by the lot, so a
-  second sweep changes nothing).
+  second sweep changes nothing), and pending lots whose time has come are released.
+- Periodic jobs (``bot.jobs.Job``: winners, polls, lifecycle stages) run every ``every_s``.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from collections.abc import Iterable
+
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
+from bot.jobs import Job
 from bot.update import FLOW_DEADLINE, Update
 from storage import flows, points
 
@@ -23,10 +27,13 @@ SWEEP_EVERY_S = 5.0
 
 
 class DeadlineSweeper:
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, *, every_s: float = SWEEP_EVERY_S) -> None:
+    def __init__(self, dispatcher: Dispatcher, clock: Clock, *, every_s: float = SWEEP_EVERY_S,
+                 jobs: Iterable[Job] = ()) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
         self.every_s = every_s
+        self.jobs = list(jobs)
+        self._last_run: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self, limit: int = 500) -> int:
@@ -43,11 +50,31 @@ class DeadlineSweeper:
 
     async def expire_points_once(self) -> int:
         """Expire the points lots due now; return how many lots were expired."""
+        now = self.clock.now()
         async with self.dispatcher.db.transaction() as session:
-            expired = await points.expire(session, now=self.clock.now())
+            expired = await points.expire(session, now=now)
+            released = await points.release(session, now=now)
         if expired:
             log.info("expired %d points lot(s)", expired)
+        if released:
+            log.info("released %d pending points lot(s)", released)
         return expired
+
+    async def run_jobs_once(self, *, force: bool = False) -> dict[str, int]:
+        """Run the jobs whose interval has passed (all with ``force``); what each did. A job
+        that fails is logged and tried again at its next interval: the others still run."""
+        d = self.dispatcher
+        done: dict[str, int] = {}
+        for job in self.jobs:
+            at = asyncio.get_running_loop().time()
+            if not force and at - self._last_run.get(job.name, -job.every_s) < job.every_s:
+                continue
+            self._last_run[job.name] = at
+            try:
+                done[job.name] = await job.run(d.db, d.config, d.texts, self.clock.now())
+            except Exception:
+                log.exception("job %s failed; trying again in %.0fs", job.name, job.every_s)
+        return done
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="siyu-deadline-sweeper")
@@ -66,6 +93,7 @@ class DeadlineSweeper:
             try:
                 await self.sweep_once()
                 await self.expire_points_once()
+                await self.run_jobs_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

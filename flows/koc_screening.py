@@ -68,6 +68,8 @@ async def _submit(rubric: KocRubric, event: Any) -> None:
     total, role = score(answers, rubric)
     conversation.data.update(score=total, type=role)
     await koc.submit(ctx.session, ctx.member.id, score=total, recommended_type=role, answers=answers, now=ctx.now)
+    # Whether they bought is part of the profile: lifecycle stages read it.
+    await community.set_attributes(ctx.session, ctx.member.id, {"bought": answers.get("bought") == BOUGHT[0]})
 
 
 def _answered(key: str, options: tuple[str, ...], wanted: str | None = None) -> Any:

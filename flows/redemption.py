@@ -14,23 +14,29 @@ from storage import points, rewards
 NAME = "redemption"
 CONFIRM_WITHIN = timedelta(minutes=10)
 OUTCOME_TEXTS = {"out_of_stock": "redeem_out_of_stock", "inactive": "redeem_out_of_stock", "unknown": "redeem_out_of_stock",
-                 "limit": "redeem_limit"}
+                 "limit": "redeem_limit", "level": "redeem_level", "not_yet": "redeem_window", "ended": "redeem_window"}
 
 
 async def _redeem(event: Any) -> None:
     """On 确认: redeem, and leave the member's answer (success or why not) in ``outcome``."""
     conversation = event.model
     ctx, data = conversation.ctx, conversation.data
+    levels = ctx.config.levels
+    level = levels.tier(await points.lifetime(ctx.session, ctx.member.id))
+    code = None
     try:
-        await rewards.redeem(ctx.session, ctx.member.id, data["id"], key=f"{ctx.update.key}:redeem", now=ctx.now)
+        done = await rewards.redeem(ctx.session, ctx.member.id, data["id"], key=f"{ctx.update.key}:redeem", now=ctx.now,
+                                    level=level, levels=[t.name for t in levels.tiers])
     except points.NotEnoughPoints:
         key = "redeem_not_enough"
     except rewards.Unavailable as exc:
         key = OUTCOME_TEXTS[exc.reason]
     else:
-        key = "redeem_done"
+        code = done.code
+        key = ("redeem_awaiting" if done.status == rewards.AWAITING_APPROVAL else
+               "redeem_code" if code else "redeem_done")
     balance = await points.balance(ctx.session, ctx.member.id)
-    data["outcome"] = ctx.texts(key, **{**data, "balance": balance})
+    data["outcome"] = ctx.texts(key, **{**data, "balance": balance, "mine": level, "code": code or ""})
 
 
 def build(config: Config) -> Flow:

@@ -5,19 +5,20 @@
 from __future__ import annotations
 
 from bot.config import Config
+from bot.jobs import Job
 from bot.middlewares import Middleware
 from bot.router import Router
 
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import checkin, fallback, help, koc, redemption, tasks, welcome
+    from handlers import checkin, fallback, help, koc, leaderboard, points, redemption, tasks, votes, welcome
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
-    routers.append(redemption.router)
+    routers += [points.router, leaderboard.router, redemption.router, votes.router]
     if config.tasks:
         routers.append(tasks.router(config))
     if config.koc.enabled:
@@ -36,3 +37,11 @@ def default_middlewares(config: Config | None = None) -> list[Middleware]:
     if config.koc.enabled and config.koc.activity_threshold:
         middlewares.append(koc.invite_the_active)
     return middlewares
+
+
+def default_jobs(config: Config | None = None) -> list[Job]:
+    """The built-in periodic jobs (run by the sweeper)."""
+    from handlers import leaderboard, lifecycle, votes
+
+    config = config or Config()
+    return [*leaderboard.jobs(config), *votes.jobs(config), *lifecycle.jobs(config)]

@@ -5,7 +5,8 @@ from bot import filters
 from bot.config import Config
 from bot.context import Context
 from bot.router import Router
-from handlers import levels
+from handlers import periods
+from handlers.earning import Credit, celebrate, earn, over_cap
 from storage import checkins, points
 
 
@@ -15,9 +16,7 @@ def router(config: Config) -> Router:
 
     @r.message(filters.Text(settings.keyword))
     async def sign_in(ctx: Context) -> None:
-        from zoneinfo import ZoneInfo
-
-        day = ctx.now.astimezone(ZoneInfo(settings.timezone)).date()
+        day = periods.local_day(ctx.now, settings.timezone)
         member = ctx.member.id
         streak = await checkins.sign_in(ctx.session, member, day, points=settings.daily_points, now=ctx.now)
         if streak is None:
@@ -25,17 +24,18 @@ def router(config: Config) -> Router:
                                 balance=await points.balance(ctx.session, member)))
             return
         extra = settings.streak_bonus.get(str(streak), 0)
-        credits = [(amount, key, reason) for amount, key, reason in (
-            (settings.daily_points, f"checkin:{member}:{day}", "每日签到"),
-            (extra, f"checkin-streak:{member}:{day}", f"连续签到 {streak} 天")) if amount]
-        earned = sum(amount for amount, _, _ in credits)
-        posted = None
-        for amount, key, reason in credits:
-            posted = await points.credit(ctx.session, member, amount, key=key, reason=reason, now=ctx.now)
-        balance = posted.balance if posted else await points.balance(ctx.session, member)
+        if await over_cap(ctx, settings.daily_points + extra):
+            # The sign-in counts (the streak goes on); the points would pass the daily cap.
+            ctx.reply(ctx.texts("checkin_capped", streak=streak, cap=ctx.config.points.daily_cap,
+                                balance=await points.balance(ctx.session, member)))
+            return
+        earned = await earn(ctx, [
+            Credit(settings.daily_points, f"checkin:{member}:{day}", "每日签到"),
+            Credit(extra, f"checkin-streak:{member}:{day}", f"连续签到 {streak} 天"),
+        ])
         bonus = ctx.texts("checkin_bonus", days=streak, extra=extra) if extra else ""
-        ctx.reply(ctx.texts("checkin_done", points=settings.daily_points, bonus=bonus, streak=streak, balance=balance))
-        if posted is not None:
-            await levels.after_credit(ctx, posted.lifetime - earned, posted.lifetime)
+        ctx.reply(ctx.texts("checkin_done", points=settings.daily_points, bonus=bonus, streak=streak,
+                            balance=earned.balance))
+        await celebrate(ctx, earned)
 
     return r

@@ -3,18 +3,31 @@ from __future__ import annotations
 
 from bot.context import Context
 from storage import community
+from storage.models import Member
 
 
-async def after_credit(ctx: Context, before: int, after: int) -> None:
-    """Call after crediting the sender ``after - before`` lifetime points: on a new tier the
-    member is congratulated (in their group too when configured) and the level recorded."""
+async def after_credit(ctx: Context, before: int, after: int, *, member_id: int | None = None) -> None:
+    """Call after crediting ``after - before`` lifetime points to the sender (or ``member_id``):
+    on a new tier the member is congratulated and the level recorded. The sender is told where
+    they spoke (in their group too when ``announce_in_group``); another member, one-to-one."""
     levels = ctx.config.levels
     old, new = levels.tier(before), levels.tier(after)
     if old == new:
         return
-    await community.set_attributes(ctx.session, ctx.member.id, {"level": new})
+    member = member_id if member_id is not None else ctx.member.id
+    await community.set_attributes(ctx.session, member, {"level": new})
+    if member != ctx.member.id:
+        row = await ctx.session.get(Member, member)
+        assert row is not None
+        ctx.send(ctx.texts("level_up", name=row.name or row.external_id, level=new, points=after),
+                 to=row.external_id, channel=row.channel)
+        return
     text = ctx.texts("level_up", name=ctx.display_name, level=new, points=after)
     if ctx.update.chat is not None and levels.announce_in_group:
         ctx.send(text, chat=ctx.update.chat)
     else:
         ctx.send(text, to=ctx.update.sender)
+
+
+def level_of(ctx: Context, lifetime: int) -> str:
+    return ctx.config.levels.tier(lifetime)

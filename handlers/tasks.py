@@ -2,24 +2,15 @@
 and month, proof, operator approval and KOC-type tasks from ``[[tasks]]``."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 from bot import filters
 from bot.config import Config, TaskConfig
 from bot.context import Context
 from bot.router import Router
-from handlers import levels
-from storage import community, points, tasks
+from handlers import periods
+from handlers.earning import Credit, celebrate, earn, over_cap
+from storage import community, tasks
 
 KEYWORD = "打卡"
-
-
-def period_starts(now: datetime, zone: str) -> dict[str, datetime]:
-    """Where the member's local day, week (Monday) and month began, as instants."""
-    local = now.astimezone(ZoneInfo(zone))
-    day = datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
-    return {"day": day, "week": day - timedelta(days=local.weekday()), "month": day.replace(day=1)}
 
 
 async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
@@ -30,11 +21,15 @@ async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
     if task.proof and not proof:
         ctx.reply(ctx.texts("task_needs_proof", task=task.name))
         return
-    starts = period_starts(ctx.now, ctx.config.checkin.timezone)
+    zone = ctx.config.checkin.timezone
     for period, limit in (("day", task.per_day), ("week", task.per_week), ("month", task.per_month)):
-        if limit and await tasks.count_since(ctx.session, member, task.name, starts[period]) >= limit:
+        since, _ = periods.current(period, ctx.now, zone)
+        if limit and await tasks.count_since(ctx.session, member, task.name, since) >= limit:
             ctx.reply(ctx.texts("task_capped", task=task.name, period=ctx.texts(f"period_{period}"), limit=limit))
             return
+    if not task.approval and await over_cap(ctx, task.points):
+        ctx.reply(ctx.texts("points_capped", cap=ctx.config.points.daily_cap))
+        return
     status = "pending" if task.approval else "credited"
     checkin = await tasks.record(ctx.session, member, task.name, points=task.points, proof=proof, status=status,
                                  key=f"task:{ctx.update.key}", now=ctx.now)
@@ -43,10 +38,17 @@ async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
     if task.approval:
         ctx.reply(ctx.texts("task_pending", task=task.name, points=task.points))
         return
-    posted = await points.credit(ctx.session, member, task.points, key=f"task-credit:{checkin}",
-                                 reason=f"打卡 {task.name}", now=ctx.now)
-    ctx.reply(ctx.texts("task_done", task=task.name, points=task.points, balance=posted.balance))
-    await levels.after_credit(ctx, posted.lifetime - task.points, posted.lifetime)
+    earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
+                        pending_days=task.pending_days)
+    ctx.reply(done_text(ctx, task, earned.balance, earned.pending))
+    await celebrate(ctx, earned)
+
+
+def done_text(ctx: Context, task: TaskConfig, balance: int, pending: int) -> str:
+    if task.pending_days:
+        return ctx.texts("task_done_pending", task=task.name, points=task.points, days=task.pending_days,
+                         balance=balance, pending=pending)
+    return ctx.texts("task_done", task=task.name, points=task.points, balance=balance)
 
 
 def router(config: Config) -> Router:
@@ -72,17 +74,21 @@ async def review(ctx: Context, checkin_id: int, *, approve: bool) -> bool:
     from storage import audit
     from storage.models import Member
 
+    actor = f"{ctx.update.channel}:{ctx.update.sender}"
     settled = await tasks.settle(ctx.session, checkin_id, approve=approve)
-    await audit.record(ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}",
-                       action="task.approve" if approve else "task.reject", result="ok" if settled else "refused",
-                       now=ctx.now, args={"checkin": checkin_id})
+    await audit.record(ctx.session, actor=actor, action="task.approve" if approve else "task.reject",
+                       result="ok" if settled else "refused", now=ctx.now, args={"checkin": checkin_id})
     if settled is None:
         return False
     if approve:
-        posted = await points.credit(ctx.session, settled.member_id, settled.points, key=f"task-credit:{settled.id}",
-                                     reason=f"打卡 {settled.task}", now=ctx.now, issuer=f"{ctx.update.channel}:{ctx.update.sender}")
+        task = next((t for t in ctx.config.tasks if t.name == settled.task), None)
+        earned = await earn(ctx, [Credit(settled.points, f"task-credit:{settled.id}", f"打卡 {settled.task}")],
+                            member_id=settled.member_id, issuer=actor,
+                            pending_days=task.pending_days if task is not None else 0)
         member = await ctx.session.get(Member, settled.member_id)
         assert member is not None
-        ctx.send(ctx.texts("task_done", task=settled.task, points=settled.points, balance=posted.balance),
-                 to=member.external_id, channel=member.channel)
+        text = (done_text(ctx, task, earned.balance, earned.pending) if task is not None else
+                ctx.texts("task_done", task=settled.task, points=settled.points, balance=earned.balance))
+        ctx.send(text, to=member.external_id, channel=member.channel)
+        await celebrate(ctx, earned)
     return True

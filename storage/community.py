@@ -195,3 +195,8 @@ async def set_attributes(session: AsyncSession, member_id: int, values: dict[str
     """Merge ``values`` into the member's profile attributes."""
     current = await attributes(session, member_id)
     await session.execute(update(M).where(M.c.id == member_id).values(attributes={**current, **values}))
+
+
+async def active_groups(session: AsyncSession) -> list[Group]:
+    """Every group siyu is still in, oldest first."""
+    return list((await session.execute(select(Group).where(Group.status == "active").order_by(Group.id))).scalars())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -34,6 +34,8 @@ class Member(SQLModel, table=True):
     message_count: int = Field(default=0)
     first_seen_at: datetime = _at()
     last_seen_at: datetime = _at()
+    # Lifecycle stage (泛用户 / 精准用户 / 核心用户 / 超级用户), kept by a job (handlers.lifecycle).
+    stage: Optional[str] = Field(default=None, max_length=8, index=True)
     # Profile answers (onboarding: city, age ...; consent to receive messages).
     attributes: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
@@ -207,11 +209,16 @@ class PointEntry(SQLModel, table=True):
     so a retried credit or spend is refused instead of counted twice."""
 
     __tablename__ = "point_entries"
-    __table_args__ = (Index("ix_point_entries_member", "member_id", "id"),)
+    __table_args__ = (
+        Index("ix_point_entries_member", "member_id", "id"),
+        Index("ix_point_entries_period", "kind", "created_at", "member_id"),  # leaderboards
+    )
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     delta: int
+    # earn (sign-in, tasks: what leaderboards count) | grant | refund | spend | deduct | expire
+    kind: str = Field(default="earn", max_length=16, sa_column_kwargs={"server_default": "earn"})
     reason: str = Field(max_length=200)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     issuer: Optional[str] = Field(default=None, max_length=160)
@@ -230,18 +237,25 @@ class PointLot(SQLModel, table=True):
     amount: int
     remaining: int
     expires_at: Optional[datetime] = _at(default=None)
+    # A pending lot (e.g. until a return window closes) is counted in ``pending``, not in the
+    # balance, until the sweeper releases it at this time; None once released (or never pending).
+    available_at: Optional[datetime] = _at(default=None)
     created_at: datetime = _at()
 
 
 class PointBalance(SQLModel, table=True):
-    """The balance, changed in the same transaction as the entries: it equals the sum of the
-    entries and of the lots' remaining points, and is never negative (a CHECK)."""
+    """The balance, changed in the same transaction as the entries: balance + pending equals the
+    sum of the entries and of the lots' remaining points, and neither is negative (CHECKs)."""
 
     __tablename__ = "point_balances"
-    __table_args__ = (CheckConstraint("balance >= 0", name="ck_point_balances_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="ck_point_balances_not_negative"),
+        CheckConstraint("pending >= 0", name="ck_point_balances_pending_not_negative"),
+    )
 
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
     balance: int = Field(default=0)
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # credited, not yet spendable
     lifetime: int = Field(default=0)  # all points ever earned (levels are by lifetime points)
 
 
@@ -274,6 +288,13 @@ class Reward(SQLModel, table=True):
     fulfilled: int = Field(default=0)
     per_member_limit: int = Field(default=0)  # 0: no limit
     active: bool = Field(default=True)
+    min_level: Optional[str] = Field(default=None, max_length=16)  # a tier name from [levels]
+    starts_at: Optional[datetime] = _at(default=None)  # redeemable from / until (None: always)
+    ends_at: Optional[datetime] = _at(default=None)
+    # A redemption waits for an operator's approval before it counts as reserved (high value).
+    approval: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # manual: an operator hands it over | code: a code from the pool, handed over at once
+    fulfilment: str = Field(default="manual", max_length=8, sa_column_kwargs={"server_default": "manual"})
     created_at: datetime = _at()
 
 
@@ -287,10 +308,67 @@ class Redemption(SQLModel, table=True):
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id"), nullable=False))
     cost: int
-    status: str = Field(default="reserved", max_length=16)  # reserved | fulfilled | cancelled
+    # awaiting_approval | reserved | fulfilled | cancelled: points and the unit are held from the start
+    status: str = Field(default="reserved", max_length=20)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    code: Optional[str] = Field(default=None, max_length=128)  # a code-pool reward's code
     created_at: datetime = _at()
     settled_at: Optional[datetime] = _at(default=None)
+
+
+class RewardCode(SQLModel, table=True):
+    """One code of a virtual reward's pool (a coupon, a member-card code): given out once."""
+
+    __tablename__ = "reward_codes"
+    __table_args__ = (
+        UniqueConstraint("reward_id", "code", name="uq_reward_codes_reward_code"),
+        Index("ix_reward_codes_free", "reward_id", "redemption_id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id", ondelete="CASCADE"), nullable=False))
+    code: str = Field(max_length=128)
+    redemption_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("redemptions.id"), nullable=True, unique=True))
+
+
+class Poll(SQLModel, table=True):
+    """A vote on the next rewards: the options are candidate rewards; the winners enter the catalog."""
+
+    __tablename__ = "polls"
+    __table_args__ = (Index("ix_polls_status", "status", "closes_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    title: str = Field(max_length=64)
+    # [{"name", "cost", "stock"}], numbered from 1 in chat
+    options: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    winners: int = Field(default=1)  # how many of the most voted options enter the catalog
+    status: str = Field(default="open", max_length=8)  # open | closed
+    opened_by: str = Field(max_length=160)
+    opened_at: datetime = _at()
+    closes_at: Optional[datetime] = _at(default=None)
+    closed_at: Optional[datetime] = _at(default=None)
+
+
+class PollVote(SQLModel, table=True):
+    """A member's vote: one per poll (the primary key); a new vote replaces the old one."""
+
+    __tablename__ = "poll_votes"
+
+    poll_id: int = Field(sa_column=Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    option: int  # 1-based
+    at: datetime = _at()
+
+
+class Announcement(SQLModel, table=True):
+    """A job's announcement made once: the key (``winners:week:2026-W47``) is claimed in the same
+    transaction as the messages it queues, so a restart or a second process never repeats it."""
+
+    __tablename__ = "announcements"
+
+    key: str = Field(max_length=200, primary_key=True)
+    messages: int = Field(default=0)
+    at: datetime = _at()
 
 
 class TaskCheckin(SQLModel, table=True):

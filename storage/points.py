@@ -1,6 +1,9 @@
 """Points that behave like money (DESIGN §6): an append-only ledger with unique keys, lots spent
 oldest first, a balance row changed in the same transaction, never negative.
 
+A credit may be pending until a date (a purchase's return window): its lot counts in the
+balance row's ``pending``, not in ``balance``, until ``release`` moves it over.
+
 Every function runs inside the caller's transaction; a repeated ``key`` changes nothing and says
 so, which is what makes a retried update (a platform retry, a double click) harmless.
 """
@@ -13,6 +16,8 @@ from sqlalchemy import func, nulls_last, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PointBalance, PointEntry, PointLot
+
+EARN, GRANT, REFUND, SPEND, DEDUCT, EXPIRE = "earn", "grant", "refund", "spend", "deduct", "expire"
 from storage.upsert import insert_for
 
 E = PointEntry.__table__
@@ -41,28 +46,39 @@ async def lifetime(session: AsyncSession, member_id: int) -> int:
     return int(value or 0)
 
 
+async def pending(session: AsyncSession, member_id: int) -> int:
+    value = (await session.execute(select(B.c.pending).where(B.c.member_id == member_id))).scalar_one_or_none()
+    return int(value or 0)
+
+
 async def _entry(session: AsyncSession, member_id: int, delta: int, *, key: str, reason: str, now: datetime,
-                 issuer: str | None) -> int | None:
-    stmt = insert_for(session, E).values(member_id=member_id, delta=delta, key=key, reason=reason, issuer=issuer,
-                                         created_at=now).on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id)
+                 issuer: str | None, kind: str) -> int | None:
+    stmt = insert_for(session, E).values(member_id=member_id, delta=delta, kind=kind, key=key, reason=reason,
+                                         issuer=issuer, created_at=now).on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def credit(
     session: AsyncSession, member_id: int, amount: int, *, key: str, reason: str, now: datetime,
-    expires_at: datetime | None = None, issuer: str | None = None,
+    expires_at: datetime | None = None, available_at: datetime | None = None, issuer: str | None = None,
+    kind: str = EARN,
 ) -> Posted:
-    """Add ``amount`` (> 0) points as a lot, unless ``key`` was used before."""
+    """Add ``amount`` (> 0) points as a lot, unless ``key`` was used before. With
+    ``available_at`` later than ``now`` the points are pending until then. Earned points
+    (``kind`` earn) count toward levels and leaderboards; grants and refunds toward neither."""
     if amount <= 0:
         raise ValueError("a credit is a positive number of points")
-    entry_id = await _entry(session, member_id, amount, key=key, reason=reason, now=now, issuer=issuer)
+    entry_id = await _entry(session, member_id, amount, key=key, reason=reason, now=now, issuer=issuer, kind=kind)
     if entry_id is None:
         return Posted(False, await balance(session, member_id), await lifetime(session, member_id))
+    held = available_at is not None and available_at > now
     await session.execute(L.insert().values(member_id=member_id, entry_id=entry_id, amount=amount, remaining=amount,
-                                            expires_at=expires_at, created_at=now))
-    stmt = insert_for(session, B).values(member_id=member_id, balance=amount, lifetime=amount)
+                                            expires_at=expires_at, available_at=available_at if held else None,
+                                            created_at=now))
+    spendable, waiting, earned = (0 if held else amount), (amount if held else 0), (amount if kind == EARN else 0)
+    stmt = insert_for(session, B).values(member_id=member_id, balance=spendable, pending=waiting, lifetime=earned)
     stmt = stmt.on_conflict_do_update(index_elements=[B.c.member_id], set_={
-        "balance": B.c.balance + amount, "lifetime": B.c.lifetime + amount,
+        "balance": B.c.balance + spendable, "pending": B.c.pending + waiting, "lifetime": B.c.lifetime + earned,
     }).returning(B.c.balance, B.c.lifetime)
     row = (await session.execute(stmt)).one()
     return Posted(True, int(row.balance), int(row.lifetime))
@@ -70,10 +86,11 @@ async def credit(
 
 async def spend(
     session: AsyncSession, member_id: int, amount: int, *, key: str, reason: str, now: datetime,
-    issuer: str | None = None,
+    issuer: str | None = None, kind: str = SPEND,
 ) -> Posted:
-    """Take ``amount`` (> 0) points, oldest lots first (those expiring soonest first). Raises
-    ``NotEnoughPoints`` if the balance is short; a repeated ``key`` changes nothing."""
+    """Take ``amount`` (> 0) spendable points, oldest lots first (those expiring soonest first).
+    Raises ``NotEnoughPoints`` if the balance is short; a repeated ``key`` changes nothing.
+    ``kind`` is spend (a redemption) or deduct (an operator's correction)."""
     if amount <= 0:
         raise ValueError("a spend is a positive number of points")
     if (await session.execute(select(E.c.id).where(E.c.key == key))).first() is not None:
@@ -87,12 +104,12 @@ async def spend(
     left = taken.scalar_one_or_none()
     if left is None:
         raise NotEnoughPoints(f"member {member_id} has fewer than {amount} points")
-    if await _entry(session, member_id, -amount, key=key, reason=reason, now=now, issuer=issuer) is None:
+    if await _entry(session, member_id, -amount, key=key, reason=reason, now=now, issuer=issuer, kind=kind) is None:
         # The same key spent concurrently by another transaction: give this one back.
         await session.execute(update(B).where(B.c.member_id == member_id).values(balance=B.c.balance + amount))
         return Posted(False, left + amount)
     lots = (await session.execute(
-        select(L.c.id, L.c.remaining).where(L.c.member_id == member_id, L.c.remaining > 0)
+        select(L.c.id, L.c.remaining).where(L.c.member_id == member_id, L.c.remaining > 0, L.c.available_at.is_(None))
         .order_by(nulls_last(L.c.expires_at.asc()), L.c.id)
     )).all()
     owed = amount
@@ -111,19 +128,59 @@ async def expire(session: AsyncSession, *, now: datetime, limit: int = 1000) -> 
     """Points of lots past their expiry stop counting: one ledger entry per lot. Returns the
     number of lots expired."""
     lots = (await session.execute(
-        select(L.c.id, L.c.member_id, L.c.remaining).where(L.c.expires_at <= now, L.c.remaining > 0).limit(limit)
+        select(L.c.id, L.c.member_id, L.c.remaining, L.c.available_at)
+        .where(L.c.expires_at <= now, L.c.remaining > 0).limit(limit)
     )).all()
     for lot in lots:
         if await _entry(session, lot.member_id, -lot.remaining, key=f"expire:lot:{lot.id}", reason="积分过期",
-                        now=now, issuer="system") is None:
+                        now=now, issuer="system", kind=EXPIRE) is None:
             continue
-        await session.execute(update(L).where(L.c.id == lot.id).values(remaining=0))
-        await session.execute(update(B).where(B.c.member_id == lot.member_id).values(balance=B.c.balance - lot.remaining))
+        await session.execute(update(L).where(L.c.id == lot.id).values(remaining=0, available_at=None))
+        column = "pending" if lot.available_at is not None else "balance"
+        await session.execute(update(B).where(B.c.member_id == lot.member_id)
+                              .values({column: B.c[column] - lot.remaining}))
     return len(lots)
 
 
+async def release(session: AsyncSession, *, now: datetime, limit: int = 1000) -> int:
+    """Pending lots whose time has come become spendable. Returns how many were released.
+    The guard on ``available_at`` makes a second sweep (or a second process) a no-op."""
+    lots = (await session.execute(
+        select(L.c.id, L.c.member_id).where(L.c.available_at <= now).limit(limit)
+    )).all()
+    released = 0
+    for lot in lots:
+        row = (await session.execute(update(L).where(L.c.id == lot.id, L.c.available_at.is_not(None))
+                                     .values(available_at=None).returning(L.c.remaining))).first()
+        if row is None:
+            continue
+        released += 1
+        await session.execute(update(B).where(B.c.member_id == lot.member_id)
+                              .values(balance=B.c.balance + row.remaining, pending=B.c.pending - row.remaining))
+    return released
+
+
+async def earned_since(session: AsyncSession, member_id: int, since: datetime) -> int:
+    """Points the member earned (sign-in, tasks) since ``since``: what a daily cap counts."""
+    return int((await session.execute(select(func.coalesce(func.sum(E.c.delta), 0)).where(
+        E.c.member_id == member_id, E.c.kind == EARN, E.c.created_at >= since))).scalar_one())
+
+
+async def recent(session: AsyncSession, member_id: int, limit: int = 5) -> list[PointEntry]:
+    """The member's latest entries, newest first."""
+    return list((await session.execute(select(PointEntry).where(PointEntry.member_id == member_id)
+                                        .order_by(PointEntry.id.desc()).limit(limit))).scalars())
+
+
+async def expiring(session: AsyncSession, member_id: int, *, before: datetime) -> tuple[int, datetime | None]:
+    """Points of the member that expire before ``before``, and the soonest expiry."""
+    row = (await session.execute(select(func.coalesce(func.sum(L.c.remaining), 0), func.min(L.c.expires_at)).where(
+        L.c.member_id == member_id, L.c.remaining > 0, L.c.expires_at < before))).one()
+    return int(row[0]), row[1]
+
+
 async def check(session: AsyncSession, member_id: int) -> tuple[int, int, int]:
-    """(balance, sum of entries, sum of lots' remaining): equal in a sound ledger."""
+    """(balance + pending, sum of entries, sum of lots' remaining): equal in a sound ledger."""
     entries = (await session.execute(select(func.coalesce(func.sum(E.c.delta), 0)).where(E.c.member_id == member_id))).scalar_one()
     lots = (await session.execute(select(func.coalesce(func.sum(L.c.remaining), 0)).where(L.c.member_id == member_id))).scalar_one()
-    return await balance(session, member_id), int(entries), int(lots)
+    return await balance(session, member_id) + await pending(session, member_id), int(entries), int(lots)

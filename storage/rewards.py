@@ -2,21 +2,26 @@
 unit reserved together, fulfilled or cancelled (with a refund) later (DESIGN §6)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import points
-from storage.models import Redemption, Reward
+from storage.models import Redemption, Reward, RewardCode
+from storage.upsert import insert_for
 
 R = Reward.__table__
 X = Redemption.__table__
+C = RewardCode.__table__
+AWAITING_APPROVAL, RESERVED, FULFILLED, CANCELLED = "awaiting_approval", "reserved", "fulfilled", "cancelled"
 
 
 class Unavailable(Exception):
-    """The reward cannot be redeemed: ``reason`` is one of out_of_stock, inactive, unknown, limit."""
+    """The reward cannot be redeemed: ``reason`` is one of out_of_stock, inactive, unknown,
+    limit, level (below its minimum level), not_yet, ended (outside its window)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -29,21 +34,69 @@ class RewardSpec:
     cost: int
     stock: int
     per_member_limit: int = 0
+    min_level: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    approval: bool = False
+    codes: tuple[str, ...] = field(default=())
+
+    def rules(self) -> dict[str, object]:
+        return {"cost": self.cost, "per_member_limit": self.per_member_limit, "min_level": self.min_level,
+                "starts_at": self.starts_at, "ends_at": self.ends_at, "approval": self.approval,
+                "fulfilment": "code" if self.codes else "manual"}
 
 
-async def ensure(session: AsyncSession, specs: list[RewardSpec], *, now: datetime) -> None:
-    """Add the rewards of the config that the catalog does not have yet (by name). Rewards
-    already there keep their stock: from then on operators manage it."""
-    existing = set((await session.execute(select(R.c.name))).scalars())
-    rows = [{"name": s.name, "cost": s.cost, "stock": s.stock, "reserved": 0, "fulfilled": 0,
-             "per_member_limit": s.per_member_limit, "active": True, "created_at": now}
-            for s in specs if s.name not in existing]
-    if rows:
-        await session.execute(R.insert(), rows)
+async def ensure(session: AsyncSession, specs: Sequence[RewardSpec], *, now: datetime) -> None:
+    """Bring the catalog in line with the config: a reward not there yet (by name) is added
+    with its stock; one already there takes the config's rules (cost, limits, level, window,
+    approval) but keeps its stock, which operators manage from then on. New codes join the pool."""
+    existing = dict((await session.execute(select(R.c.name, R.c.id))).all())
+    for spec in specs:
+        if spec.name in existing:
+            reward_id = existing[spec.name]
+            await session.execute(update(R).where(R.c.id == reward_id).values(**spec.rules()))
+        else:
+            reward_id = (await session.execute(R.insert().values(
+                name=spec.name, stock=spec.stock, reserved=0, fulfilled=0, active=True, created_at=now, **spec.rules(),
+            ).returning(R.c.id))).scalar_one()
+        await add_codes(session, reward_id, spec.codes)
 
 
-async def catalog(session: AsyncSession) -> list[Reward]:
-    return list((await session.execute(select(Reward).where(Reward.active.is_(True)).order_by(Reward.id))).scalars())
+async def add(session: AsyncSession, spec: RewardSpec, *, now: datetime) -> int:
+    """Put a reward in the catalog (a vote's winner, an operator's new reward): a new one with
+    its stock, or one known by name made active again with ``spec.stock`` more units."""
+    row = (await session.execute(update(R).where(R.c.name == spec.name).values(
+        active=True, stock=R.c.stock + spec.stock).returning(R.c.id))).first()
+    if row is not None:
+        return int(row.id)
+    return int((await session.execute(R.insert().values(
+        name=spec.name, stock=spec.stock, reserved=0, fulfilled=0, active=True, created_at=now, **spec.rules(),
+    ).returning(R.c.id))).scalar_one())
+
+
+async def add_codes(session: AsyncSession, reward_id: int, codes: Sequence[str]) -> int:
+    """Add codes to a reward's pool (those already there are skipped); returns how many were new."""
+    if not codes:
+        return 0
+    stmt = insert_for(session, C).on_conflict_do_nothing(index_elements=[C.c.reward_id, C.c.code])
+    before = await free_codes(session, reward_id)
+    await session.execute(stmt, [{"reward_id": reward_id, "code": code} for code in codes])
+    return await free_codes(session, reward_id) - before
+
+
+async def free_codes(session: AsyncSession, reward_id: int) -> int:
+    return int((await session.execute(select(func.count()).select_from(C).where(
+        C.c.reward_id == reward_id, C.c.redemption_id.is_(None)))).scalar_one())
+
+
+def _open_at(now: datetime) -> tuple[object, ...]:
+    return (Reward.active.is_(True), or_(Reward.starts_at.is_(None), Reward.starts_at <= now),
+            or_(Reward.ends_at.is_(None), Reward.ends_at > now))
+
+
+async def catalog(session: AsyncSession, *, now: datetime) -> list[Reward]:
+    """The rewards open for redemption at ``now`` (active, inside their window)."""
+    return list((await session.execute(select(Reward).where(*_open_at(now)).order_by(Reward.id))).scalars())
 
 
 async def get(session: AsyncSession, reward_id: int) -> Reward | None:
@@ -52,9 +105,14 @@ async def get(session: AsyncSession, reward_id: int) -> Reward | None:
     )).scalar_one_or_none()
 
 
-async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: str, now: datetime) -> Redemption:
+async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: str, now: datetime,
+                 level: str | None = None, levels: Sequence[str] = ()) -> Redemption:
     """Reserve one unit and its points together, or neither: raises ``Unavailable`` or
-    ``points.NotEnoughPoints`` and leaves nothing behind. A repeated ``key`` returns the first."""
+    ``points.NotEnoughPoints`` and leaves nothing behind. A repeated ``key`` returns the first.
+
+    ``level`` is the member's tier and ``levels`` the tier names in order, for rewards with a
+    minimum level. A code-pool reward is fulfilled at once with a code; one that needs approval
+    waits as ``awaiting_approval`` with its points and unit held."""
     done = (await session.execute(select(Redemption).where(Redemption.key == key))).scalar_one_or_none()
     if done is not None:
         return done
@@ -63,9 +121,16 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
         raise Unavailable("unknown")
     if not reward.active:
         raise Unavailable("inactive")
+    if reward.starts_at is not None and now < reward.starts_at:
+        raise Unavailable("not_yet")
+    if reward.ends_at is not None and now >= reward.ends_at:
+        raise Unavailable("ended")
+    if reward.min_level and (reward.min_level not in levels or level not in levels
+                             or levels.index(level) < levels.index(reward.min_level)):
+        raise Unavailable("level")
     if reward.per_member_limit:
         mine = (await session.execute(select(func.count()).select_from(X).where(
-            X.c.member_id == member_id, X.c.reward_id == reward_id, X.c.status != "cancelled"))).scalar_one()
+            X.c.member_id == member_id, X.c.reward_id == reward_id, X.c.status != CANCELLED))).scalar_one()
         if mine >= reward.per_member_limit:
             raise Unavailable("limit")
     async with session.begin_nested():  # both, or on any refusal neither
@@ -78,17 +143,40 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
         if taken.first() is None:
             raise Unavailable("out_of_stock")
         await points.spend(session, member_id, reward.cost, key=f"redeem:{key}", reason=f"兑换 {reward.name}", now=now)
+        status = AWAITING_APPROVAL if reward.approval else RESERVED
         result = await session.execute(X.insert().values(
-            member_id=member_id, reward_id=reward_id, cost=reward.cost, status="reserved", key=key, created_at=now,
+            member_id=member_id, reward_id=reward_id, cost=reward.cost, status=status, key=key, created_at=now,
         ).returning(X.c.id))
         redemption_id = int(result.scalar_one())
+        if reward.fulfilment == "code":
+            await _hand_out_code(session, reward_id, redemption_id, now=now)
     return (await session.execute(select(Redemption).where(Redemption.id == redemption_id))).scalar_one()
+
+
+async def _hand_out_code(session: AsyncSession, reward_id: int, redemption_id: int, *, now: datetime) -> None:
+    # The reward's row is locked by the stock update above, so two redeemers cannot pick the
+    # same free code; an empty pool refuses like an empty stock (the savepoint undoes all).
+    code = (await session.execute(select(C.c.id, C.c.code).where(C.c.reward_id == reward_id, C.c.redemption_id.is_(None))
+                                  .order_by(C.c.id).limit(1))).first()
+    if code is None:
+        raise Unavailable("out_of_stock")
+    await session.execute(update(C).where(C.c.id == code.id).values(redemption_id=redemption_id))
+    await session.execute(update(X).where(X.c.id == redemption_id).values(code=code.code))
+    await fulfil(session, redemption_id, now=now)
+
+
+async def approve(session: AsyncSession, redemption_id: int) -> bool:
+    """An operator lets a redemption that waits for approval go ahead (to be handed over);
+    False if it is not waiting."""
+    result = await session.execute(update(X).where(X.c.id == redemption_id, X.c.status == AWAITING_APPROVAL)
+                                   .values(status=RESERVED))
+    return result.rowcount == 1
 
 
 async def fulfil(session: AsyncSession, redemption_id: int, *, now: datetime) -> bool:
     """The reward was handed over; False if the redemption is not reserved."""
     row = (await session.execute(
-        update(X).where(X.c.id == redemption_id, X.c.status == "reserved").values(status="fulfilled", settled_at=now)
+        update(X).where(X.c.id == redemption_id, X.c.status == RESERVED).values(status=FULFILLED, settled_at=now)
         .returning(X.c.reward_id)
     )).first()
     if row is None:
@@ -98,14 +186,17 @@ async def fulfil(session: AsyncSession, redemption_id: int, *, now: datetime) ->
 
 
 async def cancel(session: AsyncSession, redemption_id: int, *, now: datetime) -> bool:
-    """Cancel a reserved redemption: the unit goes back to stock and the points are refunded
-    (a new ledger entry, never an edit). False if it is not reserved."""
+    """Cancel (or refuse to approve) a redemption not handed over yet: the unit goes back to
+    stock and the points are refunded (a new ledger entry, never an edit). False if it was
+    handed over or cancelled already."""
     row = (await session.execute(
-        update(X).where(X.c.id == redemption_id, X.c.status == "reserved").values(status="cancelled", settled_at=now)
+        update(X).where(X.c.id == redemption_id, X.c.status.in_((RESERVED, AWAITING_APPROVAL)))
+        .values(status=CANCELLED, settled_at=now)
         .returning(X.c.reward_id, X.c.member_id, X.c.cost)
     )).first()
     if row is None:
         return False
     await session.execute(update(R).where(R.c.id == row.reward_id).values(reserved=R.c.reserved - 1, stock=R.c.stock + 1))
-    await points.credit(session, row.member_id, row.cost, key=f"refund:{redemption_id}", reason="兑换取消退回", now=now)
+    await points.credit(session, row.member_id, row.cost, key=f"refund:{redemption_id}", reason="兑换取消退回",
+                        now=now, kind=points.REFUND)
     return True

@@ -1,0 +1,94 @@
+"""Votes on the next rewards: a poll's options are candidate rewards; a member has one vote
+per poll (a new vote replaces the old); closing tallies it once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Poll, PollVote
+from storage.upsert import insert_for
+
+P = Poll.__table__
+V = PollVote.__table__
+OPEN, CLOSED = "open", "closed"
+
+
+class PollError(Exception):
+    """A vote that cannot count: ``reason`` is no_poll, closed or bad_option."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    option: int  # 1-based
+    name: str
+    votes: int
+
+
+async def open_poll(session: AsyncSession, *, title: str, options: list[dict[str, Any]], winners: int, opened_by: str,
+                    now: datetime, closes_at: datetime | None = None) -> int:
+    """Open a poll; ``options`` are candidate rewards ``{"name", "cost", "stock"}``."""
+    if not 2 <= len(options) <= 20:
+        raise ValueError("a poll has 2 to 20 options")
+    if not 1 <= winners <= len(options):
+        raise ValueError("winners must be 1 to the number of options")
+    return int((await session.execute(P.insert().values(
+        title=title, options=options, winners=winners, status=OPEN, opened_by=opened_by, opened_at=now,
+        closes_at=closes_at).returning(P.c.id))).scalar_one())
+
+
+async def current(session: AsyncSession) -> Poll | None:
+    """The newest open poll."""
+    return (await session.execute(select(Poll).where(Poll.status == OPEN).order_by(Poll.id.desc()).limit(1))).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, poll_id: int) -> Poll | None:
+    return (await session.execute(select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def vote(session: AsyncSession, poll_id: int, member_id: int, option: int, *, now: datetime) -> int | None:
+    """Record the member's vote; returns the option it replaced (None for a first vote)."""
+    poll = await get(session, poll_id)
+    if poll is None:
+        raise PollError("no_poll")
+    if poll.status != OPEN:
+        raise PollError("closed")
+    if not 1 <= option <= len(poll.options):
+        raise PollError("bad_option")
+    before = (await session.execute(select(V.c.option).where(V.c.poll_id == poll_id, V.c.member_id == member_id))).scalar_one_or_none()
+    stmt = insert_for(session, V).values(poll_id=poll_id, member_id=member_id, option=option, at=now)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[V.c.poll_id, V.c.member_id],
+                                                     set_={"option": option, "at": now}))
+    return before
+
+
+async def tally(session: AsyncSession, poll: Poll) -> list[Tally]:
+    """Every option with its votes, most voted first (ties: the lower number first)."""
+    counts = dict((await session.execute(select(V.c.option, func.count()).where(V.c.poll_id == poll.id)
+                                         .group_by(V.c.option))).all())
+    tallies = [Tally(i, o["name"], int(counts.get(i, 0))) for i, o in enumerate(poll.options, 1)]
+    return sorted(tallies, key=lambda t: (-t.votes, t.option))
+
+
+async def close(session: AsyncSession, poll_id: int, *, now: datetime) -> list[Tally] | None:
+    """Close an open poll and return its tally; None if it was not open (closed by someone
+    else first: the guard makes closing happen once)."""
+    done = await session.execute(update(P).where(P.c.id == poll_id, P.c.status == OPEN)
+                                 .values(status=CLOSED, closed_at=now))
+    if done.rowcount != 1:
+        return None
+    poll = await get(session, poll_id)
+    assert poll is not None
+    return await tally(session, poll)
+
+
+async def due(session: AsyncSession, *, now: datetime) -> list[int]:
+    """Open polls whose closing time has passed."""
+    return list((await session.execute(select(P.c.id).where(P.c.status == OPEN, P.c.closes_at <= now))).scalars())
