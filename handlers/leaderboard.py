@@ -68,8 +68,9 @@ async def announce_winners(db: Database, config: Config, texts: Texts, now: date
             if not await announcements.claim(session, key, now=now):
                 continue  # another process got there first
             if now > post_at + ANNOUNCE_GRACE:
-                log.warning("winners of the %s from %s not posted: due at %s, siyu was not running then",
-                            period, start.date(), post_at.isoformat())
+                if await leaderboards.top(session, since=start, until=end, limit=1):
+                    log.warning("winners of the %s from %s not posted: due at %s, siyu was not running then",
+                                period, start.date(), post_at.isoformat())
                 continue
             label = texts(f"period_last_{period}")
             span = f"{start.strftime('%m.%d')}–{(end - timedelta(days=1)).strftime('%m.%d')}"

@@ -95,6 +95,6 @@ async def redemption_command(ctx: Context) -> None:
     reward = await ctx.session.get(Reward, row.reward_id)
     member = await ctx.session.get(Member, row.member_id)
     assert reward is not None and member is not None
-    text = ctx.texts(f"redemption_member_{action}", name=reward.name, cost=row.cost)
-    ctx.send(text, to=member.external_id, channel=member.channel)
     ctx.reply(ctx.texts("redemption_settled", id=redemption_id, action=ctx.texts(f"redemption_action_{action}")))
+    ctx.send(ctx.texts(f"redemption_member_{action}", name=reward.name, cost=row.cost),
+             to=member.external_id, channel=member.channel)

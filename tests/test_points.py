@@ -85,7 +85,7 @@ async def test_the_database_itself_refuses_a_negative_balance(db: Database) -> N
             await s.execute(text("INSERT INTO point_balances (member_id, balance, lifetime) VALUES (:m, -1, 0)"), {"m": m})
 
 
-operations = st.lists(st.tuples(st.sampled_from(["credit", "spend", "expire", "retry"]),
+operations = st.lists(st.tuples(st.sampled_from(["credit", "pending", "spend", "expire", "release", "retry"]),
                                 st.integers(min_value=1, max_value=200), st.booleans()), min_size=1, max_size=25)
 
 
@@ -102,6 +102,12 @@ async def test_ledger_invariants_hold_over_any_sequence(db: Database, ops: list[
                 keys.append(f"{m}:c{n}")
                 await points.credit(s, m, amount, key=keys[-1], reason="x", now=now,
                                     expires_at=now + timedelta(hours=12) if expiring else None)
+            elif op == "pending":  # spendable a day later; may expire before or after that
+                keys.append(f"{m}:p{n}")
+                await points.credit(s, m, amount, key=keys[-1], reason="x", now=now, available_at=now + timedelta(days=1),
+                                    expires_at=now + timedelta(hours=12) if expiring else None)
+            elif op == "release":
+                await points.release(s, now=now)
             elif op == "spend":
                 try:
                     await points.spend(s, m, amount, key=f"{m}:s{n}", reason="x", now=now)
@@ -112,8 +118,9 @@ async def test_ledger_invariants_hold_over_any_sequence(db: Database, ops: list[
             elif keys:  # a retried credit never counts twice
                 await points.credit(s, m, amount, key=keys[-1], reason="x", now=now)
         async with db.read() as s:
-            balance, entries, lots = await points.check(s, m)
-        assert balance == entries == lots and balance >= 0
+            total, entries, lots = await points.check(s, m)
+            balance, pending = await points.balance(s, m), await points.pending(s, m)
+        assert total == entries == lots and balance >= 0 and pending >= 0
 
 
 # -- daily sign-in ---------------------------------------------------------------------------------
