@@ -1,5 +1,6 @@
 """Lifecycle stages (泛用户 / 精准用户 / 核心用户 / 超级用户), the brand articles' layers of a
-private domain, kept on each member by a job (``[lifecycle]``) for operators to see and count."""
+private domain, kept on each member by a job (``[lifecycle]``) for operators to see and count.
+A member without a stage (``None``) is 泛用户: most members are, and need no write."""
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,7 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
         for r in rows:
             stage = stage_of(rules, active_days=int(days.get(r.id, 0)), bought=r.id in bought or _bought(r.attributes or {}),
                              koc=r.id in koc)
-            if stage != r.stage:
+            if stage != (r.stage or BROAD):  # no stage yet reads as 泛用户: no write for most members
                 updates.append({"member": r.id, "stage": stage})
         if updates:
             table = Member.__table__

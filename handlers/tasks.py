@@ -1,5 +1,6 @@
-"""Task check-ins (打卡): "打卡 <任务> [证明]" in a group or one-to-one, with caps per day, week
-and month, proof, operator approval and KOC-type tasks from ``[[tasks]]``."""
+"""Task check-ins (打卡): "打卡 <任务或编号> [证明]" in a group or one-to-one ("打卡" alone lists
+the tasks with numbers), with caps per day, week and month, proof, operator approval, pending
+days and KOC-type tasks from ``[[tasks]]``."""
 from __future__ import annotations
 
 from bot import filters
@@ -59,7 +60,13 @@ def router(config: Config) -> Router:
     async def task_checkin(ctx: Context) -> None:
         words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
         name = words[0] if words else ""
-        task = by_name.get(name)
+        if not name:
+            ctx.reply(ctx.texts("task_menu", tasks="\n".join(
+                ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(config.tasks, 1))))
+            return
+        # By name, or by its number in the menu ("打卡 1").
+        task = by_name.get(name) or (config.tasks[int(name) - 1] if name.isdigit() and 0 < int(name) <= len(config.tasks)
+                                     else None)
         if task is None:
             ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
             return

@@ -78,3 +78,10 @@ async def test_a_retried_checkin_counts_once(bot: SandboxClient) -> None:
     first: list[dict[str, Any]] = await bot.say("u2", "打卡 转发品牌文章 链接", chat="g1", id="m1")
     again = await bot.say("u2", "打卡 转发品牌文章 链接", chat="g1", id="m1")
     assert again == first and await balance(bot, "u2") == 100
+
+
+async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
+    menu = await say(bot, "打卡")
+    assert menu.splitlines()[:4] == ["可以打卡的任务：", "1. 转发品牌文章（+100 积分）", "2. 晒单（+50 积分）", "3. 写测评（+300 积分）"]
+    assert "打卡成功：「转发品牌文章」+100 积分" in await say(bot, "打卡 1 https://mp.weixin.qq.com/s/abc")
+    assert "没有「4」这个任务" in await say(bot, "打卡 4")
