@@ -12,13 +12,13 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import checkin, fallback, help, koc, leaderboard, points, redemption, tasks, votes, welcome
+    from handlers import checkin, fallback, help, koc, leaderboard, lifecycle, points, redemption, tasks, votes, welcome
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
-    routers += [points.router, leaderboard.router, redemption.router, votes.router]
+    routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router]
     if config.tasks:
         routers.append(tasks.router(config))
     if config.koc.enabled:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 
 from bot.config import Config, LifecycleConfig
+from bot.context import Context
 from bot.jobs import Job
+from bot.router import Router
 from bot.texts import Texts
 from storage.engine import Database
 from storage.models import Checkin, KocApplication, Member, TaskCheckin
@@ -74,6 +76,19 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
                                       .values(stage=bindparam("stage")), updates)
             changed += len(updates)
         after = ids[-1]
+
+
+router = Router("lifecycle")
+
+
+@router.command("stages", role="viewer")
+async def stages_command(ctx: Context) -> None:
+    """查看会员生命周期分层：泛用户、精准用户、核心用户、超级用户各有多少人"""
+    counts = dict((await ctx.session.execute(
+        select(Member.stage, func.count()).where(Member.status == "active").group_by(Member.stage))).all())
+    counts[BROAD] = counts.get(BROAD, 0) + counts.pop(None, 0)
+    ctx.reply(ctx.texts("stages", lines="\n".join(
+        ctx.texts("stages_line", stage=stage, count=counts.get(stage, 0)) for stage in reversed(STAGES))))
 
 
 def jobs(config: Config) -> list[Job]:

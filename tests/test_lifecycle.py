@@ -23,7 +23,7 @@ def test_stages_follow_the_rules() -> None:
 
 
 async def test_the_job_keeps_stages_as_members_act_and_drift(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    config = make_config(lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
+    config = make_config(operators={"admins": ["op1"]}, lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
     config = config.model_copy(update={"tasks": Config.model_validate({"tasks": [{"name": "晒单", "points": 50}]}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         d = bot.dispatcher
@@ -54,3 +54,5 @@ async def test_the_job_keeps_stages_as_members_act_and_drift(make_config: Callab
             fan = (await s.execute(select(Member.id).where(Member.external_id == "fan"))).scalar_one()
             await community.set_attributes(s, fan, {"bought": True})
         assert (await stages())["fan"] == ENGAGED
+        report = (await bot.say("op1", "/stages"))[0]["text"]
+        assert report.splitlines()[1:] == ["超级用户：1 人", "核心用户：0 人", "精准用户：2 人", "泛用户：1 人"]
