@@ -31,7 +31,7 @@ log = logging.getLogger("siyu.app")
 def build_channels(config: Config, clock: Clock) -> list[Channel]:
     channels: list[Channel] = []
     if config.sandbox.enabled:
-        channels.append(SandboxChannel())
+        channels.append(SandboxChannel(config.sandbox))
     if config.wecom.enabled:
         from bot.channels.wecom.channel import WeComChannel
 

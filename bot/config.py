@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bot.config_points import (  # noqa: F401  (re-exported: the points economy's sections)
     CheckinConfig, LeaderboardConfig, LevelsConfig, LifecycleConfig, PointsConfig, RewardConfig, TaskConfig, Tier,
 )
+from bot.config_broadcasts import GroupQuotaConfig, PlaybookConfig, SchedulerConfig  # noqa: F401
 from bot.config_section import Section
 from storage.engine import DatabaseURLError, parse_url
 
@@ -54,6 +55,11 @@ class StorageConfig(Section):
 
 class SandboxConfig(Section):
     enabled: bool = True
+    # At most this many sends a second (None: no limit), so a demo or a test can watch a
+    # fan-out progress.
+    send_rate_per_s: float | None = Field(None, gt=0, le=100_000)
+    # Each send takes this long, like a real network call (benchmarks). Default 0.
+    send_latency_ms: int = Field(0, ge=0, le=10_000)
 
 
 class WecomConfig(Section):
@@ -65,6 +71,8 @@ class WecomConfig(Section):
     encoding_aes_key: str = ""
     api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
     replay_window_s: int = Field(300, ge=0)
+    # Customer groups: the receive quota, the daily digest and owners' tasks.
+    group_quota: GroupQuotaConfig = GroupQuotaConfig()
 
     @model_validator(mode="after")
     def _secrets_when_enabled(self) -> "WecomConfig":
@@ -93,6 +101,10 @@ class OutboxConfig(Section):
     lease_s: float = Field(30.0, gt=0)
     send_timeout_s: float = Field(10.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
+    # Sends in flight at once (a slow channel's latency is then overlapped, not summed).
+    concurrency: int = Field(16, ge=1, le=256)
+    # At most this many messages a minute into one group, whatever the channel allows.
+    group_rate_per_min: float = Field(20.0, gt=0, le=6000)
 
 
 class Question(Section):
@@ -207,11 +219,20 @@ class Config(Section):
     points: PointsConfig = PointsConfig()
     leaderboard: LeaderboardConfig = LeaderboardConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    sop: list[PlaybookConfig] = Field(default_factory=list)
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)
     # User-facing text (zh-CN): defaults in handlers/texts.toml, overridable key by key.
     texts: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _playbook_names(self) -> "Config":
+        names = [p.name for p in self.sop]
+        if len(set(names)) != len(names):
+            raise ValueError("[[sop]] names must be unique")
+        return self
 
     @model_validator(mode="after")
     def _reward_levels(self) -> "Config":

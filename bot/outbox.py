@@ -16,9 +16,9 @@ from datetime import timedelta
 from bot.channels.base import Channel, DeliveryError, HandedToOwner
 from bot.clock import Clock
 from bot.config import OutboxConfig
-from bot.ratelimit import TokenBucket
+from bot.ratelimit import BucketPool, TokenBucket
 from bot.tasks import finish
-from storage import outbox
+from storage import broadcasts, outbox
 from storage.engine import Database
 from storage.outbox import Claimed
 
@@ -40,6 +40,8 @@ class OutboxWorker:
         self.clock = clock
         self.config = config
         self._buckets = {n: TokenBucket(c.rate_per_s) for n, c in self.channels.items() if c.rate_per_s}
+        self._group_buckets = BucketPool(config.group_rate_per_min / 60.0)
+        self._in_flight = asyncio.Semaphore(config.concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -95,16 +97,19 @@ class OutboxWorker:
         retries: list[tuple[Claimed, str, float]] = []
         failures: list[tuple[Claimed, str]] = []
         unsent: list[Claimed] = []
-        for message in batch:
-            if unsent or self.clock.now() >= last_start:
-                unsent.append(message)
-                continue
-            outcome = await self._send(message)
+
+        async def settle(message: Claimed) -> None:
+            async with self._in_flight:
+                if self.clock.now() >= last_start:
+                    unsent.append(message)
+                    return
+                outcome = await self._send(message)
             if outcome is None:
                 delivered.append(message)
             elif isinstance(outcome, HandedToOwner):
                 handed.append((message, outcome))
-                log.info("outbox message %s to %s awaits its group owner's confirmation", message.id, message.chat)
+                log.info("outbox message %s to %s awaits its group owner's confirmation", message.id,
+                         message.chat or message.meta.get("chat_ids"))
             elif not outcome.retryable or message.attempts >= self.config.max_attempts:
                 failures.append((message, outcome.reason))
                 log.warning("outbox message %s to %s gave up after %d attempt(s): %s",
@@ -112,17 +117,24 @@ class OutboxWorker:
             else:
                 delay = outcome.retry_after if outcome.retry_after is not None else backoff(message.attempts)
                 retries.append((message, outcome.reason, delay))
+
+        # Sends overlap (at most ``concurrency`` in flight); each waits for its channel's and
+        # its group's rate limit, so one slow group holds up only its own messages.
+        await asyncio.gather(*(settle(m) for m in batch))
         if unsent:
             log.info("outbox lease running out: %d message(s) handed back for the next pass", len(unsent))
         now = self.clock.now()
         async with self.db.transaction() as session:
             await outbox.mark_delivered(session, delivered, now=now)
+            await broadcasts.mirror(session, [m.id for m in delivered], broadcasts.DELIVERED, now=now)
             for message, handover in handed:
                 await outbox.mark_awaiting_owner(session, message, now=now, meta={**message.meta, **handover.meta})
+            await broadcasts.mirror(session, [m.id for m, _ in handed], broadcasts.AWAITING_OWNER, now=now)
             for message, reason, delay in retries:
                 await outbox.mark_retry(session, message, error=reason, not_before=now + timedelta(seconds=delay))
             for message, reason in failures:
                 await outbox.mark_failed(session, message, error=reason)
+                await broadcasts.mirror(session, [message.id], broadcasts.FAILED, now=now, reason=reason)
             await outbox.release(session, unsent)
         return len(batch)
 
@@ -130,6 +142,8 @@ class OutboxWorker:
         channel = self.channels.get(message.channel)
         if channel is None:
             return DeliveryError(f"channel {message.channel!r} is not configured in this process", retryable=False)
+        if message.chat is not None:
+            await self._group_buckets.acquire((message.channel, message.chat))
         if (bucket := self._buckets.get(message.channel)) is not None:
             await bucket.acquire()
         try:

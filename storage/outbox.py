@@ -18,10 +18,15 @@ from storage.models import OutboxMessage
 T = OutboxMessage.__table__
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+# Withdrawn before it went out (an operator cancelled its broadcast).
+CANCELLED = "cancelled"
 # Handed to a person: a WeCom group task exists but the group owner has yet to confirm it.
 AWAITING_OWNER = "awaiting_owner"
 
 TEXT, WELCOME = "text", "welcome"
+# A WeCom mass-send task to several customer groups of one owner: ``to`` is the owner and
+# ``meta["chat_ids"]`` the groups (at most 2,000, wecom.md §3.5).
+GROUP_TASK = "group_task"
 WELCOME_PRIORITY = 10
 
 
@@ -37,6 +42,7 @@ class Outgoing:
     kind: str = TEXT
     priority: int = 0  # higher goes first
     meta: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None  # None: now
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,7 @@ async def enqueue(session: AsyncSession, messages: Iterable[Outgoing], *, now: d
     rows = [
         {"update_key": m.update_key, "channel": m.channel, "chat": m.chat, "to": m.to, "text": m.text,
          "kind": m.kind, "priority": m.priority, "meta": m.meta,
-         "status": PENDING, "attempts": 0, "not_before": now, "created_at": now}
+         "status": PENDING, "attempts": 0, "not_before": m.not_before or now, "created_at": now}
         for m in messages
     ]
     if not rows:
@@ -134,6 +140,33 @@ async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:
             update(T).where(or_(*(_held(r) for r in rows)))
             .values(status=PENDING, claimed_until=None, attempts=T.c.attempts - 1)
         )
+
+
+async def withdraw(session: AsyncSession, ids: Sequence[int]) -> int:
+    """Cancel rows not yet claimed; returns how many were withdrawn (a claimed one may be on
+    its way and is left to finish)."""
+    if not ids:
+        return 0
+    done = await session.execute(update(T).where(T.c.id.in_(list(ids)), T.c.status == PENDING).values(status=CANCELLED))
+    return done.rowcount
+
+
+async def awaiting_owner(session: AsyncSession, *, channel: str, kind: str, limit: int = 500) -> list[OutboxMessage]:
+    """Tasks handed to owners and not settled yet, oldest first."""
+    return list((await session.execute(select(OutboxMessage).where(
+        OutboxMessage.channel == channel, OutboxMessage.status == AWAITING_OWNER, OutboxMessage.kind == kind,
+    ).order_by(OutboxMessage.id).limit(limit).execution_options(populate_existing=True))).scalars())
+
+
+async def close_owner_task(session: AsyncSession, row_id: int, *, status: str, now: datetime,
+                           meta: dict[str, Any] | None = None, error: str | None = None) -> None:
+    """Settle an owner's task (delivered, or failed with the reason), or only update its meta."""
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if meta is not None:
+        values["meta"] = meta
+    if status == DELIVERED:
+        values["delivered_at"] = now
+    await session.execute(update(T).where(T.c.id == row_id, T.c.status == AWAITING_OWNER).values(**values))
 
 
 async def for_update(session: AsyncSession, update_key: str) -> list[OutboxMessage]:

@@ -64,16 +64,21 @@ def test_example_file_loads_and_equals_the_defaults(in_empty_dir: Path) -> None:
 def test_example_file_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     missing = []
+
+    def check(name: str, model: type[Section]) -> None:
+        assert f"[{name}]" in text, f"section [{name}] is not in config.example.toml"
+        section_text = text.split(f"\n[{name}]\n", 1)[1].split("\n[", 1)[0]
+        lines = [ln.strip().removeprefix("#").strip() for ln in section_text.splitlines()]
+        for key, field in model.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+                check(f"{name}.{key}", field.annotation)  # a nested table: [wecom.group_quota]
+            elif not any(ln.startswith(f"{key} =") for ln in lines):
+                missing.append(f"{name}.{key}")
+
     for section_name, field in Config.model_fields.items():
         model = field.annotation
-        if not (isinstance(model, type) and issubclass(model, Section)):
-            continue
-        assert f"[{section_name}]" in text, f"section [{section_name}] is not in config.example.toml"
-        section_text = text.split(f"\n[{section_name}]\n", 1)[1].split("\n[", 1)[0]
-        for key in model.model_fields:
-            lines = [ln.strip().removeprefix("#").strip() for ln in section_text.splitlines()]
-            if not any(ln.startswith(f"{key} =") for ln in lines):
-                missing.append(f"{section_name}.{key}")
+        if isinstance(model, type) and issubclass(model, Section):
+            check(section_name, model)
     assert missing == []
 
 

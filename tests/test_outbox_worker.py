@@ -304,7 +304,8 @@ async def test_slow_worker_does_not_undo_another_workers_delivery(db: Database, 
     assert len(slow.sent) + len(fast.sent) == 1  # the member got it once
 async def test_rows_whose_lease_ran_out_mid_batch_are_not_sent_twice(db: Database, clock: FakeClock) -> None:
     slow, other = ScriptedChannel(), OtherProcessChannel()
-    worker_a = make_worker(db, clock, slow, lease_s=30.0, send_timeout_s=10.0)
+    # One send in flight at a time: m2 waits for m1, and by then the lease is gone.
+    worker_a = make_worker(db, clock, slow, lease_s=30.0, send_timeout_s=10.0, concurrency=1)
     worker_b = make_worker(db, clock, other, lease_s=30.0, send_timeout_s=10.0)
     await enqueue(db, clock, *(Outgoing(channel="test", to="u1", text=t) for t in ("m1", "m2")))
 
@@ -315,7 +316,7 @@ async def test_rows_whose_lease_ran_out_mid_batch_are_not_sent_twice(db: Databas
     slow.during["m1"] = meanwhile
     await worker_a.deliver_once()
 
-    # m1 was in flight when B took over (a duplicate is unavoidable there); m2 was not.
+    # m1 was in flight when B took over (a duplicate is unavoidable there); m2 was not started.
     sends_of_m2 = [m for m in slow.sent + other.sent if m.text == "m2"]
     assert len(sends_of_m2) == 1
 

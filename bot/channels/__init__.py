@@ -2,3 +2,17 @@
 from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner
 
 __all__ = ["Capability", "Channel", "DeliveryError", "HandedToOwner"]
+
+
+def capabilities(name: str) -> frozenset[Capability]:
+    """What the channel called ``name`` can do (nothing for a name siyu does not know), without
+    starting it: planners decide by this before anything is sent."""
+    if name == "sandbox":
+        from bot.channels.sandbox import SandboxChannel
+
+        return SandboxChannel.capabilities
+    if name == "wecom":
+        from bot.channels.wecom.channel import WeComChannel
+
+        return WeComChannel.capabilities
+    return frozenset()

@@ -19,6 +19,9 @@ class Capability(str, Enum):
     RECEIVE_GROUP = "receive_group"
     RECEIVE_PRIVATE = "receive_private"
     SEND_GROUP = "send_group"
+    # Groups reached only through mass-send tasks their owner confirms, under a receive quota
+    # (WeCom customer groups, DESIGN §3).
+    SEND_GROUP_TASK = "send_group_task"
     SEND_PRIVATE = "send_private"
     WELCOME_MEMBER = "welcome_member"
 

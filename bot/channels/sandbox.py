@@ -6,6 +6,7 @@ delivered; ``/sandbox/outbox`` lists what was delivered, broadcasts included.
 """
 from __future__ import annotations
 
+import asyncio
 import uuid
 from importlib import resources
 from typing import Annotated, Literal, Optional
@@ -15,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from bot.appkeys import DISPATCHER, DB
 from bot.channels.base import Capability, Channel
+from bot.config import SandboxConfig
 from bot.dispatcher import FeedResult
 from bot.http import BadRequest, json_response, read_model
 from bot.update import CONTACT_ADDED, MEMBER_JOINED, MEMBER_LEFT, Update
@@ -67,10 +69,18 @@ def _key(kind: str, sender: str, client_id: str | None) -> str:
 
 class SandboxChannel(Channel):
     name = NAME
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.SEND_GROUP_TASK}  # it posts directly
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        config = config or SandboxConfig()
+        self.rate_per_s = config.send_rate_per_s
+        self.latency_s = config.send_latency_ms / 1000
 
     async def send(self, message: Claimed) -> None:
-        """Nothing to call: a delivered sandbox row is what the outbox endpoint shows."""
+        """Nothing to call: a delivered sandbox row is what the outbox endpoint shows (after
+        ``[sandbox] send_latency_ms``, which stands in for a network call)."""
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/sandbox/messages", self.post_message)

@@ -5,7 +5,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.broadcast_models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.models  # noqa: F401
 from storage.engine import install_sqlite_pragmas
 
 config = context.config

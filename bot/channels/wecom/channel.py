@@ -59,7 +59,7 @@ def is_external(user_id: str) -> bool:
 class WeComChannel(Channel):
     name = NAME
     capabilities = frozenset({
-        Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_GROUP,
+        Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_GROUP_TASK,
     })
     # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
     rate_per_s = 20.0

@@ -1,0 +1,192 @@
+"""Broadcasts and their delivery ledger (DESIGN §7): planning writes one delivery per
+(broadcast, group) under a unique key, so a restart or a second process plans nothing twice;
+settling mirrors what the outbox and the platform said about each group."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.broadcast_models import Broadcast, Delivery, GroupTag
+from storage.models import Group
+from storage.upsert import insert_for
+
+B = Broadcast.__table__
+D = Delivery.__table__
+GT = GroupTag.__table__
+
+PREVIEW, PLANNED, CANCELLED, MISSED = "preview", "planned", "cancelled", "missed"
+# Delivery statuses. Final: delivered, failed, expired, skipped, cancelled.
+QUEUED, DELIVERED, AWAITING_OWNER, FAILED, EXPIRED, SKIPPED = (
+    "queued", "delivered", "awaiting_owner", "failed", "expired", "skipped")
+OPEN = (PLANNED, QUEUED, AWAITING_OWNER)
+# What counts toward a group's daily cap and quota: everything that was or will be sent.
+COUNTED = (PLANNED, QUEUED, AWAITING_OWNER, DELIVERED)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    group_id: int
+    channel: str
+    text: str
+    status: str
+    not_before: datetime
+    reason: str | None = None
+
+
+async def create(session: AsyncSession, *, key: str, source: str, slot: datetime, template: str,
+                 target: dict[str, Any], status: str, created_by: str, now: datetime, playbook: str | None = None,
+                 reason: str | None = None) -> int | None:
+    """The new broadcast's id, or None if ``key`` exists (this slot was planned before)."""
+    stmt = insert_for(session, B).values(
+        key=key, source=source, playbook=playbook, slot=slot, template=template, target=target, status=status,
+        reason=reason, created_by=created_by, created_at=now, planned_at=now if status == PLANNED else None,
+    ).on_conflict_do_nothing(index_elements=[B.c.key]).returning(B.c.id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
+    return (await session.execute(select(Broadcast).where(Broadcast.id == broadcast_id)
+                                  .execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def confirm(session: AsyncSession, broadcast_id: int, *, now: datetime) -> bool:
+    """A previewed broadcast goes ahead; False if it is not waiting for confirmation."""
+    done = await session.execute(update(B).where(B.c.id == broadcast_id, B.c.status == PREVIEW)
+                                 .values(status=PLANNED, planned_at=now))
+    return done.rowcount == 1
+
+
+async def targets(session: AsyncSession, target: dict[str, Any]) -> list[Group]:
+    """The active groups a target names: all, those with any of ``tags``, or by external id."""
+    query = select(Group).where(Group.status == "active").order_by(Group.id)
+    if target.get("tags"):
+        query = query.where(Group.id.in_(select(GT.c.group_id).where(GT.c.tag.in_(list(target["tags"])))))
+    elif target.get("groups"):
+        query = query.where(Group.external_id.in_(list(target["groups"])))
+    elif not target.get("all"):
+        return []
+    return list((await session.execute(query)).scalars())
+
+
+async def add_deliveries(session: AsyncSession, broadcast_id: int, rows: Sequence[NewDelivery], *,
+                         slot: datetime, now: datetime) -> list[int]:
+    """Insert the deliveries (one statement); their ids in the order of ``rows``."""
+    if not rows:
+        return []
+    params = [{"broadcast_id": broadcast_id, "group_id": r.group_id, "channel": r.channel, "text": r.text,
+               "status": r.status, "reason": r.reason, "planned_for": slot, "not_before": r.not_before,
+               "settled_at": now if r.status == SKIPPED else None} for r in rows]
+    # As in the outbox: one multi-row INSERT assigns ids in VALUES order on both databases.
+    result = await session.execute(D.insert().returning(D.c.id), params)
+    return sorted(r.id for r in result)
+
+
+async def counted_since(session: AsyncSession, group_ids: Iterable[int], since: datetime, until: datetime) -> Counter[int]:
+    """Per group: deliveries planned for [since, until) that were or will be sent."""
+    ids = list(group_ids)
+    if not ids:
+        return Counter()
+    rows = await session.execute(select(D.c.group_id, func.count()).where(
+        D.c.group_id.in_(ids), D.c.planned_for >= since, D.c.planned_for < until, D.c.status.in_(COUNTED),
+    ).group_by(D.c.group_id))
+    return Counter(dict(rows.all()))
+
+
+async def messages_since(session: AsyncSession, group_ids: Iterable[int], since: datetime) -> Counter[int]:
+    """Per group: distinct messages handed over since ``since`` (a digest of several items is
+    one message): what a WeCom group's receive quota counts."""
+    ids = list(group_ids)
+    if not ids:
+        return Counter()
+    rows = await session.execute(select(D.c.group_id, func.count(func.distinct(D.c.outbox_id))).where(
+        D.c.group_id.in_(ids), D.c.outbox_id.is_not(None), D.c.planned_for >= since,
+        D.c.status.in_((QUEUED, AWAITING_OWNER, DELIVERED)),
+    ).group_by(D.c.group_id))
+    return Counter(dict(rows.all()))
+
+
+async def due(session: AsyncSession, *, channel: str, now: datetime, limit: int = 10_000) -> list[Delivery]:
+    """Planned deliveries of ``channel`` whose time has come, oldest first."""
+    return list((await session.execute(select(Delivery).where(
+        Delivery.channel == channel, Delivery.status == PLANNED, Delivery.not_before <= now,
+    ).order_by(Delivery.id).limit(limit))).scalars())
+
+
+async def queue(session: AsyncSession, pairs: Sequence[tuple[int, int]]) -> None:
+    """(delivery id, outbox id): the deliveries now have an outbox row."""
+    if pairs:
+        await session.execute(update(D).where(D.c.id == bindparam("d"), D.c.status == PLANNED)
+                              .values(status=QUEUED, outbox_id=bindparam("o")),
+                              [{"d": d, "o": o} for d, o in pairs])
+
+
+async def skip(session: AsyncSession, delivery_ids: Sequence[int], reason: str, *, now: datetime) -> None:
+    if delivery_ids:
+        await session.execute(update(D).where(D.c.id.in_(list(delivery_ids)), D.c.status == PLANNED)
+                              .values(status=SKIPPED, reason=reason, settled_at=now))
+
+
+async def mirror(session: AsyncSession, outbox_ids: Sequence[int], status: str, *, now: datetime,
+                 reason: str | None = None) -> int:
+    """Deliveries of these outbox rows take the row's outcome (delivered, awaiting_owner,
+    failed). Returns how many changed."""
+    if not outbox_ids:
+        return 0
+    final = status in (DELIVERED, FAILED)
+    done = await session.execute(update(D).where(D.c.outbox_id.in_(list(outbox_ids)), D.c.status.in_((QUEUED, AWAITING_OWNER)))
+                                 .values(status=status, reason=reason, settled_at=now if final else None))
+    return done.rowcount
+
+
+async def settle_groups(session: AsyncSession, outbox_id: int, chat_ids: dict[str, tuple[str, str | None]], *,
+                        now: datetime) -> int:
+    """A WeCom task's per-group results: ``{chat external id: (status, reason)}``."""
+    changed = 0
+    for chat, (status, reason) in chat_ids.items():
+        group = select(Group.id).where(Group.external_id == chat).scalar_subquery()
+        done = await session.execute(update(D).where(D.c.outbox_id == outbox_id, D.c.group_id == group,
+                                                     D.c.status == AWAITING_OWNER)
+                                     .values(status=status, reason=reason, settled_at=now))
+        changed += done.rowcount
+    return changed
+
+
+async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int]:
+    """Cancel what has not gone out; returns the outbox ids still pending, for the caller to
+    withdraw. A preview is simply cancelled."""
+    await session.execute(update(B).where(B.c.id == broadcast_id, B.c.status.in_((PREVIEW, PLANNED)))
+                          .values(status=CANCELLED))
+    outbox_ids = list((await session.execute(select(D.c.outbox_id).where(
+        D.c.broadcast_id == broadcast_id, D.c.status == QUEUED, D.c.outbox_id.is_not(None)))).scalars())
+    await session.execute(update(D).where(D.c.broadcast_id == broadcast_id, D.c.status.in_((PLANNED, QUEUED)))
+                          .values(status=CANCELLED, reason="cancelled by an operator", settled_at=now))
+    return outbox_ids
+
+
+async def progress(session: AsyncSession, broadcast_id: int) -> Counter[str]:
+    """How many of the broadcast's deliveries are in each status."""
+    rows = await session.execute(select(D.c.status, func.count()).where(D.c.broadcast_id == broadcast_id)
+                                 .group_by(D.c.status))
+    return Counter(dict(rows.all()))
+
+
+async def last_slot(session: AsyncSession, playbook: str) -> datetime | None:
+    return (await session.execute(select(func.max(B.c.slot)).where(B.c.playbook == playbook))).scalar_one_or_none()
+
+
+async def tag_groups(session: AsyncSession, group_ids: Sequence[int], tags: Sequence[str], *, remove: bool = False) -> None:
+    if remove:
+        await session.execute(delete(GT).where(GT.c.group_id.in_(list(group_ids)), GT.c.tag.in_(list(tags))))
+        return
+    stmt = insert_for(session, GT).on_conflict_do_nothing(index_elements=[GT.c.group_id, GT.c.tag])
+    await session.execute(stmt, [{"group_id": g, "tag": t} for g in group_ids for t in tags])
+
+
+async def groups_by_id(session: AsyncSession, ids: Sequence[int]) -> list[Group]:
+    return list((await session.execute(select(Group).where(Group.id.in_(list(ids))))).scalars())
