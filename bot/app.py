@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
-from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX, SWEEPER
+from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX, SCHEDULER, SWEEPER
 from bot.channels.base import Channel
 from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
@@ -17,6 +17,7 @@ from bot.dispatcher import Dispatcher, RoleResolver
 from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
 from bot.outbox import OutboxWorker
 from bot.router import Router
+from bot.scheduler import PlaybookScheduler
 from bot.sweeper import DeadlineSweeper
 from flows.engine import Flow
 from flows.runner import FlowEngine
@@ -90,17 +91,23 @@ def create_app(
         sweeper = DeadlineSweeper(dispatcher, clock, jobs=default_jobs(config))
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
         dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
+        scheduler = PlaybookScheduler(db, config, dispatcher.texts, clock) if config.scheduler.enabled else None
         app[DB], app[DISPATCHER], app[OUTBOX], app[SWEEPER] = db, dispatcher, worker, sweeper
+        app[SCHEDULER] = scheduler
         for channel in channels:
             await channel.start(app)
         worker.start()
         sweeper.start()
+        if scheduler is not None:
+            scheduler.start()
         log.info("siyu ready: channels %s, database %s", ", ".join(c.name for c in channels) or "none", db.dialect)
         try:
             yield
         finally:
             # The worker sends through the channels: it stops first. What handling still
             # queues is stored and delivered after the next start.
+            if scheduler is not None:
+                await scheduler.stop()
             await sweeper.stop()
             await worker.stop()
             for channel in channels:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from bot.config import Config
     from bot.dispatcher import Dispatcher
     from bot.outbox import OutboxWorker
+    from bot.scheduler import PlaybookScheduler
     from bot.sweeper import DeadlineSweeper
     from storage.engine import Database
 
@@ -19,3 +20,5 @@ DISPATCHER: web.AppKey["Dispatcher"] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey["OutboxWorker"] = web.AppKey("outbox")
 CHANNELS: web.AppKey[dict[str, "Channel"]] = web.AppKey("channels")
 SWEEPER: web.AppKey["DeadlineSweeper"] = web.AppKey("sweeper")
+# None when [scheduler] enabled = false.
+SCHEDULER: web.AppKey["PlaybookScheduler | None"] = web.AppKey("scheduler")

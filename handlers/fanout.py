@@ -50,13 +50,17 @@ def render(template: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def day_values(config: Config, slot: datetime, tasks: list[str]) -> dict[str, str]:
+    """{date}, {weekday} and {task} of the slot's local day."""
+    local = slot.astimezone(ZoneInfo(config.checkin.timezone))
+    return {"date": local.strftime("%m月%d日"), "weekday": WEEKDAYS[local.weekday()],
+            "task": tasks[local.date().toordinal() % len(tasks)] if tasks else ""}
+
+
 async def _values(session: AsyncSession, config: Config, texts: Texts, template: str, group: Group,
                   slot: datetime, tasks: list[str]) -> dict[str, str]:
     zone = config.checkin.timezone
-    local = slot.astimezone(ZoneInfo(zone))
-    values = {"group": group.name or texts("group_name_unknown"), "date": local.strftime("%m月%d日"),
-              "weekday": WEEKDAYS[local.weekday()],
-              "task": tasks[local.date().toordinal() % len(tasks)] if tasks else ""}
+    values = {"group": group.name or texts("group_name_unknown"), **day_values(config, slot, tasks)}
     if "{leaderboard}" in template:
         since, until = periods.current("week", slot, zone)
         places = await leaderboards.top(session, since=since, until=until, group_id=group.id,

@@ -55,6 +55,8 @@ class FakeWeCom:
         self._failures: dict[str, list[int]] = {}
         self._delays: dict[str, float] = {}
         self._used_welcome_codes: set[str] = set()
+        # Mass-send tasks by msgid: the owner and each target's status (0 until confirmed).
+        self.tasks: dict[str, tuple[str, dict[str, int]]] = {}
         self._server: TestServer | None = None
 
     # -- programming it ----------------------------------------------------------------------
@@ -80,6 +82,18 @@ class FakeWeCom:
         group = FakeGroup(chat_id, owner, name, list(members), version)
         self.groups[chat_id] = group
         return group
+
+    def confirm_tasks(self, owner: str, *, status: int = 1, chats: list[str] | None = None) -> int:
+        """The owner confirms their tasks in the client: their groups get ``status`` (1 sent,
+        3 already got a mass message today ...). Returns how many targets changed."""
+        changed = 0
+        for sender, targets in self.tasks.values():
+            if sender == owner:
+                for chat in targets:
+                    if chats is None or chat in chats:
+                        targets[chat] = status
+                        changed += 1
+        return changed
 
     def calls(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -159,10 +173,27 @@ class FakeWeCom:
     def _externalcontact_add_msg_template(self, body: dict[str, Any]) -> web.Response:
         if body.get("chat_type") == "group" and not body.get("sender"):
             return self._answer(40003, "sender required for group")
-        return self._answer(fail_list=[], msgid=f"msgtpl-{next(self._counter)}")
+        chats = body.get("chat_id_list") or []
+        if len(chats) > 2000:
+            return self._answer(40058, "chat_id_list exceeds 2000")
+        msgid = f"msgtpl-{next(self._counter)}"
+        self.tasks[msgid] = (body.get("sender", ""), {c: 0 for c in chats})
+        return self._answer(fail_list=[], msgid=msgid)
 
     def _externalcontact_get_groupmsg_send_result(self, body: dict[str, Any]) -> web.Response:
-        return self._answer(send_list=[], next_cursor="")
+        task = self.tasks.get(body.get("msgid", ""))
+        if task is None:
+            return self._answer(41047, "invalid msgid")
+        owner, targets = task
+        if body.get("userid") != owner:
+            return self._answer(send_list=[], next_cursor="")
+        return self._answer(send_list=[{"chat_id": c, "userid": owner, "status": st} for c, st in targets.items()],
+                            next_cursor="")
+
+    def _externalcontact_remind_groupmsg_send(self, body: dict[str, Any]) -> web.Response:
+        if body.get("msgid") not in self.tasks:
+            return self._answer(41047, "invalid msgid")
+        return self._answer()
 
     def _externalcontact_groupchat_list(self, body: dict[str, Any]) -> web.Response:
         chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values()]

@@ -144,8 +144,22 @@ class WeComAPI:
             "chat_type": "group", "sender": owner, "chat_id_list": chat_ids, "text": {"content": content},
         })
 
-    async def get_groupmsg_send_result(self, msgid: str, userid: str) -> dict[str, Any]:
-        return await self.call("externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": userid, "limit": 1000})
+    async def get_groupmsg_send_result(self, msgid: str, userid: str) -> list[dict[str, Any]]:
+        """Every target of a mass-send task with its ``status`` (0 not sent, 1 sent, 2 not a
+        friend, 3 already got a mass message), following ``next_cursor``."""
+        results: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = await self.call("externalcontact/get_groupmsg_send_result",
+                                   {"msgid": msgid, "userid": userid, "limit": 1000, "cursor": cursor})
+            results += page.get("send_list") or []
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                return results
+
+    async def remind_groupmsg_send(self, msgid: str) -> dict[str, Any]:
+        """Remind the owner of an unconfirmed task; WeCom allows about 3 in 24 h (wecom.md §3.5)."""
+        return await self.call("externalcontact/remind_groupmsg_send", {"msgid": msgid})
 
     async def groupchat_get(self, chat_id: str) -> dict[str, Any]:
         return (await self.call("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}))["group_chat"]

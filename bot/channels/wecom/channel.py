@@ -24,6 +24,7 @@ from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
 from bot.channels.wecom.inbound import CallbackEndpoint
 from bot.channels.wecom.messages import NAME, Inbound
+from bot.channels.wecom.owner_tasks import OwnerTasks
 from bot.channels.wecom.tokens import TokenCache, cache_key
 from bot.clock import Clock
 from bot.config import WecomConfig
@@ -31,7 +32,7 @@ from bot.dispatcher import Dispatcher
 from bot.locks import KeyedLocks
 from storage import inbox
 from storage.engine import Database
-from storage.outbox import WELCOME, Claimed
+from storage.outbox import GROUP_TASK, WELCOME, Claimed
 
 log = logging.getLogger("siyu.wecom")
 
@@ -71,6 +72,7 @@ class WeComChannel(Channel):
         self._endpoint: CallbackEndpoint | None = None
         self._http: aiohttp.ClientSession | None = None
         self._group_locks = KeyedLocks()
+        self.owner_tasks: OwnerTasks | None = None
         self.api: WeComAPI
         self.groups: GroupSync
         self._db: Database
@@ -86,12 +88,16 @@ class WeComChannel(Channel):
         self.api = WeComAPI(self._http, base_url=self.config.api_base_url, corp_id=self.config.corp_id, secret=self.config.secret)
         self.api.tokens = TokenCache(self._db, self.clock, cache_key(self.config.corp_id, self.config.secret), self.api.fetch_token)
         self.groups = GroupSync(self._db, self.api, self.clock)
+        self.owner_tasks = OwnerTasks(self._db, self.api, self.clock, self.config.group_quota)
+        self.owner_tasks.start()
         self._endpoint = CallbackEndpoint(
             self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
         )
         await self._endpoint.start()
 
     async def stop(self) -> None:
+        if self.owner_tasks is not None:
+            await self.owner_tasks.stop()
         if self._endpoint is not None:
             await self._endpoint.stop()
         if self._http is not None:
@@ -131,6 +137,8 @@ class WeComChannel(Channel):
         try:
             if message.kind == WELCOME:
                 await self._send_welcome(message)
+            elif message.kind == GROUP_TASK:
+                return await self._send_group_task(message)
             elif message.chat is not None:
                 return await self._send_to_group(message)
             elif message.to is not None:
@@ -167,6 +175,14 @@ class WeComChannel(Channel):
         result = await self.api.send_text(self.config.agent_id, [message.to], cap_bytes(message.text, MESSAGE_BYTES))
         if result.get("invaliduser"):
             raise DeliveryError(f"WeCom does not know member {message.to} (invaliduser)", retryable=False)
+
+    async def _send_group_task(self, message: Claimed) -> HandedToOwner:
+        """A broadcast's digest to several groups of one owner: one task for all of them."""
+        chat_ids = list(message.meta.get("chat_ids") or [])
+        if not message.to or not chat_ids:
+            raise DeliveryError("a group task needs an owner and its groups", retryable=False)
+        result = await self.api.add_group_msg_template(message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES))
+        return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to, "fail_list": result.get("fail_list") or []})
 
     async def _send_to_group(self, message: Claimed) -> HandedToOwner:
         assert message.chat is not None
