@@ -11,11 +11,12 @@ from flows.engine import Flow
 
 
 def default_flows(config: Config | None = None) -> list[Flow]:
-    """The flows siyu ships, built from the config: redemption, onboarding and KOC screening."""
-    from flows import koc_screening, onboarding, redemption
+    """The flows siyu ships, built from the config: redemption, broadcast confirmation,
+    onboarding and KOC screening."""
+    from flows import broadcast_confirm, koc_screening, onboarding, redemption
 
     config = config or Config()
-    flows: list[Flow] = [redemption.build(config)]
+    flows: list[Flow] = [redemption.build(config), broadcast_confirm.build(config)]
     if config.onboarding.enabled:
         flows.append(onboarding.build(config))
     if config.koc.enabled:

@@ -12,13 +12,14 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import checkin, fallback, help, koc, leaderboard, lifecycle, points, redemption, tasks, votes, welcome
+    from handlers import (broadcast, checkin, fallback, help, koc, leaderboard, lifecycle, points, redemption, tasks,
+                          votes, welcome)
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
-    routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router]
+    routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router, broadcast.router]
     if config.tasks:
         routers.append(tasks.router(config))
     if config.koc.enabled:
@@ -41,7 +42,7 @@ def default_middlewares(config: Config | None = None) -> list[Middleware]:
 
 def default_jobs(config: Config | None = None) -> list[Job]:
     """The built-in periodic jobs (run by the sweeper)."""
-    from handlers import leaderboard, lifecycle, votes
+    from handlers import fanout, leaderboard, lifecycle, votes
 
     config = config or Config()
-    return [*leaderboard.jobs(config), *votes.jobs(config), *lifecycle.jobs(config)]
+    return [*leaderboard.jobs(config), *votes.jobs(config), *lifecycle.jobs(config), *fanout.jobs(config)]
