@@ -67,7 +67,9 @@ class DeadlineSweeper:
         done: dict[str, int] = {}
         for job in self.jobs:
             at = asyncio.get_running_loop().time()
-            if not force and at - self._last_run.get(job.name, -job.every_s) < job.every_s:
+            # A job's first run is one interval after start: what is due at start-up waits
+            # for the process to settle (and tests drive jobs themselves, with ``force``).
+            if not force and at - self._last_run.setdefault(job.name, at) < job.every_s:
                 continue
             self._last_run[job.name] = at
             try:
