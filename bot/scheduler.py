@@ -247,7 +247,10 @@ class PlaybookScheduler:
         if self._lock_conn is not None:
             conn, self._lock_conn = self._lock_conn, None
             try:
-                await conn.close()  # ends the session: the advisory lock goes with it
+                # Invalidate, not just close: a pooled connection's session (and its advisory
+                # lock) would outlive close(); a closed one releases the lock at once.
+                await conn.invalidate()
+                await conn.close()
             except Exception:
                 pass
         if _current is self:

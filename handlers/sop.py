@@ -8,7 +8,7 @@ sent: it is recorded as a ``missed`` broadcast and logged, so operators see it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -45,7 +45,8 @@ def fire_times(trigger: Any, since: datetime, until: datetime, limit: int = 10_0
 
 
 def slot_key(playbook: PlaybookConfig, slot: datetime) -> str:
-    return f"sop:{playbook.name}:{slot.isoformat()}"
+    """In UTC: the same instant must make the same key whatever zone computed it."""
+    return f"sop:{playbook.name}:{slot.astimezone(timezone.utc).isoformat()}"
 
 
 async def plan_slot(db: Database, config: Config, texts: Texts, playbook: PlaybookConfig, slot: datetime, *,
