@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,7 @@ from storage.engine import Database
 from storage.models import Group
 
 log = logging.getLogger("siyu.fanout")
-PLACEHOLDER = re.compile(r"\{(group|date|weekday|task|leaderboard)\}")
+PLACEHOLDER = re.compile(r"\{(group|date|weekday|task|leaderboard|leaderboard_month)\}")
 # add_msg_template takes at most 2,000 chat ids (wecom.md §3.5).
 TASK_GROUPS_MAX = 2000
 
@@ -61,11 +61,13 @@ async def _values(session: AsyncSession, config: Config, texts: Texts, template:
                   slot: datetime, tasks: list[str]) -> dict[str, str]:
     zone = config.checkin.timezone
     values = {"group": group.name or texts("group_name_unknown"), **day_values(config, slot, tasks)}
-    if "{leaderboard}" in template:
-        since, until = periods.current("week", slot, zone)
-        places = await leaderboards.top(session, since=since, until=until, group_id=group.id,
-                                        limit=config.leaderboard.top_n)
-        values["leaderboard"] = leaderboard_lines(texts, places) if places else texts("rank_empty", period=texts("period_this_week"))
+    for name, period in (("leaderboard", "week"), ("leaderboard_month", "month")):
+        if "{" + name + "}" in template:
+            since, until = periods.current(period, slot, zone)
+            places = await leaderboards.top(session, since=since, until=until, group_id=group.id,
+                                            limit=config.leaderboard.top_n)
+            values[name] = (leaderboard_lines(texts, places) if places
+                            else texts("rank_empty", period=texts(f"period_this_{period}")))
     return values
 
 
@@ -100,14 +102,17 @@ async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id
             when = digest_time(start, zone, config.wecom.group_quota.digest_at)
             rows.append(broadcasts.NewDelivery(group.id, group.channel, text, broadcasts.PLANNED, when))
             result.waiting += 1
-    ids = await broadcasts.add_deliveries(session, b.id, rows, slot=b.slot, now=now)
+    # Direct groups: their outbox rows first, so each delivery is written queued with its row
+    # (one multi-row INSERT each, rather than an UPDATE per delivery afterwards).
     external = {g.id: g.external_id for g in groups}
-    direct = [(i, r) for i, r in zip(ids, rows) if r.status == broadcasts.PLANNED
-              and Capability.SEND_GROUP in capabilities(r.channel)]
+    direct = [r for r in rows if r.status == broadcasts.PLANNED and Capability.SEND_GROUP in capabilities(r.channel)]
     outbox_ids = await outbox.enqueue(session, [
-        outbox.Outgoing(r.channel, r.text, chat=external[r.group_id], meta={"delivery": i, "broadcast": b.id},
-                        not_before=r.not_before) for i, r in direct], now=now)
-    await broadcasts.queue(session, [(i, o) for (i, _), o in zip(direct, outbox_ids)])
+        outbox.Outgoing(r.channel, r.text, chat=external[r.group_id], meta={"broadcast": b.id}, not_before=r.not_before)
+        for r in direct], now=now)
+    row_of = {id(r): o for r, o in zip(direct, outbox_ids)}
+    await broadcasts.add_deliveries(session, b.id, [
+        replace(r, status=broadcasts.QUEUED, outbox_id=row_of[id(r)]) if id(r) in row_of else r for r in rows],
+        slot=b.slot, now=now)
     result.queued = len(outbox_ids)
     return result
 

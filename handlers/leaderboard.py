@@ -14,7 +14,7 @@ from bot.jobs import Job
 from bot.router import Router
 from bot.texts import Texts
 from handlers import periods
-from storage import announcements, community, leaderboards, outbox
+from storage import broadcasts, community, leaderboards
 from storage.engine import Database
 
 log = logging.getLogger("siyu.leaderboard")
@@ -51,10 +51,13 @@ async def show(ctx: Context) -> None:
 
 
 async def announce_winners(db: Database, config: Config, texts: Texts, now: datetime) -> int:
-    """Post each active group's top earners of the week / month that ended, once; returns the
-    messages queued. On WeCom customer groups these become owner-confirmed tasks (DESIGN §3)."""
+    """Post each group's top earners of the week / month that ended, once, through the
+    broadcast path (quiet hours, caps, WeCom digests and owners' tasks: DESIGN §3, §7).
+    Returns the groups it went to."""
+    from handlers import fanout
+
     settings, zone = config.leaderboard, config.checkin.timezone
-    queued = 0
+    posted = 0
     for period, enabled in (("week", settings.announce_weekly), ("month", settings.announce_monthly)):
         start, end = periods.previous(period, now, zone)
         post_at = end + timedelta(hours=settings.announce_hour)
@@ -62,30 +65,34 @@ async def announce_winners(db: Database, config: Config, texts: Texts, now: date
         if not enabled or now < post_at:
             continue
         async with db.read() as session:
-            if await announcements.made(session, key):
+            if await broadcasts.exists(session, key):
                 continue
+            groups = [g.external_id for g in await community.active_groups(session)
+                      if await leaderboards.top(session, since=start, until=end, group_id=g.id, limit=1)]
+        late = now > post_at + ANNOUNCE_GRACE
+        label = texts(f"period_last_{period}")
+        span = f"{start.strftime('%m.%d')}–{(end - timedelta(days=1)).strftime('%m.%d')}"
+        # {leaderboard}/{leaderboard_month} are filled per group by the planner, for the
+        # period that holds the slot: the one that just ended.
+        template = texts("winners", period=label, span=span,
+                         lines="{leaderboard}" if period == "week" else "{leaderboard_month}")
         async with db.transaction() as session:
-            if not await announcements.claim(session, key, now=now):
+            broadcast_id = await broadcasts.create(
+                session, key=key, source="job", slot=end - timedelta(microseconds=1), template=template,
+                target={"groups": groups}, status=broadcasts.MISSED if late and groups else broadcasts.PLANNED,
+                created_by="system:winners", now=now,
+                reason="siyu was not running when it was due" if late else None if groups else "nobody earned points")
+            if broadcast_id is None:
                 continue  # another process got there first
-            if now > post_at + ANNOUNCE_GRACE:
-                if await leaderboards.top(session, since=start, until=end, limit=1):
-                    log.warning("winners of the %s from %s not posted: due at %s, siyu was not running then",
-                                period, start.date(), post_at.isoformat())
+            if late and groups:
+                log.warning("winners of the %s from %s not posted: due at %s, siyu was not running then",
+                            period, start.date(), post_at.isoformat())
+            if late or not groups:
                 continue
-            label = texts(f"period_last_{period}")
-            span = f"{start.strftime('%m.%d')}–{(end - timedelta(days=1)).strftime('%m.%d')}"
-            messages = []
-            for group in await community.active_groups(session):
-                places = await leaderboards.top(session, since=start, until=end, group_id=group.id, limit=settings.top_n)
-                if places:
-                    messages.append(outbox.Outgoing(group.channel, texts("winners", period=label, span=span,
-                                                                         lines=lines(texts, places)),
-                                                    chat=group.external_id, meta={"job": key}))
-            await outbox.enqueue(session, messages, now=now)
-            await announcements.record(session, key, len(messages))
-            queued += len(messages)
-            log.info("winners of the %s from %s: posted to %d group(s)", period, start.date(), len(messages))
-    return queued
+            planned = await fanout.plan(session, config, texts, broadcast_id, now=now)
+        posted += planned.groups
+        log.info("winners of the %s from %s: to %d group(s)", period, start.date(), planned.groups)
+    return posted
 
 
 def jobs(config: Config) -> list[Job]:

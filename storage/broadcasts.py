@@ -37,6 +37,7 @@ class NewDelivery:
     status: str
     not_before: datetime
     reason: str | None = None
+    outbox_id: int | None = None  # already queued (a direct channel's row)
 
 
 async def create(session: AsyncSession, *, key: str, source: str, slot: datetime, template: str,
@@ -48,6 +49,10 @@ async def create(session: AsyncSession, *, key: str, source: str, slot: datetime
         reason=reason, created_by=created_by, created_at=now, planned_at=now if status == PLANNED else None,
     ).on_conflict_do_nothing(index_elements=[B.c.key]).returning(B.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def exists(session: AsyncSession, key: str) -> bool:
+    return (await session.execute(select(B.c.id).where(B.c.key == key))).first() is not None
 
 
 async def get(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
@@ -81,6 +86,7 @@ async def add_deliveries(session: AsyncSession, broadcast_id: int, rows: Sequenc
         return []
     params = [{"broadcast_id": broadcast_id, "group_id": r.group_id, "channel": r.channel, "text": r.text,
                "status": r.status, "reason": r.reason, "planned_for": slot, "not_before": r.not_before,
+               "outbox_id": r.outbox_id,
                "settled_at": now if r.status == SKIPPED else None} for r in rows]
     # As in the outbox: one multi-row INSERT assigns ids in VALUES order on both databases.
     result = await session.execute(D.insert().returning(D.c.id), params)
