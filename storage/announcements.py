@@ -1,9 +1,9 @@
-"""Announcements made once: a job claims its key in the transaction that queues the messages."""
+"""Things done once (a member's day-N message): the job claims a key in the transaction that
+queues the message, so a restart or a second process never repeats it."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Announcement
@@ -15,14 +15,6 @@ A = Announcement.__table__
 async def claim(session: AsyncSession, key: str, *, now: datetime) -> bool:
     """True for the first caller; False if ``key`` was announced already (by this process
     before a restart, or by another process)."""
-    stmt = insert_for(session, A).values(key=key, messages=0, at=now).on_conflict_do_nothing(index_elements=[A.c.key])
+    stmt = insert_for(session, A).values(key=key, at=now).on_conflict_do_nothing(index_elements=[A.c.key])
     return (await session.execute(stmt.returning(A.c.key))).first() is not None
 
-
-async def made(session: AsyncSession, key: str) -> bool:
-    return await session.get(Announcement, key) is not None
-
-
-async def record(session: AsyncSession, key: str, messages: int) -> None:
-    """How many messages the claimed announcement queued (for operators' reports)."""
-    await session.execute(update(A).where(A.c.key == key).values(messages=messages))

@@ -361,13 +361,12 @@ class PollVote(SQLModel, table=True):
 
 
 class Announcement(SQLModel, table=True):
-    """A job's announcement made once: the key (``winners:week:2026-W47``) is claimed in the same
-    transaction as the messages it queues, so a restart or a second process never repeats it."""
+    """A job's message made once: the key (``sop:入群次日:member:42``) is claimed in the same
+    transaction as the message it queues, so a restart or a second process never repeats it."""
 
     __tablename__ = "announcements"
 
     key: str = Field(max_length=200, primary_key=True)
-    messages: int = Field(default=0)
     at: datetime = _at()
 
 

@@ -21,7 +21,6 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('announcements',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('messages', sa.Integer(), nullable=False),
     sa.Column('at', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
