@@ -4,15 +4,24 @@ separated by commas) shows the number of groups and a preview and waits for "确
 withdraws what has not gone out. ``/grouptag`` tags groups for targeting."""
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
 from sqlalchemy import select
 
+from bot.config import Config
 from bot.context import Context
+from bot.jobs import Job
 from bot.router import Router
+from bot.texts import Texts
 from flows import broadcast_confirm
 from handlers.fanout import render
-from storage import audit, broadcasts, outbox
-from storage.broadcast_models import Broadcast
+from storage import announcements, audit, broadcasts, outbox
+from storage.broadcast_models import Broadcast, Delivery
+from storage.engine import Database
 from storage.models import Group
+
+log = logging.getLogger("siyu.broadcast")
 
 router = Router("broadcast")
 MAX_TEXT = 4000
@@ -33,6 +42,12 @@ def _actor(ctx: Context) -> str:
     return f"{ctx.update.channel}:{ctx.update.sender}"
 
 
+def status_text(texts: Texts, b: Broadcast, counts: dict[str, int]) -> str:
+    parts = [texts("broadcast_count", status=texts(f"delivery_{s}"), count=counts[s]) for s in STATUS_ORDER if counts.get(s)]
+    return texts("broadcast_status", id=b.id, status=texts(f"broadcast_state_{b.status}"), counts="，".join(parts) or "—",
+                 total=sum(counts.values()))
+
+
 async def _status(ctx: Context, broadcast_id: int | None) -> None:
     if broadcast_id is None:
         broadcast_id = (await ctx.session.execute(select(Broadcast.id).where(Broadcast.source == "adhoc")
@@ -41,10 +56,7 @@ async def _status(ctx: Context, broadcast_id: int | None) -> None:
     if b is None:
         ctx.reply(ctx.texts("broadcast_unknown", id=broadcast_id or "—"))
         return
-    counts = await broadcasts.progress(ctx.session, b.id)
-    parts = [ctx.texts("broadcast_count", status=ctx.texts(f"delivery_{s}"), count=counts[s]) for s in STATUS_ORDER if counts[s]]
-    ctx.reply(ctx.texts("broadcast_status", id=b.id, status=ctx.texts(f"broadcast_state_{b.status}"),
-                        counts="，".join(parts) or "—", total=sum(counts.values())))
+    ctx.reply(status_text(ctx.texts, b, await broadcasts.progress(ctx.session, b.id)))
 
 
 @router.command("broadcast", role="operator")
@@ -111,3 +123,31 @@ async def grouptag_command(ctx: Context) -> None:
     await audit.record(ctx.session, actor=_actor(ctx), action=f"grouptag.{action}", result="ok", now=ctx.now,
                        args={"tag": tag, "groups": ids})
     ctx.reply(ctx.texts("grouptag_done", tag=tag, count=len(found), missing=len(ids) - len(found)))
+
+
+REPORT_WITHIN = timedelta(days=7)
+
+
+async def report_finished(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Tell the operator who started a broadcast where it ended, once nothing of it is planned
+    or queued any more (groups awaiting their owner are counted as such). Returns reports sent."""
+    async with db.read() as session:
+        open_ = select(Delivery.id).where(Delivery.broadcast_id == Broadcast.id,
+                                          Delivery.status.in_((broadcasts.PLANNED, broadcasts.QUEUED)))
+        done = list((await session.execute(select(Broadcast).where(
+            Broadcast.source == "adhoc", Broadcast.status == broadcasts.PLANNED, Broadcast.planned_at >= now - REPORT_WITHIN,
+            ~open_.exists()).order_by(Broadcast.id).limit(100))).scalars())
+    sent = 0
+    for b in done:
+        channel, _, operator = b.created_by.partition(":")
+        async with db.transaction() as session:
+            if not await announcements.claim(session, f"broadcast:{b.id}:report", now=now):
+                continue
+            text = texts("broadcast_finished") + status_text(texts, b, await broadcasts.progress(session, b.id))
+            await outbox.enqueue(session, [outbox.Outgoing(channel, text, to=operator)], now=now)
+            sent += 1
+    return sent
+
+
+def jobs(config: Config) -> list[Job]:
+    return [Job("broadcast_reports", report_finished, every_s=30.0)]

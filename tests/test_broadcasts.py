@@ -164,8 +164,12 @@ async def test_progress_counts_follow_the_outbox(make_config: Callable[..., Conf
         await groups(bot, 3)
         await op(bot, "/broadcast all 进度")
         await op(bot, "确认")
-        await bot.app[SWEEPER].run_jobs_once(force=True)
         await bot.deliver()
         async with bot.db.read() as s:
             b = (await s.execute(select(Broadcast.id).where(Broadcast.source == "adhoc"))).scalar_one()
             assert await broadcasts.progress(s, b) == Counter({"delivered": 3})
+        # The operator is told where it ended, once.
+        assert (await bot.app[SWEEPER].run_jobs_once(force=True))["broadcast_reports"] == 1
+        assert (await bot.app[SWEEPER].run_jobs_once(force=True))["broadcast_reports"] == 0
+        told = [m["text"] for m in await bot.outbox(to="op1")]
+        assert told[-1] == f"群发已全部发出或交给群主：群发 #{b}（已开始）共 3 个群：已送达 3"

@@ -92,11 +92,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn(tmp_path: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+def spawn(tmp_path: Path, url: str, port: int, extra: str = "") -> subprocess.Popen[bytes]:
+    """``siyu run`` on ``port``: admins op1, a sandbox sending 100 a second, short leases."""
     (tmp_path / "config.toml").write_text(
         '[operators]\nadmins = ["op1"]\n[sandbox]\nsend_rate_per_s = 100.0\n'
-        '[outbox]\nlease_s = 3.0\nsend_timeout_s = 1.0\n[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n',
-        encoding="utf-8")
+        '[outbox]\nlease_s = 3.0\nsend_timeout_s = 1.0\n[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n'
+        + extra, encoding="utf-8")
     env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": str(tmp_path / "config.toml")}
     return subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -167,3 +168,53 @@ def test_misfire_grace_is_explicit() -> None:
     """The policy is configured, not APScheduler's default of one second."""
     assert Config().scheduler.misfire_grace_s == 3600
     assert timedelta(seconds=Config().scheduler.misfire_grace_s) > timedelta(minutes=1)
+
+
+async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, database_url: str, on_postgres: bool) -> None:
+    if not on_postgres:
+        pytest.skip("two processes share one database on PostgreSQL only")
+    groups = 20
+    engine = create_engine(sync_url(database_url))
+    from storage.migrate import upgrade
+
+    upgrade(database_url)
+    at = (datetime.now(timezone.utc) + timedelta(seconds=15)).replace(microsecond=0)
+    ports = [free_port(), free_port()]
+    procs = []
+    try:
+        for n, port in enumerate(ports):
+            folder = tmp_path / f"p{n}"
+            folder.mkdir()
+            # Both processes know the same playbook: one slot, 15 seconds from now (after the groups exist).
+            procs.append(spawn(folder, database_url, port,
+                               f'[[sop]]\nname = "开场"\ntext = "两个进程，一次开场"\nat = {at.isoformat()}\n'))
+        for port in ports:
+            await ready(f"http://127.0.0.1:{port}")
+        async with aiohttp.ClientSession() as http:
+            for i in range(groups):
+                await http.post(f"http://127.0.0.1:{ports[i % 2]}/sandbox/events",
+                                json={"type": "member_joined", "user": f"m{i}", "chat": f"g{i}"})
+        deadline = time.monotonic() + 30
+        sent: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                sent = dict(conn.execute(select(OutboxMessage.chat, func.count()).where(
+                    OutboxMessage.status == "delivered", OutboxMessage.text == "两个进程，一次开场").group_by(OutboxMessage.chat)).all())
+            if len(sent) == groups:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # anything doubled would land by now
+        with engine.connect() as conn:
+            sent = dict(conn.execute(select(OutboxMessage.chat, func.count()).where(
+                OutboxMessage.text == "两个进程，一次开场").group_by(OutboxMessage.chat)).all())
+            planned = conn.execute(select(func.count()).select_from(Broadcast)).scalar_one()
+        assert len(sent) == groups and set(sent.values()) == {1} and planned == 1
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        engine.dispose()
+

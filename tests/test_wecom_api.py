@@ -305,7 +305,7 @@ async def test_content_and_permission_errors_not_retried(api: WeComAPI, wecom: F
 
 async def test_slow_endpoint_retried_as_network_error_then_fails(make_api: MakeAPI, wecom: FakeWeCom) -> None:
     api = make_api(timeout_s=0.2)
-    await api.call("externalcontact/get_groupmsg_send_result", {"msgid": "m", "userid": "u"})  # a token first
+    await api.call("externalcontact/groupchat/list", {"status_filter": 0, "limit": 10})  # a token first
     wecom.delay(SEND, 1.0)
     with pytest.raises(WeComError) as caught:
         await asyncio.wait_for(api.call(SEND, BODY), 10)
