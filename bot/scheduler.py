@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
+from bot.tasks import cancel
 from bot.config import Config, PlaybookConfig
 from bot.texts import Texts
 from storage.engine import Database, install_sqlite_pragmas, sync_url
@@ -129,13 +130,8 @@ class PlaybookScheduler:
         self._task = asyncio.create_task(self._lead(), name="siyu-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self._resign()
 
     async def _lead(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
 from bot.jobs import Job
+from bot.tasks import cancel, every
 from bot.update import FLOW_DEADLINE, Update
 from storage import flows, points
 
@@ -78,26 +79,14 @@ class DeadlineSweeper:
                 log.exception("job %s failed; trying again in %.0fs", job.name, job.every_s)
         return done
 
+    async def tick(self) -> None:
+        await self.sweep_once()
+        await self.expire_points_once()
+        await self.run_jobs_once()
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="siyu-deadline-sweeper")
+        self._task = every(self.every_s, self.tick, name="sweeper", log=log)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-                await self.expire_points_once()
-                await self.run_jobs_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; trying again in %.0fs", self.every_s)
-            await asyncio.sleep(self.every_s)
+        await cancel(self._task)
+        self._task = None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.clock import Clock
+from bot.tasks import cancel, every
 from bot.config import GroupQuotaConfig
 from storage import broadcasts, outbox
 from storage.engine import Database
@@ -74,23 +75,8 @@ class OwnerTasks:
         return len(recent) < REMINDERS_PER_DAY and spaced
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="siyu-wecom-owner-tasks")
+        self._task = every(POLL_EVERY_S, self.poll_once, name="wecom-owner-tasks", log=log)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("following up owner tasks failed; again in %.0fs", POLL_EVERY_S)
-            await asyncio.sleep(POLL_EVERY_S)
+        await cancel(self._task)
+        self._task = None
