@@ -13,7 +13,7 @@ from bot.channels.sandbox import SandboxChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config, RewardConfig
 from bot.context import Context
-from bot.dispatcher import Dispatcher, RoleResolver
+from bot.dispatcher import Dispatcher
 from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
 from bot.outbox import OutboxWorker
 from bot.router import Router
@@ -22,7 +22,7 @@ from bot.sweeper import DeadlineSweeper
 from flows.engine import Flow
 from flows.runner import FlowEngine
 from bot.texts import Texts
-from storage import rewards
+from storage import rewards, roles
 from storage.engine import Database
 from storage.migrate import upgrade
 
@@ -40,14 +40,9 @@ def build_channels(config: Config, clock: Clock) -> list[Channel]:
     return channels
 
 
-def config_roles(config: Config) -> RoleResolver:
-    """Roles from config: the admins listed in ``[operators] admins``; everyone else a member."""
-    admins = frozenset(config.operators.admins)
-
-    async def role_of(ctx: Context) -> str:
-        return "admin" if ctx.update.sender in admins else "member"
-
-    return role_of
+async def stored_role(ctx: Context) -> str:
+    """The sender's role from the database (``storage.roles``): a change takes effect at once."""
+    return await roles.role_of(ctx.session, ctx.update.channel, ctx.update.sender)
 
 
 def reward_spec(reward: RewardConfig) -> rewards.RewardSpec:
@@ -77,11 +72,12 @@ def create_app(
         db = Database(config.storage.url, echo=config.storage.echo)
         async with db.transaction() as session:
             await rewards.ensure(session, [reward_spec(r) for r in config.rewards], now=clock.now())
+            await roles.seed_admins(session, config.operators.admins, now=clock.now())
         from flows import default_flows
         from handlers import default_jobs, default_middlewares, default_routers
 
         dispatcher = Dispatcher(
-            db, clock=clock, texts=Texts(config.texts), config=config, role_of=config_roles(config),
+            db, clock=clock, texts=Texts(config.texts), config=config, role_of=stored_role,
             lanes=config.storage.write_lanes,
         )
         dispatcher.include_routers(routers if routers is not None else default_routers(config))

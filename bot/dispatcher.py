@@ -35,7 +35,7 @@ from bot.context import Context
 from bot.locks import KeyedLocks
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
 from bot.roles import has_role
-from bot.router import Command, Route, Router
+from bot.router import Command, Route, Router, UsageError
 from bot.texts import Texts
 from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
@@ -239,8 +239,9 @@ class Dispatcher:
 
     async def _route(self, ctx: Context) -> None:
         update = ctx.update
-        ctx.role = await self.role_of(ctx)
         if update.is_command:
+            # Only commands need the sender's role (one read): a chat message does not pay for it.
+            ctx.role = await self.role_of(ctx)
             await self._run_command(ctx)
             return
         if update.event == FLOW_DEADLINE:
@@ -272,6 +273,15 @@ class Dispatcher:
             ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_{cmd.role}")))
             await audit_command(ctx, cmd, "refused")
             return
-        await cmd.handler(ctx)
+        queued = len(ctx.outgoing)
+        try:
+            async with ctx.session.begin_nested():  # a usage error undoes what the handler did
+                await cmd.handler(ctx)
+        except UsageError as exc:
+            del ctx.outgoing[queued:]
+            usage = cmd.usage or f"/{cmd.name}"
+            ctx.reply(ctx.texts("command_usage", problem=exc.problem, usage=usage))
+            await audit_command(ctx, cmd, "usage")
+            return
         if cmd.role != "member":
             await audit_command(ctx, cmd, "ok")

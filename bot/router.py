@@ -29,13 +29,23 @@ from bot.update import Update
 Handler = Callable[[Context], Awaitable[None]]
 
 
+class UsageError(Exception):
+    """A command's arguments are wrong: ``problem`` says how (shown to the sender with the
+    command's usage). Whatever the handler changed before raising is undone."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
     handler: Handler
     role: str
-    description: str
+    description: str  # the docstring's first line: the command's /help entry
     aliases: tuple[str, ...] = ()
+    usage: str = ""  # the docstring's other lines: shown by /help <命令> and on wrong arguments
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,9 @@ class Router:
 
         def register(handler: Handler) -> Handler:
             _check_handler(handler)
-            doc = inspect.getdoc(handler) or ""
-            self.commands.append(Command(name, handler, role, doc.splitlines()[0] if doc else "", aliases))
+            lines = (inspect.getdoc(handler) or "").splitlines()
+            self.commands.append(Command(name, handler, role, lines[0] if lines else "", aliases,
+                                         "\n".join(line for line in lines[1:] if line.strip())))
             return handler
 
         return register

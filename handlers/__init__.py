@@ -12,14 +12,15 @@ from bot.router import Router
 
 def default_routers(config: Config | None = None) -> list[Router]:
     """The built-in routers in routing order (fallback last)."""
-    from handlers import (broadcast, checkin, fallback, help, koc, leaderboard, lifecycle, points, redemption, tasks,
-                          votes, welcome)
+    from handlers import (broadcast, catalog_admin, checkin, fallback, help, koc, koc_review, leaderboard, lifecycle,
+                          operators, points, redemption, tasks, votes, welcome)
 
     config = config or Config()
     routers = [help.router, welcome.router]
     if config.checkin.enabled:
         routers.append(checkin.router(config))
-    routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router, broadcast.router]
+    routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router, broadcast.router,
+                operators.router, koc_review.router, catalog_admin.router]
     if config.tasks:
         routers.append(tasks.router(config))
     if config.koc.enabled:

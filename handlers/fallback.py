@@ -14,4 +14,5 @@ router = Router("fallback")
 
 @router.fallback(filters.private)
 async def fallback(ctx: Context) -> None:
+    ctx.role = await ctx.dispatcher.role_of(ctx)  # the commands listed are the sender's
     ctx.reply(ctx.texts("fallback", name=ctx.display_name, commands=command_list(ctx)))

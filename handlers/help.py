@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bot.context import Context
+from bot.roles import has_role
 from bot.router import Router
 
 router = Router("help")
@@ -16,5 +17,15 @@ def command_list(ctx: Context) -> str:
 
 @router.command("help", aliases=("帮助",))
 async def help_command(ctx: Context) -> None:
-    """查看你可以使用的命令"""
-    ctx.reply(ctx.texts("help_header") + "\n" + command_list(ctx))
+    """查看你可以使用的命令；/help <命令> 查看它的用法
+    /help [命令]"""
+    name = ctx.args.strip().lstrip("/").lower()
+    if not name:
+        ctx.reply(ctx.texts("help_header") + "\n" + command_list(ctx))
+        return
+    cmd = ctx.dispatcher.commands.get(name)
+    if cmd is None or not has_role(ctx.role, cmd.role):
+        ctx.reply(ctx.texts("unknown_command", command=name[:32]))
+        return
+    ctx.reply(ctx.texts("help_command", command=cmd.name, description=cmd.description,
+                        usage=cmd.usage or f"/{cmd.name}", role=ctx.texts(f"role_{cmd.role}")))

@@ -51,12 +51,15 @@ def slot_key(playbook: PlaybookConfig, slot: datetime) -> str:
 
 async def plan_slot(db: Database, config: Config, texts: Texts, playbook: PlaybookConfig, slot: datetime, *,
                     now: datetime) -> fanout.Planned | None:
-    """Plan one slot (once): None if it was planned (or recorded missed) before."""
+    """Plan one slot (once): None if it was planned (or recorded missed) before. A paused
+    playbook's slot is recorded as cancelled: resuming does not send it late."""
     async with db.transaction() as session:
+        paused = playbook.name in await broadcasts.paused(session)
         broadcast_id = await broadcasts.create(
             session, key=slot_key(playbook, slot), source="sop", playbook=playbook.name, slot=slot,
-            template=playbook.text, target=playbook.target(), status=broadcasts.PLANNED, created_by=SYSTEM, now=now)
-        if broadcast_id is None:
+            template=playbook.text, target=playbook.target(), status=broadcasts.CANCELLED if paused else broadcasts.PLANNED,
+            created_by=SYSTEM, now=now, reason="paused by an operator (/sop pause)" if paused else None)
+        if broadcast_id is None or paused:
             return None
         planned = await fanout.plan(session, config, texts, broadcast_id, now=now)
     log.info("playbook %s, slot %s: %d group(s), %d queued, %d for owners, %d skipped", playbook.name,

@@ -84,3 +84,14 @@ class SchedulerJob(SQLModel, table=True):
     id: str = Field(sa_column=Column(Unicode(191), primary_key=True))
     next_run_time: Optional[float] = Field(default=None, sa_column=Column(Float(25), index=True))
     job_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PlaybookState(SQLModel, table=True):
+    """An operator paused a playbook (``/sop pause``): its slots are recorded, not sent."""
+
+    __tablename__ = "playbook_states"
+
+    name: str = Field(max_length=64, primary_key=True)
+    paused: bool = Field(default=False)
+    changed_by: str = Field(max_length=160)
+    changed_at: datetime = _at()

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.broadcast_models import Broadcast, Delivery, GroupTag
+from storage.broadcast_models import Broadcast, Delivery, GroupTag, PlaybookState
 from storage.models import Group
 from storage.upsert import insert_for
 
@@ -196,3 +196,20 @@ async def tag_groups(session: AsyncSession, group_ids: Sequence[int], tags: Sequ
 
 async def groups_by_id(session: AsyncSession, ids: Sequence[int]) -> list[Group]:
     return list((await session.execute(select(Group).where(Group.id.in_(list(ids))))).scalars())
+
+
+async def paused(session: AsyncSession) -> set[str]:
+    """The playbooks operators paused."""
+    return set((await session.execute(select(PlaybookState.name).where(PlaybookState.paused.is_(True)))).scalars())
+
+
+async def set_paused(session: AsyncSession, name: str, value: bool, *, by: str, now: datetime) -> None:
+    P = PlaybookState.__table__
+    stmt = insert_for(session, P).values(name=name, paused=value, changed_by=by, changed_at=now)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[P.c.name],
+                                                     set_={"paused": value, "changed_by": by, "changed_at": now}))
+
+
+async def recent(session: AsyncSession, playbook: str, *, limit: int = 3) -> list[Broadcast]:
+    return list((await session.execute(select(Broadcast).where(Broadcast.playbook == playbook)
+                                       .order_by(Broadcast.slot.desc()).limit(limit))).scalars())

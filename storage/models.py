@@ -384,3 +384,16 @@ class TaskCheckin(SQLModel, table=True):
     status: str = Field(default="credited", max_length=16)  # credited | pending | rejected
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     at: datetime = _at()
+
+
+class OperatorRole(SQLModel, table=True):
+    """A role (viewer, operator, admin) held by someone as a channel knows them; channel ``*``:
+    on every channel (the admins seeded from ``[operators] admins``)."""
+
+    __tablename__ = "operator_roles"
+
+    channel: str = Field(max_length=32, primary_key=True)
+    external_id: str = Field(max_length=128, primary_key=True)
+    role: str = Field(max_length=16)
+    granted_by: str = Field(max_length=160)
+    granted_at: datetime = _at()

@@ -200,3 +200,15 @@ async def cancel(session: AsyncSession, redemption_id: int, *, now: datetime) ->
     await points.credit(session, row.member_id, row.cost, key=f"refund:{redemption_id}", reason="兑换取消退回",
                         now=now, kind=points.REFUND)
     return True
+
+
+async def restock(session: AsyncSession, reward_id: int, change: int) -> bool:
+    """Add (or, negative, take away) units of stock; False if that would go below zero."""
+    done = await session.execute(update(R).where(R.c.id == reward_id, R.c.stock + change >= 0)
+                                 .values(stock=R.c.stock + change))
+    return done.rowcount == 1
+
+
+async def disable(session: AsyncSession, reward_id: int) -> None:
+    """Take the reward off the catalog; redemptions made stay as they are."""
+    await session.execute(update(R).where(R.c.id == reward_id).values(active=False))

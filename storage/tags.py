@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import MemberTag
@@ -23,3 +23,7 @@ async def add(session: AsyncSession, member_id: int, tags: Iterable[str], *, sou
 async def of_member(session: AsyncSession, member_id: int) -> list[str]:
     rows = await session.execute(select(T.c.tag).where(T.c.member_id == member_id).order_by(T.c.created_at, T.c.tag))
     return [r.tag for r in rows]
+
+
+async def remove(session: AsyncSession, member_id: int, tags: Iterable[str]) -> None:
+    await session.execute(delete(T).where(T.c.member_id == member_id, T.c.tag.in_(list(tags))))

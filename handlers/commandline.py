@@ -1,0 +1,114 @@
+"""Parsing an operator's command like a CLI: quoted arguments, ``key=value`` options, member and
+group references by id or name. A handler that finds its arguments wrong raises ``UsageError``
+and the dispatcher answers with the problem and the command's usage (its docstring).
+
+    @router.command("points", role="operator")
+    async def points_command(ctx: Context) -> None:
+        \"\"\"发放或扣除积分
+        /points grant <用户> <数量> <原因>
+        /points deduct <用户> <数量> <原因>\"\"\"
+        args = parse(ctx.args)
+        action = args.choice(0, "动作", ("grant", "deduct"))
+        member = await find_member(ctx, args.word(1, "用户"))
+        amount = args.number(2, "数量", low=1, high=1_000_000)
+"""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+
+from bot.context import Context
+from bot.router import UsageError
+from storage.models import Group, Member
+
+__all__ = ["Args", "UsageError", "find_group", "find_member", "parse"]
+MAX_WORD = 500
+
+
+@dataclass
+class Args:
+    words: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+
+    def word(self, index: int, name: str) -> str:
+        if index >= len(self.words):
+            raise UsageError(f"缺少{name}")
+        return self.words[index]
+
+    def rest(self, index: int, name: str) -> str:
+        """Every word from ``index`` on, joined by spaces (a reason, a text)."""
+        if index >= len(self.words):
+            raise UsageError(f"缺少{name}")
+        return " ".join(self.words[index:])
+
+    def number(self, index: int, name: str, *, low: int, high: int) -> int:
+        value = self.word(index, name)
+        if not value.lstrip("-").isdigit() or not low <= int(value) <= high:
+            raise UsageError(f"{name}要是 {low} 到 {high} 之间的整数，不是「{value[:32]}」")
+        return int(value)
+
+    def choice(self, index: int, name: str, choices: Sequence[str]) -> str:
+        value = self.word(index, name)
+        if value not in choices:
+            raise UsageError(f"{name}要是 {' / '.join(choices)} 之一，不是「{value[:32]}」")
+        return value
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return self.options.get(key, default)
+
+    def no_more_than(self, count: int) -> None:
+        if len(self.words) > count:
+            raise UsageError(f"多了参数「{self.words[count][:32]}」（有空格的参数请用引号括起来）")
+
+
+def parse(text: str, *, options: Sequence[str] = ()) -> Args:
+    """Split like a shell (quotes group words); ``key=value`` words whose key is in ``options``
+    become options."""
+    try:
+        words = shlex.split(text.replace("“", '"').replace("”", '"'))
+    except ValueError:
+        raise UsageError("引号不成对") from None
+    args = Args()
+    for word in words:
+        if len(word) > MAX_WORD:
+            raise UsageError(f"参数太长（最多 {MAX_WORD} 个字）")
+        key, eq, value = word.partition("=")
+        if eq and key in options:
+            args.options[key] = value
+        else:
+            args.words.append(word)
+    return args
+
+
+async def find_member(ctx: Context, ref: str) -> Member:
+    """A member by the id their channel knows them by, by ``#<number>`` (siyu's own id) or by
+    name; UsageError if none or several match."""
+    if ref.startswith("#") and ref[1:].isdigit():
+        found = [m for m in [await ctx.session.get(Member, int(ref[1:]))] if m is not None]
+    else:
+        found = list((await ctx.session.execute(select(Member).where(
+            or_(Member.external_id == ref, Member.name == ref)).order_by(Member.id).limit(5))).scalars())
+        exact = [m for m in found if m.external_id == ref]
+        found = exact or found
+    if not found:
+        raise UsageError(f"没有找到用户「{ref[:32]}」")
+    if len(found) > 1:
+        listed = "、".join(f"#{m.id} {m.external_id}" for m in found)
+        raise UsageError(f"「{ref[:32]}」对应多个用户：{listed}，请用 # 加编号指定")
+    return found[0]
+
+
+async def find_group(ctx: Context, ref: str) -> Group:
+    """A group by its id on its channel or by name; UsageError if none or several match."""
+    found = list((await ctx.session.execute(select(Group).where(
+        or_(Group.external_id == ref, Group.name == ref)).order_by(Group.id).limit(5))).scalars())
+    exact = [g for g in found if g.external_id == ref]
+    found = exact or found
+    if not found:
+        raise UsageError(f"没有找到群「{ref[:32]}」")
+    if len(found) > 1:
+        raise UsageError(f"「{ref[:32]}」对应多个群：{'、'.join(g.external_id for g in found)}")
+    return found[0]

@@ -1,0 +1,45 @@
+"""Operators' roles, stored so that a grant or a revocation takes effect at the next command."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OperatorRole
+from storage.upsert import insert_for
+
+T = OperatorRole.__table__
+ANY_CHANNEL = "*"
+ORDER = ("member", "viewer", "operator", "admin")
+
+
+async def role_of(session: AsyncSession, channel: str, external_id: str) -> str:
+    """The strongest role held on ``channel`` or on every channel; ``member`` if none."""
+    held = (await session.execute(select(T.c.role).where(
+        T.c.external_id == external_id, T.c.channel.in_((channel, ANY_CHANNEL))))).scalars().all()
+    return max(held, key=ORDER.index, default="member")
+
+
+async def grant(session: AsyncSession, channel: str, external_id: str, role: str, *, by: str, now: datetime) -> None:
+    stmt = insert_for(session, T).values(channel=channel, external_id=external_id, role=role, granted_by=by, granted_at=now)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.channel, T.c.external_id],
+                                                     set_={"role": role, "granted_by": by, "granted_at": now}))
+
+
+async def revoke(session: AsyncSession, channel: str, external_id: str) -> int:
+    """Remove the person's roles on ``channel`` and on every channel; how many were removed."""
+    done = await session.execute(delete(T).where(T.c.external_id == external_id,
+                                                 T.c.channel.in_((channel, ANY_CHANNEL))))
+    return done.rowcount
+
+
+async def all_roles(session: AsyncSession) -> list[OperatorRole]:
+    return list((await session.execute(select(OperatorRole).order_by(OperatorRole.granted_at))).scalars())
+
+
+async def seed_admins(session: AsyncSession, admins: Iterable[str], *, now: datetime) -> None:
+    """The config's admins hold admin on every channel (again at every start)."""
+    for external_id in admins:
+        await grant(session, ANY_CHANNEL, external_id, "admin", by="config", now=now)
