@@ -185,7 +185,9 @@ class PlaybookScheduler:
         zone, settings = self.config.checkin.timezone, self.config.scheduler
         engine = create_engine(sync_url(self.config.storage.url))
         if engine.dialect.name == "sqlite":
-            install_sqlite_pragmas(engine, immediate=False)
+            # BEGIN IMMEDIATE: the store reads then writes in one transaction, and a deferred
+            # one would fail at once ("database is locked") rather than wait for siyu's writer.
+            install_sqlite_pragmas(engine, immediate=True)
         scheduler = _ThreadedScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine)}, executors={"default": _LoopExecutor()},
             job_defaults={"coalesce": True, "misfire_grace_time": settings.misfire_grace_s, "max_instances": 1},

@@ -46,7 +46,7 @@ class Args:
 
     def number(self, index: int, name: str, *, low: int, high: int) -> int:
         value = self.word(index, name)
-        if not value.lstrip("-").isdigit() or not low <= int(value) <= high:
+        if not value.lstrip("+-").isdigit() or value[1:].startswith(("+", "-")) or not low <= int(value) <= high:
             raise UsageError(f"{name}要是 {low} 到 {high} 之间的整数，不是「{value[:32]}」")
         return int(value)
 
