@@ -90,6 +90,27 @@ class WecomConfig(Section):
         return self
 
 
+class ApiToken(Section):
+    # A bearer token for the REST API: at least 24 characters (a secret: keep it out of git).
+    token: str = Field(min_length=24, max_length=256)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    # Who uses it, as the audit trail names them (api:<name>).
+    name: str = Field("api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class ApiConfig(Section):
+    """The REST API under /api/ (for the brand's CRM and other systems)."""
+
+    enabled: bool = True
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "ApiConfig":
+        if len({t.token for t in self.tokens}) != len(self.tokens):
+            raise ValueError("api tokens must be distinct")
+        return self
+
+
 class OperatorsConfig(Section):
     # Member ids (as their channel knows them) who are admins from the start.
     admins: list[str] = Field(default_factory=list)
@@ -209,6 +230,7 @@ class Config(Section):
     sandbox: SandboxConfig = SandboxConfig()
     wecom: WecomConfig = WecomConfig()
     operators: OperatorsConfig = OperatorsConfig()
+    api: ApiConfig = ApiConfig()
     outbox: OutboxConfig = OutboxConfig()
     onboarding: OnboardingConfig = OnboardingConfig()
     koc: KocConfig = KocConfig()

@@ -191,19 +191,21 @@ class PlaybookScheduler:
         scheduler = _ThreadedScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine)}, executors={"default": _LoopExecutor()},
             job_defaults={"coalesce": True, "misfire_grace_time": settings.misfire_grace_s, "max_instances": 1},
-            timezone=zone,
+            timezone=zone, event_loop=asyncio.get_running_loop(),
         )
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
-        await asyncio.to_thread(self._sync_jobs, scheduler)
-        scheduler.start()
+        # Starting writes the jobs to the store: in a thread too. On the loop, a write waiting
+        # for SQLite's lock would stall the very transaction that holds it.
+        await asyncio.to_thread(self._start, scheduler)
         self._scheduler = scheduler
         log.info("this process runs the scheduler: %d playbook(s)", len(self.config.sop))
         # Slots that passed while no process led: caught up within the grace time, else
         # recorded as missed. Unique keys make this and APScheduler's own misfire run agree.
         await sop.catch_up(self.db, self.config, self.texts, self.clock.now())
 
-    def _sync_jobs(self, scheduler: _ThreadedScheduler) -> None:
-        """Make the stored jobs the config's playbooks (runs before the scheduler starts)."""
+    def _start(self, scheduler: _ThreadedScheduler) -> None:
+        """Make the stored jobs the config's playbooks and start (in a thread: it is all
+        job-store I/O)."""
         zone = self.config.checkin.timezone
         wanted: set[str] = set()
         for playbook in self.config.sop:
@@ -220,9 +222,10 @@ class PlaybookScheduler:
             wanted.add("sop:relative")
             scheduler.add_job(plan_relative_playbooks, IntervalTrigger(seconds=RELATIVE_EVERY_S), id="sop:relative",
                               replace_existing=True)
+        scheduler.start()
         for job in scheduler.get_jobs():
             if job.id not in wanted:
-                job.remove()
+                job.remove()  # a playbook the config no longer has
 
     def _missed(self, event: JobExecutionEvent) -> None:
         """APScheduler skipped a run past the grace time: record and report it (on the loop)."""

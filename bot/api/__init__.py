@@ -1,0 +1,30 @@
+"""The REST API: JSON under /api/ for the brand's CRM and other systems, documented by the
+OpenAPI file it serves at /api/openapi.json.
+
+Bearer tokens come from ``[api] tokens``, each with a role; endpoints need a role as chat
+commands do (viewer reads, operator changes, admin reads the audit trail). Errors are
+``{"error": {"code", "message"}}``: 401 without a valid token, 403 for a role too low, 400 for
+a body that is not JSON, 422 for one that breaks the schema, 404 and 409 as they fit; nothing a
+client sends causes a 5xx. Members are addressed by the id their channel knows them by.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.api import catalog, community, members
+from bot.api.base import api_errors
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.middlewares.append(api_errors)
+    app.router.add_get("/api/openapi.json", openapi)
+    for module in (members, catalog, community):
+        module.add_routes(app.router)

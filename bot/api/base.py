@@ -1,0 +1,167 @@
+"""What every API endpoint shares: the token's role, JSON errors with a code, reading a body."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from bot.appkeys import CONFIG, DB, DISPATCHER
+from bot.config import ApiToken
+from bot.context import Context
+from bot.http import BadRequest, dumps, read_body
+from bot.roles import has_role
+from bot.update import Update
+from storage import audit, outbox
+
+log = logging.getLogger("siyu.api")
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TOKEN = web.RequestKey("api_token", ApiToken)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; a string or a boolean is not one.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request body, as JSON Schema means it.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, dumps=dumps)
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "too_large", 422: "invalid"}
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under /api/: every error a client can cause is JSON with a code and a message."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error(exc.status, exc.code, exc.message)
+    except BadRequest as exc:
+        return error(exc.status, CODES.get(exc.status, "bad_request"), exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        answer = error(exc.status, CODES.get(exc.status, "error"), exc.reason or "error")
+        if "Allow" in exc.headers:  # a 405 names the methods there are (RFC 9110)
+            answer.headers["Allow"] = exc.headers["Allow"]
+        return answer
+    except Exception:
+        log.exception("API error on %s %s", request.method, request.path)
+        return error(500, "internal", "internal error; the operator can find it in the log")
+
+
+def token_of(request: web.Request) -> ApiToken:
+    config = request.app[CONFIG]
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not config.api.enabled or scheme.lower() != "bearer" or not given:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> with a token from [api] tokens")
+    # Compare with every token in constant time: no early exit tells how much matched.
+    found = [t for t in config.api.tokens if hmac.compare_digest(t.token.encode(), given.strip().encode())]
+    if not found:
+        raise ApiError(401, "unauthorized", "unknown token")
+    return found[0]
+
+
+def require(role: str, *, query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    """The endpoint needs a token of ``role`` or above, and takes only the ``query`` parameters
+    named (an unknown one is a 400, not silently ignored)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            token = token_of(request)
+            if not has_role(token.role, role):
+                raise ApiError(403, "forbidden", f"this needs a token with the {role} role; yours is {token.role}")
+            unknown = sorted(set(request.query) - set(query))
+            if unknown:
+                raise ApiError(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
+            request[TOKEN] = token
+            return await handler(request)
+
+        checked.__name__ = handler.__name__
+        checked.__doc__ = handler.__doc__
+        return checked
+
+    return wrap
+
+
+async def body(request: web.Request, model: type[M]) -> M:
+    raw = await read_body(request)
+    try:
+        data: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid", "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise ApiError(422, "invalid", problems) from None
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_request", f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def path_int(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise ApiError(404, "not_found", f"no such {name}")
+    return int(raw)
+
+
+def actor(request: web.Request) -> str:
+    return f"api:{request[TOKEN].name}"
+
+
+@asynccontextmanager
+async def acting(request: web.Request, action: str, args: dict[str, Any]) -> AsyncIterator[Context]:
+    """A transaction with a Context for the token's holder (to reuse what chat commands do);
+    the change is audited and what it queued for members goes to the outbox with it."""
+    dispatcher = request.app[DISPATCHER]
+    now = dispatcher.clock.now()
+    token = request[TOKEN]
+    async with request.app[DB].transaction() as session:
+        ctx = Context(update=Update(channel="api", key=f"api:{token.name}:{now.isoformat()}:{id(request)}",
+                                    sender=token.name, at=now),
+                      session=session, now=now, texts=dispatcher.texts, dispatcher=dispatcher, role=token.role)
+        yield ctx
+        await audit.record(session, actor=actor(request), action=action, result="ok", now=now, args=args)
+        await outbox.enqueue(session, ctx.outgoing, now=now)

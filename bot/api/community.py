@@ -1,0 +1,77 @@
+"""/api/groups, /api/broadcasts, /api/audit."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+from sqlalchemy import select
+
+from bot.api.base import ApiError, Body, acting, body, int_param, ok, path_int, require
+from bot.appkeys import DB
+from handlers import fanout
+from handlers.broadcast import parse_target
+from storage import audit, broadcasts
+from storage.models import Group
+
+
+@require("viewer", query=("limit", "offset"))
+async def list_groups(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 100, 1, 1000)
+    offset = int_param(request, "offset", 0, 0, 10_000_000)
+    async with request.app[DB].read() as session:
+        found = (await session.execute(select(Group).order_by(Group.id).limit(limit).offset(offset))).scalars()
+        return ok({"groups": [{"id": g.external_id, "channel": g.channel, "name": g.name, "status": g.status,
+                               "owner": g.owner, "messages": g.message_count} for g in found]})
+
+
+class NewBroadcast(Body):
+    target: str = Field(min_length=1, max_length=2000)  # all, tag:<标签>, or group ids separated by commas
+    text: str = Field(min_length=1, max_length=4000)
+
+
+async def _status(session: Any, broadcast_id: int) -> dict[str, Any]:
+    b = await broadcasts.get(session, broadcast_id)
+    if b is None:
+        raise ApiError(404, "not_found", f"no broadcast {broadcast_id}")
+    return {"id": b.id, "status": b.status, "source": b.source, "slot": b.slot.isoformat(), "reason": b.reason,
+            "deliveries": dict(await broadcasts.progress(session, b.id))}
+
+
+@require("operator")
+async def create_broadcast(request: web.Request) -> web.Response:
+    """Sent at once (within quiet hours and caps): the API call is the confirmation."""
+    new = await body(request, NewBroadcast)
+    target = parse_target(new.target)
+    async with acting(request, "api.broadcast", new.model_dump()) as ctx:
+        if target is None or not await broadcasts.targets(ctx.session, target):
+            raise ApiError(404, "no_groups", f"no group matches {new.target[:64]!r} (all, tag:<标签> or group ids "
+                                             "separated by commas)")
+        broadcast_id = await broadcasts.create(
+            ctx.session, key=ctx.update.key, source="adhoc", slot=ctx.now, template=new.text, target=target,
+            status=broadcasts.PLANNED, created_by=f"api:{ctx.update.sender}", now=ctx.now)
+        assert broadcast_id is not None
+        await fanout.plan(ctx.session, ctx.config, ctx.texts, broadcast_id, now=ctx.now)
+        return ok(await _status(ctx.session, broadcast_id), status=201)
+
+
+@require("viewer")
+async def get_broadcast(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        return ok(await _status(session, path_int(request, "broadcast")))
+
+
+@require("admin", query=("limit",))
+async def list_audit(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 50, 1, 1000)
+    async with request.app[DB].read() as session:
+        entries = await audit.latest(session, limit=limit)
+        return ok({"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                                "args": e.args, "result": e.result} for e in entries]})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/groups", list_groups)
+    router.add_post("/api/broadcasts", create_broadcast)
+    router.add_get("/api/broadcasts/{broadcast}", get_broadcast)
+    router.add_get("/api/audit", list_audit)
