@@ -23,7 +23,7 @@ from bot.sweeper import DeadlineSweeper
 from flows.engine import Flow
 from flows.runner import FlowEngine
 from bot.texts import Texts
-from storage import rewards, roles
+from storage import rewards, roles, task_definitions
 from storage.engine import Database
 from storage.migrate import upgrade
 
@@ -76,6 +76,7 @@ def create_app(
         async with db.transaction() as session:
             await rewards.ensure(session, [reward_spec(r) for r in config.rewards], now=clock.now())
             await roles.seed_admins(session, config.operators.admins, now=clock.now())
+            await task_definitions.ensure(session, [t.model_dump() for t in config.tasks])
         from flows import default_flows
         from handlers import default_jobs, default_middlewares, default_routers
 

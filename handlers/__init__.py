@@ -21,8 +21,7 @@ def default_routers(config: Config | None = None) -> list[Router]:
         routers.append(checkin.router(config))
     routers += [points.router, leaderboard.router, redemption.router, votes.router, lifecycle.router, broadcast.router,
                 operators.router, koc_review.router, catalog_admin.router]
-    if config.tasks:
-        routers.append(tasks.router(config))
+    routers.append(tasks.router(config))
     if config.koc.enabled:
         routers.append(koc.router(config))
     return [*routers, fallback.router]

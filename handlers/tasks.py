@@ -1,15 +1,19 @@
 """Task check-ins (打卡): "打卡 <任务或编号> [证明]" in a group or one-to-one ("打卡" alone lists
 the tasks with numbers), with caps per day, week and month, proof, operator approval, pending
-days and KOC-type tasks from ``[[tasks]]``."""
+days and KOC-type tasks, from ``[[tasks]]`` and operators' ``/task add``."""
 from __future__ import annotations
+
+from pydantic import ValidationError
 
 from bot import filters
 from bot.config import Config, TaskConfig
 from bot.context import Context
 from bot.router import Router
 from handlers import periods
+from handlers.commandline import UsageError, parse
 from handlers.earning import Credit, celebrate, earn, over_cap
-from storage import community, tasks
+from storage import community, task_definitions, tasks
+from storage.models import TaskDefinition
 
 KEYWORD = "打卡"
 
@@ -52,25 +56,75 @@ def done_text(ctx: Context, task: TaskConfig, balance: int, pending: int) -> str
     return ctx.texts("task_done", task=task.name, points=task.points, balance=balance)
 
 
+def as_config(task: TaskDefinition) -> TaskConfig:
+    return TaskConfig.model_validate({k: getattr(task, k) for k in ("name", *task_definitions.RULES)})
+
+
+async def current(ctx: Context) -> list[TaskConfig]:
+    """The active tasks, in menu order (the config's, then operators')."""
+    return [as_config(t) for t in await task_definitions.active(ctx.session)]
+
+
 def router(config: Config) -> Router:
     r = Router("tasks")
-    by_name = {t.name: t for t in config.tasks}
 
     @r.message(filters.StartsWith(KEYWORD))
     async def task_checkin(ctx: Context) -> None:
         words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
         name = words[0] if words else ""
+        tasks_now = await current(ctx)
         if not name:
             ctx.reply(ctx.texts("task_menu", tasks="\n".join(
-                ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(config.tasks, 1))))
+                ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))
+                or "—"))
             return
         # By name, or by its number in the menu ("打卡 1").
-        task = by_name.get(name) or (config.tasks[int(name) - 1] if name.isdigit() and 0 < int(name) <= len(config.tasks)
+        by_name = {t.name: t for t in tasks_now}
+        task = by_name.get(name) or (tasks_now[int(name) - 1] if name.isdigit() and 0 < int(name) <= len(tasks_now)
                                      else None)
         if task is None:
-            ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
+            if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
+                ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
             return
         await check_in(ctx, task, words[1].strip() if len(words) > 1 else None)
+
+    @r.command("task", role="operator")
+    async def task_command(ctx: Context) -> None:
+        """管理打卡任务
+        /task list
+        /task add <名称> <积分> [day=每天上限] [week=每周上限] [month=每月上限] [proof=yes] [approval=yes] [pending=待生效天数] [koc=分享官,内容官]
+        /task disable <名称>"""
+        args = parse(ctx.args, options=("day", "week", "month", "proof", "approval", "pending", "koc"))
+        action = args.choice(0, "动作", ("list", "add", "disable"))
+        if action == "list":
+            rows = await task_definitions.every(ctx.session)
+            ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
+                                          month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
+                                          source=t.source) for t in rows) or "—")
+            return
+        name = args.word(1, "名称")
+        if action == "disable":
+            if not await task_definitions.disable(ctx.session, name):
+                raise UsageError(f"没有进行中的任务「{name[:32]}」")
+            ctx.reply(ctx.texts("task_disabled", task=name))
+            return
+        spec = {"name": name, "points": args.number(2, "积分", low=1, high=1_000_000)}
+        for key, field in (("day", "per_day"), ("week", "per_week"), ("month", "per_month"), ("pending", "pending_days")):
+            value = args.option(key)
+            if value is not None:
+                if not value.isdigit():
+                    raise UsageError(f"{key} 要是整数")
+                spec[field] = int(value)
+        spec |= {"proof": args.option("proof") in ("yes", "true", "1"),
+                 "approval": args.option("approval") in ("yes", "true", "1"),
+                 "koc_types": [k for k in (args.option("koc") or "").split(",") if k]}
+        try:
+            task = TaskConfig.model_validate(spec)
+        except ValidationError as exc:
+            raise UsageError("；".join(str(e["msg"]) for e in exc.errors())) from None
+        if not await task_definitions.add(ctx.session, task.model_dump(), by=f"{ctx.update.channel}:{ctx.update.sender}"):
+            raise UsageError(f"已经有进行中的任务「{name[:32]}」")
+        ctx.reply(ctx.texts("task_added", task=task.name, points=task.points))
 
     return r
 
@@ -88,7 +142,8 @@ async def review(ctx: Context, checkin_id: int, *, approve: bool) -> bool:
     if settled is None:
         return False
     if approve:
-        task = next((t for t in ctx.config.tasks if t.name == settled.task), None)
+        row = await ctx.session.get(TaskDefinition, settled.task)
+        task = as_config(row) if row is not None else None
         earned = await earn(ctx, [Credit(settled.points, f"task-credit:{settled.id}", f"打卡 {settled.task}")],
                             member_id=settled.member_id, issuer=actor,
                             pending_days=task.pending_days if task is not None else 0)

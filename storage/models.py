@@ -397,3 +397,23 @@ class OperatorRole(SQLModel, table=True):
     role: str = Field(max_length=16)
     granted_by: str = Field(max_length=160)
     granted_at: datetime = _at()
+
+
+class TaskDefinition(SQLModel, table=True):
+    """A task members check in to (打卡): from ``[[tasks]]`` (its rules follow the config at
+    every start) or added by an operator (``/task add``)."""
+
+    __tablename__ = "task_definitions"
+
+    name: str = Field(max_length=64, primary_key=True)
+    position: int = Field(default=0)  # the order of the menu
+    points: int
+    per_day: int = Field(default=1)
+    per_week: int = Field(default=0)
+    per_month: int = Field(default=0)
+    proof: bool = Field(default=False)
+    approval: bool = Field(default=False)
+    pending_days: int = Field(default=0)
+    koc_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = Field(default=True)
+    source: str = Field(default="config", max_length=160)  # config, or the operator who added it

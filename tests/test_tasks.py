@@ -70,7 +70,8 @@ async def test_koc_only_tasks_and_unknown_tasks(bot: SandboxClient) -> None:
         member = (await s.execute(select(Member).where(Member.external_id == "u1"))).scalar_one()
         await community.set_attributes(s, member.id, {"koc_type": "体验官"})
     assert "+300 积分" in await say(bot, "打卡 写测评 很好用")
-    unknown = await say(bot, "打卡 跳舞")
+    assert await bot.say("u1", "打卡 跳舞", chat="g1") == []  # in a group: chat, not a mistake to answer
+    unknown = (await bot.say("u1", "打卡 跳舞"))[0]["text"]
     assert "没有「跳舞」这个任务" in unknown and "转发品牌文章" in unknown
 
 
@@ -84,4 +85,19 @@ async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
     menu = await say(bot, "打卡")
     assert menu.splitlines()[:4] == ["可以打卡的任务：", "1. 转发品牌文章（+100 积分）", "2. 晒单（+50 积分）", "3. 写测评（+300 积分）"]
     assert "打卡成功：「转发品牌文章」+100 积分" in await say(bot, "打卡 1 https://mp.weixin.qq.com/s/abc")
-    assert "没有「4」这个任务" in await say(bot, "打卡 4")
+    assert "没有「4」这个任务" in (await bot.say("u1", "打卡 4"))[0]["text"]
+
+
+async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config], clock: FakeClock) -> None:
+    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as bot:
+        async def op(text: str) -> str:
+            return (await bot.say("op1", text))[0]["text"]
+
+        assert "已添加打卡任务「晒单」（+50 积分）" in await op("/task add 晒单 50 day=2 approval=yes")
+        assert "已经有进行中的任务「晒单」" in await op("/task add 晒单 80")
+        assert await op("/task add 测评 100 koc=大使").startswith("参数不对：Input should be '分享官'")
+        assert "「晒单」+50 积分，每天 2" in await op("/task list")
+        assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
+        assert "只有运营可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
+        assert "已停用打卡任务「晒单」" in await op("/task disable 晒单")
+        assert "没有「晒单」这个任务" in (await bot.say("u1", "打卡 晒单"))[0]["text"]

@@ -1,0 +1,49 @@
+"""Task definitions: the config's ``[[tasks]]`` and those operators add, one table."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import TaskDefinition
+from storage.upsert import insert_for
+
+T = TaskDefinition.__table__
+RULES = ("points", "per_day", "per_week", "per_month", "proof", "approval", "pending_days", "koc_types")
+
+
+async def ensure(session: AsyncSession, tasks: Sequence[dict[str, Any]]) -> None:
+    """The config's tasks: added, or their rules brought in line (an operator's disable stays)."""
+    for position, task in enumerate(tasks):
+        rules = {k: task[k] for k in RULES}
+        stmt = insert_for(session, T).values(name=task["name"], position=position, active=True, source="config", **rules)
+        await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name], set_={"position": position, **rules}))
+
+
+async def active(session: AsyncSession) -> list[TaskDefinition]:
+    return list((await session.execute(select(TaskDefinition).where(TaskDefinition.active.is_(True))
+                                       .order_by(TaskDefinition.position, TaskDefinition.name))).scalars())
+
+
+async def every(session: AsyncSession) -> list[TaskDefinition]:
+    return list((await session.execute(select(TaskDefinition).order_by(TaskDefinition.position, TaskDefinition.name))).scalars())
+
+
+async def add(session: AsyncSession, task: dict[str, Any], *, by: str) -> bool:
+    """An operator's new task (or one made active again with these rules); False if a task of
+    that name is active already."""
+    existing = await session.get(TaskDefinition, task["name"])
+    if existing is not None and existing.active:
+        return False
+    last = (await session.execute(select(func.max(T.c.position)))).scalar_one()
+    rules = {k: task[k] for k in RULES}
+    stmt = insert_for(session, T).values(name=task["name"], position=(last or 0) + 1, active=True, source=by, **rules)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name], set_={"active": True, "source": by, **rules}))
+    return True
+
+
+async def disable(session: AsyncSession, name: str) -> bool:
+    done = await session.execute(update(T).where(T.c.name == name, T.c.active.is_(True)).values(active=False))
+    return done.rowcount == 1
