@@ -95,7 +95,7 @@ async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config
 
         assert "已添加打卡任务「晒单」（+50 积分）" in await op("/task add 晒单 50 day=2 approval=yes")
         assert "已经有进行中的任务「晒单」" in await op("/task add 晒单 80")
-        assert await op("/task add 测评 100 koc=大使").startswith("参数不对：Input should be '分享官'")
+        assert (await op("/task add 测评 100 koc=大使")).startswith("参数不对：Input should be '分享官'")
         assert "「晒单」+50 积分，每天 2" in await op("/task list")
         assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
         assert "只有运营可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
