@@ -1,18 +1,17 @@
 """Operators' commands for what the community runs on: rewards, playbooks (SOP), numbers."""
 from __future__ import annotations
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.context import Context
 from bot.router import Router
-from handlers import periods
+from handlers import stats
 from handlers.commandline import UsageError, parse
 from handlers.operators import actor
 from storage import broadcasts, rewards
-from storage.models import Checkin, KocApplication, Member, PointEntry, Redemption, Reward
+from storage.models import Reward
 
 router = Router("catalog_admin")
 
@@ -96,32 +95,8 @@ async def sop_command(ctx: Context) -> None:
     ctx.reply(ctx.texts(f"sop_{action}d", name=name))
 
 
-async def _count(ctx: Context, query) -> int:  # type: ignore[no-untyped-def]
-    return int((await ctx.session.execute(query)).scalar_one() or 0)
-
-
 @router.command("stats", role="viewer")
 async def stats_command(ctx: Context) -> None:
     """查看社群数据：今天和最近 7 天"""
-    zone = ctx.config.checkin.timezone
-    today, _ = periods.day_of(ctx.now, zone)
-    week = today - timedelta(days=6)
-    lines = []
-    for label, since in ((ctx.texts("stats_today"), today), (ctx.texts("stats_week"), week)):
-        by_code = (await ctx.session.execute(select(Member.source_state, func.count()).where(Member.first_seen_at >= since)
-                                             .group_by(Member.source_state))).all()
-        new = "、".join(f"{code or ctx.texts('stats_no_code')} {n}" for code, n in by_code) or "0"
-        issued = await _count(ctx, select(func.sum(PointEntry.delta)).where(
-            PointEntry.created_at >= since, PointEntry.delta > 0, PointEntry.kind.in_(("earn", "grant"))))
-        spent = await _count(ctx, select(-func.sum(PointEntry.delta)).where(
-            PointEntry.created_at >= since, PointEntry.kind == "spend"))
-        lines.append(ctx.texts(
-            "stats_block", period=label, new=new,
-            active=await _count(ctx, select(func.count()).select_from(Member).where(Member.last_seen_at >= since)),
-            checkins=await _count(ctx, select(func.count()).select_from(Checkin).where(Checkin.at >= since)),
-            issued=issued, spent=spent,
-            redemptions=await _count(ctx, select(func.count()).select_from(Redemption).where(Redemption.created_at >= since)),
-        ))
-    pending = await _count(ctx, select(func.count()).select_from(KocApplication).where(KocApplication.status == "pending"))
-    ctx.reply("\n".join([*lines, ctx.texts("stats_koc", pending=pending)]))
+    ctx.reply(await stats.summary(ctx.session, ctx.config, ctx.texts, ctx.now))
 

@@ -15,4 +15,8 @@ def capabilities(name: str) -> frozenset[Capability]:
         from bot.channels.wecom.channel import WeComChannel
 
         return WeComChannel.capabilities
+    if name == "robot":
+        from bot.channels.robot import RobotChannel
+
+        return RobotChannel.capabilities
     return frozenset()

@@ -55,6 +55,9 @@ class FakeWeCom:
         self._failures: dict[str, list[int]] = {}
         self._delays: dict[str, float] = {}
         self._used_welcome_codes: set[str] = set()
+        # Group robots: key -> what they posted, and when (20 a minute, then 45009).
+        self.robot_keys: set[str] = set()
+        self.robot_posts: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         # Mass-send tasks by msgid: the owner and each target's status (0 until confirmed).
         self.tasks: dict[str, tuple[str, dict[str, int]]] = {}
         self._server: TestServer | None = None
@@ -129,6 +132,8 @@ class FakeWeCom:
             await asyncio.sleep(delay)
         if endpoint == "gettoken":
             return self._gettoken(request.query)
+        if endpoint == "webhook/send":  # a group robot: its key, not a token (wecom.md §3.9)
+            return self._robot(request.query.get("key", ""), body or {})
         token = request.query.get("access_token", "")
         if not token:
             return self._answer(41001, "access_token missing")
@@ -189,6 +194,18 @@ class FakeWeCom:
             return self._answer(send_list=[], next_cursor="")
         return self._answer(send_list=[{"chat_id": c, "userid": owner, "status": st} for c, st in targets.items()],
                             next_cursor="")
+
+    def _robot(self, key: str, body: dict[str, Any]) -> web.Response:
+        if key not in self.robot_keys:
+            return self._answer(93000, "invalid webhook url")
+        now = time.monotonic()
+        posts = self.robot_posts.setdefault(key, [])
+        if len([t for t, _ in posts if now - t < 60]) >= 20:
+            return self._answer(45009, "api freq out of limit")
+        if body.get("msgtype") not in ("text", "markdown") or not (body.get(body["msgtype"]) or {}).get("content"):
+            return self._answer(40008, "invalid message type")
+        posts.append((now, body))
+        return self._answer()
 
     def _externalcontact_remind_groupmsg_send(self, body: dict[str, Any]) -> web.Response:
         if body.get("msgid") not in self.tasks:
