@@ -38,6 +38,10 @@ def build_channels(config: Config, clock: Clock) -> list[Channel]:
         from bot.channels.wecom.channel import WeComChannel
 
         channels.append(WeComChannel(config.wecom, clock))
+    if config.bridge.enabled:
+        from bot.channels.bridge import BridgeChannel
+
+        channels.append(BridgeChannel(config.bridge, clock))
     if config.robot.enabled:
         from bot.channels.robot import RobotChannel
 

@@ -15,6 +15,10 @@ def capabilities(name: str) -> frozenset[Capability]:
         from bot.channels.wecom.channel import WeComChannel
 
         return WeComChannel.capabilities
+    if name == "bridge":
+        from bot.channels.bridge import BridgeChannel
+
+        return BridgeChannel.capabilities
     if name == "robot":
         from bot.channels.robot import RobotChannel
 
