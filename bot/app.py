@@ -37,7 +37,12 @@ def build_channels(config: Config, clock: Clock) -> list[Channel]:
     if config.wecom.enabled:
         from bot.channels.wecom.channel import WeComChannel
 
-        channels.append(WeComChannel(config.wecom, clock))
+        wecom = WeComChannel(config.wecom, clock)
+        channels.append(wecom)
+        if config.wecom.kf:
+            from bot.channels.wecom.kf import KfChannel
+
+            channels.append(KfChannel(wecom, clock))
     if config.bridge.enabled:
         from bot.channels.bridge import BridgeChannel
 

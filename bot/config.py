@@ -71,6 +71,9 @@ class WecomConfig(Section):
     encoding_aes_key: str = ""
     api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
     replay_window_s: int = Field(300, ge=0)
+    # 微信客服: pull WeChat users' one-to-one messages on kf_msg_or_event and reply with
+    # kf/send_msg (channel wecom_kf). The app must be allowed to manage the 客服 accounts.
+    kf: bool = False
     # Customer groups: the receive quota, the daily digest and owners' tasks.
     group_quota: GroupQuotaConfig = GroupQuotaConfig()
 

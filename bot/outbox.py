@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 
-from bot.channels.base import Channel, DeliveryError, HandedToOwner
+from bot.channels.base import Channel, DeliveryError, HandedToOwner, Held
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import BucketPool, TokenBucket
@@ -97,6 +97,7 @@ class OutboxWorker:
         retries: list[tuple[Claimed, str, float]] = []
         failures: list[tuple[Claimed, str]] = []
         unsent: list[Claimed] = []
+        held: list[tuple[Claimed, str]] = []
 
         async def settle(message: Claimed) -> None:
             async with self._in_flight:
@@ -106,6 +107,9 @@ class OutboxWorker:
                 outcome = await self._send(message)
             if outcome is None:
                 delivered.append(message)
+            elif isinstance(outcome, Held):
+                held.append((message, outcome.reason))
+                log.warning("outbox message %s to %s held: %s", message.id, message.to or message.chat, outcome.reason)
             elif isinstance(outcome, HandedToOwner):
                 handed.append((message, outcome))
                 log.info("outbox message %s to %s awaits its group owner's confirmation", message.id,
@@ -135,10 +139,12 @@ class OutboxWorker:
             for message, reason in failures:
                 await outbox.mark_failed(session, message, error=reason)
                 await broadcasts.mirror(session, [message.id], broadcasts.FAILED, now=now, reason=reason)
+            for message, reason in held:
+                await outbox.mark_held(session, message, reason=reason)
             await outbox.release(session, unsent)
         return len(batch)
 
-    async def _send(self, message: Claimed) -> DeliveryError | HandedToOwner | None:
+    async def _send(self, message: Claimed) -> DeliveryError | HandedToOwner | Held | None:
         channel = self.channels.get(message.channel)
         if channel is None:
             return DeliveryError(f"channel {message.channel!r} is not configured in this process", retryable=False)
@@ -148,7 +154,7 @@ class OutboxWorker:
             await bucket.acquire()
         try:
             return await asyncio.wait_for(channel.send(message), self.config.send_timeout_s)
-        except DeliveryError as exc:
+        except (DeliveryError, Held) as exc:
             return exc
         except asyncio.TimeoutError:
             return DeliveryError(f"no answer within {self.config.send_timeout_s:g}s")

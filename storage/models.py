@@ -417,3 +417,26 @@ class TaskDefinition(SQLModel, table=True):
     koc_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = Field(default=True)
     source: str = Field(default="config", max_length=160)  # config, or the operator who added it
+
+
+class KfCursor(SQLModel, table=True):
+    """微信客服: where ``kf/sync_msg`` stopped for one customer-service account, so a restart
+    pulls only what is new (advanced only after the page's messages were handled)."""
+
+    __tablename__ = "kf_cursors"
+
+    open_kfid: str = Field(max_length=64, primary_key=True)
+    cursor: str = Field(max_length=256)
+    updated_at: datetime = _at()
+
+
+class KfSession(SQLModel, table=True):
+    """微信客服: a WeChat user's conversation window (wecom.md §3.11): at most 5 messages to
+    them within 48 h of their last message, which resets the count."""
+
+    __tablename__ = "kf_sessions"
+
+    external_userid: str = Field(max_length=128, primary_key=True)
+    open_kfid: str = Field(max_length=64)
+    last_inbound_at: datetime = _at()
+    sent_since: int = Field(default=0)

@@ -20,6 +20,8 @@ T = OutboxMessage.__table__
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 # Withdrawn before it went out (an operator cancelled its broadcast).
 CANCELLED = "cancelled"
+# Waiting for the platform's window to open again (微信客服: the user writes again).
+HELD = "held"
 # Handed to a person: a WeCom group task exists but the group owner has yet to confirm it.
 AWAITING_OWNER = "awaiting_owner"
 
@@ -130,6 +132,19 @@ async def mark_awaiting_owner(session: AsyncSession, row: "Claimed | int", *, no
     await session.execute(
         update(T).where(_held(row)).values(status=AWAITING_OWNER, delivered_at=now, claimed_until=None, meta=meta)
     )
+
+
+async def mark_held(session: AsyncSession, row: "Claimed | int", *, reason: str) -> None:
+    """Kept for later: the claim's attempt does not count (nothing was tried)."""
+    await session.execute(update(T).where(_held(row)).values(status=HELD, claimed_until=None, last_error=reason,
+                                                              attempts=T.c.attempts - 1))
+
+
+async def release_held(session: AsyncSession, *, channel: str, to: str, now: datetime) -> int:
+    """The window opened again: the member's held rows are due (oldest first, as they were)."""
+    done = await session.execute(update(T).where(T.c.channel == channel, T.c.to == to, T.c.status == HELD)
+                                 .values(status=PENDING, not_before=now))
+    return done.rowcount
 
 
 async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:

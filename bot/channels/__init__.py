@@ -15,6 +15,10 @@ def capabilities(name: str) -> frozenset[Capability]:
         from bot.channels.wecom.channel import WeComChannel
 
         return WeComChannel.capabilities
+    if name == "wecom_kf":
+        from bot.channels.wecom.kf import KfChannel
+
+        return KfChannel.capabilities
     if name == "bridge":
         from bot.channels.bridge import BridgeChannel
 

@@ -37,6 +37,15 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+class Held(Exception):
+    """Not sent, and not to be sent now: the platform's window is closed (微信客服's 48 h / 5
+    messages). The row waits, ``reason`` recorded, until the channel releases it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class HandedToOwner:
     """The platform did not send: it made a task a person must confirm (a WeCom group owner

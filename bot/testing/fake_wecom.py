@@ -55,6 +55,10 @@ class FakeWeCom:
         self._failures: dict[str, list[int]] = {}
         self._delays: dict[str, float] = {}
         self._used_welcome_codes: set[str] = set()
+        # 微信客服: users' messages (pulled by kf/sync_msg, the cursor is an index) and sends.
+        self.kf_messages: list[dict[str, Any]] = []
+        self.kf_sent: list[dict[str, Any]] = []
+        self.kf_bad_cursors: set[str] = set()
         # Group robots: key -> what they posted, and when (20 a minute, then 45009).
         self.robot_keys: set[str] = set()
         self.robot_posts: dict[str, list[tuple[float, dict[str, Any]]]] = {}
@@ -97,6 +101,16 @@ class FakeWeCom:
                         targets[chat] = status
                         changed += 1
         return changed
+
+    def kf_user_says(self, open_kfid: str, user: str, text: str, *, at: int = 1_790_000_000) -> str:
+        """A WeChat user writes to a 客服 account; returns the msgid (pull it with a callback)."""
+        msgid = f"kfmsg-{next(self._counter)}"
+        self.kf_messages.append({"msgid": msgid, "open_kfid": open_kfid, "external_userid": user, "send_time": at,
+                                 "origin": 3, "msgtype": "text", "text": {"content": text}})
+        return msgid
+
+    def kf_to(self, user: str) -> list[str]:
+        return [m["text"]["content"] for m in self.kf_sent if m["touser"] == user]
 
     def calls(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -195,6 +209,29 @@ class FakeWeCom:
         return self._answer(send_list=[{"chat_id": c, "userid": owner, "status": st} for c, st in targets.items()],
                             next_cursor="")
 
+    def _kf_sync_msg(self, body: dict[str, Any]) -> web.Response:
+        if not body.get("token") or not body.get("open_kfid"):
+            return self._answer(95000, "invalid token or open_kfid")
+        cursor = str(body.get("cursor") or "0")
+        if cursor in self.kf_bad_cursors or not cursor.isdigit():
+            return self._answer(95010, "invalid cursor")
+        start, limit = int(cursor), int(body.get("limit") or 1000)
+        mine = [m for m in self.kf_messages if m["open_kfid"] == body["open_kfid"]]
+        page = mine[start:start + limit]
+        return self._answer(msg_list=page, next_cursor=str(start + len(page)), has_more=int(start + len(page) < len(mine)))
+
+    def _kf_send_msg(self, body: dict[str, Any]) -> web.Response:
+        if any(m["msgid"] == body.get("msgid") for m in self.kf_sent):
+            return self._answer(95033, "duplicate msgid")
+        heard = [i for i, m in enumerate(self.kf_messages) if m["external_userid"] == body.get("touser")]
+        if not heard:
+            return self._answer(95018, "send msg not allowed: no session")
+        since = [m for m in self.kf_sent if m["touser"] == body["touser"] and m["_after"] == heard[-1]]
+        if len(since) >= 5:
+            return self._answer(95018, "send msg count exceed limit")
+        self.kf_sent.append({**body, "_after": heard[-1]})
+        return self._answer(msgid=body.get("msgid"))
+
     def _robot(self, key: str, body: dict[str, Any]) -> web.Response:
         if key not in self.robot_keys:
             return self._answer(93000, "invalid webhook url")
@@ -292,3 +329,11 @@ def chat_changed(chat_id: str, change: str, *, detail: str | None = None, member
             f"<ChangeType><![CDATA[{change}]]></ChangeType>{detail_xml}<JoinScene>0</JoinScene><QuitScene>0</QuitScene>"
             f"<MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>{items}</MemChangeList>"
             f"<LastMemVer>{last_version}</LastMemVer><CurMemVer>{current_version}</CurMemVer></xml>")
+
+
+def kf_event(open_kfid: str, token: str, *, corp_id: str = "ww-test-corp", at: int | None = None) -> str:
+    """WeCom's word that a 客服 account has messages to pull (wecom.md §3.11)."""
+    return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[kf_msg_or_event]]></Event><Token><![CDATA[{token}]]></Token>"
+            f"<OpenKfId><![CDATA[{open_kfid}]]></OpenKfId></xml>")

@@ -23,6 +23,7 @@ from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
 from bot.channels.wecom.inbound import CallbackEndpoint
+from bot.channels.wecom.kf import KfSync
 from bot.channels.wecom.messages import NAME, Inbound
 from bot.channels.wecom.owner_tasks import OwnerTasks
 from bot.channels.wecom.tokens import TokenCache, cache_key
@@ -73,6 +74,7 @@ class WeComChannel(Channel):
         self._http: aiohttp.ClientSession | None = None
         self._group_locks = KeyedLocks()
         self.owner_tasks: OwnerTasks | None = None
+        self.kf_sync: KfSync | None = None
         self.api: WeComAPI
         self.groups: GroupSync
         self._db: Database
@@ -89,6 +91,8 @@ class WeComChannel(Channel):
         self.api.tokens = TokenCache(self._db, self.clock, cache_key(self.config.corp_id, self.config.secret), self.api.fetch_token)
         self.groups = GroupSync(self._db, self.api, self.clock)
         self.owner_tasks = OwnerTasks(self._db, self.api, self.clock, self.config.group_quota)
+        if self.config.kf:
+            self.kf_sync = KfSync(self, self.clock)
         self.owner_tasks.start()
         self._endpoint = CallbackEndpoint(
             self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
@@ -102,6 +106,14 @@ class WeComChannel(Channel):
             await self._endpoint.stop()
         if self._http is not None:
             await self._http.close()
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
 
     @property
     def endpoint(self) -> CallbackEndpoint:
@@ -120,6 +132,11 @@ class WeComChannel(Channel):
     async def handle(self, message: Inbound) -> None:
         """Feed the callback's updates to the dispatcher, then apply its group change. Events of
         one group are applied in turn, so version checks see each other's results."""
+        if message.kf is not None:
+            if self.kf_sync is None:
+                log.warning("a 微信客服 callback, but [wecom] kf is off: its messages are not pulled")
+            else:
+                await self.kf_sync.pull(*message.kf)
         chat = message.group_change.chat_id if message.group_change else None
         async with self._group_locks.hold(chat or message.key):
             for update in message.updates:

@@ -36,6 +36,8 @@ class Inbound:
     group_change: GroupChange | None = None
     # A welcome code is valid 20 s: such a callback skips the queue (wecom.md §0, §3.4).
     urgent: bool = False
+    # kf_msg_or_event: (Token, OpenKfId) to pull the 微信客服 messages with (wecom.md §3.11).
+    kf: tuple[str, str] | None = None
 
 
 def dedup_key(data: dict[str, Any], plaintext: bytes) -> str:
@@ -88,6 +90,10 @@ def parse(plaintext: bytes) -> Inbound:
         _contact_change(inbound, data, at)
     elif msg_type == "event" and event == "change_external_chat":
         _chat_change(inbound, data, at)
+    elif msg_type == "event" and event == "kf_msg_or_event":
+        if not data.get("Token") or not data.get("OpenKfId"):
+            raise CallbackError("kf_msg_or_event without Token or OpenKfId")
+        inbound.kf = (str(data["Token"]), str(data["OpenKfId"]))
     return inbound
 
 

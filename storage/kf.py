@@ -1,0 +1,49 @@
+"""微信客服 state: sync cursors per account and each user's send window."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import KfCursor, KfSession
+from storage.upsert import insert_for
+
+C = KfCursor.__table__
+S = KfSession.__table__
+WINDOW = timedelta(hours=48)
+PER_WINDOW = 5
+
+
+async def cursor(session: AsyncSession, open_kfid: str) -> str:
+    return (await session.execute(select(C.c.cursor).where(C.c.open_kfid == open_kfid))).scalar_one_or_none() or ""
+
+
+async def save_cursor(session: AsyncSession, open_kfid: str, value: str, *, now: datetime) -> None:
+    stmt = insert_for(session, C).values(open_kfid=open_kfid, cursor=value, updated_at=now)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[C.c.open_kfid], set_={"cursor": value, "updated_at": now}))
+
+
+async def heard(session: AsyncSession, external_userid: str, open_kfid: str, *, at: datetime) -> None:
+    """The user wrote: a new window of 48 h and 5 messages opens."""
+    stmt = insert_for(session, S).values(external_userid=external_userid, open_kfid=open_kfid, last_inbound_at=at, sent_since=0)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[S.c.external_userid],
+                                                     set_={"open_kfid": open_kfid, "last_inbound_at": at, "sent_since": 0}))
+
+
+async def take_slot(session: AsyncSession, external_userid: str, *, now: datetime) -> tuple[str | None, str | None]:
+    """Use one of the user's window slots: (open_kfid, None) if a message may go out now, or
+    (None, why not). The conditional update is the guard: two senders cannot both take the last."""
+    row = (await session.execute(
+        update(S).where(S.c.external_userid == external_userid, S.c.last_inbound_at > now - WINDOW,
+                        S.c.sent_since < PER_WINDOW)
+        .values(sent_since=S.c.sent_since + 1).returning(S.c.open_kfid)
+    )).first()
+    if row is not None:
+        return row.open_kfid, None
+    known = await session.get(KfSession, external_userid)
+    if known is None:
+        return None, "this WeChat user never wrote to 微信客服: nothing can be sent before they do"
+    if known.last_inbound_at <= now - WINDOW:
+        return None, "the 48 h window since the user's last message is closed: held until they write again"
+    return None, f"{PER_WINDOW} messages already sent since the user's last message: held until they write again"

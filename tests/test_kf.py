@@ -1,0 +1,89 @@
+"""微信客服: WeChat users one-to-one through kf_msg_or_event → kf/sync_msg → the dispatcher, and
+replies through kf/send_msg within the 48 h / 5 messages window."""
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.appkeys import CHANNELS
+from bot.config import Config
+from bot.testing import FakeClock, SandboxClient, sandbox_app
+from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, kf_event
+from storage.models import KocApplication, OutboxMessage
+
+TOKEN, AES_KEY, CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+KF = "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw"
+_tokens = itertools.count(1)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeWeCom]:
+    async with FakeWeCom(corp_id=CORP, secret="app-secret") as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
+    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
+                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    async with sandbox_app(make_config(wecom=wecom, operators={"admins": ["op1"]}), clock=clock) as client:
+        yield client
+
+
+async def user_says(bot: SandboxClient, fake: FakeWeCom, *texts: str, user: str = "wmUser1") -> None:
+    """The user writes; WeCom calls back; siyu pulls, handles and replies."""
+    for text in texts:
+        fake.kf_user_says(KF, user, text)
+    path, body = CallbackBuilder(TOKEN, AES_KEY, CORP).post(kf_event(KF, f"tok{next(_tokens)}", corp_id=CORP))
+    resp = await bot.http.post(path, data=body, headers={"Content-Type": "text/xml"})
+    assert resp.status == 200
+    assert await bot.app[CHANNELS]["wecom"].endpoint.idle(10)  # type: ignore[attr-defined]
+    await bot.deliver()
+
+
+async def test_sign_in_and_a_koc_screening_over_kf(bot: SandboxClient, fake: FakeWeCom) -> None:
+    await user_says(bot, fake, "签到")
+    assert fake.kf_to("wmUser1")[-1].startswith("签到成功！+10 积分")
+    assert fake.calls("kf/send_msg")[-1].body["open_kfid"] == KF
+    await user_says(bot, fake, "申请KOC")
+    for answer in ("1", "保湿面霜", "1", "1 2", "3000", "2", "5"):
+        await user_says(bot, fake, answer)
+    assert fake.kf_to("wmUser1")[-1] == "提交成功！你的初评是「内容官」。运营同学会在 3 个工作日内审核，结果会第一时间告诉你～"
+    async with bot.db.read() as s:
+        application = (await s.execute(select(KocApplication))).scalar_one()
+    assert application.recommended_type == "内容官" and application.status == "pending"
+
+
+async def test_a_rejected_cursor_is_retried_and_nothing_is_handled_twice(bot: SandboxClient, fake: FakeWeCom) -> None:
+    await user_says(bot, fake, "签到")  # the cursor is now past that message
+    fake.kf_bad_cursors.add("1")  # WeCom refuses it once: the pull fails, the cursor stays
+    await user_says(bot, fake, "积分")
+    assert len(fake.kf_to("wmUser1")) == 1
+    fake.kf_bad_cursors.clear()
+    await user_says(bot, fake, "等级")  # pulled from the last good cursor: both messages, in order
+    assert [t[:4] for t in fake.kf_to("wmUser1")] == ["签到成功", "你现在有", "你现在是"]
+    async with bot.db.transaction() as s:  # even a pull from the very start handles nothing twice
+        from storage import kf
+
+        await kf.save_cursor(s, KF, "0", now=bot.dispatcher.clock.now())
+    await user_says(bot, fake)
+    assert len(fake.kf_to("wmUser1")) == 3
+
+
+async def test_the_48_hour_window_holds_what_would_break_it(bot: SandboxClient, fake: FakeWeCom, clock: FakeClock) -> None:
+    await user_says(bot, fake, "签到")  # one reply: 4 left in this window
+    for n in range(5):  # an operator grants points: each tells the member
+        await bot.say("op1", f"/points grant wmUser1 {n + 1} 活动奖励")
+    await bot.deliver()
+    assert len(fake.kf_to("wmUser1")) == 5
+    async with bot.db.read() as s:
+        held = (await s.execute(select(OutboxMessage).where(OutboxMessage.status == "held"))).scalars().all()
+    assert len(held) == 1 and "5 messages already sent" in (held[0].last_error or "")
+    clock.advance(hours=49)
+    await user_says(bot, fake, "你好")  # they write again: the held message goes, with the reply
+    texts = fake.kf_to("wmUser1")
+    assert len(texts) == 7 and any("5 积分" in t for t in texts[5:])
