@@ -42,7 +42,8 @@ def build_channels(config: Config, clock: Clock) -> list[Channel]:
         if config.wecom.kf:
             from bot.channels.wecom.kf import KfChannel
 
-            channels.append(KfChannel(wecom, clock))
+            wecom.kf_channel = KfChannel(wecom, clock)
+            channels.append(wecom.kf_channel)
     if config.bridge.enabled:
         from bot.channels.bridge import BridgeChannel
 

@@ -87,3 +87,38 @@ async def test_the_48_hour_window_holds_what_would_break_it(bot: SandboxClient, 
     await user_says(bot, fake, "你好")  # they write again: the held message goes, with the reply
     texts = fake.kf_to("wmUser1")
     assert len(texts) == 7 and any("5 积分" in t for t in texts[5:])
+
+
+async def test_choices_go_as_a_menu_and_a_tap_is_the_answer(bot: SandboxClient, fake: FakeWeCom) -> None:
+    await user_says(bot, fake, "申请KOC")
+    sent = fake.calls("kf/send_msg")[-1].body
+    assert sent["msgtype"] == "msgmenu"
+    options = [o["click"]["content"] for o in sent["msgmenu"]["list"]]
+    assert options[:2] == ["买过/用过", "还没有"]
+    fake.kf_user_taps(KF, "wmUser1", "买过/用过", "1")
+    await user_says(bot, fake)  # the callback for the tap
+    assert "产品" in fake.kf_to("wmUser1")[-1]  # the next question: which product
+
+
+async def test_redemption_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
+    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
+                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    config = make_config(wecom=wecom, checkin={"daily_points": 100}).model_copy(update={"rewards": Config.model_validate(
+        {"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
+    async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake, "签到", "兑换 1")
+        assert "需要 50 积分，你现在有 100 积分" in fake.kf_to("wmUser1")[-1]
+        await user_says(bot, fake, "确认")
+        assert fake.kf_to("wmUser1")[-1].startswith("兑换成功！「小样」已为你预留")
+
+
+async def test_a_message_to_a_customer_contact_goes_through_kf(bot: SandboxClient, fake: FakeWeCom) -> None:
+    """The WeCom app cannot write to a customer one-to-one; with 微信客服 on, the outbox sends
+    a message for the customer (an external contact, wm...) that way, within its window."""
+    await user_says(bot, fake, "你好")
+    async with bot.db.transaction() as s:
+        from storage import outbox
+
+        await outbox.enqueue(s, [outbox.Outgoing("wecom", "你的会员卡已激活", to="wmUser1")], now=bot.dispatcher.clock.now())
+    await bot.deliver()
+    assert fake.kf_to("wmUser1")[-1] == "你的会员卡已激活"

@@ -110,7 +110,25 @@ class FakeWeCom:
         return msgid
 
     def kf_to(self, user: str) -> list[str]:
-        return [m["text"]["content"] for m in self.kf_sent if m["touser"] == user]
+        """What was sent to ``user``: texts, and menus as their head with the options numbered."""
+        out = []
+        for m in self.kf_sent:
+            if m["touser"] != user:
+                continue
+            if m["msgtype"] == "msgmenu":
+                menu = m["msgmenu"]
+                out.append("\n".join([menu.get("head_content", ""), *(f"{i}. {o['click']['content']}"
+                                                                        for i, o in enumerate(menu["list"], 1)),
+                                       menu.get("tail_content", "")]).strip())
+            else:
+                out.append(m["text"]["content"])
+        return out
+
+    def kf_user_taps(self, open_kfid: str, user: str, option: str, menu_id: str) -> str:
+        """The user taps a menu option: a text message with the option's content and its id."""
+        msgid = self.kf_user_says(open_kfid, user, option)
+        self.kf_messages[-1]["text"]["menu_id"] = menu_id
+        return msgid
 
     def calls(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]

@@ -23,7 +23,7 @@ from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
 from bot.channels.wecom.inbound import CallbackEndpoint
-from bot.channels.wecom.kf import KfSync
+from bot.channels.wecom.kf import KfChannel, KfSync
 from bot.channels.wecom.messages import NAME, Inbound
 from bot.channels.wecom.owner_tasks import OwnerTasks
 from bot.channels.wecom.tokens import TokenCache, cache_key
@@ -75,6 +75,7 @@ class WeComChannel(Channel):
         self._group_locks = KeyedLocks()
         self.owner_tasks: OwnerTasks | None = None
         self.kf_sync: KfSync | None = None
+        self.kf_channel: KfChannel | None = None  # set by the app when [wecom] kf is on
         self.api: WeComAPI
         self.groups: GroupSync
         self._db: Database
@@ -184,8 +185,13 @@ class WeComChannel(Channel):
     async def _send_to_member(self, message: Claimed) -> None:
         assert message.to is not None
         if is_external(message.to):
+            if self.kf_channel is not None:
+                # The app cannot write to a customer; 微信客服 can, within its window (the same
+                # external_userid): the message goes that way, or is held there.
+                await self.kf_channel.send(message)
+                return
             raise DeliveryError(
-                "the WeCom app cannot write one-to-one to a customer; use 微信客服 (wecom_kf)", retryable=False,
+                "the WeCom app cannot write one-to-one to a customer; turn on [wecom] kf (微信客服)", retryable=False,
             )
         if self.config.agent_id is None:
             raise DeliveryError("[wecom] agent_id is not set", retryable=False)

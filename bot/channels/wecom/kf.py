@@ -13,6 +13,7 @@ and released when the user writes again; nothing is sent against the rule or dro
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,39 @@ FROM_USER = 3  # msg_list[].origin: 3 the WeChat user, 4 the system, 5 a service
 DUPLICATE_MSGID = 95033
 TEXT_BYTES = 2048
 PAGE = 1000
+OPTION = re.compile(r"^(\d{1,2})[ .、]\s*(\S.{0,63})$")
+
+
+def _options(line: str) -> list[str] | None:
+    """"1 买过/用过  2 还没有" (the flows' way: two spaces apart) → the options, or None."""
+    parts = [p.strip() for p in re.split(r"\s{2,}", line.strip()) if p.strip()]
+    options = []
+    for n, part in enumerate(parts, 1):
+        match = OPTION.match(part)
+        if match is None or int(match.group(1)) != n:
+            return None
+        options.append(match.group(2).strip())
+    return options if len(options) >= 2 else None
+
+
+def as_menu(text: str) -> dict[str, Any] | None:
+    """A question whose options are numbered ("1 买过/用过  2 还没有") as a 微信客服 menu: the user
+    taps an option, and the tap arrives as a message with the option's text, which flows take
+    as the answer. None when there are no options, or several may be chosen (多选)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        options = _options(line)
+        if options is None:
+            continue
+        head = "\n".join(lines[:i])
+        if "多选" in head:
+            return None  # a tap answers with one option only
+        menu: dict[str, Any] = {"head_content": head, "list": [
+            {"type": "click", "click": {"id": str(n), "content": option}} for n, option in enumerate(options, 1)]}
+        if tail := "\n".join(lines[i + 1:]):
+            menu["tail_content"] = tail
+        return menu
+    return None
 
 
 class KfSync:
@@ -101,10 +135,14 @@ class KfChannel(Channel):
             open_kfid, why = await kf.take_slot(session, message.to, now=self.clock.now())
         if why is not None:
             raise Held(why)
+        body: dict[str, Any] = {"touser": message.to, "open_kfid": open_kfid, "msgid": f"siyu{message.id}"}
+        menu = as_menu(message.text) if self.wecom.config.kf_menus else None
+        if menu is not None:
+            body |= {"msgtype": "msgmenu", "msgmenu": menu}
+        else:
+            body |= {"msgtype": "text", "text": {"content": cap_bytes(message.text, TEXT_BYTES)}}
         try:
-            await self.wecom.api.call("kf/send_msg", {
-                "touser": message.to, "open_kfid": open_kfid, "msgid": f"siyu{message.id}", "msgtype": "text",
-                "text": {"content": cap_bytes(message.text, TEXT_BYTES)}})
+            await self.wecom.api.call("kf/send_msg", body)
         except WeComError as exc:
             if exc.errcode == DUPLICATE_MSGID:
                 return  # sent before (a retry after a lost answer): msgid is the idempotency key
