@@ -122,9 +122,18 @@ class OutboxWorker:
                 delay = outcome.retry_after if outcome.retry_after is not None else backoff(message.attempts)
                 retries.append((message, outcome.reason, delay))
 
-        # Sends overlap (at most ``concurrency`` in flight); each waits for its channel's and
-        # its group's rate limit, so one slow group holds up only its own messages.
-        await asyncio.gather(*(settle(m) for m in batch))
+        # Sends to different chats overlap (at most ``concurrency`` in flight), each waiting for
+        # its channel's and its group's rate limit; sends to one chat or member go one after
+        # another, in order, so a conversation never arrives shuffled.
+        lines: dict[tuple[str, str | None, str | None], list[Claimed]] = {}
+        for message in batch:
+            lines.setdefault((message.channel, message.chat, message.to), []).append(message)
+
+        async def in_order(messages: list[Claimed]) -> None:
+            for message in messages:
+                await settle(message)
+
+        await asyncio.gather(*(in_order(line) for line in lines.values()))
         if unsent:
             log.info("outbox lease running out: %d message(s) handed back for the next pass", len(unsent))
         now = self.clock.now()

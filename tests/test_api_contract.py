@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 
 OPENAPI = Path(__file__).resolve().parent.parent / "bot" / "api" / "openapi.json"
 TOKEN = "contract-test-admin-token-0123456789"
@@ -61,4 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_contract(case: schemathesis.Case, server: str) -> None:
+    # A query parameter whose value is an empty list is not sent at all (requests drops it), so
+    # such a "schema-violating" case never reaches the server: it tests nothing.
+    assume(not any(value == [] for value in (case.query or {}).values()))
     case.call_and_validate(base_url=server, headers={"Authorization": f"Bearer {TOKEN}"})

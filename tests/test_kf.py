@@ -122,3 +122,24 @@ async def test_a_message_to_a_customer_contact_goes_through_kf(bot: SandboxClien
         await outbox.enqueue(s, [outbox.Outgoing("wecom", "你的会员卡已激活", to="wmUser1")], now=bot.dispatcher.clock.now())
     await bot.deliver()
     assert fake.kf_to("wmUser1")[-1] == "你的会员卡已激活"
+
+
+async def test_onboarding_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
+    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
+                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    config = make_config(wecom=wecom, onboarding={"start_on": ["first_message"]})
+    async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake, "你好")
+        city = fake.calls("kf/send_msg")[-1].body
+        assert city["msgtype"] == "msgmenu" and city["msgmenu"]["head_content"].endswith("\n你在哪个城市？")
+        fake.kf_user_taps(KF, "wmUser1", "上海", "2")
+        await user_says(bot, fake, "30", "朋友推荐")
+        fake.kf_user_taps(KF, "wmUser1", "可以", "1")
+        await user_says(bot, fake)
+        assert fake.kf_to("wmUser1")[-1].startswith("谢谢你")
+        async with bot.db.read() as s:
+            from storage.models import Member
+
+            member = (await s.execute(select(Member).where(Member.channel == "wecom_kf"))).scalar_one()
+        assert {k: member.attributes[k] for k in ("city", "age", "source", "consent")} == {
+            "city": "上海", "age": 30, "source": "朋友推荐", "consent": True}
