@@ -18,6 +18,13 @@ M = TypeVar("M", bound=BaseModel)
 dumps = functools.partial(json.dumps, ensure_ascii=False)
 
 
+def no_control_chars(value: str) -> str:
+    """A pydantic validator for ids and names that hostile input fills with control characters."""
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 

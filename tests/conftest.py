@@ -85,3 +85,26 @@ def sqlite_only(on_postgres: bool) -> Iterator[None]:
     if on_postgres:
         pytest.skip("this test is about SQLite behaviour; the suite is running on PostgreSQL")
     yield
+
+
+# The official sample's callback keys (wecom.md §1.8 V1/V2), used by every WeCom test app.
+WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP = ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+                                          "ww1436e0e65a779aee")
+
+
+def wecom_section(api_base_url: str, **extra: Any) -> dict[str, Any]:
+    """``[wecom]`` of a test app talking to the fake WeCom server at ``api_base_url``."""
+    return {"enabled": True, "corp_id": WECOM_CORP, "agent_id": 1000002, "secret": "app-secret", "token": WECOM_TOKEN,
+            "encoding_aes_key": WECOM_AES_KEY, "api_base_url": api_base_url, "replay_window_s": 0, **extra}
+
+
+def stop_process(proc: Any) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after 10 s."""
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

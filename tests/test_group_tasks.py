@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +16,9 @@ from bot.testing.fake_wecom import FakeWeCom
 from storage.broadcast_models import Delivery
 from storage.models import Group, OutboxMessage
 
-TOKEN, AES_KEY, CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+from conftest import WECOM_CORP as CORP
+from conftest import wecom_section
+
 # Groups: two of zhangsan's, one of lisi's, one whose owner siyu does not know.
 GROUPS = [("wrA", "zhangsan"), ("wrB", "zhangsan"), ("wrC", "lisi"), ("wrD", None)]
 
@@ -30,9 +31,8 @@ async def fake() -> AsyncIterator[FakeWeCom]:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
-                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0,
-                             "group_quota": {"rule": "daily", "digest_at": "09:00", "remind_after_h": 2, "expire_after_h": 24}}
+    wecom = wecom_section(fake.base_url, group_quota={"rule": "daily", "digest_at": "09:00", "remind_after_h": 2,
+                                                      "expire_after_h": 24})
     config = make_config(wecom=wecom, operators={"admins": ["op1"]}, scheduler={"enabled": False})
     async with sandbox_app(config, clock=clock) as client:
         async with client.db.transaction() as s:

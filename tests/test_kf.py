@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,11 @@ from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, kf_event
 from storage.models import KocApplication, OutboxMessage
 
-TOKEN, AES_KEY, CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+from conftest import WECOM_AES_KEY as AES_KEY
+from conftest import WECOM_CORP as CORP
+from conftest import WECOM_TOKEN as TOKEN
+from conftest import wecom_section
+
 KF = "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw"
 _tokens = itertools.count(1)
 
@@ -28,8 +31,7 @@ async def fake() -> AsyncIterator[FakeWeCom]:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
-                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    wecom = wecom_section(fake.base_url, kf=True)
     async with sandbox_app(make_config(wecom=wecom, operators={"admins": ["op1"]}), clock=clock) as client:
         yield client
 
@@ -101,8 +103,7 @@ async def test_choices_go_as_a_menu_and_a_tap_is_the_answer(bot: SandboxClient, 
 
 
 async def test_redemption_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
-    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
-                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    wecom = wecom_section(fake.base_url, kf=True)
     config = make_config(wecom=wecom, checkin={"daily_points": 100}).model_copy(update={"rewards": Config.model_validate(
         {"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
     async with sandbox_app(config, clock=clock) as bot:
@@ -125,8 +126,7 @@ async def test_a_message_to_a_customer_contact_goes_through_kf(bot: SandboxClien
 
 
 async def test_onboarding_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
-    wecom: dict[str, Any] = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
-                             "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, "kf": True}
+    wecom = wecom_section(fake.base_url, kf=True)
     config = make_config(wecom=wecom, onboarding={"start_on": ["first_message"]})
     async with sandbox_app(config, clock=clock) as bot:
         await user_says(bot, fake, "你好")

@@ -25,6 +25,7 @@ from handlers import sop
 from storage.broadcast_models import Broadcast, Delivery
 from storage.engine import Database, sync_url
 from storage.models import OutboxMessage
+from conftest import stop_process
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 PLAYBOOK = {"name": "早安", "text": "早安话题", "cron": "0 9 * * *"}
@@ -156,11 +157,7 @@ async def test_a_fan_out_killed_midway_resumes_with_no_group_twice(tmp_path: Pat
             states = dict(conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
         assert states == {"delivered": groups}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         engine.dispose()
 
 
@@ -211,10 +208,6 @@ async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, data
         assert len(sent) == groups and set(sent.values()) == {1} and planned == 1
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
         engine.dispose()
 

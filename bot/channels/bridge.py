@@ -29,7 +29,7 @@ from bot.appkeys import DISPATCHER
 from bot.channels.base import Capability, Channel, DeliveryError
 from bot.clock import Clock
 from bot.config import BridgeConfig
-from bot.http import BadRequest, json_response, read_body
+from bot.http import BadRequest, json_response, no_control_chars, read_body
 from bot.update import MEMBER_JOINED, MEMBER_LEFT, Update
 from storage.outbox import Claimed
 
@@ -53,13 +53,7 @@ def signed_headers(secret: str, body: bytes, *, now: float | None = None, nonce:
             "Content-Type": "application/json"}
 
 
-def _no_controls(value: str) -> str:
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_controls)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(no_control_chars)]
 
 
 class EventIn(BaseModel):

@@ -18,7 +18,7 @@ from bot.appkeys import DISPATCHER, DB
 from bot.channels.base import Capability, Channel
 from bot.config import SandboxConfig
 from bot.dispatcher import FeedResult
-from bot.http import BadRequest, json_response, read_model
+from bot.http import BadRequest, json_response, no_control_chars, read_model
 from bot.update import CONTACT_ADDED, MEMBER_JOINED, MEMBER_LEFT, Update
 from storage import outbox
 from storage.outbox import Claimed
@@ -27,14 +27,8 @@ NAME = "sandbox"
 MAX_TEXT = 4000
 
 
-def _no_controls(value: str) -> str:
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 # Ids and names: 1 to 64 characters, no control characters.
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_controls)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(no_control_chars)]
 
 
 class _Body(BaseModel):
