@@ -14,5 +14,6 @@ router = Router("fallback")
 
 @router.fallback(filters.private)
 async def fallback(ctx: Context) -> None:
-    ctx.role = await ctx.dispatcher.role_of(ctx)  # the commands listed are the sender's
+    # The member's commands: reading the sender's role would cost every chat line a query;
+    # an operator gets theirs with /help.
     ctx.reply(ctx.texts("fallback", name=ctx.display_name, commands=command_list(ctx)))

@@ -84,7 +84,15 @@ async def claim_due(
         and_(T.c.status == PENDING, T.c.not_before <= now),
         and_(T.c.status == SENDING, T.c.claimed_until < now),
     )
-    chosen = select(T.c.id).where(due).order_by(T.c.priority.desc(), T.c.id).limit(limit)
+    # A row waits while an earlier row to the same chat or member is still being sent (by
+    # another pass or process): one conversation never arrives shuffled.
+    earlier = T.alias("earlier")
+    in_flight = select(earlier.c.id).where(
+        earlier.c.status == SENDING, earlier.c.claimed_until >= now, earlier.c.id < T.c.id,
+        earlier.c.channel == T.c.channel, earlier.c.chat.is_not_distinct_from(T.c.chat),
+        earlier.c.to.is_not_distinct_from(T.c.to),
+    ).exists()
+    chosen = select(T.c.id).where(due, ~in_flight).order_by(T.c.priority.desc(), T.c.id).limit(limit)
     if channels is not None:
         chosen = chosen.where(T.c.channel.in_(list(channels)))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
