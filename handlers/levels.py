@@ -28,6 +28,3 @@ async def after_credit(ctx: Context, before: int, after: int, *, member_id: int 
     else:
         ctx.send(text, to=ctx.update.sender)
 
-
-def level_of(ctx: Context, lifetime: int) -> str:
-    return ctx.config.levels.tier(lifetime)
