@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from bot.config import Config, config_from_dict
 from bot.testing import FakeClock, SandboxClient, sandbox_app
+from bot.testing.fake_wecom import FakeWeCom
 from storage import migrate
 from storage.engine import Database, sync_url
 
@@ -90,6 +91,13 @@ def sqlite_only(on_postgres: bool) -> Iterator[None]:
 # The official sample's callback keys (wecom.md §1.8 V1/V2), used by every WeCom test app.
 WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP = ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
                                           "ww1436e0e65a779aee")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeWeCom]:
+    """The fake WeCom server, as the WeCom test apps' corp and secret know it."""
+    async with FakeWeCom(corp_id=WECOM_CORP, secret="app-secret") as server:
+        yield server
 
 
 def wecom_section(api_base_url: str, **extra: Any) -> dict[str, Any]:

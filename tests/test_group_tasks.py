@@ -16,17 +16,10 @@ from bot.testing.fake_wecom import FakeWeCom
 from storage.broadcast_models import Delivery
 from storage.models import Group, OutboxMessage
 
-from conftest import WECOM_CORP as CORP
 from conftest import wecom_section
 
 # Groups: two of zhangsan's, one of lisi's, one whose owner siyu does not know.
 GROUPS = [("wrA", "zhangsan"), ("wrB", "zhangsan"), ("wrC", "lisi"), ("wrD", None)]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWeCom]:
-    async with FakeWeCom(corp_id=CORP, secret="app-secret") as server:
-        yield server
 
 
 @pytest.fixture

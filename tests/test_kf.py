@@ -24,12 +24,6 @@ _tokens = itertools.count(1)
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeWeCom]:
-    async with FakeWeCom(corp_id=CORP, secret="app-secret") as server:
-        yield server
-
-
-@pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
     wecom = wecom_section(fake.base_url, kf=True)
     async with sandbox_app(make_config(wecom=wecom, operators={"admins": ["op1"]}), clock=clock) as client:

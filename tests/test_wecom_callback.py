@@ -34,12 +34,6 @@ V2_BODY = (
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeWeCom]:
-    async with FakeWeCom(corp_id=CORP, secret="app-secret") as server:
-        yield server
-
-
-@pytest.fixture
 def wecom_config(make_config: Callable[..., Config], fake: FakeWeCom) -> Callable[..., Config]:
     def make(**wecom: Any) -> Config:
         section = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
