@@ -216,6 +216,12 @@ async def delivered(
     return list(rows.scalars())
 
 
+async def unsettled(session: AsyncSession, *, now: datetime) -> int:
+    """Rows being sent or due now: what a delivery pass still has to settle."""
+    due = or_(T.c.status == SENDING, and_(T.c.status == PENDING, T.c.not_before <= now))
+    return (await session.execute(select(func.count()).where(due))).scalar_one()
+
+
 async def counts_by_status(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(T.c.status, func.count()).group_by(T.c.status))
     return {status: n for status, n in rows}

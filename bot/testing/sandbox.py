@@ -51,13 +51,15 @@ class SandboxClient:
 
     async def deliver(self, timeout: float = 5.0) -> None:
         """Deliver everything due now (tests need not wait for the worker's next pass), and wait
-        for what the background worker is sending at this moment."""
+        for what the background worker is sending at this moment. Done only when nothing is
+        sending and nothing is due in one snapshot: a row held back behind one the worker was
+        sending is claimable once that one is settled."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             while await self.app[OUTBOX].deliver_once():
                 pass
             async with self.db.read() as session:
-                if not (await outbox.counts_by_status(session)).get(outbox.SENDING):
+                if not await outbox.unsettled(session, now=self.dispatcher.clock.now()):
                     return
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("outbox rows stayed 'sending' for more than the timeout")
