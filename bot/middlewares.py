@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.router import Command
 from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT
-from storage import audit, community, inbox
+from storage import audit, community, inbox, rollups
 from storage.community import Sighting
 
 Next = Callable[[Context], Awaitable[None]]
@@ -63,12 +64,16 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
             if u.text is not None and u.event is None:
                 spoken[(ctx._group.id, ctx._member.id)] += 1
     await community.record_spoken(session, dict(spoken), now=now)
+    speakers = [ctx.member.id for ctx in ctxs if ctx.update.text is not None and ctx.update.event is None]
+    if speakers:
+        # The community's day (the sign-in day): retention counts who spoke on which day.
+        await rollups.record_active(session, speakers, now.astimezone(ZoneInfo(ctxs[0].config.checkin.timezone)).date())
     # Joins, leaves and contact changes are rare and order-sensitive: one statement each, in order.
     for ctx in ctxs:
         if ctx.update.event in (CONTACT_ADDED, CONTACT_LOST):
             status = "active" if ctx.update.event == CONTACT_ADDED else "lost"
             if ctx.member.status != status:
-                await community.set_member_status(session, ctx.member.id, status)
+                await community.set_member_status(session, ctx.member.id, status, now=now)
         if ctx._group is not None and ctx.update.event == MEMBER_JOINED:
             ctx.joined = await community.record_join(session, ctx._group.id, ctx.member.id, now=now)
         elif ctx._group is not None and ctx.update.event == MEMBER_LEFT:

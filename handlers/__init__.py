@@ -42,8 +42,8 @@ def default_middlewares(config: Config | None = None) -> list[Middleware]:
 
 def default_jobs(config: Config | None = None) -> list[Job]:
     """The built-in periodic jobs (run by the sweeper)."""
-    from handlers import broadcast, fanout, leaderboard, lifecycle, reports, votes
+    from handlers import broadcast, fanout, leaderboard, lifecycle, metrics_rollup, reports, votes
 
     config = config or Config()
     return [*leaderboard.jobs(config), *votes.jobs(config), *lifecycle.jobs(config), *fanout.jobs(config),
-            *broadcast.jobs(config), *reports.jobs(config)]
+            *broadcast.jobs(config), *reports.jobs(config), *metrics_rollup.jobs(config)]

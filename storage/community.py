@@ -150,9 +150,9 @@ async def group_member_count(session: AsyncSession, group_id: int) -> int:
     )).scalar_one()
 
 
-async def set_member_status(session: AsyncSession, member_id: int, status: str) -> None:
-    """``active`` or ``lost`` (the contact was deleted on either side)."""
-    await session.execute(update(M).where(M.c.id == member_id).values(status=status))
+async def set_member_status(session: AsyncSession, member_id: int, status: str, *, now: datetime) -> None:
+    """``active`` or ``lost`` (the contact was deleted on either side), with when it was lost."""
+    await session.execute(update(M).where(M.c.id == member_id).values(status=status, lost_at=now if status == "lost" else None))
 
 
 async def group_by_external(session: AsyncSession, channel: str, external_id: str) -> Group | None:

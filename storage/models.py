@@ -22,7 +22,11 @@ class Member(SQLModel, table=True):
     """A person the brand talks to, as one channel knows them (sandbox `from`, WeCom userid...)."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_members_channel_external"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_members_channel_external"),
+        Index("ix_members_first_seen", "first_seen_at"),  # new members per day (console)
+        Index("ix_members_lost", "lost_at"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
@@ -31,6 +35,7 @@ class Member(SQLModel, table=True):
     # The channel code (渠道活码 State) the member first came from.
     source_state: Optional[str] = Field(default=None, max_length=64)
     status: str = Field(default="active", max_length=16)  # active | lost
+    lost_at: Optional[datetime] = _at(default=None)  # when the contact was deleted (status lost)
     message_count: int = Field(default=0)
     first_seen_at: datetime = _at()
     last_seen_at: datetime = _at()
@@ -66,6 +71,7 @@ class GroupMembership(SQLModel, table=True):
     """Whether a member is in a group, since when, and how much they speak there."""
 
     __tablename__ = "group_memberships"
+    __table_args__ = (Index("ix_group_memberships_left", "left_at"),)
 
     group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True))
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True))
@@ -263,6 +269,7 @@ class Checkin(SQLModel, table=True):
     """A daily sign-in: one per member per local day."""
 
     __tablename__ = "checkins"
+    __table_args__ = (Index("ix_checkins_day", "day"),)
 
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
     day: date = Field(sa_column=Column(Date, primary_key=True))
@@ -302,7 +309,7 @@ class Redemption(SQLModel, table=True):
     """A member's redemption: points and one unit reserved together, then fulfilled or cancelled."""
 
     __tablename__ = "redemptions"
-    __table_args__ = (Index("ix_redemptions_member_reward", "member_id", "reward_id"),)
+    __table_args__ = (Index("ix_redemptions_member_reward", "member_id", "reward_id"), Index("ix_redemptions_created", "created_at"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
@@ -374,7 +381,7 @@ class TaskCheckin(SQLModel, table=True):
     """A task check-in (打卡): credited at once, or waiting for an operator when the task says so."""
 
     __tablename__ = "task_checkins"
-    __table_args__ = (Index("ix_task_checkins_member_task", "member_id", "task", "at"),)
+    __table_args__ = (Index("ix_task_checkins_member_task", "member_id", "task", "at"), Index("ix_task_checkins_at", "at"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))

@@ -19,7 +19,7 @@ from bot.channels.base import Capability, Channel
 from bot.config import SandboxConfig
 from bot.dispatcher import FeedResult
 from bot.http import BadRequest, json_response, no_control_chars, read_model
-from bot.update import CONTACT_ADDED, MEMBER_JOINED, MEMBER_LEFT, Update
+from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
 from storage import outbox
 from storage.outbox import Claimed
 
@@ -45,7 +45,7 @@ class MessageIn(_Body):
 
 
 class EventIn(_Body):
-    type: Literal["member_joined", "member_left", "contact_added"]
+    type: Literal["member_joined", "member_left", "contact_added", "contact_lost"]
     user: Ident
     chat: Optional[Ident] = None
     state: Optional[Ident] = None
@@ -95,8 +95,8 @@ class SandboxChannel(Channel):
         body = await read_model(request, EventIn)
         if body.type in (MEMBER_JOINED, MEMBER_LEFT) and body.chat is None:
             raise BadRequest(f"field 'chat' is required for {body.type}")
-        if body.type == CONTACT_ADDED and body.chat is not None:
-            raise BadRequest("field 'chat' must be absent for contact_added (a one-to-one event)")
+        if body.type in (CONTACT_ADDED, CONTACT_LOST) and body.chat is not None:
+            raise BadRequest(f"field 'chat' must be absent for {body.type} (a one-to-one event)")
         dispatcher = request.app[DISPATCHER]
         update = Update(
             channel=NAME, key=_key(body.type, body.user, body.id), sender=body.user, at=dispatcher.clock.now(),

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import storage.broadcast_models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import storage.models  # noqa: F401
+import storage.rollup_models  # noqa: F401
 from storage.engine import install_sqlite_pragmas
 
 config = context.config
