@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
-from bot import api
+from bot import api, console, metrics
 from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER, OUTBOX, SCHEDULER, SWEEPER
 from bot.channels.base import Channel
 from bot.channels.sandbox import SandboxChannel
@@ -80,8 +80,12 @@ def create_app(
     for channel in channels:
         channel.add_routes(app)
     app.router.add_get("/healthz", healthz)
+    if config.metrics.enabled:
+        app.router.add_get("/metrics", metrics.serve)
     if config.api.enabled:
         api.add_routes(app)
+    if config.console.enabled:
+        console.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Alembic runs on a sync engine: in a thread, so the loop keeps serving.

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot import logs
 from bot.config import Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
@@ -65,7 +66,7 @@ async def _freeze_heap(_app: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = _load(args.config)
-    logging.basicConfig(level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(config.logging)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
     if args.command == "db":

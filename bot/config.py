@@ -18,6 +18,7 @@ from bot.config_points import (  # noqa: F401  (re-exported: the points economy'
     CheckinConfig, LeaderboardConfig, LevelsConfig, LifecycleConfig, PointsConfig, RewardConfig, TaskConfig, Tier,
 )
 from bot.config_broadcasts import GroupQuotaConfig, PlaybookConfig, SchedulerConfig  # noqa: F401
+from bot.config_console import ConsoleConfig
 from bot.config_section import Section
 from storage.engine import DatabaseURLError, parse_url
 
@@ -267,8 +268,26 @@ class KocConfig(Section):
         return self
 
 
+class MetricsConfig(Section):
+    """``GET /metrics`` in the Prometheus text format (docs/observability.md)."""
+
+    enabled: bool = True
+    # Scrapers must send "Authorization: Bearer <token>" (24+ characters; a secret: prefer
+    # SIYU_METRICS_TOKEN). "" for none: then anyone who reaches the port may read it.
+    token: str = Field("", max_length=256)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 24:
+            raise ValueError('at least 24 characters, or "" for no token')
+        return value
+
+
 class LoggingConfig(Section):
     level: str = "INFO"
+    # "text": a line a record, for people; "json": one JSON object a line, for log collectors.
+    format: Literal["text", "json"] = "text"
 
     @field_validator("level")
     @classmethod
@@ -285,6 +304,7 @@ class Config(Section):
     wecom: WecomConfig = WecomConfig()
     operators: OperatorsConfig = OperatorsConfig()
     api: ApiConfig = ApiConfig()
+    console: ConsoleConfig = ConsoleConfig()
     robot: RobotConfig = RobotConfig()
     bridge: BridgeConfig = BridgeConfig()
     outbox: OutboxConfig = OutboxConfig()
@@ -299,6 +319,7 @@ class Config(Section):
     lifecycle: LifecycleConfig = LifecycleConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     sop: list[PlaybookConfig] = Field(default_factory=list)
+    metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     # Channel codes (渠道活码 State) → the tags a member who came by that code gets.
     channel_codes: dict[str, list[str]] = Field(default_factory=dict)

@@ -33,6 +33,7 @@ from bot.config import Config
 from bot.committer import Lanes
 from bot.context import Context
 from bot.locks import KeyedLocks
+from bot.logs import handling
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
 from bot.roles import has_role
 from bot.router import Command, Route, Router, UsageError
@@ -168,10 +169,11 @@ class Dispatcher:
         call: OuterNext = self._serialized
         for mw in reversed(self._outer):
             call = functools.partial(mw, call)
-        result = await call(update)
-        if not result.duplicate:
-            for callback in self._on_commit:
-                callback(result)
+        with handling(update.key):  # log lines say which update they concern (bot.logs)
+            result = await call(update)
+            if not result.duplicate:
+                for callback in self._on_commit:
+                    callback(result)
         return result
 
     async def close(self) -> None:
@@ -194,9 +196,10 @@ class Dispatcher:
                 log.warning("a batch of %d updates failed; replaying them one by one", len(updates))
                 return [(await self._process([u]))[0] for u in updates]
             update = updates[0]
-            log.exception("update %s from %s:%s failed; the member gets an apology",
-                          update.key, update.channel, update.sender)
-            return [await self._record_failure(update)]
+            with handling(update.key):
+                log.exception("update %s from %s:%s failed; the member gets an apology",
+                              update.key, update.channel, update.sender)
+                return [await self._record_failure(update)]
 
     async def _handle(self, session: AsyncSession, updates: Sequence[Update]) -> list[FeedResult]:
         now = self.clock.now()
@@ -210,7 +213,9 @@ class Dispatcher:
         for mw in reversed(self._inner):
             chain = functools.partial(mw, chain)
         for ctx in fresh:
-            await chain(ctx)
+            # The batch runs in the committer's task: each update's lines are marked here.
+            with handling(ctx.update.key):
+                await chain(ctx)
         outgoing = [m for ctx in fresh for m in ctx.outgoing]
         ids = iter(await outbox.enqueue(session, outgoing, now=now))
         results = []

@@ -4,7 +4,8 @@ Every change goes through a row with a version: the update's transaction reads i
 event on a ``Conversation``, and saves it only if nobody changed it meanwhile. Updates of one
 member are already serialized by the dispatcher; the version check is what keeps two processes
 honest too. Deadlines are data: the sweeper (``bot.sweeper``) turns a passed deadline into a
-``flow_deadline`` update, handled here like any other.
+``flow_deadline`` update, handled here like any other. States entered and deadlines fired are
+counted (``storage.tally``, for ``/metrics``) when the update's transaction commits.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from bot.context import Context
 from flows.engine import Conversation, Flow
-from storage import audit
+from storage import audit, tally
 from storage import flows as rows
 from storage.models import MemberFlow
 
@@ -93,6 +94,7 @@ class FlowEngine:
             await self._save(ctx, row, state=state, data=data, active=row.active, entered_at=row.entered_at,
                              deadlines_fired=fired + 1, deadline_at=self._deadline(flow, state, row.entered_at, fired + 1))
             return
+        tally.add(ctx.session, tally.FLOW_TIMEOUTS, flow.name, state)
         await self._after(ctx, flow, row, conversation, note="", by_deadline=True)
 
     async def current_prompt(self, ctx: Context) -> str | None:
@@ -120,6 +122,7 @@ class FlowEngine:
         await rows.restart(ctx.session, member_id, flow_name, state=flow.initial, data=data, active=True,
                            entered_at=ctx.now, deadlines_fired=0,
                            deadline_at=self._deadline(flow, flow.initial, ctx.now, 0), now=ctx.now)
+        tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow_name, flow.initial)
         parts = [flow.text(flow.intro, data) if flow.intro else None, flow.prompt(flow.initial, data)]
         if any(parts):
             ctx.send("\n".join(p for p in parts if p), to=external_id, channel=channel)
@@ -137,6 +140,7 @@ class FlowEngine:
         await rows.restart(ctx.session, member_id, flow_name, state=state, data=data, active=not flow.states[state].final,
                            entered_at=ctx.now, deadlines_fired=0, deadline_at=self._deadline(flow, state, ctx.now, 0),
                            now=ctx.now, finished=flow.states[state].final)
+        tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow_name, state)
         await audit.record(
             ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}", action="flow.move", result="ok",
             now=ctx.now, args={"member_id": member_id, "flow": flow_name, "from": row.state if row else None,
@@ -171,6 +175,8 @@ class FlowEngine:
         await self._save(ctx, row, state=state, data=data, active=not final and row.active, entered_at=entered_at,
                          deadlines_fired=fired, deadline_at=None if final else self._deadline(flow, state, entered_at, fired),
                          finished=final)
+        if not stayed:
+            tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow.name, state)
         prompt = flow.prompt(state, data)
         if stayed and by_deadline and flow.reminder is not None:
             prompt = flow.text(flow.reminder, data) + ("\n" + prompt if prompt else "")

@@ -79,6 +79,15 @@ async def redemption_command(ctx: Context) -> None:
                             usage=ctx.texts("redemption_usage")))
         return
     redemption_id = int(rest)
+    if await settle(ctx, redemption_id, action) is None:
+        ctx.reply(ctx.texts("redemption_refused", id=redemption_id))
+        return
+    ctx.reply(ctx.texts("redemption_settled", id=redemption_id, action=ctx.texts(f"redemption_action_{action}")))
+
+
+async def settle(ctx: Context, redemption_id: int, action: str) -> Redemption | None:
+    """An operator approves, fulfils or rejects (cancels, refunding) a redemption: audited, and
+    the member told on their channel. None if it does not exist or is not in a state for it."""
     row = await ctx.session.get(Redemption, redemption_id)
     if action == "approve":
         done = await rewards.approve(ctx.session, redemption_id)
@@ -90,11 +99,11 @@ async def redemption_command(ctx: Context) -> None:
     await audit.record(ctx.session, actor=actor, action=f"redemption.{action}", result="ok" if done else "refused",
                        now=ctx.now, args={"redemption": redemption_id})
     if not done or row is None:
-        ctx.reply(ctx.texts("redemption_refused", id=redemption_id))
-        return
+        return None
     reward = await ctx.session.get(Reward, row.reward_id)
     member = await ctx.session.get(Member, row.member_id)
     assert reward is not None and member is not None
-    ctx.reply(ctx.texts("redemption_settled", id=redemption_id, action=ctx.texts(f"redemption_action_{action}")))
     ctx.send(ctx.texts(f"redemption_member_{action}", name=reward.name, cost=row.cost),
              to=member.external_id, channel=member.channel)
+    await ctx.session.refresh(row)
+    return row

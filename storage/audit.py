@@ -21,6 +21,6 @@ async def record(
     ))
 
 
-async def latest(session: AsyncSession, *, limit: int = 20) -> list[AuditEntry]:
-    rows = await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+async def latest(session: AsyncSession, *, limit: int = 20, offset: int = 0) -> list[AuditEntry]:
+    rows = await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
     return list(rows.scalars())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundUpdate
@@ -63,6 +63,13 @@ async def store(session: AsyncSession, rows: list[tuple[str, str, str]], *, now:
     stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.key)
     params = [{"key": k, "channel": c, "payload": p, "received_at": now} for k, c, p in rows]
     return {r.key for r in await session.execute(stmt, params)}
+
+
+async def unhandled_counts(session: AsyncSession) -> dict[str, int]:
+    """Stored but not yet handled, by channel: the inbox's depth (``/metrics``). Found through
+    the unhandled index, so a scrape costs the backlog, not the history."""
+    rows = await session.execute(select(T.c.channel, func.count()).where(T.c.handled_at.is_(None)).group_by(T.c.channel))
+    return {channel: n for channel, n in rows}
 
 
 async def unhandled(

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, nulls_last, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import tally
 from storage.models import PointBalance, PointEntry, PointLot
 
 EARN, GRANT, REFUND, SPEND, DEDUCT, EXPIRE = "earn", "grant", "refund", "spend", "deduct", "expire"
@@ -81,6 +82,7 @@ async def credit(
         "balance": B.c.balance + spendable, "pending": B.c.pending + waiting, "lifetime": B.c.lifetime + earned,
     }).returning(B.c.balance, B.c.lifetime)
     row = (await session.execute(stmt)).one()
+    tally.add(session, tally.POINTS_ISSUED, kind, amount=amount)
     return Posted(True, int(row.balance), int(row.lifetime))
 
 
@@ -121,6 +123,7 @@ async def spend(
         owed -= use
     if owed:  # the balance said yes but the lots disagree: refuse rather than go wrong
         raise RuntimeError(f"ledger of member {member_id}: balance and lots disagree")
+    tally.add(session, tally.POINTS_SPENT, kind, amount=amount)
     return Posted(True, left)
 
 

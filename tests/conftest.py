@@ -68,7 +68,10 @@ def make_config(database_url: str) -> Callable[..., Config]:
     def make(**sections: Any) -> Config:
         data: dict[str, Any] = {"storage": {"url": database_url}, "logging": {"level": "WARNING"}}
         for name, values in sections.items():
-            data.setdefault(name, {}).update(values)
+            if isinstance(values, dict):
+                data.setdefault(name, {}).update(values)
+            else:  # a list of tables ([[rewards]], [[tasks]] ...)
+                data[name] = values
         return config_from_dict(data)
 
     return make

@@ -15,6 +15,7 @@ from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.config import ApiToken
 from bot.context import Context
 from bot.http import BadRequest, dumps, read_body
+from bot.metrics import api_error
 from bot.roles import has_role
 from bot.update import Update
 from storage import audit, outbox
@@ -47,6 +48,8 @@ JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 def error(status: int, code: str, message: str) -> web.Response:
+    """The JSON error answer; counted in ``/metrics`` (siyu_api_errors_total) by code and status."""
+    api_error(code, status)
     return web.json_response({"error": {"code": code, "message": message}}, status=status, dumps=dumps)
 
 

@@ -31,6 +31,7 @@ from bot.clock import Clock
 from bot.config import WecomConfig
 from bot.dispatcher import Dispatcher
 from bot.locks import KeyedLocks
+from bot.metrics import CALLBACK_SECONDS
 from storage import inbox
 from storage.engine import Database
 from storage.outbox import GROUP_TASK, WELCOME, Claimed
@@ -123,10 +124,13 @@ class WeComChannel(Channel):
         return self._endpoint
 
     async def _get(self, request: web.Request) -> web.Response:
-        return await self.endpoint.get(request)
+        with CALLBACK_SECONDS.labels("GET").time():
+            return await self.endpoint.get(request)
 
     async def _post(self, request: web.Request) -> web.Response:
-        return await self.endpoint.post(request)
+        # The time WeCom waits for its answer (5 s at most): handling comes after it.
+        with CALLBACK_SECONDS.labels("POST").time():
+            return await self.endpoint.post(request)
 
     # -- handling a stored callback ---------------------------------------------------------
 

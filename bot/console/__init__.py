@@ -1,0 +1,98 @@
+"""The operators' console under /console: the community's numbers (source, process, result),
+groups, members, the KOC review queue, rewards and redemptions, broadcasts and the audit log,
+as server-rendered pages that work without internet access.
+
+Signing in needs a user from ``[console] users``; viewers read, operators act (the same rules
+and audit entries as the chat commands), admins also read the audit log. Every form carries a
+CSRF token.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.appkeys import CONFIG
+from bot.console import actions, auth, overview, pages
+from bot.console.render import page
+
+log = logging.getLogger("siyu.console")
+STATIC = Path(__file__).with_name("static")
+
+
+def _safe_next(target: str) -> str:
+    """Back to a console page after signing in, never to another site."""
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc and target.startswith("/console") else "/console"
+
+
+def _login_form(request: web.Request, *, target: str, error: str | None = None, status: int = 200) -> web.Response:
+    """The sign-in page with a fresh CSRF token (its cookie set on the same response)."""
+    holder = web.Response()
+    token = auth.remember_login_token(request, holder)
+    response = page(request, "login.html", status=status, error=error, next=target, csrf_login=token,
+                    no_users=not request.app[CONFIG].console.users)
+    for cookie in holder.cookies.values():
+        response.cookies[cookie.key] = cookie
+    return response
+
+
+async def login_page(request: web.Request) -> web.Response:
+    if auth.current(request) is not None:
+        raise web.HTTPFound(_safe_next(request.query.get("next", "/console")))
+    return _login_form(request, target=_safe_next(request.query.get("next", "/console")))
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name, password, given = (str(form.get(k, "")) for k in ("name", "password", "csrf"))
+    target = _safe_next(str(form.get("next", "/console")))
+    if not auth.login_token_ok(request, given):
+        raise auth.CsrfRefused(reason="登录表单已失效（CSRF 校验失败），请刷新页面后重试")
+    user = auth.check_password(request.app[CONFIG].console, name, password)
+    if user is None:
+        log.warning("console: sign-in refused for %r from %s", name[:64], request.remote)
+        return _login_form(request, target=target, error="用户名或密码不对", status=401)
+    log.info("console: %s signed in from %s", user.name, request.remote)
+    response = web.Response(status=302, headers={"Location": target})
+    auth.start_session(request, response, user)
+    return response
+
+
+@auth.require("viewer")
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.Response(status=302, headers={"Location": str(request.app.router["console_login"].url_for())})
+    auth.end_session(response)
+    return response
+
+
+@web.middleware
+async def console_errors(request: web.Request, handler: auth.Handler) -> web.StreamResponse:
+    """Under /console: an error is a page that says what went wrong, in Chinese, never a trace."""
+    if not request.path.startswith("/console"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return page(request, "error.html", status=exc.status, message=exc.reason or "出错了")
+    except Exception:
+        log.exception("console error on %s %s", request.method, request.path)
+        return page(request, "error.html", status=500, message="服务器出错了，运维可在日志中找到原因")
+
+
+def add_routes(app: web.Application) -> None:
+    app[auth.SIGNER] = auth.signer_for(app[CONFIG].console)
+    app.middlewares.append(console_errors)
+    r = app.router
+    r.add_get("/console/login", login_page, name="console_login")
+    r.add_post("/console/login", login)
+    r.add_post("/console/logout", logout, name="console_logout")
+    r.add_static("/console/static", STATIC, name="console_static")
+    r.add_get("/console", overview.overview, name="console_overview")
+    r.add_post("/console/refresh", overview.refresh, name="console_refresh")
+    pages.add_routes(r)
+    actions.add_routes(r)

@@ -1,0 +1,119 @@
+"""What operators do in the console: decide KOC applications, settle redemptions. Each goes
+through the same code as the chat command (``flows.koc_screening.decide``,
+``handlers.redemption.settle``): the same rules, the same audit entry, the member told the
+same way; the console user is the actor (``console:<name>``)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.appkeys import DB, DISPATCHER
+from bot.console.auth import SESSION, require
+from bot.console.render import page
+from bot.context import Context
+from bot.update import Update
+from flows import koc_screening
+from handlers import redemption
+from storage import outbox, rewards
+from storage.models import KocApplication, Member, Redemption, Reward
+
+QUEUE_SIZE = 100
+REASON_MAX = 200
+
+
+@asynccontextmanager
+async def acting(request: web.Request) -> AsyncIterator[Context]:
+    """A transaction with a Context for the signed-in user; what it queued for members goes
+    to the outbox with it."""
+    dispatcher = request.app[DISPATCHER]
+    session_user = request[SESSION].user
+    now = dispatcher.clock.now()
+    async with request.app[DB].transaction() as session:
+        ctx = Context(update=Update(channel="console", key=f"console:{session_user.name}:{now.isoformat()}:{id(request)}",
+                                    sender=session_user.name, at=now),
+                      session=session, now=now, texts=dispatcher.texts, dispatcher=dispatcher, role=session_user.role)
+        yield ctx
+        await outbox.enqueue(session, ctx.outgoing, now=now)
+
+
+def _back(request: web.Request, name: str, notice: str) -> web.Response:
+    location = request.app.router[name].url_for().with_query(notice=notice)
+    return web.Response(status=303, headers={"Location": str(location)})
+
+
+@require("viewer")
+async def koc_queue(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        pending = (await session.execute(
+            select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
+            .where(KocApplication.status == "pending").order_by(KocApplication.id).limit(QUEUE_SIZE))).all()
+        decided = (await session.execute(
+            select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
+            .where(KocApplication.status != "pending").order_by(KocApplication.decided_at.desc()).limit(20))).all()
+    return page(request, "koc.html", pending=pending, decided=decided, types=koc_screening.TYPES,
+                notice=request.query.get("notice", "")[:200])
+
+
+@require("operator")
+async def koc_decide(request: web.Request) -> web.Response:
+    raw = request.match_info["application"]
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise web.HTTPNotFound(reason="没有这份申请")
+    application_id = int(raw)
+    form = await request.post()
+    decision, role, reason = (str(form.get(k, "")).strip() for k in ("decision", "type", "reason"))
+    if decision not in ("approve", "reject"):
+        raise web.HTTPBadRequest(reason="请选择通过或拒绝")
+    if decision == "approve" and role and role not in koc_screening.TYPES:
+        raise web.HTTPBadRequest(reason=f"KOC 类型应为 {'、'.join(koc_screening.TYPES)} 之一")
+    if decision == "reject" and not reason:
+        raise web.HTTPBadRequest(reason="拒绝时请填写理由（会告诉成员）")
+    if len(reason) > REASON_MAX:
+        raise web.HTTPBadRequest(reason=f"理由最多 {REASON_MAX} 个字")
+    async with acting(request) as ctx:
+        if await ctx.session.get(KocApplication, application_id) is None:
+            raise web.HTTPNotFound(reason="没有这份申请")
+        decided = await koc_screening.decide(ctx, application_id, approve=decision == "approve",
+                                             role=role or None, reason=reason or None)
+    if decided is None:
+        return _back(request, "console_koc", f"申请 {application_id} 已被处理过，未做改动")
+    verdict = f"已通过（{decided.approved_type}）" if decision == "approve" else "已拒绝"
+    return _back(request, "console_koc", f"申请 {application_id} {verdict}，已通知成员")
+
+
+@require("viewer")
+async def rewards_page(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        catalog = list((await session.execute(select(Reward).order_by(Reward.id))).scalars())
+        open_rows = (await session.execute(
+            select(Redemption, Reward, Member).join(Reward, Reward.id == Redemption.reward_id)
+            .join(Member, Member.id == Redemption.member_id)
+            .where(Redemption.status.in_((rewards.AWAITING_APPROVAL, rewards.RESERVED)))
+            .order_by(Redemption.id).limit(QUEUE_SIZE))).all()
+    return page(request, "rewards.html", catalog=catalog, open_rows=open_rows, notice=request.query.get("notice", "")[:200])
+
+
+@require("operator")
+async def settle_redemption(request: web.Request) -> web.Response:
+    raw = request.match_info["redemption"]
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise web.HTTPNotFound(reason="没有这个兑换单")
+    form = await request.post()
+    action = str(form.get("action", ""))
+    if action not in redemption.ACTIONS:
+        raise web.HTTPBadRequest(reason="操作应为 approve、fulfil 或 reject")
+    async with acting(request) as ctx:
+        settled = await redemption.settle(ctx, int(raw), action)
+    if settled is None:
+        return _back(request, "console_rewards", f"兑换单 {raw} 当前状态不能这样处理，未做改动")
+    return _back(request, "console_rewards", f"兑换单 {raw}：{ctx.texts(f'redemption_action_{action}')}，已通知成员")
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/console/koc", koc_queue, name="console_koc")
+    r.add_post("/console/koc/{application}", koc_decide, name="console_koc_decide")
+    r.add_get("/console/rewards", rewards_page, name="console_rewards")
+    r.add_post("/console/redemptions/{redemption}", settle_redemption, name="console_settle")

@@ -1,0 +1,123 @@
+"""The overview: the three layers of numbers the brand articles judge a community by (source,
+process, result) for a date range, from the rollups."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.appkeys import CONFIG, DB, DISPATCHER
+from bot.console.auth import SESSION, require
+from bot.console.render import page, today
+from handlers import metrics_rollup
+from storage import audit, dashboard
+from storage.dashboard import Series
+
+MAX_DAYS = 366
+TOP_CODES = 5
+DELIVERY_LABELS = {"delivered": "已送达", "awaiting_owner": "待群主确认", "failed": "失败", "expired": "群主未确认已过期",
+                   "skipped": "跳过", "planned": "待发送", "queued": "发送中", "cancelled": "已取消"}
+
+
+def date_range(request: web.Request, default_days: int) -> tuple[date, date]:
+    """``from`` and ``to`` (YYYY-MM-DD) from the query, default the last ``default_days`` days."""
+    last_default = today(request, request.app[DISPATCHER].clock.now())
+    try:
+        last = date.fromisoformat(request.query["to"]) if request.query.get("to") else last_default
+        first = date.fromisoformat(request.query["from"]) if request.query.get("from") else last - timedelta(days=default_days - 1)
+    except ValueError:
+        raise web.HTTPBadRequest(reason="日期格式应为 YYYY-MM-DD") from None
+    if first > last:
+        raise web.HTTPBadRequest(reason="开始日期晚于结束日期")
+    if (last - first).days >= MAX_DAYS:
+        raise web.HTTPBadRequest(reason=f"日期范围最多 {MAX_DAYS} 天")
+    return first, last
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _total(numbers: Series, metric: str) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for values in numbers.get(metric, {}).values():
+        out.update(values)
+    return out
+
+
+def _line(numbers: Series, metric: str, days: list[date], dimension: str | None = None) -> list[float | None]:
+    """A metric's values over the days (its dimensions summed, or one of them)."""
+    by_day = numbers.get(metric, {})
+    return [float(sum(by_day[d].values()) if dimension is None else by_day[d].get(dimension, 0)) if d in by_day else 0.0
+            for d in days]
+
+
+def build(numbers: Series, first: date, last: date) -> dict[str, Any]:
+    """What the overview shows, computed from the rollup series."""
+    days = _days(first, last)
+    labels = [d.isoformat() for d in days]
+    codes = _total(numbers, "new_by_code")
+    top = [c for c, _ in codes.most_common(TOP_CODES)]
+    members = _line(numbers, "members", days)
+    checkins = _line(numbers, "checkins", days)
+    latest = next((d for d in reversed(days) if d in numbers.get("members", {})), None)
+    snap = next((d for d in reversed(days) if d in numbers.get("group_members", {})), None)
+    group_members = numbers["group_members"][snap][""] if snap else 0
+    speakers = numbers["group_speakers_7d"][snap].get("", 0) if snap else 0
+    signin_rate = [c / m if m else None for c, m in zip(checkins, members)]
+    known_rates = [r for r in signin_rate if r is not None]
+    return {
+        "labels": labels,
+        "kpi": {
+            "members": sum(numbers["members"][latest].values()) if latest else 0,
+            "new": sum(codes.values()), "lost": sum(_total(numbers, "lost").values()),
+            "activity_rate": speakers / group_members if group_members else None, "speakers": speakers,
+            "group_members": group_members,
+            "signin_rate": sum(known_rates) / len(known_rates) if known_rates else None,
+            "checkins": int(sum(checkins)), "task_checkins": sum(_total(numbers, "task_checkins").values()),
+            "issued": sum(_total(numbers, "points_issued").values()), "spent": sum(_total(numbers, "points_spent").values()),
+            "expired": sum(_total(numbers, "points_expired").values()),
+            "redemptions": sum(_total(numbers, "redemptions").values()),
+        },
+        "new_by_code": [((c or "无渠道码"), _line(numbers, "new_by_code", days, c)) for c in top],
+        "codes": [(c or "无渠道码", n) for c, n in codes.most_common()],
+        "new_lost": [("新增", _line(numbers, "new_by_code", days)), ("流失", _line(numbers, "lost", days))],
+        "by_channel": sorted(_total(numbers, "new_by_channel").items(), key=lambda kv: -kv[1]),
+        "activity": [("活跃成员", _line(numbers, "active", days)), ("签到", checkins),
+                     ("任务打卡", _line(numbers, "task_checkins", days))],
+        "signin_rate": [("签到率", signin_rate)],
+        "points": [("发放", _line(numbers, "points_issued", days)), ("消耗", _line(numbers, "points_spent", days)),
+                   ("过期", _line(numbers, "points_expired", days))],
+        "redemptions": sorted(_total(numbers, "redemptions").items(), key=lambda kv: -kv[1]),
+        "deliveries": [(DELIVERY_LABELS.get(s, s), n) for s, n in _total(numbers, "deliveries").most_common()],
+        "delivery_counts": _total(numbers, "deliveries"),
+    }
+
+
+@require("viewer")
+async def overview(request: web.Request) -> web.Response:
+    config = request.app[CONFIG].console
+    first, last = date_range(request, config.default_days)
+    async with request.app[DB].read() as session:
+        numbers = await dashboard.series(session, first, last)
+        snapshot = await dashboard.latest_snapshot(session, last)
+        groups = await dashboard.group_counts(session, snapshot, size_limit=config.group_size_limit) if snapshot else None
+        by_cohort, by_code = await dashboard.retention(session, first, last)
+        funnel = await dashboard.koc_funnel(session)
+        polls = await dashboard.polls(session)
+    return page(request, "overview.html", first=first, last=last, view=build(numbers, first, last), groups=groups,
+                snapshot=snapshot, by_cohort=by_cohort, by_code=by_code, funnel=funnel, polls=polls,
+                size_limit=config.group_size_limit)
+
+
+@require("operator")
+async def refresh(request: web.Request) -> web.StreamResponse:
+    """Roll up now instead of at the job's next run (after a data import, say)."""
+    d = request.app[DISPATCHER]
+    days = await metrics_rollup.refresh(request.app[DB], d.config, d.texts, d.clock.now())
+    async with request.app[DB].transaction() as session:
+        await audit.record(session, actor=request[SESSION].actor, action="console.refresh", result="ok",
+                           now=d.clock.now(), args={"days": days})
+    return web.Response(status=303, headers={"Location": str(request.app.router["console_overview"].url_for())})

@@ -1,0 +1,150 @@
+"""The console's reading pages: groups (sortable, with a trend, and each group's history),
+members (search, profile with ledger and flows), broadcasts in progress, the audit log."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import func, or_, select
+
+from bot.appkeys import CONFIG, DB, DISPATCHER
+from bot.console.auth import require
+from bot.console.render import page, today
+from storage import audit, dashboard, flows, points
+from storage.broadcast_models import Broadcast, Delivery
+from storage.models import Group, GroupMembership, KocApplication, Member, MemberTag, PointEntry, Redemption, Reward
+
+PAGE_SIZE = 50
+SPARK_DAYS = 14
+MAX_PAGE = 100_000
+
+
+def _int(request: web.Request, name: str, default: int, high: int = MAX_PAGE) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise web.HTTPBadRequest(reason=f"参数 {name} 应为 1 到 {high} 的整数")
+    return int(raw)
+
+
+def _search(request: web.Request) -> str:
+    q = request.query.get("q", "").strip()
+    if len(q) > 64 or any(ord(c) < 32 for c in q):
+        raise web.HTTPBadRequest(reason="搜索词最多 64 个字符")
+    return q
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise web.HTTPNotFound(reason="没有这一项")
+    return int(raw)
+
+
+@require("viewer")
+async def groups(request: web.Request) -> web.Response:
+    sort = request.query.get("sort", "rate")
+    if sort not in dashboard.GROUP_SORTS:
+        raise web.HTTPBadRequest(reason=f"排序字段应为 {', '.join(dashboard.GROUP_SORTS)} 之一")
+    descending = request.query.get("desc", "0") == "1"
+    number, q = _int(request, "page", 1), _search(request)
+    last = today(request, request.app[DISPATCHER].clock.now())
+    async with request.app[DB].read() as session:
+        snapshot = await dashboard.latest_snapshot(session, last)
+        rows, total = (await dashboard.groups(session, snapshot, sort=sort, descending=descending, search=q or None,
+                                              limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+                       if snapshot else ([], 0))
+        trend = await dashboard.daily_messages(session, [g.id for g in rows], last - timedelta(days=SPARK_DAYS - 1), last)
+    return page(request, "groups.html", rows=rows, total=total, trend=trend, sort=sort, descending=descending,
+                number=number, pages=max(1, -(-total // PAGE_SIZE)), q=q, snapshot=snapshot,
+                size_limit=request.app[CONFIG].console.group_size_limit)
+
+
+@require("viewer")
+async def group(request: web.Request) -> web.Response:
+    group_id = _path_id(request, "group")
+    last = today(request, request.app[DISPATCHER].clock.now())
+    first = last - timedelta(days=request.app[CONFIG].console.default_days - 1)
+    async with request.app[DB].read() as session:
+        found = await session.get(Group, group_id)
+        if found is None:
+            raise web.HTTPNotFound(reason="没有这个群")
+        history = await dashboard.group_history(session, group_id, first, last)
+        messages = (await dashboard.daily_messages(session, [group_id], first, last))[group_id]
+        talkers = (await session.execute(
+            select(Member, GroupMembership).join(GroupMembership, GroupMembership.member_id == Member.id)
+            .where(GroupMembership.group_id == group_id, GroupMembership.left_at.is_(None))
+            .order_by(GroupMembership.message_count.desc()).limit(PAGE_SIZE))).all()
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    by_day = {h.day.isoformat(): h for h in history}
+    return page(request, "group.html", group=found, talkers=talkers, days=days, messages=messages,
+                members=[float(by_day[d].members) if d in by_day else None for d in days],
+                rates=[by_day[d].active_7d / by_day[d].members if d in by_day and by_day[d].members else None for d in days])
+
+
+@require("viewer")
+async def members(request: web.Request) -> web.Response:
+    q = _search(request)
+    async with request.app[DB].read() as session:
+        query = select(Member).order_by(Member.id.desc()).limit(PAGE_SIZE)
+        if q:
+            query = query.where(or_(Member.external_id == q, Member.name.like(f"{q}%")))  # type: ignore[union-attr]
+        found = list((await session.execute(query)).scalars())
+    return page(request, "members.html", rows=found, q=q)
+
+
+@require("viewer")
+async def member(request: web.Request) -> web.Response:
+    member_id = _path_id(request, "member")
+    async with request.app[DB].read() as session:
+        found = await session.get(Member, member_id)
+        if found is None:
+            raise web.HTTPNotFound(reason="没有这个成员")
+        balance, pending, lifetime = (await points.balance(session, member_id), await points.pending(session, member_id),
+                                      await points.lifetime(session, member_id))
+        ledger = list((await session.execute(select(PointEntry).where(PointEntry.member_id == member_id)
+                                             .order_by(PointEntry.id.desc()).limit(PAGE_SIZE))).scalars())
+        tags = list((await session.execute(select(MemberTag.tag).where(MemberTag.member_id == member_id))).scalars())
+        member_flows = await flows.of_member(session, member_id)
+        applications = list((await session.execute(select(KocApplication).where(KocApplication.member_id == member_id)
+                                                   .order_by(KocApplication.id.desc()))).scalars())
+        in_groups = (await session.execute(select(Group, GroupMembership).join(GroupMembership, GroupMembership.group_id == Group.id)
+                                           .where(GroupMembership.member_id == member_id).limit(PAGE_SIZE))).all()
+        redeemed = (await session.execute(select(Redemption, Reward).join(Reward, Reward.id == Redemption.reward_id)
+                                          .where(Redemption.member_id == member_id).order_by(Redemption.id.desc())
+                                          .limit(PAGE_SIZE))).all()
+    return page(request, "member.html", member=found, balance=balance, pending=pending, lifetime=lifetime, ledger=ledger,
+                tags=tags, flows=member_flows, applications=applications, groups=in_groups, redeemed=redeemed)
+
+
+@require("viewer")
+async def broadcasts(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        recent = list((await session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(PAGE_SIZE))).scalars())
+        progress: dict[int, dict[str, int]] = defaultdict(dict)
+        if recent:
+            rows = await session.execute(select(Delivery.broadcast_id, Delivery.status, func.count())
+                                         .where(Delivery.broadcast_id.in_([b.id for b in recent]))
+                                         .group_by(Delivery.broadcast_id, Delivery.status))
+            for broadcast_id, status, n in rows:
+                progress[broadcast_id][status] = n
+    return page(request, "broadcasts.html", rows=recent, progress=progress)
+
+
+@require("admin")
+async def audit_log(request: web.Request) -> web.Response:
+    number = _int(request, "page", 1)
+    async with request.app[DB].read() as session:
+        entries = await audit.latest(session, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    return page(request, "audit.html", entries=entries, number=number, more=len(entries) == PAGE_SIZE)
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/console/groups", groups, name="console_groups")
+    r.add_get("/console/groups/{group}", group, name="console_group")
+    r.add_get("/console/members", members, name="console_members")
+    r.add_get("/console/members/{member}", member, name="console_member")
+    r.add_get("/console/broadcasts", broadcasts, name="console_broadcasts")
+    r.add_get("/console/audit", audit_log, name="console_audit")
