@@ -19,8 +19,9 @@ rows stop at the present minute.
   their first contact, mostly), 5% in a second; 3% of the groups silent (nobody spoke there in the days). Joins, leaves (3%, and every lost member),
   last_spoke_at from the member's last active day.
 - checkins (60% of a day's speakers, with real streaks and the 7/30-day bonus), task_checkins
-  (12% of speakers; credited, pending, rejected), rewards (5) and redemptions, KOC screenings
-  (member_flows) and applications, two polls with votes, the points ledger (an ``earn`` per
+  (12% of speakers; credited, pending, rejected), rewards (5) and redemptions, member_flows
+  (92% of the members went through onboarding, 0.5% through KOC screening; all finished, so
+  the sweeper has no deadline to fire), KOC applications, two polls with votes, the points ledger (an ``earn`` per
   sign-in and credited task, ``spend``/``refund`` per redemption, ``expire`` and ``grant``
   entries; lots and balances are left empty), one broadcast a day to every group (deliveries:
   mostly delivered, some awaiting_owner/expired, failed, skipped).
@@ -355,7 +356,17 @@ class Generator:
                   FROM redemptions GROUP BY reward_id) c
             WHERE c.reward_id = r.id
             """, table="redemptions")
-        self.phase("member_flows (KOC screenings)", """
+        self.phase("member_flows (onboarding, KOC)", """
+            INSERT INTO member_flows (member_id, flow, state, data, version, active, entered_at, deadlines_fired,
+                                      deadline_at, started_at, updated_at, finished_at)
+            SELECT id, 'onboarding', CASE WHEN r < 0.75 THEN 'done' ELSE 'closed' END, '{}'::json, 5, false,
+                   first_seen_at + took, CASE WHEN r < 0.75 THEN 0 ELSE 1 END, NULL, first_seen_at,
+                   first_seen_at + took, first_seen_at + took
+            FROM (SELECT id, first_seen_at, random() AS r,
+                         least({NOW} - first_seen_at, random() * interval '2 hours') AS took
+                  FROM members WHERE pg_temp.h(id, 22) < 0.92) s
+            ORDER BY id
+            """, """
             INSERT INTO member_flows (member_id, flow, state, data, version, active, entered_at, deadlines_fired,
                                       deadline_at, started_at, updated_at, finished_at)
             SELECT id, 'koc_screening', state, '{}'::json, 6, false, started_at + took, 0, NULL, started_at,
@@ -493,7 +504,7 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1_000_000)
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=30, help="days of activity ending today (at most 56)")
-    ap.add_argument("--seed", type=int, default=1, help="random seed (same seed, same data)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed (same seed and clock day: the same data, but for the minutes of today)")
     args = ap.parse_args()
     if make_url(args.url).get_backend_name() != "postgresql":
         ap.error("--url must be a PostgreSQL database")

@@ -54,8 +54,9 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="siyu-outbox")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Let the pass under way settle its rows (at most ``timeout`` seconds), then stop.
-        Rows still claimed after that come back to any worker when their lease runs out."""
+        """Let the sends under way finish and hand back the pass's rows not yet started (at
+        most ``timeout`` seconds), then stop. Rows still claimed after that come back to any
+        worker when their lease runs out."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -101,7 +102,9 @@ class OutboxWorker:
 
         async def settle(message: Claimed) -> None:
             async with self._in_flight:
-                if self.clock.now() >= last_start:
+                # Stopping (SIGTERM): what has not started goes back now, for another process
+                # or the next start, rather than waiting out its lease.
+                if self._stopping or self.clock.now() >= last_start:
                     unsent.append(message)
                     return
                 outcome = await self._send(message)

@@ -62,6 +62,17 @@ async def test_pages_need_a_sign_in_and_a_wrong_password_is_refused(console: San
     assert (await console.http.get("/console", allow_redirects=False)).status == 302
 
 
+async def test_guessing_passwords_stops_after_ten_failures(console: SandboxClient) -> None:
+    for _ in range(10):
+        page = await console.http.get("/console/login")
+        resp = await console.http.post("/console/login", data={"name": "ops", "password": "guess-guess-guess",
+                                                               "csrf": csrf_of(await page.text())})
+        assert resp.status == 401
+    page = await console.http.get("/console/login")
+    resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf_of(await page.text())})
+    assert resp.status == 429 and "15 分钟" in await resp.text()  # even the right password, for a while
+
+
 async def test_sign_in_goes_back_to_the_page_asked_for_but_never_to_another_site(console: SandboxClient) -> None:
     page = await console.http.get("/console/login")
     resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf_of(await page.text()),

@@ -339,3 +339,24 @@ def test_backoff_jitter_stays_in_bounds() -> None:
     capped = [backoff(n) for n in range(9, 51) for _ in range(20)]
     assert all(300 * 0.75 <= d <= 300 * 1.25 for d in capped)
     assert min(backoff(3) for _ in range(200)) > max(backoff(1) for _ in range(200))  # it grows
+
+
+async def test_a_stopping_worker_finishes_the_sends_under_way_and_hands_back_the_rest(
+    db: Database, clock: FakeClock, channel: ScriptedChannel,
+) -> None:
+    worker = make_worker(db, clock, channel, concurrency=1)
+    ids = await enqueue(db, clock, *(Outgoing(channel="test", chat=f"g{i}", text=f"m{i}") for i in range(5)))
+
+    stopping: list[asyncio.Task[None]] = []
+
+    async def sigterm_arrives() -> None:  # the app's shutdown begins while m0 is being sent
+        stopping.append(asyncio.ensure_future(worker.stop()))
+
+    channel.during["m0"] = sigterm_arrives
+    worker.start()
+    while not stopping:
+        await asyncio.sleep(0.01)
+    await stopping[0]
+    statuses = [(await row(db, i)).status for i in ids]
+    assert statuses == ["delivered", "pending", "pending", "pending", "pending"]  # none left claimed
+    assert [m.text for m in channel.sent] == ["m0"]

@@ -8,6 +8,7 @@ CSRF token.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,9 +52,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = _safe_next(str(form.get("next", "/console")))
     if not auth.login_token_ok(request, given):
         raise auth.CsrfRefused(reason="登录表单已失效（CSRF 校验失败），请刷新页面后重试")
+    throttle, address, now = request.app[auth.THROTTLE], request.remote or "?", asyncio.get_running_loop().time()
+    if throttle.blocked(address, now):
+        log.warning("console: sign-in from %s refused: too many failed attempts", address)
+        return _login_form(request, target=target, error="登录失败次数过多，请 15 分钟后再试", status=429)
     user = auth.check_password(request.app[CONFIG].console, name, password)
     if user is None:
-        log.warning("console: sign-in refused for %r from %s", name[:64], request.remote)
+        throttle.failed(address, now)
+        log.warning("console: sign-in refused for %r from %s", name[:64], address)
         return _login_form(request, target=target, error="用户名或密码不对", status=401)
     log.info("console: %s signed in from %s", user.name, request.remote)
     response = web.Response(status=302, headers={"Location": target})
@@ -86,6 +92,7 @@ async def console_errors(request: web.Request, handler: auth.Handler) -> web.Str
 
 def add_routes(app: web.Application) -> None:
     app[auth.SIGNER] = auth.signer_for(app[CONFIG].console)
+    app[auth.THROTTLE] = auth.SignInThrottle()
     app.middlewares.append(console_errors)
     r = app.router
     r.add_get("/console/login", login_page, name="console_login")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -104,6 +105,33 @@ def login_token_ok(request: web.Request, given: str) -> bool:
     except BadSignature:
         return False
     return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class SignInThrottle:
+    """At most ``limit`` failed sign-ins per address in ``window_s``: guessing passwords from
+    one address stops there (one process's memory; each process counts its own)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 900.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(address, deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, address: str, now: float) -> bool:
+        blocked = len(self._recent(address, now)) >= self.limit
+        if not self._failures.get(address):
+            self._failures.pop(address, None)  # forget quiet addresses: the dict stays small
+        return blocked
+
+    def failed(self, address: str, now: float) -> None:
+        self._recent(address, now).append(now)
+
+
+THROTTLE = web.AppKey("console_throttle", SignInThrottle)
 
 
 class CsrfRefused(web.HTTPForbidden):
