@@ -141,16 +141,16 @@ class Generator:
         a timestamp's local day, a seeded hash in [0, 1), a member's messages per active day."""
         seed = self.seed
         for body in (
-            f"CREATE FUNCTION pg_temp.d0(d date) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS "
-            f"$$ SELECT (d::timestamp AT TIME ZONE '{ZONE}') $$",
-            "CREATE FUNCTION pg_temp.at(d date, f float8) RETURNS timestamptz LANGUAGE sql AS "
-            "$$ SELECT pg_temp.d0(d) + f * least(interval '1 day', greatest({NOW} - pg_temp.d0(d), interval '0')) $$",
-            f"CREATE FUNCTION pg_temp.ld(t timestamptz) RETURNS date LANGUAGE sql IMMUTABLE AS "
-            f"$$ SELECT (t AT TIME ZONE '{ZONE}')::date $$",
-            f"CREATE FUNCTION pg_temp.h(x bigint, salt int) RETURNS float8 LANGUAGE sql IMMUTABLE AS "
-            f"$$ SELECT (hashint8extended(x, {seed} * 1000 + salt) & 4503599627370495)::float8 / 4503599627370496 $$",
-            f"CREATE FUNCTION pg_temp.c(x bigint) RETURNS int LANGUAGE sql IMMUTABLE AS "
-            f"$$ SELECT 1 + (hashint8extended(x, {seed} * 1000 + 99) & 7)::int $$",
+            (f"CREATE FUNCTION pg_temp.d0(d date) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS "
+             f"$$ SELECT (d::timestamp AT TIME ZONE '{ZONE}') $$"),
+            ("CREATE FUNCTION pg_temp.at(d date, f float8) RETURNS timestamptz LANGUAGE sql AS "
+             "$$ SELECT pg_temp.d0(d) + f * least(interval '1 day', greatest({NOW} - pg_temp.d0(d), interval '0')) $$"),
+            (f"CREATE FUNCTION pg_temp.ld(t timestamptz) RETURNS date LANGUAGE sql IMMUTABLE AS "
+             f"$$ SELECT (t AT TIME ZONE '{ZONE}')::date $$"),
+            (f"CREATE FUNCTION pg_temp.h(x bigint, salt int) RETURNS float8 LANGUAGE sql IMMUTABLE AS "
+             f"$$ SELECT (hashint8extended(x, {seed} * 1000 + salt) & 4503599627370495)::float8 / 4503599627370496 $$"),
+            (f"CREATE FUNCTION pg_temp.c(x bigint) RETURNS int LANGUAGE sql IMMUTABLE AS "
+             f"$$ SELECT 1 + (hashint8extended(x, {seed} * 1000 + 99) & 7)::int $$"),
         ):
             self.sql(body)
 

@@ -26,12 +26,14 @@ from bot.texts import Texts
 from handlers import periods
 from handlers.leaderboard import lines as leaderboard_lines
 from handlers.timing import WEEKDAYS, allowed_at, digest_time
-from storage import broadcasts, leaderboards, outbox
+from storage import advisory, broadcasts, leaderboards, outbox
 from storage.broadcast_models import Delivery
 from storage.engine import Database
 from storage.models import Group
 
 log = logging.getLogger("siyu.fanout")
+# Planning against the per-group daily cap and packing against WeCom's group quota.
+QUOTA_LOCK = "siyu:group-quota"
 PLACEHOLDER = re.compile(r"\{(group|date|weekday|task|leaderboard|leaderboard_month)\}")
 # add_msg_template takes at most 2,000 chat ids (wecom.md §3.5).
 TASK_GROUPS_MAX = 2000
@@ -73,6 +75,9 @@ async def _values(session: AsyncSession, config: Config, texts: Texts, template:
 
 async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id: int, *, now: datetime) -> Planned:
     """Write the deliveries of a planned broadcast (in the caller's transaction)."""
+    # One planner at a time across processes: the per-group daily cap counted below must
+    # include what another process is planning at this moment.
+    await advisory.lock(session, QUOTA_LOCK)
     b = await broadcasts.get(session, broadcast_id)
     if b is None or b.status != broadcasts.PLANNED:
         raise ValueError(f"broadcast {broadcast_id} is not planned")
@@ -136,6 +141,8 @@ async def pack_group_tasks(db: Database, config: Config, texts: Texts, now: date
         if Capability.SEND_GROUP_TASK not in capabilities(channel):
             continue
         async with db.transaction() as session:
+            # Every process runs this job: one at a time reads what is due and spends the quota.
+            await advisory.lock(session, QUOTA_LOCK)
             due = await broadcasts.due(session, channel=channel, now=now)
             if not due:
                 continue

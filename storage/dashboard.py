@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Group, KocApplication, MemberFlow, Poll, PollVote
@@ -55,7 +55,8 @@ class GroupRow:
 async def groups(session: AsyncSession, day: date, *, sort: str = "rate", descending: bool = False,
                  search: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[GroupRow], int]:
     """One page of the groups as of the snapshot ``day``, and how many there are in all."""
-    rate = GroupDay.active_7d * 1.0 / func.nullif(GroupDay.members, 0)
+    # float, not numeric: PostgreSQL sorts 10,000 of these for every page
+    rate = cast(GroupDay.active_7d, Float) / func.nullif(GroupDay.members, 0)
     keys = {"name": func.coalesce(Group.name, Group.external_id), "members": GroupDay.members,
             "active_7d": GroupDay.active_7d, "rate": rate, "messages": GroupDay.messages, "last_active": Group.last_active_at}
     order = keys[sort].desc() if descending else keys[sort].asc()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AccessToken
@@ -25,10 +25,3 @@ async def put(session: AsyncSession, key: str, token: str, *, expires_at: dateti
 async def expire(session: AsyncSession, key: str, token: str, *, now: datetime) -> None:
     """The platform refused ``token``: expire it, unless someone already replaced it."""
     await session.execute(update(T).where(T.c.key == key, T.c.token == token).values(expires_at=now))
-
-
-async def lock(session: AsyncSession, key: str) -> None:
-    """On PostgreSQL, hold a transaction-scoped advisory lock on ``key``: one process at a time
-    refreshes a token; the others wait and then reuse what it stored. (SQLite: one process.)"""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})

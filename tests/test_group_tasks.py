@@ -3,6 +3,7 @@ merged into one digest per group, packed into one task per owner, held to the qu
 up until the owner confirms, reminded, or expired."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 
@@ -13,6 +14,7 @@ from bot.appkeys import CHANNELS, SWEEPER
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
+from handlers import fanout
 from storage.broadcast_models import Delivery
 from storage.models import Group, OutboxMessage
 
@@ -111,3 +113,24 @@ async def test_the_quota_holds_a_group_to_one_mass_message_a_day(bot: SandboxCli
     async with bot.db.read() as s:
         due = (await s.execute(select(Delivery.not_before).where(Delivery.status == "planned"))).scalars().all()
     assert {d.astimezone(timezone(timedelta(hours=8))).strftime("%d %H:%M") for d in due} == {"26 09:00"}
+
+
+async def test_two_processes_packing_at_once_spend_each_groups_quota_once(
+    bot: SandboxClient, clock: FakeClock, database_url: str, on_postgres: bool,
+) -> None:
+    if not on_postgres:
+        pytest.skip("two processes share one database on PostgreSQL only")
+    from storage.engine import Database
+
+    await broadcast(bot, "今天的话题")
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00, the digest's time
+    other = Database(database_url)  # another process's connections
+    try:
+        d = bot.app[SWEEPER].dispatcher
+        queued = await asyncio.gather(*(fanout.pack_group_tasks(db, d.config, d.texts, clock.now()) for db in (bot.db, other)))
+    finally:
+        await other.dispose()
+    assert sorted(queued) == [0, 2]  # one packed zhangsan's and lisi's tasks; the other found nothing due
+    async with bot.db.read() as s:
+        tasks = (await s.execute(select(OutboxMessage.to).where(OutboxMessage.kind == "group_task"))).scalars().all()
+    assert sorted(tasks) == ["lisi", "zhangsan"]

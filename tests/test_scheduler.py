@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from handlers import sop
 from storage.broadcast_models import Broadcast, Delivery
 from storage.engine import Database, sync_url
 from storage.models import OutboxMessage
-from conftest import stop_process
+from conftest import free_port, ready, stop_process
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 PLAYBOOK = {"name": "早安", "text": "早安话题", "cron": "0 9 * * *"}
@@ -87,12 +86,6 @@ async def test_one_leader_and_a_takeover_within_seconds(make_config: Callable[..
             await db.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def spawn(tmp_path: Path, url: str, port: int, extra: str = "") -> subprocess.Popen[bytes]:
     """``siyu run`` on ``port``: admins op1, a sandbox sending 100 a second, short leases."""
     (tmp_path / "config.toml").write_text(
@@ -102,20 +95,6 @@ def spawn(tmp_path: Path, url: str, port: int, extra: str = "") -> subprocess.Po
     env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": str(tmp_path / "config.toml")}
     return subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def ready(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"{base}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("siyu did not start")
 
 
 async def test_a_fan_out_killed_midway_resumes_with_no_group_twice(tmp_path: Path, database_url: str) -> None:

@@ -16,7 +16,10 @@ from bot.context import Context
 from bot.router import Router
 from bot.update import Update
 from flows.engine import Flow
+from sqlalchemy import select
+
 from storage import outbox
+from storage.models import OutboxMessage
 
 
 class SandboxClient:
@@ -49,9 +52,10 @@ class SandboxClient:
                 if v is not None}
         return await self._post("/sandbox/events", body)
 
-    async def deliver(self, timeout: float = 5.0) -> None:
+    async def deliver(self, timeout: float = 30.0) -> None:
         """Deliver everything due now (tests need not wait for the worker's next pass), and wait
-        for what the background worker is sending at this moment. Done only when nothing is
+        for what the background worker is sending at this moment (in real time: a group's rate
+        limit, ``[outbox] group_rate_per_min``, may hold a burst to one group for seconds). Done only when nothing is
         sending and nothing is due in one snapshot: a row held back behind one the worker was
         sending is claimable once that one is settled."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -62,7 +66,11 @@ class SandboxClient:
                 if not await outbox.unsettled(session, now=self.dispatcher.clock.now()):
                     return
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("outbox rows stayed 'sending' for more than the timeout")
+                async with self.db.read() as session:
+                    stuck = [(r.id, r.status, r.channel, r.chat, r.to, r.not_before, r.claimed_until, r.text[:20])
+                             for r in (await session.execute(select(OutboxMessage).where(
+                                 OutboxMessage.status.in_((outbox.SENDING, outbox.PENDING))))).scalars()]
+                raise AssertionError(f"outbox rows still unsettled after {timeout:g}s (now {self.dispatcher.clock.now()}): {stuck}")
             await asyncio.sleep(0.005)
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from storage import tokens
+from storage import advisory, tokens
 from storage.engine import Database
 
 log = logging.getLogger("siyu.wecom.token")
@@ -64,7 +64,8 @@ class TokenCache:
             return
         async with self.db.transaction() as session:
             # PostgreSQL: an advisory lock makes the other processes wait, then reuse this token.
-            await tokens.lock(session, self.key)
+            # One process at a time refreshes; the others wait, then reuse what it stored.
+            await advisory.lock(session, self.key)
             stored = await tokens.get(session, self.key)
             if stored is not None and self._fresh(stored[1]):
                 self._token, self._expires_at = stored

@@ -69,6 +69,9 @@ def upgrade() -> None:
     with op.batch_alter_table('redemptions', schema=None) as batch_op:
         batch_op.create_index('ix_redemptions_created', ['created_at'], unique=False)
 
+    with op.batch_alter_table('member_flows', schema=None) as batch_op:
+        batch_op.create_index('ix_member_flows_flow', ['flow', 'state'], unique=False)
+
     with op.batch_alter_table('task_checkins', schema=None) as batch_op:
         batch_op.create_index('ix_task_checkins_at', ['at'], unique=False)
 
@@ -77,6 +80,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('task_checkins', schema=None) as batch_op:
         batch_op.drop_index('ix_task_checkins_at')
+
+    with op.batch_alter_table('member_flows', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_flows_flow')
 
     with op.batch_alter_table('redemptions', schema=None) as batch_op:
         batch_op.drop_index('ix_redemptions_created')
