@@ -76,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siyu: database at revision {head_revision()}")
         return 0
 
-    from aiohttp import web
 
     from bot.app import create_app
+    from bot.serve import serve
 
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(config)
     app.on_startup.append(_freeze_heap)
     sandbox = f" — sandbox page: http://{host}:{port}/sandbox" if config.sandbox.enabled else ""
-    web.run_app(app, host=host, port=port, print=lambda _: print(f"siyu: serving on http://{host}:{port}{sandbox}"),
-                access_log=None)
+    try:
+        asyncio.run(serve(app, host, port, ready_message=f"siyu: serving on http://{host}:{port}{sandbox}"))
+    except OSError as exc:  # the port is taken, the address is not this machine's ...
+        print(f"siyu: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

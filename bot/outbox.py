@@ -138,7 +138,8 @@ class OutboxWorker:
 
         await asyncio.gather(*(in_order(line) for line in lines.values()))
         if unsent:
-            log.info("outbox lease running out: %d message(s) handed back for the next pass", len(unsent))
+            log.info("outbox: %d message(s) not started handed back for the next pass (%s)", len(unsent),
+                     "stopping" if self._stopping else "the lease is running out")
         now = self.clock.now()
         async with self.db.transaction() as session:
             await outbox.mark_delivered(session, delivered, now=now)
