@@ -8,6 +8,7 @@ token). The sign-in form, before there is a session, does the same with a short-
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -143,6 +144,7 @@ def require(role: str) -> Callable[[Handler], Handler]:
     token. Not signed in: to the sign-in page, and back here after."""
 
     def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
         async def checked(request: web.Request) -> web.StreamResponse:
             session = current(request)
             if session is None:
@@ -161,8 +163,6 @@ def require(role: str) -> Callable[[Handler], Handler]:
             request[SESSION] = session
             return await handler(request)
 
-        checked.__name__ = handler.__name__
-        checked.__doc__ = handler.__doc__
         return checked
 
     return wrap
