@@ -22,7 +22,8 @@ balancer without stickiness would send them (a member's messages reach every pro
 - CPU: each server process's CPU seconds (utime + stime from /proc/<pid>/stat) over each
   measurement, PostgreSQL's (every ``postgres`` process on the machine), this process's (the load
   generator and the fake WeCom), and how busy the machine's cores were, so a reader can see
-  whether the cores were saturated. The 1-minute load average is printed with every figure.
+  whether the cores were saturated. The 1-minute load average is printed with every figure, and
+  the most PostgreSQL connections each process held at once (for max_connections).
 - Failover: two processes, A started first and alone until it holds the scheduler's advisory
   lock (``bot.scheduler.LEADER_LOCK``), then B. The leader is SIGKILLed; the time until
   ``pg_locks`` shows the lock granted to another backend is the failover time (the lock is
@@ -221,6 +222,44 @@ class Usage:
     load: tuple[float, float] = (0.0, 0.0)
 
 
+class ConnectionSampler:
+    """The most PostgreSQL connections each server process held at once (pg_stat_activity by
+    application_name, sampled every 0.25 s on a connection of its own)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.peak: dict[str, int] = {}
+
+    async def __aenter__(self) -> Self:
+        import psycopg
+
+        self._conn = await psycopg.AsyncConnection.connect(libpq_url(self.url), autocommit=True)
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def _sample(self) -> None:
+        while True:
+            rows = await (await self._conn.execute(
+                "SELECT application_name, count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE %s GROUP BY 1",
+                (APP_PREFIX + "%",))).fetchall()
+            for app, count in rows:
+                name = app.removeprefix(APP_PREFIX)
+                self.peak[name] = max(self.peak.get(name, 0), count)
+            await asyncio.sleep(0.25)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self._conn.close()
+
+    def text(self) -> str:
+        return " + ".join(str(self.peak[k]) for k in sorted(self.peak)) or "?"
+
+
 class CpuMeter:
     def __init__(self, servers: list[Server]) -> None:
         self.pids = [s.proc.pid for s in servers]
@@ -329,15 +368,16 @@ async def run_sandbox(http: aiohttp.ClientSession, conn: Any, servers: list[Serv
                 errors += 1
             latencies.append(time.perf_counter() - t0)
 
-    with CpuMeter(servers) as meter:
-        started = time.perf_counter()
-        deadline = started + args.seconds
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - started
+    async with ConnectionSampler(args.database_url) as conns:
+        with CpuMeter(servers) as meter:
+            started = time.perf_counter()
+            deadline = started + args.seconds
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - started
     drained = await wait_for_zero(conn, OUTBOX_BUSY, 60)
     return {"count": len(latencies), "errors": errors, "rate": len(latencies) / elapsed, "seconds": elapsed,
             "p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
-            "usage": meter.usage, "warm_failed": warm_failed, "outbox_drained_s": drained}
+            "usage": meter.usage, "warm_failed": warm_failed, "outbox_drained_s": drained, "conns": conns.text()}
 
 
 async def run_wecom(http: aiohttp.ClientSession, conn: Any, servers: list[Server], args: argparse.Namespace,
@@ -375,13 +415,14 @@ async def run_wecom(http: aiohttp.ClientSession, conn: Any, servers: list[Server
             latencies.append(time.perf_counter() - t0)
 
     timeout = max(120.0, 12.0 * args.seconds)
-    with CpuMeter(servers) as meter:
-        started = time.perf_counter()
-        deadline = started + args.seconds
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - started
-        drained = await wait_for_zero(conn, UNHANDLED, timeout) is not None
-        handled_s = time.perf_counter() - started
+    async with ConnectionSampler(args.database_url) as conns:
+        with CpuMeter(servers) as meter:
+            started = time.perf_counter()
+            deadline = started + args.seconds
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - started
+            drained = await wait_for_zero(conn, UNHANDLED, timeout) is not None
+            handled_s = time.perf_counter() - started
     # Not drained in time (say a process's handling queue overflowed and the rest waits for its
     # periodic rescan): the rate is what was handled by then, and the table says so.
     left = 0 if drained else await scalar(conn, UNHANDLED)
@@ -389,7 +430,7 @@ async def run_wecom(http: aiohttp.ClientSession, conn: Any, servers: list[Server
     return {"count": len(latencies), "acked": acked, "errors": errors, "stored": stored, "seconds": elapsed,
             "rate": acked / elapsed, "p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
             "drained": drained, "left": left, "handled_s": handled_s, "handled_rate": (stored - left) / handled_s,
-            "exhausted": exhausted, "usage": meter.usage, "warm_failed": warm_failed}
+            "exhausted": exhausted, "usage": meter.usage, "warm_failed": warm_failed, "conns": conns.text()}
 
 
 async def failover(args: argparse.Namespace, config: Path) -> dict[str, Any]:
@@ -520,25 +561,26 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Any]], fo: dic
     print()
     print("Sandbox POST /sandbox/messages (half group, half one-to-one with a reply)")
     print(f"{'procs':>5} {'msgs/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  {'server CPU s':>12} {'pg CPU s':>8} "
-          f"{'client s':>8} {'busy':>5} {'wall s':>6}  load")
+          f"{'client s':>8} {'busy':>5} {'wall s':>6} {'pg conns':>8}  load")
     for n, r in results.items():
         s, u = r["sandbox"], r["sandbox"]["usage"]
         print(f"{n:>5} {s['rate']:>7.0f} {s['p50']:>7.1f} {s['p99']:>7.1f} {s['errors']:>6}  "
               f"{' + '.join(f'{c:.1f}' for c in u.servers):>12} {u.postgres:>8.1f} {u.client:>8.1f} "
-              f"{u.busy * 100:>4.0f}% {u.wall:>6.1f}  {u.load[0]:.2f}->{u.load[1]:.2f}")
+              f"{u.busy * 100:>4.0f}% {u.wall:>6.1f} {s['conns']:>8}  {u.load[0]:.2f}->{u.load[1]:.2f}")
     print()
     print("WeCom encrypted text callbacks (stored before the 200, handled after)")
     print(f"{'procs':>5} {'acked/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'handled/s':>9} {'drain s':>7}  "
-          f"{'server CPU s':>12} {'pg CPU s':>8} {'client s':>8} {'busy':>5} {'wall s':>6}  load")
+          f"{'server CPU s':>12} {'pg CPU s':>8} {'client s':>8} {'busy':>5} {'wall s':>6} {'pg conns':>8}  load")
     for n, r in results.items():
         w, u = r["wecom"], r["wecom"]["usage"]
         handled = f"{w['handled_rate']:.0f}" + ("" if w["drained"] else "*")
         drain = f"{w['handled_s']:.1f}" + ("" if w["drained"] else "*")
         print(f"{n:>5} {w['rate']:>7.0f} {w['p50']:>7.1f} {w['p99']:>7.1f} {w['errors']:>6} {handled:>9} {drain:>7}  "
               f"{' + '.join(f'{c:.1f}' for c in u.servers):>12} {u.postgres:>8.1f} {u.client:>8.1f} "
-              f"{u.busy * 100:>4.0f}% {u.wall:>6.1f}  {u.load[0]:.2f}->{u.load[1]:.2f}")
+              f"{u.busy * 100:>4.0f}% {u.wall:>6.1f} {w['conns']:>8}  {u.load[0]:.2f}->{u.load[1]:.2f}")
     print("(CPU columns cover the sending and, for WeCom, the handling until the inbox was empty; "
-          "'busy' is the share of both cores' time.)")
+          "'busy' is the share of both cores' time; "
+          "'pg conns' is the most connections each process held at once.)")
     if any(r["wecom"]["exhausted"] for r in results.values()):
         print(f"note: the {WECOM_POOL_PER_S}/s pre-encrypted callbacks ran out before --seconds; the rate is still right")
     if any(not r["wecom"]["drained"] for r in results.values()):
@@ -569,12 +611,19 @@ def cli() -> None:
     parser.add_argument("--members", type=int, default=2000, help="distinct senders (default 2000)")
     parser.add_argument("--groups", type=int, default=40, help="sandbox groups the group half goes to (default 40)")
     args = parser.parse_args()
-    # A SIGTERM to the benchmark unwinds like Ctrl-C, so the finally blocks stop the servers.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         asyncio.run(main(args))
+    except KeyboardInterrupt:
+        print("interrupted: stopping the servers it started", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         stop(STARTED)
+
+
+def _interrupted(*_: object) -> None:
+    """A SIGTERM to the benchmark unwinds like Ctrl-C, so the finally blocks stop the servers."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
