@@ -62,6 +62,8 @@ class OutboxWorker:
         if self._task is not None:
             await finish(self._task, timeout)
             self._task = None
+        # Stopped: a pass run by hand (tests, a drain) sends again rather than handing back.
+        self._stopping = False
 
     async def _run(self) -> None:
         while not self._stopping:
