@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,12 +32,10 @@ def _safe_next(target: str) -> str:
 
 def _login_form(request: web.Request, *, target: str, error: str | None = None, status: int = 200) -> web.Response:
     """The sign-in page with a fresh CSRF token (its cookie set on the same response)."""
-    holder = web.Response()
-    token = auth.remember_login_token(request, holder)
+    token = secrets.token_urlsafe(24)
     response = page(request, "login.html", status=status, error=error, next=target, csrf_login=token,
                     no_users=not request.app[CONFIG].console.users)
-    for cookie in holder.cookies.values():
-        response.cookies[cookie.key] = cookie
+    auth.remember_login_token(request, response, token)
     return response
 
 

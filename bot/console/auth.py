@@ -91,12 +91,10 @@ def end_session(response: web.StreamResponse) -> None:
     response.del_cookie(SESSION_COOKIE, path="/console")
 
 
-def remember_login_token(request: web.Request, response: web.StreamResponse) -> str:
-    """A new CSRF token for the sign-in form, kept in a short-lived signed cookie."""
-    token = secrets.token_urlsafe(24)
+def remember_login_token(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Keep the sign-in form's CSRF ``token`` in a short-lived signed cookie."""
     response.set_cookie(LOGIN_COOKIE, request.app[SIGNER].dumps(token), max_age=LOGIN_MAX_AGE_S, httponly=True,
                         samesite="Lax", secure=_console(request).secure_cookie, path="/console")
-    return token
 
 
 def login_token_ok(request: web.Request, given: str) -> bool:
