@@ -86,12 +86,12 @@ async def sandbox(groups: int, rate: float, database_url: str | None, port: int)
 
 async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
     from bot.channels.wecom.channel import WeComChannel
-    from bot.config import config_from_dict
+    from bot.builtin import config_from_dict
     from bot.outbox import OutboxWorker
     from bot.testing import FakeClock
     from bot.testing.fake_wecom import FakeWeCom
     from bot.texts import Texts
-    from handlers import fanout
+    from handlers.broadcasts import digests, planner
     from storage import broadcasts, migrate
     from storage.engine import Database
     from storage.models import Group
@@ -127,8 +127,8 @@ async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
             b = await broadcasts.create(s, key="bench", source="adhoc", slot=clock.now(), template=TEXT,
                                         target={"all": True}, status=broadcasts.PLANNED, created_by="bench", now=clock.now())
             assert b is not None
-            await fanout.plan(s, config, texts, b, now=clock.now())
-        tasks = await fanout.pack_group_tasks(db, config, texts, clock.now())
+            await planner.plan(s, config, texts, b, now=clock.now())
+        tasks = await digests.pack_owner_tasks(db, config, texts, clock.now())
         while await worker.deliver_once():
             pass
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0

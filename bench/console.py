@@ -70,7 +70,7 @@ async def timed_get(session: aiohttp.ClientSession, url: str) -> tuple[float, in
 
 async def bench(url: str, runs: int, warmup: int) -> bool:
     from bot.app import create_app
-    from bot.config import config_from_dict
+    from bot.builtin import config_from_dict
 
     config = config_from_dict({
         "storage": {"url": url},

@@ -27,7 +27,7 @@ rows stop at the present minute.
   mostly delivered, some awaiting_owner/expired, failed, skipped).
 - group_days: each group's snapshot on each past day (members, spoke in the 7 days before,
   message counter), as the nightly rollups would have left them; then the real rollup job
-  (``handlers.metrics_rollup.refresh``) runs once for today and everything it finds missing.
+  (``bot.console.rollups.refresh``) runs once for today and everything it finds missing.
 
 Finally ``VACUUM (ANALYZE)``: the tables as autovacuum would keep a month-old database.
 """
@@ -484,15 +484,15 @@ class Generator:
 
 
 async def rollup(url: str) -> int:
-    from bot.config import config_from_dict
+    from bot.builtin import config_from_dict
     from bot.texts import Texts
-    from handlers import metrics_rollup
+    from bot.console import rollups
     from storage.engine import Database
 
     config = config_from_dict({"storage": {"url": url}})
     db = Database(url)
     try:
-        return await metrics_rollup.refresh(db, config, Texts(config.texts), datetime.now(timezone.utc))
+        return await rollups.refresh(db, config, Texts(config.texts), datetime.now(timezone.utc))
     finally:
         await db.dispose()
 
@@ -551,7 +551,7 @@ def main() -> None:
         rollup_s = time.perf_counter() - t0
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("daily_metrics", "group_days", "cohort_retention")}
-        print(f"  {'rollup job (metrics_rollup.refresh)':<34} {written:>6} days  {rollup_s:8.1f} s  "
+        print(f"  {'rollup job (rollups.refresh)':<34} {written:>6} days  {rollup_s:8.1f} s  "
               f"-> daily_metrics {counts['daily_metrics']:,}, group_days {counts['group_days']:,}, "
               f"cohort_retention {counts['cohort_retention']:,}")
 

@@ -6,10 +6,13 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bot import logs
-from bot.config import Config, ConfigError, load_config
+from bot.builtin import FEATURES, load_config
+from bot.channels.sandbox.config import SANDBOX
+from bot.config import Config, ConfigError
+from bot.feature import Feature
 
 EXIT_CONFIG = 2
 
@@ -36,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Config:
+def _load(path: str | None, features: Iterable[Feature]) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, features=features)
     except ConfigError as exc:
         print(f"siyu: configuration error in {exc.source}:", file=sys.stderr)
         for key, message in exc.problems:
@@ -63,19 +66,21 @@ async def _freeze_heap(_app: object) -> None:
     gc.freeze()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEATURES) -> int:
+    """The ``siyu`` command. A brand's own entry point passes its features (``[*FEATURES, mine]``)."""
     args = _parser().parse_args(argv)
-    config = _load(args.config)
+    config = _load(args.config, features)
     logs.setup(config.logging)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
     if args.command == "db":
         from storage.migrate import head_revision, upgrade
 
+        for note in config.deprecations:
+            logging.getLogger("siyu.config").warning("config: %s", note)
         upgrade(config.storage.url)
         print(f"siyu: database at revision {head_revision()}")
         return 0
-
 
     from bot.app import create_app
     from bot.serve import serve
@@ -88,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _use_uvloop()
     app = create_app(config)
     app.on_startup.append(_freeze_heap)
-    sandbox = f" — sandbox page: http://{host}:{port}/sandbox" if config.sandbox.enabled else ""
+    sandbox = f" — sandbox page: http://{host}:{port}/sandbox" if config[SANDBOX].enabled else ""
     try:
         asyncio.run(serve(app, host, port, ready_message=f"siyu: serving on http://{host}:{port}{sandbox}"))
     except OSError as exc:  # the port is taken, the address is not this machine's ...

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from bot.tasks import finish
+from bot.background import finish
 
 T = TypeVar("T")
 R = TypeVar("R")

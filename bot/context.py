@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +16,7 @@ from storage.outbox import Outgoing
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.dispatcher import Dispatcher
+    from bot.dispatcher import Dispatcher, FlowRunner
 
 # WeCom's welcome code is valid 20 s after the event (wecom.md §3.4).
 WELCOME_CODE_TTL = timedelta(seconds=20)
@@ -34,7 +35,7 @@ class Context:
     session: AsyncSession
     now: datetime
     texts: Texts
-    dispatcher: "Dispatcher"
+    dispatcher: Dispatcher
     role: str = "member"
     command: str | None = None
     args: str = ""
@@ -70,8 +71,23 @@ class Context:
             self.send(text, to=self.update.sender)
 
     @property
-    def config(self) -> "Config":
+    def config(self) -> Config:
         return self.dispatcher.config
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The community's time zone (``[community] timezone``): its days and weeks."""
+        return self.dispatcher.config.zone
+
+    @property
+    def actor(self) -> str:
+        """Who acts, as the audit trail names them: ``channel:id`` (an identity is both, DESIGN §11)."""
+        return f"{self.update.channel}:{self.update.sender}"
+
+    @property
+    def flows(self) -> FlowRunner:
+        """The flow engine, to start or move a member's conversation."""
+        return self.dispatcher.flow_runner
 
     def welcome(self, text: str) -> None:
         """Welcome the sender one-to-one. On WeCom this answers the contact's welcome code,

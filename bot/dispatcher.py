@@ -22,15 +22,15 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.config import Config
 from bot.committer import Lanes
+from bot.config import Config
 from bot.context import Context
 from bot.locks import KeyedLocks
 from bot.logs import handling
@@ -42,6 +42,9 @@ from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
 from storage.engine import Database
 
+if TYPE_CHECKING:
+    from flows.engine import Flow
+
 log = logging.getLogger("siyu.dispatcher")
 
 OuterNext = Callable[[Update], Awaitable["FeedResult"]]
@@ -49,7 +52,12 @@ OuterMiddleware = Callable[[OuterNext, Update], Awaitable["FeedResult"]]
 
 
 class FlowRunner(Protocol):
-    """What the dispatcher needs from the flow engine (``flows.runner.FlowEngine``)."""
+    """What the dispatcher and features need from the flow engine (``flows.runner.FlowEngine``)."""
+
+    @property
+    def flows(self) -> Mapping[str, Flow]:
+        """The flow definitions by name."""
+        ...
 
     async def handle(self, ctx: Context) -> bool:
         """Offer a one-to-one message; True when the member's active flow took it."""
@@ -65,6 +73,23 @@ class FlowRunner(Protocol):
 
     async def prefetch(self, ctxs: list[Context]) -> None:
         """Load what ``handle`` needs for a whole batch at once."""
+        ...
+
+    async def start(self, ctx: Context, flow_name: str, data: dict[str, Any] | None = None) -> None:
+        """Start ``flow_name`` for the sender from its first state."""
+        ...
+
+    async def start_for(self, ctx: Context, member_id: int, external_id: str, flow_name: str,
+                        data: dict[str, Any] | None = None, *, channel: str | None = None) -> None:
+        """Start ``flow_name`` for another member (an operator's invite), on their channel."""
+        ...
+
+    def running(self, flow_name: str) -> bool:
+        """Whether this bot has the flow ``flow_name``."""
+        ...
+
+    async def move(self, ctx: Context, member_id: int, flow_name: str, state: str, *, reason: str) -> None:
+        """An operator puts a member in ``state`` of ``flow_name``."""
         ...
 
 
@@ -238,6 +263,13 @@ class Dispatcher:
                 await inbox.mark_handled(session, update.key, now=now, error="handler failed")
             ids = await outbox.enqueue(session, [target], now=now)
         return FeedResult([Reply(ids[0], target.chat, target.to, message)], failed=True)
+
+    @property
+    def flow_runner(self) -> FlowRunner:
+        """The flow engine; a bot built without one has no conversations to start."""
+        if self.flows is None:
+            raise RuntimeError("this dispatcher has no flow engine")
+        return self.flows
 
     async def role_of(self, ctx: Context) -> str:
         return await self._role_of(ctx) if self._role_of is not None else "member"

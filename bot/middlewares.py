@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,7 +48,7 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
         u = ctx.update
         spoke = u.text is not None and u.event is None
         members.setdefault(u.member_key, Sighting()).add(
-            name=u.sender_name, spoke=spoke, source_state=u.state if u.event == CONTACT_ADDED else None,
+            name=u.sender_name, spoke=spoke, source_state=u.channel_code if u.event == CONTACT_ADDED else None,
         )
         if u.chat is not None:
             groups.setdefault((u.channel, u.chat), Sighting()).add(name=u.chat_name, spoke=spoke)
@@ -67,7 +66,7 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     speakers = [ctx.member.id for ctx in ctxs if ctx.update.text is not None and ctx.update.event is None]
     if speakers:
         # The community's day (the sign-in day): retention counts who spoke on which day.
-        await rollups.record_active(session, speakers, now.astimezone(ZoneInfo(ctxs[0].config.checkin.timezone)).date())
+        await rollups.record_active(session, speakers, now.astimezone(ctxs[0].zone).date())
     # Joins, leaves and contact changes are rare and order-sensitive: one statement each, in order.
     for ctx in ctxs:
         if ctx.update.event in (CONTACT_ADDED, CONTACT_LOST):
@@ -81,8 +80,7 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
 
 
 async def audit_command(ctx: Context, cmd: Command, result: str) -> None:
-    u = ctx.update
     await audit.record(
-        ctx.session, actor=f"{u.channel}:{u.sender}", action=f"/{cmd.name}", result=result, now=ctx.now,
-        args={"args": ctx.args, "chat": u.chat, "role": ctx.role},
+        ctx.session, actor=ctx.actor, action=f"/{cmd.name}", result=result, now=ctx.now,
+        args={"args": ctx.args, "chat": ctx.update.chat, "role": ctx.role},
     )

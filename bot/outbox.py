@@ -13,11 +13,11 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 
+from bot.background import finish
 from bot.channels.base import Channel, DeliveryError, HandedToOwner, Held
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import BucketPool, TokenBucket
-from bot.tasks import finish
 from storage import broadcasts, outbox
 from storage.engine import Database
 from storage.outbox import Claimed

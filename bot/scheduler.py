@@ -1,16 +1,18 @@
-"""The scheduler of playbooks (DESIGN §7): APScheduler 3 on the asyncio loop, its jobs kept in
-siyu's database, one leader at a time.
+"""The scheduler: APScheduler 3 on the asyncio loop, its jobs kept in siyu's database, run by
+one elected process (DESIGN §7). Playbooks use it (``handlers.broadcasts.scheduler``); what
+every process does by the clock is a ``bot.jobs.Job`` instead.
 
 - The job store is SQLAlchemy (table ``apscheduler_jobs``, created by a migration) and is
   synchronous, so the scheduler's job processing runs in a thread and coroutine jobs are
   handed back to the loop thread-safely: the loop never waits on the database.
-- Policy: ``coalesce`` (missed runs of a job collapse into one), ``misfire_grace_time`` from
-  ``[scheduler] misfire_grace_s``, ``max_instances`` 1, the ``[checkin] timezone``.
-- A job only plans (``handlers.sop``): one broadcast per (playbook, slot) under a unique key,
-  so a restart, a catch-up and a second process can never plan a slot twice.
+- Policy: ``coalesce`` (missed runs of a job collapse into one), ``misfire_grace_time``
+  given by the user, ``max_instances`` 1, the community's time zone.
 - On PostgreSQL a session advisory lock elects the leader; a process without it tries again
   every ``leader_check_s`` and takes over within that when the leader's connection dies. On
   SQLite there is one process, which leads.
+
+A subclass says which jobs it keeps (``plan_jobs``, in the thread), what to do on becoming
+the leader (``took_over``) and about a run APScheduler skipped past the grace (``missed``).
 """
 from __future__ import annotations
 
@@ -24,23 +26,16 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.executors.base import run_coroutine_job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler, run_in_event_loop
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
-from bot.tasks import cancel
-from bot.config import Config, PlaybookConfig
-from bot.texts import Texts
+from bot.background import cancel
+from bot.config import Config
 from storage.engine import Database, install_sqlite_pragmas, sync_url
 
 log = logging.getLogger("siyu.scheduler")
 # pg_advisory_lock key: "siyu" in ASCII, the scheduler's leadership.
 LEADER_LOCK = 0x73697975
-RELATIVE_EVERY_S = 60
-
 
 class _LoopExecutor(AsyncIOExecutor):
     """Submits coroutine jobs to the loop from the scheduler's processing thread."""
@@ -89,40 +84,33 @@ class _ThreadedScheduler(AsyncIOScheduler):
             self._start_timer(future.result())
 
 
-def trigger_of(playbook: PlaybookConfig, zone: str) -> Any:
-    if playbook.cron is not None:
-        return CronTrigger.from_crontab(playbook.cron, timezone=zone)
-    if playbook.at is not None:
-        return DateTrigger(playbook.at)
-    return None  # relative playbooks: the relative job plans them
+class LeaderScheduler:
+    """APScheduler run by the one process that holds the leader lock."""
 
-
-class PlaybookScheduler:
-    def __init__(self, db: Database, config: Config, texts: Texts, clock: Clock) -> None:
-        self.db, self.config, self.texts, self.clock = db, config, texts, clock
+    def __init__(self, db: Database, config: Config, *, misfire_grace_s: int, leader_check_s: float) -> None:
+        self.db, self.config = db, config
+        self.misfire_grace_s, self.leader_check_s = misfire_grace_s, leader_check_s
         self.leader = False
         self._scheduler: _ThreadedScheduler | None = None
         self._lock_conn: AsyncConnection | None = None
         self._task: asyncio.Task[None] | None = None
 
-    # -- what the jobs do (module-level functions call these: jobs are stored by reference) --
+    # -- what a subclass says ----------------------------------------------------------------
 
-    async def fire(self, name: str) -> None:
-        from handlers import sop
+    def plan_jobs(self, scheduler: AsyncIOScheduler) -> set[str]:
+        """Add the jobs wanted (``replace_existing``) and return their ids: stored jobs with other
+        ids are removed. Runs in a thread, before the scheduler starts: it is job-store I/O."""
+        return set()
 
-        playbook = next((p for p in self.config.sop if p.name == name and p.enabled), None)
-        if playbook is None:
-            log.warning("a stored job names playbook %r, which the config no longer has", name)
-            return
-        trigger = trigger_of(playbook, self.config.checkin.timezone)
-        now = self.clock.now()
-        slot = sop.latest_slot(trigger, now, self.config.scheduler.misfire_grace_s) or now
-        await sop.plan_slot(self.db, self.config, self.texts, playbook, slot, now=now)
+    def leading(self, now_leading: bool) -> None:
+        """This process starts (before any job can run) or stops leading."""
 
-    async def relative(self) -> None:
-        from handlers import sop
+    async def took_over(self) -> None:
+        """This process has just become the leader and its jobs run (catch up what passed while
+        none led)."""
 
-        await sop.plan_relative(self.db, self.config, self.texts, self.clock.now())
+    async def missed(self, job_id: str, scheduled: datetime) -> None:
+        """APScheduler skipped a run of ``job_id`` past the grace time."""
 
     # -- leadership and lifecycle ------------------------------------------------------------
 
@@ -135,7 +123,7 @@ class PlaybookScheduler:
         await self._resign()
 
     async def _lead(self) -> None:
-        check = self.config.scheduler.leader_check_s
+        check = self.leader_check_s
         while True:
             try:
                 if not self.leader and await self._elect():
@@ -177,12 +165,8 @@ class PlaybookScheduler:
             return False
 
     async def _take_over(self) -> None:
-        from handlers import sop
-
-        global _current
-        _current = self
         self.leader = True
-        zone, settings = self.config.checkin.timezone, self.config.scheduler
+        self.leading(True)
         engine = create_engine(sync_url(self.config.storage.url))
         if engine.dialect.name == "sqlite":
             # BEGIN IMMEDIATE: the store reads then writes in one transaction, and a deferred
@@ -190,58 +174,30 @@ class PlaybookScheduler:
             install_sqlite_pragmas(engine, immediate=True)
         scheduler = _ThreadedScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine)}, executors={"default": _LoopExecutor()},
-            job_defaults={"coalesce": True, "misfire_grace_time": settings.misfire_grace_s, "max_instances": 1},
-            timezone=zone, event_loop=asyncio.get_running_loop(),
+            job_defaults={"coalesce": True, "misfire_grace_time": self.misfire_grace_s, "max_instances": 1},
+            timezone=self.config.community.timezone, event_loop=asyncio.get_running_loop(),
         )
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         # Starting writes the jobs to the store: in a thread too. On the loop, a write waiting
         # for SQLite's lock would stall the very transaction that holds it.
         await asyncio.to_thread(self._start, scheduler)
         self._scheduler = scheduler
-        log.info("this process runs the scheduler: %d playbook(s)", len(self.config.sop))
-        # Slots that passed while no process led: caught up within the grace time, else
-        # recorded as missed. Unique keys make this and APScheduler's own misfire run agree.
-        await sop.catch_up(self.db, self.config, self.texts, self.clock.now())
+        await self.took_over()
 
     def _start(self, scheduler: _ThreadedScheduler) -> None:
-        """Make the stored jobs the config's playbooks and start (in a thread: it is all
-        job-store I/O)."""
-        zone = self.config.checkin.timezone
-        wanted: set[str] = set()
-        for playbook in self.config.sop:
-            trigger = trigger_of(playbook, zone)
-            if not playbook.enabled or trigger is None:
-                continue
-            if isinstance(trigger, DateTrigger) and playbook.at is not None and playbook.at < self.clock.now():
-                continue  # a one-off in the past: catch_up decides about it
-            job_id = f"sop:{playbook.name}"
-            wanted.add(job_id)
-            scheduler.add_job(fire_playbook, trigger, args=[playbook.name], id=job_id, name=playbook.name,
-                              replace_existing=True)
-        if any(p.enabled and trigger_of(p, zone) is None for p in self.config.sop):
-            wanted.add("sop:relative")
-            scheduler.add_job(plan_relative_playbooks, IntervalTrigger(seconds=RELATIVE_EVERY_S), id="sop:relative",
-                              replace_existing=True)
+        wanted = self.plan_jobs(scheduler)
         scheduler.start()
         for job in scheduler.get_jobs():
             if job.id not in wanted:
-                job.remove()  # a playbook the config no longer has
+                job.remove()  # a job the config no longer has
 
     def _missed(self, event: JobExecutionEvent) -> None:
-        """APScheduler skipped a run past the grace time: record and report it (on the loop)."""
-        from handlers import sop
-
-        name = event.job_id.removeprefix("sop:")
-        playbook = next((p for p in self.config.sop if p.name == name), None)
-        if playbook is None or self._scheduler is None:
-            return
-        asyncio.run_coroutine_threadsafe(
-            sop.record_missed(self.db, playbook, event.scheduled_run_time, now=self.clock.now(),
-                              reason="siyu was busy or down past [scheduler] misfire_grace_s"),
-            self._scheduler._eventloop)
+        """APScheduler skipped a run past the grace time: hand it to ``missed`` on the loop."""
+        if self._scheduler is not None:
+            asyncio.run_coroutine_threadsafe(self.missed(event.job_id, event.scheduled_run_time),
+                                             self._scheduler._eventloop)
 
     async def _resign(self) -> None:
-        global _current
         if self._scheduler is not None:
             scheduler, self._scheduler = self._scheduler, None
             scheduler.shutdown(wait=False)
@@ -254,21 +210,6 @@ class PlaybookScheduler:
                 await conn.close()
             except Exception:
                 pass
-        if _current is self:
-            _current = None
+        if self.leader:
+            self.leading(False)
         self.leader = False
-
-
-_current: PlaybookScheduler | None = None
-
-
-async def fire_playbook(name: str) -> None:
-    """A stored job: plan the playbook's current slot (the leader's scheduler runs it)."""
-    if _current is not None:
-        await _current.fire(name)
-
-
-async def plan_relative_playbooks() -> None:
-    """A stored job: plan the day-N-after playbooks that have come due."""
-    if _current is not None:
-        await _current.relative()

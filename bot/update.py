@@ -8,7 +8,7 @@ MEMBER_JOINED = "member_joined"
 MEMBER_LEFT = "member_left"
 CONTACT_ADDED = "contact_added"
 CONTACT_LOST = "contact_lost"  # the contact was deleted, by the member or by the brand's staff
-FLOW_DEADLINE = "flow_deadline"  # a member's flow state ran out of time (from the sweeper)
+FLOW_DEADLINE = "flow_deadline"  # a member's flow state ran out of time (from the job runner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Update:
     event: str | None = None
     sender_name: str | None = None
     chat_name: str | None = None
-    state: str | None = None  # the channel code (渠道活码) of a contact_added event
+    channel_code: str | None = None  # the channel code (渠道活码, WeCom's State) a contact_added came by
     # WeCom contact_added: the code that lets the brand send one welcome within 20 s, and the
     # staff member the customer added.
     welcome_code: str | None = None

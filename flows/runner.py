@@ -3,7 +3,7 @@
 Every change goes through a row with a version: the update's transaction reads it, triggers the
 event on a ``Conversation``, and saves it only if nobody changed it meanwhile. Updates of one
 member are already serialized by the dispatcher; the version check is what keeps two processes
-honest too. Deadlines are data: the sweeper (``bot.sweeper``) turns a passed deadline into a
+honest too. Deadlines are data: the job runner (``bot.jobs``) turns a passed deadline into a
 ``flow_deadline`` update, handled here like any other. States entered and deadlines fired are
 counted (``storage.tally``, for ``/metrics``) when the update's transaction commits.
 """
@@ -78,13 +78,13 @@ class FlowEngine:
         return True
 
     async def on_deadline(self, ctx: Context) -> None:
-        """A deadline passed (the sweeper's update): fire the state's deadline event once."""
+        """A deadline passed (the job runner's update): fire the state's deadline event once."""
         assert ctx.update.flow is not None
         flow_name, version = ctx.update.flow
         row = await rows.load(ctx.session, ctx.member.id, flow_name)
         flow = self.flows.get(flow_name)
         if row is None or flow is None or row.version != version or row.finished_at is not None:
-            return  # the member moved on since the sweeper looked: nothing is due any more
+            return  # the member moved on since the job runner looked: nothing is due any more
         state, data = self._recovered(flow, row)
         spec = flow.states.get(state)
         fired = row.deadlines_fired
@@ -142,7 +142,7 @@ class FlowEngine:
                            now=ctx.now, finished=flow.states[state].final)
         tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow_name, state)
         await audit.record(
-            ctx.session, actor=f"{ctx.update.channel}:{ctx.update.sender}", action="flow.move", result="ok",
+            ctx.session, actor=ctx.actor, action="flow.move", result="ok",
             now=ctx.now, args={"member_id": member_id, "flow": flow_name, "from": row.state if row else None,
                                 "to": state, "reason": reason},
         )

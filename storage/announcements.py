@@ -5,9 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import Announcement
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Announcement(SQLModel, table=True):
+    """A job's message made once: the key (``sop:入群次日:member:42``) is claimed in the same
+    transaction as the message it queues, so a restart or a second process never repeats it."""
+
+    __tablename__ = "announcements"
+
+    key: str = Field(max_length=200, primary_key=True)
+    at: datetime = utc_field()
+
+
 
 A = Announcement.__table__
 

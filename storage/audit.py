@@ -2,12 +2,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import JSON, Column, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import AuditEntry
+from storage.types import utc_field
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: who did what to whom, with which arguments, and what came of it."""
+
+    __tablename__ = "audit_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = utc_field(index=True)
+    actor: str = Field(max_length=160)  # "channel:external_id", or "system"
+    action: str = Field(max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str = Field(max_length=16)  # ok | refused | error
+    detail: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 
 T = AuditEntry.__table__
 

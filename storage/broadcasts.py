@@ -7,14 +7,89 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.broadcast_models import Broadcast, Delivery, GroupTag, PlaybookState
-from storage.models import Group
+from storage.community import Group
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Broadcast(SQLModel, table=True):
+    """One fan-out: a playbook's slot, an operator's ``/broadcast``, a job's announcement. Its
+    unique key (``sop:早安话题:2026-11-23T09:00:00+08:00``) is what makes a slot planned once,
+    whichever process or restart plans it."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_playbook_slot", "playbook", "slot"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    source: str = Field(max_length=8)  # sop | adhoc | job
+    playbook: Optional[str] = Field(default=None, max_length=64)
+    slot: datetime = utc_field()  # when it was due
+    template: str = Field(sa_column=Column(Text, nullable=False))
+    # {"all": true} | {"tags": [...]} | {"groups": [external ids]}
+    target: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # preview (waits for 确认) | planned | cancelled | missed (its slot passed while siyu was down)
+    status: str = Field(max_length=12)
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_by: str = Field(max_length=160)
+    created_at: datetime = utc_field()
+    planned_at: Optional[datetime] = utc_field(default=None)
+
+
+class Delivery(SQLModel, table=True):
+    """One broadcast to one group. ``planned`` waits for its time (or, on a quota-limited
+    channel, to be packed with the group's other items into the day's digest); ``queued`` has
+    an outbox row; then delivered, awaiting_owner (a WeCom task the owner must confirm),
+    failed, expired (the owner never confirmed), skipped (a cap or quota, with the reason) or
+    cancelled."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "group_id", name="uq_deliveries_broadcast_group"),
+        Index("ix_deliveries_group_day", "group_id", "planned_for"),
+        Index("ix_deliveries_outbox", "outbox_id"),
+        Index("ix_deliveries_due", "status", "not_before"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    broadcast_id: int = Field(sa_column=Column(Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False))
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), nullable=False))
+    channel: str = Field(max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    outbox_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=True))
+    planned_for: datetime = utc_field()  # the slot: caps and quotas count by its local day
+    not_before: datetime = utc_field()  # quiet hours and windows move it later
+    settled_at: Optional[datetime] = utc_field(default=None)
+
+
+class GroupTag(SQLModel, table=True):
+    """A tag on a group (城市群, 新品体验群 ...): broadcasts and playbooks target groups by tag."""
+
+    __tablename__ = "group_tags"
+
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True))
+    tag: str = Field(max_length=64, primary_key=True)
+
+
+class PlaybookState(SQLModel, table=True):
+    """An operator paused a playbook (``/sop pause``): its slots are recorded, not sent."""
+
+    __tablename__ = "playbook_states"
+
+    name: str = Field(max_length=64, primary_key=True)
+    paused: bool = Field(default=False)
+    changed_by: str = Field(max_length=160)
+    changed_at: datetime = utc_field()
+
+
 
 B = Broadcast.__table__
 D = Delivery.__table__

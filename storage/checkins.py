@@ -3,11 +3,27 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import Checkin
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Checkin(SQLModel, table=True):
+    """A daily sign-in: one per member per local day."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (Index("ix_checkins_day", "day"),)
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    streak: int
+    points: int
+    at: datetime = utc_field()
+
+
 
 T = Checkin.__table__
 

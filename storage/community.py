@@ -11,12 +11,79 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import Group, GroupMembership, Member
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Member(SQLModel, table=True):
+    """A person the brand talks to, as one channel knows them (sandbox `from`, WeCom userid...)."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_members_channel_external"),
+        Index("ix_members_first_seen", "first_seen_at"),  # new members per day (console)
+        Index("ix_members_lost", "lost_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    name: Optional[str] = Field(default=None, max_length=128)
+    # The channel code (渠道活码 State) the member first came from.
+    source_state: Optional[str] = Field(default=None, max_length=64)
+    status: str = Field(default="active", max_length=16)  # active | lost
+    lost_at: Optional[datetime] = utc_field(default=None)  # when the contact was deleted (status lost)
+    message_count: int = Field(default=0)
+    first_seen_at: datetime = utc_field()
+    last_seen_at: datetime = utc_field()
+    # Lifecycle stage (泛用户 / 精准用户 / 核心用户 / 超级用户), kept by a job (handlers.lifecycle).
+    stage: Optional[str] = Field(default=None, max_length=8, index=True)
+    # Profile answers (onboarding: city, age ...; consent to receive messages).
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
+    )
+
+
+class Group(SQLModel, table=True):
+    """A chat group (customer group, internal group, sandbox group)."""
+
+    __tablename__ = "chat_groups"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_chat_groups_channel_external"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    name: Optional[str] = Field(default=None, max_length=128)
+    status: str = Field(default="active", max_length=16)  # active | dismissed
+    message_count: int = Field(default=0)
+    created_at: datetime = utc_field()
+    last_active_at: datetime = utc_field()
+    # WeCom customer groups: the owner (a staff userid, who confirms mass-send tasks) and the
+    # member-list version of the last event applied (a mismatch means one was missed).
+    owner: Optional[str] = Field(default=None, max_length=128)
+    member_version: Optional[str] = Field(default=None, max_length=64)
+
+
+class GroupMembership(SQLModel, table=True):
+    """Whether a member is in a group, since when, and how much they speak there."""
+
+    __tablename__ = "group_memberships"
+    __table_args__ = (Index("ix_group_memberships_left", "left_at"),)
+
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True))
+    joined_at: datetime = utc_field()
+    left_at: Optional[datetime] = utc_field(default=None)  # None while the member is in the group
+    last_spoke_at: Optional[datetime] = utc_field(default=None)
+    message_count: int = Field(default=0)
+
+
 
 M = Member.__table__
 G = Group.__table__
@@ -57,51 +124,51 @@ class Sighting:
         self.source_state = self.source_state or source_state
 
 
-async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, MemberRef]:
-    """Create the members or refresh what we know; add the messages they sent."""
+async def _touch(
+    session: AsyncSession, table: Any, seen: dict[Key, Sighting], *, now: datetime, first: str, last: str,
+    keep_first: tuple[str, ...] = (), returning: tuple[str, ...],
+) -> list[Any]:
+    """The upsert of members and groups seen in a batch: one multi-row statement that creates the
+    rows not there yet (``first`` and ``last`` set to ``now``) and refreshes the others: a name
+    seen replaces the stored one, ``last`` becomes ``now``, the batch's messages are added, and
+    the ``keep_first`` columns keep the value they had, if any. Returns the ``returning`` columns."""
     if not seen:
-        return {}
+        return []
     # Sorted keys: concurrent transactions lock rows in one order, so they cannot deadlock.
     rows = [
-        {"channel": c, "external_id": e, "name": s.name, "source_state": s.source_state, "status": "active",
-         "message_count": s.messages, "first_seen_at": now, "last_seen_at": now}
+        {"channel": c, "external_id": e, "name": s.name, **{k: getattr(s, k) for k in keep_first}, "status": "active",
+         "message_count": s.messages, first: now, last: now}
         for (c, e), s in sorted(seen.items())
     ]
-    stmt = insert_for(session, M)
+    stmt = insert_for(session, table)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
-        index_elements=[M.c.channel, M.c.external_id],
+        index_elements=[table.c.channel, table.c.external_id],
         set_={
-            "name": func.coalesce(ex.name, M.c.name),
-            "source_state": func.coalesce(M.c.source_state, ex.source_state),
-            "last_seen_at": ex.last_seen_at,
-            "message_count": M.c.message_count + ex.message_count,
+            "name": func.coalesce(ex.name, table.c.name),
+            **{k: func.coalesce(table.c[k], ex[k]) for k in keep_first},
+            last: ex[last],
+            "message_count": table.c.message_count + ex.message_count,
         },
-    ).returning(M.c.id, M.c.channel, M.c.external_id, M.c.name, M.c.status, M.c.message_count)
+    ).returning(*(table.c[k] for k in returning))
+    return list(await session.execute(stmt, rows))
+
+
+async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, MemberRef]:
+    """Create the members or refresh what we know; add the messages they sent. A member keeps
+    the channel code they first came by."""
+    rows = await _touch(session, M, seen, now=now, first="first_seen_at", last="last_seen_at",
+                        keep_first=("source_state",),
+                        returning=("id", "channel", "external_id", "name", "status", "message_count"))
     return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status, r.message_count)
-            for r in await session.execute(stmt, rows)}
+            for r in rows}
 
 
 async def touch_groups(session: AsyncSession, seen: dict[Key, Sighting], *, now: datetime) -> dict[Key, GroupRef]:
-    if not seen:
-        return {}
-    rows = [
-        {"channel": c, "external_id": e, "name": s.name, "status": "active", "message_count": s.messages,
-         "created_at": now, "last_active_at": now}
-        for (c, e), s in sorted(seen.items())
-    ]
-    stmt = insert_for(session, G)
-    ex = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[G.c.channel, G.c.external_id],
-        set_={
-            "name": func.coalesce(ex.name, G.c.name),
-            "last_active_at": ex.last_active_at,
-            "message_count": G.c.message_count + ex.message_count,
-        },
-    ).returning(G.c.id, G.c.channel, G.c.external_id, G.c.name)
-    return {(r.channel, r.external_id): GroupRef(r.id, r.channel, r.external_id, r.name)
-            for r in await session.execute(stmt, rows)}
+    """Create the groups or refresh what we know; add the messages sent in them."""
+    rows = await _touch(session, G, seen, now=now, first="created_at", last="last_active_at",
+                        returning=("id", "channel", "external_id", "name"))
+    return {(r.channel, r.external_id): GroupRef(r.id, r.channel, r.external_id, r.name) for r in rows}
 
 
 async def record_spoken(session: AsyncSession, counts: dict[tuple[int, int], int], *, now: datetime) -> None:

@@ -13,8 +13,11 @@ from typing import Any
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Group, KocApplication, MemberFlow, Poll, PollVote
-from storage.rollup_models import CohortRetention, DailyMetric, GroupDay
+from storage.community import Group
+from storage.flows import MemberFlow
+from storage.koc import KocApplication
+from storage.polls import Poll, PollVote
+from storage.rollups import CohortRetention, DailyMetric, GroupDay
 
 Series = dict[str, dict[date, dict[str, int]]]  # metric -> day -> dimension -> value
 GROUP_SORTS = ("name", "members", "active_7d", "rate", "messages", "last_active")

@@ -3,13 +3,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import Member, MemberFlow
+from storage.community import Member
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class MemberFlow(SQLModel, table=True):
+    """Where a member stands in one conversation flow: one row per (member, flow)."""
+
+    __tablename__ = "member_flows"
+    # by flow: the console's KOC funnel counts one flow's rows without reading all of them
+    __table_args__ = (Index("ix_member_flows_deadline", "deadline_at"), Index("ix_member_flows_flow", "flow", "state"))
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    flow: str = Field(sa_column=Column(String(64), primary_key=True))
+    state: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Bumped by every change: a writer that read an older version lost a race and must not save.
+    version: int = Field(default=0)
+    # The flow that takes the member's free text (one at a time).
+    active: bool = Field(default=False)
+    # Deadlines run from entering the state; each of the state's deadlines fires once.
+    entered_at: datetime = utc_field()
+    deadlines_fired: int = Field(default=0)
+    deadline_at: Optional[datetime] = utc_field(default=None)
+    started_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+    finished_at: Optional[datetime] = utc_field(default=None)
+
+
 
 T = MemberFlow.__table__
 

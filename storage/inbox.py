@@ -5,12 +5,37 @@ A repeat of an update (a platform retry) hits the unique key and is dropped here
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import InboundUpdate
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class InboundUpdate(SQLModel, table=True):
+    """One row per inbound update, keyed by its dedup key: a repeat cannot be inserted twice.
+
+    Channels that answer before handling (WeCom) store the payload and set ``handled_at`` later,
+    so a restart resumes exactly the unhandled rows.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_unhandled", "handled_at", "id"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    channel: str = Field(max_length=32)
+    received_at: datetime = utc_field()
+    payload: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    handled_at: Optional[datetime] = utc_field(default=None)
+    error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Handling attempts that failed: bounded, then the row is closed with its error.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
 
 T = InboundUpdate.__table__
 

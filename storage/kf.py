@@ -5,9 +5,35 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import KfCursor, KfSession
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class KfCursor(SQLModel, table=True):
+    """微信客服: where ``kf/sync_msg`` stopped for one customer-service account, so a restart
+    pulls only what is new (advanced only after the page's messages were handled)."""
+
+    __tablename__ = "kf_cursors"
+
+    open_kfid: str = Field(max_length=64, primary_key=True)
+    cursor: str = Field(max_length=256)
+    updated_at: datetime = utc_field()
+
+
+class KfSession(SQLModel, table=True):
+    """微信客服: a WeChat user's conversation window (wecom.md §3.11): at most 5 messages to
+    them within 48 h of their last message, which resets the count."""
+
+    __tablename__ = "kf_sessions"
+
+    external_userid: str = Field(max_length=128, primary_key=True)
+    open_kfid: str = Field(max_length=64)
+    last_inbound_at: datetime = utc_field()
+    sent_since: int = Field(default=0)
+
+
 
 C = KfCursor.__table__
 S = KfSession.__table__

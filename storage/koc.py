@@ -2,12 +2,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import KocApplication
+from storage.types import utc_field
+
+
+class KocApplication(SQLModel, table=True):
+    """A member's KOC screening result, waiting for (or carrying) an operator's decision."""
+
+    __tablename__ = "koc_applications"
+    __table_args__ = (Index("ix_koc_applications_status", "status", "created_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True))
+    score: int
+    recommended_type: str = Field(max_length=16)  # 分享官 | 内容官 | 体验官 | 带货官
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | approved | rejected
+    approved_type: Optional[str] = Field(default=None, max_length=16)
+    decided_by: Optional[str] = Field(default=None, max_length=160)
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = utc_field()
+    decided_at: Optional[datetime] = utc_field(default=None)
+
+
 
 T = KocApplication.__table__
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"

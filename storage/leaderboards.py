@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import GroupMembership, Member, PointEntry
+from storage.community import GroupMembership, Member
+from storage.points import PointEntry
 
 E = PointEntry.__table__
 M = Member.__table__

@@ -8,12 +8,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import OutboxMessage
+from storage.types import utc_field
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot will send (or sent). Written in the transaction of the update that made it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "priority", "not_before"),
+        Index("ix_outbox_chat", "channel", "chat", "id"),
+        Index("ix_outbox_to", "channel", "to", "id"),
+        Index("ix_outbox_update", "update_key"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    update_key: Optional[str] = Field(default=None, max_length=200)
+    channel: str = Field(max_length=32)
+    chat: Optional[str] = Field(default=None, max_length=128)  # group external id; None = one-to-one
+    to: Optional[str] = Field(default=None, max_length=128)  # member external id
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # text | welcome (answers a WeCom welcome code, valid 20 s: sent before everything else)
+    kind: str = Field(default="text", max_length=16)
+    priority: int = Field(default=0)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # pending | sending | delivered | awaiting_owner (a WeCom task the group owner must confirm) | failed
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    not_before: datetime = utc_field()
+    claimed_until: Optional[datetime] = utc_field(default=None)
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = utc_field()
+    delivered_at: Optional[datetime] = utc_field(default=None)
+
+
 
 T = OutboxMessage.__table__
 
@@ -22,13 +56,14 @@ PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed
 CANCELLED = "cancelled"
 # Waiting for the platform's window to open again (微信客服: the user writes again).
 HELD = "held"
-# Handed to a person: a WeCom group task exists but the group owner has yet to confirm it.
+# Handed to a person: an owner task exists but the group's owner has yet to confirm it.
 AWAITING_OWNER = "awaiting_owner"
 
 TEXT, WELCOME = "text", "welcome"
-# A WeCom mass-send task to several customer groups of one owner: ``to`` is the owner and
-# ``meta["chat_ids"]`` the groups (at most 2,000, wecom.md §3.5).
-GROUP_TASK = "group_task"
+# An owner task: a WeCom mass-send task to several customer groups of one owner, who confirms
+# it; ``to`` is the owner and ``meta["chat_ids"]`` the groups (at most 2,000, wecom.md §3.5).
+# The stored kind keeps its first name.
+OWNER_TASK = "group_task"
 WELCOME_PRIORITY = 10
 
 

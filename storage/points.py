@@ -11,15 +11,74 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Optional
 
-from sqlalchemy import func, nulls_last, select, update
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, func, nulls_last, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
 from storage import tally
-from storage.models import PointBalance, PointEntry, PointLot
+from storage.types import utc_field
+from storage.upsert import insert_for
 
 EARN, GRANT, REFUND, SPEND, DEDUCT, EXPIRE = "earn", "grant", "refund", "spend", "deduct", "expire"
-from storage.upsert import insert_for
+
+
+class PointEntry(SQLModel, table=True):
+    """The points ledger: append-only. Every change of a balance is one entry with a unique key,
+    so a retried credit or spend is refused instead of counted twice."""
+
+    __tablename__ = "point_entries"
+    __table_args__ = (
+        Index("ix_point_entries_member", "member_id", "id"),
+        Index("ix_point_entries_period", "kind", "created_at", "member_id"),  # leaderboards
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    delta: int
+    # earn (sign-in, tasks: what leaderboards count) | grant | refund | spend | deduct | expire
+    kind: str = Field(default="earn", max_length=16, sa_column_kwargs={"server_default": "earn"})
+    reason: str = Field(max_length=200)
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    issuer: Optional[str] = Field(default=None, max_length=160)
+    created_at: datetime = utc_field()
+
+
+class PointLot(SQLModel, table=True):
+    """Points credited together; spending takes the oldest lots first, and a lot may expire."""
+
+    __tablename__ = "point_lots"
+    __table_args__ = (Index("ix_point_lots_spendable", "member_id", "remaining"), Index("ix_point_lots_expiry", "expires_at"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    entry_id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), ForeignKey("point_entries.id"), nullable=False))
+    amount: int
+    remaining: int
+    expires_at: Optional[datetime] = utc_field(default=None)
+    # A pending lot (e.g. until a return window closes) is counted in ``pending``, not in the
+    # balance, until the sweeper releases it at this time; None once released (or never pending).
+    available_at: Optional[datetime] = utc_field(default=None)
+    created_at: datetime = utc_field()
+
+
+class PointBalance(SQLModel, table=True):
+    """The balance, changed in the same transaction as the entries: balance + pending equals the
+    sum of the entries and of the lots' remaining points, and neither is negative (CHECKs)."""
+
+    __tablename__ = "point_balances"
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="ck_point_balances_not_negative"),
+        CheckConstraint("pending >= 0", name="ck_point_balances_pending_not_negative"),
+    )
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    balance: int = Field(default=0)
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # credited, not yet spendable
+    lifetime: int = Field(default=0)  # all points ever earned (levels are by lifetime points)
+
+
 
 E = PointEntry.__table__
 L = PointLot.__table__

@@ -4,13 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import Poll, PollVote
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Poll(SQLModel, table=True):
+    """A vote on the next rewards: the options are candidate rewards; the winners enter the catalog."""
+
+    __tablename__ = "polls"
+    __table_args__ = (Index("ix_polls_status", "status", "closes_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    title: str = Field(max_length=64)
+    # [{"name", "cost", "stock"}], numbered from 1 in chat
+    options: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    winners: int = Field(default=1)  # how many of the most voted options enter the catalog
+    status: str = Field(default="open", max_length=8)  # open | closed
+    opened_by: str = Field(max_length=160)
+    opened_at: datetime = utc_field()
+    closes_at: Optional[datetime] = utc_field(default=None)
+    closed_at: Optional[datetime] = utc_field(default=None)
+
+
+class PollVote(SQLModel, table=True):
+    """A member's vote: one per poll (the primary key); a new vote replaces the old one."""
+
+    __tablename__ = "poll_votes"
+
+    poll_id: int = Field(sa_column=Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True))
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    option: int  # 1-based
+    at: datetime = utc_field()
+
+
 
 P = Poll.__table__
 V = PollVote.__table__

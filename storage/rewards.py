@@ -5,13 +5,77 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Optional
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, UniqueConstraint, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
 from storage import points
-from storage.models import Redemption, Reward, RewardCode
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class Reward(SQLModel, table=True):
+    """A reward in the points catalog. Its units are always stock + reserved + fulfilled."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="ck_rewards_stock_not_negative"),
+        CheckConstraint("reserved >= 0", name="ck_rewards_reserved_not_negative"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    cost: int
+    stock: int  # units left to redeem
+    reserved: int = Field(default=0)  # redeemed, waiting to be handed over
+    fulfilled: int = Field(default=0)
+    per_member_limit: int = Field(default=0)  # 0: no limit
+    active: bool = Field(default=True)
+    min_level: Optional[str] = Field(default=None, max_length=16)  # a tier name from [levels]
+    starts_at: Optional[datetime] = utc_field(default=None)  # redeemable from / until (None: always)
+    ends_at: Optional[datetime] = utc_field(default=None)
+    # A redemption waits for an operator's approval before it counts as reserved (high value).
+    approval: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # manual: an operator hands it over | code: a code from the pool, handed over at once
+    fulfilment: str = Field(default="manual", max_length=8, sa_column_kwargs={"server_default": "manual"})
+    created_at: datetime = utc_field()
+
+
+class Redemption(SQLModel, table=True):
+    """A member's redemption: points and one unit reserved together, then fulfilled or cancelled."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (Index("ix_redemptions_member_reward", "member_id", "reward_id"), Index("ix_redemptions_created", "created_at"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id"), nullable=False))
+    cost: int
+    # awaiting_approval | reserved | fulfilled | cancelled: points and the unit are held from the start
+    status: str = Field(default="reserved", max_length=20)
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    code: Optional[str] = Field(default=None, max_length=128)  # a code-pool reward's code
+    created_at: datetime = utc_field()
+    settled_at: Optional[datetime] = utc_field(default=None)
+
+
+class RewardCode(SQLModel, table=True):
+    """One code of a virtual reward's pool (a coupon, a member-card code): given out once."""
+
+    __tablename__ = "reward_codes"
+    __table_args__ = (
+        UniqueConstraint("reward_id", "code", name="uq_reward_codes_reward_code"),
+        Index("ix_reward_codes_free", "reward_id", "redemption_id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id", ondelete="CASCADE"), nullable=False))
+    code: str = Field(max_length=128)
+    redemption_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("redemptions.id"), nullable=True, unique=True))
+
+
 
 R = Reward.__table__
 X = Redemption.__table__

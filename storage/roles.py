@@ -6,9 +6,25 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import OperatorRole
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class OperatorRole(SQLModel, table=True):
+    """A role (viewer, operator, admin) held by someone as a channel knows them; channel ``*``:
+    on every channel (the admins seeded from ``[operators] admins``)."""
+
+    __tablename__ = "operator_roles"
+
+    channel: str = Field(max_length=32, primary_key=True)
+    external_id: str = Field(max_length=128, primary_key=True)
+    role: str = Field(max_length=16)
+    granted_by: str = Field(max_length=160)
+    granted_at: datetime = utc_field()
+
+
 
 T = OperatorRole.__table__
 ANY_CHANNEL = "*"

@@ -4,11 +4,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Column, ForeignKey, Integer, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import MemberTag
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class MemberTag(SQLModel, table=True):
+    """A tag on a member: from the channel code they came by, or given by an operator."""
+
+    __tablename__ = "member_tags"
+
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True))
+    tag: str = Field(sa_column=Column(String(64), primary_key=True))
+    source: str = Field(max_length=32)  # channel_code | operator | ...
+    created_at: datetime = utc_field()
+
+
 
 T = MemberTag.__table__
 

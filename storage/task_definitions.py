@@ -4,11 +4,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, Column, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import TaskDefinition
 from storage.upsert import insert_for
+
+
+class TaskDefinition(SQLModel, table=True):
+    """A task members check in to (打卡): from ``[[tasks]]`` (its rules follow the config at
+    every start) or added by an operator (``/task add``)."""
+
+    __tablename__ = "task_definitions"
+
+    name: str = Field(max_length=64, primary_key=True)
+    position: int = Field(default=0)  # the order of the menu
+    points: int
+    per_day: int = Field(default=1)
+    per_week: int = Field(default=0)
+    per_month: int = Field(default=0)
+    proof: bool = Field(default=False)
+    approval: bool = Field(default=False)
+    pending_days: int = Field(default=0)
+    koc_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = Field(default=True)
+    source: str = Field(default="config", max_length=160)  # config, or the operator who added it
+
+
 
 T = TaskDefinition.__table__
 RULES = ("points", "per_day", "per_week", "per_month", "proof", "approval", "pending_days", "koc_types")

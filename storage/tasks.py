@@ -2,12 +2,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import TaskCheckin
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class TaskCheckin(SQLModel, table=True):
+    """A task check-in (打卡): credited at once, or waiting for an operator when the task says so."""
+
+    __tablename__ = "task_checkins"
+    __table_args__ = (Index("ix_task_checkins_member_task", "member_id", "task", "at"), Index("ix_task_checkins_at", "at"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
+    task: str = Field(max_length=64)
+    points: int
+    proof: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="credited", max_length=16)  # credited | pending | rejected
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    at: datetime = utc_field()
+
+
 
 T = TaskCheckin.__table__
 

@@ -3,11 +3,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Column, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
-from storage.models import AccessToken
+from storage.types import utc_field
 from storage.upsert import insert_for
+
+
+class AccessToken(SQLModel, table=True):
+    """Platform access tokens, shared by every process so only one of them asks for a new one."""
+
+    __tablename__ = "access_tokens"
+
+    key: str = Field(primary_key=True, max_length=200)  # corp id + a digest of the secret, never the secret
+    token: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = utc_field()
+
+
 
 T = AccessToken.__table__
 

@@ -1,4 +1,4 @@
-"""Column types shared by the tables."""
+"""Column types and field helpers shared by the tables."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,3 +34,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+def utc_field(**kw: Any) -> Any:
+    """A field stored in a ``UTCDateTime`` column (``Field`` keyword arguments pass through)."""
+    return Field(sa_type=UTCDateTime, **kw)

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.config import Config, config_from_dict
+from bot.builtin import FEATURES, config_from_dict
+from bot.config import Config
+from bot.feature import Feature
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
 from storage import migrate
@@ -65,14 +67,15 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_config(database_url: str) -> Callable[..., Config]:
-    def make(**sections: Any) -> Config:
+    """A config on the test database; ``features`` (default: the ones siyu ships) are what the app is made of."""
+    def make(*, features: tuple[Feature, ...] = FEATURES, **sections: Any) -> Config:
         data: dict[str, Any] = {"storage": {"url": database_url}, "logging": {"level": "WARNING"}}
         for name, values in sections.items():
             if isinstance(values, dict):
                 data.setdefault(name, {}).update(values)
             else:  # a list of tables ([[rewards]], [[tasks]] ...)
                 data[name] = values
-        return config_from_dict(data)
+        return config_from_dict(data, features=features)
 
     return make
 

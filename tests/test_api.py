@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import koc
@@ -18,7 +19,7 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
     config = make_config(api={"tokens": [{"token": ADMIN, "role": "admin", "name": "ops"},
                                          {"token": OPERATOR, "role": "operator", "name": "crm"},
                                          {"token": VIEWER, "role": "viewer", "name": "bi"}]})
-    config = config.model_copy(update={"rewards": Config.model_validate(
+    config = config.model_copy(update={"rewards": SiyuConfig.model_validate(
         {"rewards": [{"name": "保温杯", "cost": 100, "stock": 5}]}).rewards})
     async with sandbox_app(config, clock=clock) as client:
         await client.say("u1", "签到", name="小王", chat="g1")

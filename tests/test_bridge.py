@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.channels.bridge import sign, signed_headers
+from bot.channels.bridge.channel import sign, signed_headers
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers import sop
+from handlers.broadcasts import playbooks as sop
 
 SECRET = "s" * 40
 
@@ -53,7 +54,7 @@ async def bot(make_config: Callable[..., Config], gateway: FakeGateway, clock: F
     config = make_config(bridge={"enabled": True, "secret": SECRET, "gateway_url": str(gateway.server.make_url("/send")),
                                  "account": "brand-01", "send_rate_per_s": 50.0},
                          scheduler={"enabled": False, "quiet_hours": []})
-    config = config.model_copy(update={"sop": Config.model_validate(
+    config = config.model_copy(update={"sop": SiyuConfig.model_validate(
         {"sop": [{"name": "早安", "text": "早安，{group}！", "cron": "0 9 * * *"}]}).sop})
     async with sandbox_app(config, clock=clock) as client:
         yield client

@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers import sop
+from handlers.broadcasts import playbooks as sop
 from storage import broadcasts
-from storage.broadcast_models import Broadcast, Delivery
-from storage.models import OutboxMessage
+from storage.models import Broadcast, Delivery, OutboxMessage
 
 # Monday 2026-11-23 09:00 in Shanghai.
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
@@ -23,7 +23,7 @@ MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 
 def config_with(make_config: Callable[..., Config], *, sop_: list[dict[str, Any]] = (), **sections: Any) -> Config:  # type: ignore[assignment]
     config = make_config(operators={"admins": ["op1"]}, **sections)
-    return config.model_copy(update={"sop": Config.model_validate({"sop": list(sop_)}).sop})
+    return config.model_copy(update={"sop": SiyuConfig.model_validate({"sop": list(sop_)}).sop})
 
 
 async def groups(bot: SandboxClient, n: int, prefix: str = "g") -> list[str]:
@@ -169,7 +169,7 @@ async def test_progress_counts_follow_the_outbox(make_config: Callable[..., Conf
             b = (await s.execute(select(Broadcast.id).where(Broadcast.source == "adhoc"))).scalar_one()
             assert await broadcasts.progress(s, b) == Counter({"delivered": 3})
         # The operator is told where it ended, once.
-        assert (await bot.app[SWEEPER].run_jobs_once(force=True))["broadcast_reports"] == 1
-        assert (await bot.app[SWEEPER].run_jobs_once(force=True))["broadcast_reports"] == 0
+        assert await bot.app[JOBS].run("broadcast_reports") == 1
+        assert await bot.app[JOBS].run("broadcast_reports") == 0
         told = [m["text"] for m in await bot.outbox(to="op1")]
         assert told[-1] == f"群发已全部发出或交给群主：群发 #{b}（已开始）共 3 个群：已送达 3"

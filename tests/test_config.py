@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import Config, ConfigError, Section, config_from_dict, default_texts, load_config
+from bot.builtin import SiyuConfig as Config
+from bot.builtin import config_from_dict, default_texts, load_config
+from bot.config import ConfigError, Section
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"

@@ -4,19 +4,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot import filters
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
+from bot.builtin import FEATURES
 from bot.config import Config
 from bot.context import Context
+from bot.feature import Feature
 from bot.router import Router
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from flows.engine import Flow, State, not_empty, one_of, remember
-from handlers import default_routers
 from storage.models import AuditEntry, Member, MemberFlow
 
 CITIES = ("北京", "上海", "广州")
@@ -67,16 +69,16 @@ def starter() -> Router:
 
     @router.message(filters.Text("开始调查"))
     async def start_survey(ctx: Context) -> None:
-        await ctx.dispatcher.flows.start(ctx, "survey")  # type: ignore[union-attr]
+        await ctx.flows.start(ctx, "survey")
 
     @router.message(filters.Text("开始"))
     async def start_steps(ctx: Context) -> None:
-        await ctx.dispatcher.flows.start(ctx, "steps")  # type: ignore[union-attr]
+        await ctx.flows.start(ctx, "steps")
 
     @router.command("steps")
     async def steps_command(ctx: Context) -> None:
         """开始分步流程"""
-        await ctx.dispatcher.flows.start(ctx, "steps")  # type: ignore[union-attr]
+        await ctx.flows.start(ctx, "steps")
 
     return router
 
@@ -84,8 +86,11 @@ def starter() -> Router:
 @pytest.fixture
 def app_factory(make_config: Callable[..., Config], clock: FakeClock) -> Callable[..., Any]:
     def make(*flows: Flow) -> Any:
-        return sandbox_app(make_config(), clock=clock, routers=[starter(), *default_routers()],
-                           flow_definitions=flows or (survey(), steps(5)))
+        # The test's own feature: a router that starts its flows, and the flows (the shipped
+        # features' flows are not there: the shipped routers are).
+        feature = Feature("flow_tests", routers=lambda config: [starter()], flows=lambda config: flows or (survey(), steps(5)))
+        shipped = tuple(replace(f, flows=lambda config: []) for f in FEATURES)
+        return sandbox_app(make_config(features=(feature, *shipped)), clock=clock)
 
     return make
 
@@ -150,17 +155,17 @@ async def test_deadlines_fire_once_across_a_restart(app_factory: Callable[..., A
         await bot.say("u1", "开始调查")
         await bot.say("u2", "开始调查")
         await bot.say("u2", "小李")  # u2 answered: nothing is due for them
-        assert await bot.app[SWEEPER].sweep_once() == 0
+        assert await bot.app[JOBS].fire_deadlines() == 0
     clock.advance(minutes=11)
     async with app_factory() as bot:  # a restart: the deadline lives in the database
-        # Whoever sweeps first (the background sweeper at start-up, or this call), it fires once.
-        await bot.app[SWEEPER].sweep_once()
-        assert await bot.app[SWEEPER].sweep_once() == 0
+        # Whoever fires it first (the job runner at start-up, or this call), it fires once.
+        await bot.app[JOBS].fire_deadlines()
+        assert await bot.app[JOBS].fire_deadlines() == 0
         sent = [m["text"] for m in await bot.outbox(to="u1")]
         assert sent[-1] == "还在吗？怎么称呼你？" and sent.count("还在吗？怎么称呼你？") == 1
         assert (await flow_row(bot, "u1", "survey")).state == "reminded"
         clock.advance(minutes=61)
-        await bot.app[SWEEPER].sweep_once()
+        await bot.app[JOBS].fire_deadlines()
         assert [m["text"] for m in await bot.outbox(to="u1")][-1] == "问卷已过期，下次再聊～"
         row = await flow_row(bot, "u1", "survey")
         assert row.state == "expired" and row.finished_at is not None and row.deadline_at is None
@@ -171,11 +176,11 @@ async def test_a_deadline_made_moot_by_an_answer_does_nothing(app_factory: Calla
     async with app_factory() as bot:
         await bot.say("u1", "开始调查")
         clock.advance(minutes=11)
-        sweeper = bot.app[SWEEPER]
-        # The sweeper read the due row, but the member answers before it is fed.
-        due_before = await sweeper.sweep_once(limit=0)
+        jobs = bot.app[JOBS]
+        # The job runner read the due row, but the member answers before it is fed.
+        due_before = await jobs.fire_deadlines(limit=0)
         await bot.say("u1", "小王")
-        assert due_before == 0 and await sweeper.sweep_once() == 0
+        assert due_before == 0 and await jobs.fire_deadlines() == 0
         assert (await flow_row(bot, "u1", "survey")).state == "ask_city"
 
 

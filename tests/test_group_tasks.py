@@ -10,13 +10,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import CHANNELS, SWEEPER
+from bot.appkeys import CHANNELS, JOBS
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
-from handlers import fanout
-from storage.broadcast_models import Delivery
-from storage.models import Group, OutboxMessage
+from handlers.broadcasts import digests
+from storage.models import Delivery, Group, OutboxMessage
 
 from conftest import wecom_section
 
@@ -55,10 +54,10 @@ async def test_a_days_items_become_one_task_per_owner_followed_until_confirmed(
     started = await broadcast(bot, "【话题一】{group}聊聊新品")  # Sunday 10:00: for Monday's 09:00 digest
     assert "0 个直接发送，4 个等群主确认" in started and "群主在企业微信里确认" not in started
     await broadcast(bot, "【话题二】周末愉快")
-    sweeper = bot.app[SWEEPER]
-    assert (await sweeper.run_jobs_once(force=True))["group_tasks"] == 0  # not yet the digest's time
+    jobs = bot.app[JOBS]
+    assert await jobs.run("owner_tasks") == 0  # not yet the digest's time
     clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00
-    assert (await sweeper.run_jobs_once(force=True))["group_tasks"] == 3  # wrA+wrB (their texts differ), wrC
+    assert await jobs.run("owner_tasks") == 3  # wrA+wrB (their texts differ), wrC
     await bot.deliver()
     calls = [c.body for c in fake.calls("externalcontact/add_msg_template")]
     assert sorted((c["sender"], tuple(c["chat_id_list"])) for c in calls) == [
@@ -92,22 +91,22 @@ async def test_a_days_items_become_one_task_per_owner_followed_until_confirmed(
 
 async def test_the_quota_holds_a_group_to_one_mass_message_a_day(bot: SandboxClient, fake: FakeWeCom,
                                                                  clock: FakeClock) -> None:
-    sweeper = bot.app[SWEEPER]
+    jobs = bot.app[JOBS]
     clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00, the digest's time
     await broadcast(bot, "第一条")
-    assert (await sweeper.run_jobs_once(force=True))["group_tasks"] == 2
+    assert await jobs.run("owner_tasks") == 2
     clock.advance(hours=1)
     await broadcast(bot, "第二条")  # 10:00: after today's digest, so tomorrow's
     clock.advance(hours=23)
     await broadcast(bot, "第三条")  # Tuesday 09:00 too
-    assert (await sweeper.run_jobs_once(force=True))["group_tasks"] == 2  # 第二条 + 第三条 in one digest
+    assert await jobs.run("owner_tasks") == 2  # 第二条 + 第三条 in one digest
     await bot.deliver()
     texts = [c.body["text"]["content"] for c in fake.calls("externalcontact/add_msg_template")]
     assert texts.count("第二条\n\n第三条") == 2
     clock.advance(hours=1)
     await broadcast(bot, "第四条")
     clock.advance(days=1)
-    assert (await sweeper.run_jobs_once(force=True))["group_tasks"] == 2  # Wednesday: a new day's quota
+    assert await jobs.run("owner_tasks") == 2  # Wednesday: a new day's quota
     clock.advance(minutes=1)
     await broadcast(bot, "第五条")  # Wednesday 09:01: past the digest, for Thursday
     async with bot.db.read() as s:
@@ -126,8 +125,8 @@ async def test_two_processes_packing_at_once_spend_each_groups_quota_once(
     clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00, the digest's time
     other = Database(database_url)  # another process's connections
     try:
-        d = bot.app[SWEEPER].dispatcher
-        queued = await asyncio.gather(*(fanout.pack_group_tasks(db, d.config, d.texts, clock.now()) for db in (bot.db, other)))
+        d = bot.app[JOBS].dispatcher
+        queued = await asyncio.gather(*(digests.pack_owner_tasks(db, d.config, d.texts, clock.now()) for db in (bot.db, other)))
     finally:
         await other.dispose()
     assert sorted(queued) == [0, 2]  # one packed zhangsan's and lisi's tasks; the other found nothing due

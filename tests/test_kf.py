@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.appkeys import CHANNELS
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, kf_event
@@ -98,7 +99,7 @@ async def test_choices_go_as_a_menu_and_a_tap_is_the_answer(bot: SandboxClient, 
 
 async def test_redemption_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
     wecom = wecom_section(fake.base_url, kf=True)
-    config = make_config(wecom=wecom, checkin={"daily_points": 100}).model_copy(update={"rewards": Config.model_validate(
+    config = make_config(wecom=wecom, signin={"daily_points": 100}).model_copy(update={"rewards": SiyuConfig.model_validate(
         {"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
     async with sandbox_app(config, clock=clock) as bot:
         await user_says(bot, fake, "签到", "兑换 1")

@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers.leaderboard import announce_winners
+from handlers.leaderboard.winners import announce_winners
 from storage import points, rewards
 from storage.models import Member, Reward
 
@@ -21,7 +22,7 @@ MONDAY_9_SHANGHAI = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
     config = make_config(operators={"admins": ["op1"]}, leaderboard={"top_n": 2}).model_copy(update={
-        "tasks": Config.model_validate({"tasks": [{"name": "转发", "points": 100, "per_day": 3}]}).tasks})
+        "tasks": SiyuConfig.model_validate({"tasks": [{"name": "转发", "points": 100, "per_day": 3}]}).tasks})
     async with sandbox_app(config, clock=clock) as client:
         yield client
 
@@ -52,15 +53,15 @@ async def test_the_group_board_ranks_its_own_members_by_points_earned(bot: Sandb
 
 async def test_winners_are_posted_to_each_group_once(bot: SandboxClient, clock: FakeClock) -> None:
     await earn_week(bot)
-    sweeper = bot.app[SWEEPER]
+    jobs = bot.app[JOBS]
     clock.set(MONDAY_9_SHANGHAI)  # the week ended; the announcement is due at 10:00
-    assert (await sweeper.run_jobs_once(force=True))["winners"] == 0
+    assert await jobs.run("winners") == 0
     clock.advance(hours=1)
     d = bot.dispatcher
     # Two sweeps at once (two processes, say): the week's winners are posted once.
     done = await asyncio.gather(*(announce_winners(d.db, d.config, d.texts, clock.now()) for _ in range(3)))
     assert sorted(done) == [0, 0, 2]
-    assert (await sweeper.run_jobs_once(force=True))["winners"] == 0
+    assert await jobs.run("winners") == 0
     posted = [m["text"] for m in await bot.outbox(chat="g1") if m["text"].startswith("🏆")]
     assert posted == ["🏆 上周积分榜（11.16–11.22）\n1. 小李 — 210 分\n2. 小王 — 110 分\n恭喜上榜的小伙伴！继续签到、打卡，下期见～"]
     assert [m["text"] for m in await bot.outbox(chat="g2") if m["text"].startswith("🏆")][0].count("分\n") == 1
@@ -93,11 +94,11 @@ async def test_a_poll_closes_at_its_time(bot: SandboxClient, clock: FakeClock) -
     await bot.say("u1", "大家好", chat="g1")
     await text(bot, "op1", "/vote open 下期奖品 保温杯:300:5 帆布袋:200:10 hours=48")
     await text(bot, "u1", "投票 2")
-    sweeper = bot.app[SWEEPER]
+    jobs = bot.app[JOBS]
     clock.advance(hours=47)
-    assert (await sweeper.run_jobs_once(force=True))["polls"] == 0
+    assert await jobs.run("polls") == 0
     clock.advance(hours=2)
-    assert (await sweeper.run_jobs_once(force=True))["polls"] == 1
-    assert (await sweeper.run_jobs_once(force=True))["polls"] == 0
+    assert await jobs.run("polls") == 1
+    assert await jobs.run("polls") == 0
     async with bot.db.read() as s:
         assert [r.name for r in (await s.execute(select(Reward))).scalars()] == ["帆布袋"]

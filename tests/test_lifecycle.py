@@ -5,9 +5,11 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from bot.config import Config, LifecycleConfig
+from bot.builtin import SiyuConfig
+from bot.config import Config
 from bot.testing import FakeClock, sandbox_app
-from handlers.lifecycle import BROAD, CORE, ENGAGED, SUPER, refresh, stage_of
+from handlers.lifecycle.config import LifecycleConfig
+from handlers.lifecycle.stages import BROAD, CORE, ENGAGED, SUPER, refresh, stage_of
 from storage import community, koc
 from storage.models import Member
 
@@ -24,7 +26,7 @@ def test_stages_follow_the_rules() -> None:
 
 async def test_the_job_keeps_stages_as_members_act_and_drift(make_config: Callable[..., Config], clock: FakeClock) -> None:
     config = make_config(operators={"admins": ["op1"]}, lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
-    config = config.model_copy(update={"tasks": Config.model_validate({"tasks": [{"name": "晒单", "points": 50}]}).tasks})
+    config = config.model_copy(update={"tasks": SiyuConfig.model_validate({"tasks": [{"name": "晒单", "points": 50}]}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         d = bot.dispatcher
 

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.appkeys import CHANNELS, SWEEPER
+from bot.appkeys import CHANNELS, JOBS
 from bot.config import Config, LoggingConfig
 from bot.context import Context
+from bot.feature import Feature
 from bot.logs import make_handler
 from bot.router import Router
 from bot.filters import StartsWith
@@ -145,12 +146,12 @@ async def test_flow_transitions_and_deadline_timeouts(bot: SandboxClient, clock:
     answered = await scrape(bot)
     assert value(answered, "siyu_flow_transitions_total", **flow) - value(started, "siyu_flow_transitions_total", **flow) == 1
 
-    sweeper = bot.app[SWEEPER]
+    jobs = bot.app[JOBS]
     clock.advance(hours=25)  # past [koc] remind_after_s: the reminder deadline fires once
-    assert await sweeper.sweep_once() == 1
+    assert await jobs.fire_deadlines() == 1
     reminded = await scrape(bot)
     assert value(reminded, "siyu_flow_timeouts_total", **flow) - value(answered, "siyu_flow_timeouts_total", **flow) == 1
-    assert await sweeper.sweep_once() == 0
+    assert await jobs.fire_deadlines() == 0
     assert value(await scrape(bot), "siyu_flow_timeouts_total", **flow) == value(reminded, "siyu_flow_timeouts_total", **flow)
 
 
@@ -255,7 +256,8 @@ async def test_json_logs_are_one_object_a_line_and_name_the_update(
     make_config: Callable[..., Config], clock: FakeClock,
 ) -> None:
     seen: dict[str, str] = {}
-    async with sandbox_app(make_config(), clock=clock, routers=[log_router(seen)]) as bot:
+    logs = Feature("logs", routers=lambda config: [log_router(seen)])
+    async with sandbox_app(make_config(features=(logs,)), clock=clock) as bot:
         with captured("json") as out:
             logging.getLogger("siyu.test").info("before any update")
             # Two members at once: each line names its own update.

@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
-from bot.config import Config, KocRubric
+from bot.appkeys import JOBS
+from bot.config import Config
 from bot.context import Context
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.update import Update
-from flows import koc_screening
+from handlers.koc import screening, services as koc_screening
+from handlers.koc.config import KocRubric
 from storage import koc
 from storage.models import AuditEntry, KocApplication, Member, MemberFlow, MemberTag
 
@@ -61,16 +62,16 @@ async def test_onboarding_from_a_new_contact_to_a_profile(bot: SandboxClient) ->
 
 async def test_onboarding_reminds_once_then_closes(bot: SandboxClient, clock: FakeClock) -> None:
     await bot.event("contact_added", "c2", name="小李")
-    sweeper = bot.app[SWEEPER]
+    jobs = bot.app[JOBS]
     clock.advance(hours=23)
-    assert await sweeper.sweep_once() == 0
+    assert await jobs.fire_deadlines() == 0
     clock.advance(hours=2)
-    assert await sweeper.sweep_once() == 1
+    assert await jobs.fire_deadlines() == 1
     reminder = (await bot.outbox(to="c2"))[-1]["text"]
     assert reminder.startswith("小李，还差几个小问题") and "你在哪个城市？" in reminder
-    assert await sweeper.sweep_once() == 0  # reminded once
+    assert await jobs.fire_deadlines() == 0  # reminded once
     clock.advance(hours=24)
-    assert await sweeper.sweep_once() == 1
+    assert await jobs.fire_deadlines() == 1
     assert (await bot.outbox(to="c2"))[-1]["text"].startswith("没关系")
     async with bot.db.read() as s:
         row = (await s.execute(select(MemberFlow).where(MemberFlow.flow == "onboarding"))).scalar_one()
@@ -151,10 +152,10 @@ async def test_an_abandoned_screening_is_reminded_then_expires(bot: SandboxClien
     await bot.say("k5", "申请KOC")
     await bot.say("k5", "1")
     clock.advance(hours=25)
-    await bot.app[SWEEPER].sweep_once()
+    await bot.app[JOBS].fire_deadlines()
     assert (await bot.outbox(to="k5"))[-1]["text"].startswith("你的 KOC 申请还没填完哦")
     clock.advance(days=2)
-    await bot.app[SWEEPER].sweep_once()
+    await bot.app[JOBS].fire_deadlines()
     assert "KOC 申请已过期" in (await bot.outbox(to="k5"))[-1]["text"] and "申请KOC" in (await bot.outbox(to="k5"))[-1]["text"]
     # Expired: applying again starts afresh.
     assert "你购买或使用过我们的产品吗？" in texts(await bot.say("k5", "申请KOC"))[0]
@@ -171,10 +172,10 @@ async def test_active_members_are_invited_once(make_config: Callable[..., Config
 
 def test_score_is_capped_and_follows_the_rubric() -> None:
     rubric = KocRubric(bought=60, activities_often=60)
-    total, role = koc_screening.score({"bought": "买过/用过", "activities": "经常参加", "preference": "推荐好物带货"}, rubric)
+    total, role = screening.score({"bought": "买过/用过", "activities": "经常参加", "preference": "推荐好物带货"}, rubric)
     assert (total, role) == (100, "带货官")
-    assert koc_screening.score({}, KocRubric()) == (0, "分享官")
-    assert koc_screening.score({"platforms": ["小红书"] * 9}, KocRubric())[0] == 15  # platforms_max
+    assert screening.score({}, KocRubric()) == (0, "分享官")
+    assert screening.score({"platforms": ["小红书"] * 9}, KocRubric())[0] == 15  # platforms_max
 
 
 async def test_an_unknown_command_inside_a_flow_repeats_the_question(bot: SandboxClient) -> None:
@@ -199,8 +200,9 @@ async def test_a_flow_started_earlier_in_the_same_batch_takes_the_members_answer
 ) -> None:
     """Active flows are read once per batch; one an operator started for the member in that
     very batch must still take the member's next text (the batch re-reads it)."""
+    from bot.builtin import FEATURES
+    from bot.feature import Feature
     from bot.router import Router
-    from handlers import default_routers
 
     inviter = Router("inviter")
 
@@ -210,8 +212,9 @@ async def test_a_flow_started_earlier_in_the_same_batch_takes_the_members_answer
         target = (await ctx.session.execute(select(Member).where(Member.external_id == ctx.args))).scalar_one()
         await koc_screening.invite(ctx, target)
 
-    config = make_config(operators={"admins": ["op1"]})
-    async with sandbox_app(config, clock=clock, routers=[inviter, *default_routers(config)]) as bot:
+    config = make_config(operators={"admins": ["op1"]},
+                         features=(Feature("inviter", routers=lambda config: [inviter]), *FEATURES))
+    async with sandbox_app(config, clock=clock) as bot:
         await bot.say("k9", "你好")
         now = clock.now()
         results = await bot.dispatcher._process([  # one batch, as group commit would form it

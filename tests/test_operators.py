@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import select
 
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import koc, points
@@ -16,7 +17,7 @@ from storage.models import AuditEntry, Member
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
     config = make_config(operators={"admins": ["boss"]})
-    config = config.model_copy(update={"sop": Config.model_validate(
+    config = config.model_copy(update={"sop": SiyuConfig.model_validate(
         {"sop": [{"name": "早安", "text": "早安", "cron": "0 9 * * *"}]}).sop})
     async with sandbox_app(config, clock=clock) as client:
         for who, name in (("u1", "小王"), ("u2", "小李"), ("op", "运营小张"), ("viewer", "老板")):

@@ -127,7 +127,7 @@ async def test_ledger_invariants_hold_over_any_sequence(db: Database, ops: list[
 
 @pytest.fixture
 def signin_app(make_config: Callable[..., Config], clock: FakeClock) -> Callable[..., object]:
-    return lambda **checkin: sandbox_app(make_config(checkin=checkin), clock=clock)
+    return lambda **checkin: sandbox_app(make_config(signin=checkin), clock=clock)
 
 
 async def test_sign_in_once_a_day_with_a_streak(signin_app: Callable[..., object], clock: FakeClock) -> None:
@@ -172,7 +172,7 @@ async def say(bot: SandboxClient, text: str, chat: str | None = None) -> str:
 
 
 async def test_a_level_up_is_celebrated_in_the_group(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    config = make_config(checkin={"daily_points": 300}, levels={"tiers": [{"name": "白银", "min_points": 0},
+    config = make_config(signin={"daily_points": 300}, levels={"tiers": [{"name": "白银", "min_points": 0},
                                                                           {"name": "白金", "min_points": 500}]})
     async with sandbox_app(config, clock=clock) as bot:
         first = await bot.say("u1", "签到", chat="g1", name="小王")
@@ -186,7 +186,8 @@ async def test_a_level_up_is_celebrated_in_the_group(make_config: Callable[..., 
 
 
 def test_tiers_must_start_at_zero_and_rise() -> None:
-    from bot.config import ConfigError, config_from_dict
+    from bot.builtin import config_from_dict
+    from bot.config import ConfigError
 
     with pytest.raises(ConfigError, match="tiers start at min_points = 0"):
         config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 10}]}})
@@ -194,8 +195,8 @@ def test_tiers_must_start_at_zero_and_rise() -> None:
         config_from_dict({"levels": {"tiers": [{"name": "A", "min_points": 0}, {"name": "B", "min_points": 0}]}})
 
 
-async def test_the_sweeper_expires_points_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    from bot.appkeys import SWEEPER
+async def test_the_job_expires_points_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
+    from bot.appkeys import JOBS
 
     async with sandbox_app(make_config(), clock=clock) as bot:
         await bot.say("u1", "你好")
@@ -203,10 +204,10 @@ async def test_the_sweeper_expires_points_once(make_config: Callable[..., Config
             member = (await s.execute(select(Member).where(Member.external_id == "u1"))).scalar_one()
             await points.credit(s, member.id, 80, key="promo", reason="活动", now=clock.now(),
                                 expires_at=clock.now() + timedelta(days=30))
-        sweeper = bot.app[SWEEPER]
-        assert await sweeper.expire_points_once() == 0
+        jobs = bot.app[JOBS]
+        assert await jobs.run("points_expiry") == 0
         clock.advance(days=31)
-        assert await sweeper.expire_points_once() == 1
-        assert await sweeper.expire_points_once() == 0
+        assert await jobs.run("points_expiry") == 1
+        assert await jobs.run("points_expiry") == 0
         async with bot.db.read() as s:
             assert await points.check(s, member.id) == (0, 0, 0)

@@ -5,7 +5,8 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import points
@@ -24,7 +25,7 @@ async def text(bot: SandboxClient, who: str, message: str, chat: str | None = No
 async def test_pending_points_show_but_cannot_be_spent_until_released(
     make_config: Callable[..., Config], clock: FakeClock,
 ) -> None:
-    config = make_config().model_copy(update={"tasks": Config.model_validate(
+    config = make_config().model_copy(update={"tasks": SiyuConfig.model_validate(
         {"tasks": [{"name": "晒单", "points": 200, "pending_days": 7}]}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         reply = await text(bot, "u1", "打卡 晒单")
@@ -37,14 +38,14 @@ async def test_pending_points_show_but_cannot_be_spent_until_released(
                 raise AssertionError("pending points were spent")
             except points.NotEnoughPoints:
                 pass
-        sweeper = bot.app[SWEEPER]
+        jobs = bot.app[JOBS]
         clock.advance(days=6)
-        await sweeper.expire_points_once()
+        await jobs.run("points_expiry")
         async with bot.db.read() as s:
             assert (await points.balance(s, m), await points.pending(s, m)) == (0, 200)
         clock.advance(days=1)
-        await sweeper.expire_points_once()
-        await sweeper.expire_points_once()  # a second sweep releases nothing twice
+        await jobs.run("points_expiry")
+        await jobs.run("points_expiry")  # a second sweep releases nothing twice
         async with bot.db.read() as s:
             assert (await points.balance(s, m), await points.pending(s, m)) == (200, 0)
             assert await points.check(s, m) == (200, 200, 200)
@@ -54,7 +55,7 @@ async def test_pending_points_show_but_cannot_be_spent_until_released(
 async def test_the_daily_cap_stops_earning_with_a_clear_answer(
     make_config: Callable[..., Config], clock: FakeClock,
 ) -> None:
-    config = make_config(points={"daily_cap": 100}).model_copy(update={"tasks": Config.model_validate(
+    config = make_config(points={"daily_cap": 100}).model_copy(update={"tasks": SiyuConfig.model_validate(
         {"tasks": [{"name": "转发品牌文章", "points": 95, "per_day": 5}]}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         assert "+95 积分" in await text(bot, "u1", "打卡 转发品牌文章")
@@ -75,13 +76,13 @@ async def test_earned_points_expire_after_the_configured_days(
         clock.advance(days=15)
         assert "⚠️ 10 积分最早将于 2027-01-01 过期" in await text(bot, "u1", "积分")
         clock.advance(days=26)
-        assert await bot.app[SWEEPER].expire_points_once() == 1
+        assert await bot.app[JOBS].run("points_expiry") == 1
         summary = await text(bot, "u1", "积分")
         assert summary.startswith("你现在有 0 积分。") and "积分过期 -10" in summary
 
 
 async def test_points_and_level_on_request(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    config = make_config(checkin={"daily_points": 300})
+    config = make_config(signin={"daily_points": 300})
     async with sandbox_app(config, clock=clock) as bot:
         assert "还没有积分记录" in await text(bot, "u1", "积分")
         await text(bot, "u1", "签到")

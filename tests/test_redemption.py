@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import points, rewards
@@ -18,7 +19,7 @@ from storage.models import Member, Redemption, Reward
 async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
     config = make_config()
     config = config.model_copy(update={"rewards": [
-        *Config.model_validate({"rewards": [{"name": "保温杯", "cost": 100, "stock": 10},
+        *SiyuConfig.model_validate({"rewards": [{"name": "保温杯", "cost": 100, "stock": 10},
                                             {"name": "限量徽章", "cost": 10, "stock": 5, "per_member_limit": 1}]}).rewards,
     ]})
     async with sandbox_app(config, clock=clock) as bot:
@@ -84,7 +85,7 @@ async def test_an_unconfirmed_pick_lapses(shop: SandboxClient, clock: FakeClock)
     cup = await reward(shop, "保温杯")
     await say(shop, "u4", f"兑换 {cup.id}")
     clock.advance(minutes=11)
-    await shop.app[SWEEPER].sweep_once()
+    await shop.app[JOBS].fire_deadlines()
     assert "兑换确认已超时" in (await shop.outbox(to="u4"))[-1]["text"]
     assert "品牌助手" in await say(shop, "u4", "确认")  # no longer a confirmation
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.config import Config, ConfigError, config_from_dict
+from bot.builtin import SiyuConfig, config_from_dict
+from bot.config import Config, ConfigError
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import points, rewards
 from storage.engine import Database
@@ -22,7 +23,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["op1"]}).model_copy(update={"rewards": Config.model_validate({"rewards": [
+    config = make_config(operators={"admins": ["op1"]}).model_copy(update={"rewards": SiyuConfig.model_validate({"rewards": [
         {"name": "钻石礼盒", "cost": 100, "stock": 3, "min_level": "白金"},
         {"name": "圣诞限定", "cost": 10, "stock": 3, "starts_at": T0 + timedelta(days=1), "ends_at": T0 + timedelta(days=2)},
         {"name": "定制外套", "cost": 500, "stock": 2, "approval": True},

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.appkeys import SWEEPER
+from bot.appkeys import JOBS
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
@@ -41,18 +41,18 @@ async def test_reports_and_alerts_reach_the_operators_group(bot: SandboxClient, 
     async with bot.db.transaction() as s:
         m = (await s.execute(select(Member.id).where(Member.external_id == "u1"))).scalar_one()
         await koc.submit(s, m, score=75, recommended_type="内容官", answers={}, now=clock.now())
-    sweeper = bot.app[SWEEPER]
-    done = await sweeper.run_jobs_once(force=True)
+    jobs = bot.app[JOBS]
+    done = {name: await jobs.run(name) for name in ("robot_daily", "robot_koc")}
     assert (done["robot_koc"], done["robot_daily"]) == (1, 1)  # Sunday 10:00: past today's 09:00 report
-    assert (await sweeper.run_jobs_once(force=True))["robot_koc"] == 0  # each application once
+    assert await jobs.run("robot_koc") == 0  # each application once
     await bot.deliver()
     texts = posted(fake)
     assert any(t.startswith("🧑‍💼 1 个新的 KOC 申请待审核") and "小王：75 分，推荐内容官" in t for t in texts)
     assert any(t.startswith("📊 11月22日 社群日报\n【今天】新增成员：无渠道码 1") for t in texts)
     clock.set(datetime(2026, 11, 23, 0, 59, tzinfo=timezone.utc))  # Monday 08:59
-    assert (await sweeper.run_jobs_once(force=True))["robot_daily"] == 0
+    assert await jobs.run("robot_daily") == 0
     clock.advance(minutes=1)
-    assert (await sweeper.run_jobs_once(force=True))["robot_daily"] == 1
+    assert await jobs.run("robot_daily") == 1
 
 
 async def test_a_broadcast_with_failures_raises_an_alert(bot: SandboxClient, fake: FakeWeCom, clock: FakeClock) -> None:
@@ -62,8 +62,8 @@ async def test_a_broadcast_with_failures_raises_an_alert(bot: SandboxClient, fak
     await bot.say("op1", "/broadcast all 通知")
     await bot.say("op1", "确认")
     await bot.deliver()
-    assert (await bot.app[SWEEPER].run_jobs_once(force=True))["robot_broadcasts"] == 1
-    assert (await bot.app[SWEEPER].run_jobs_once(force=True))["robot_broadcasts"] == 0  # once
+    assert await bot.app[JOBS].run("robot_broadcasts") == 1
+    assert await bot.app[JOBS].run("robot_broadcasts") == 0  # once
     await bot.deliver()
     alert = [t for t in posted(fake) if t.startswith("⚠️ 群发")]
     assert len(alert) == 1 and "1 个群送达，1 个失败" in alert[0] and "not configured" in alert[0]

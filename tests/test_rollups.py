@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 from bot.appkeys import DISPATCHER
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers import metrics_rollup
+from bot.console import rollups as metrics_rollup
 from storage import dashboard
-from storage.models import Checkin
-from storage.rollup_models import DailyMetric
+from storage.models import Checkin, DailyMetric
 
 D0 = date(2026, 11, 22)  # the fake clock's first day, in Asia/Shanghai
 

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import filters
+from bot.builtin import FEATURES
 from bot.context import Context
+from bot.feature import Feature
 from bot.router import Router
 from bot.testing import SandboxClient, sandbox_app
 from flows.runner import FlowEngine
-from handlers import default_routers
 from storage.models import AuditEntry, InboundUpdate, OutboxMessage
 
 
@@ -58,8 +59,9 @@ def make_router() -> Router:
 @pytest.fixture
 async def routed(make_config, clock) -> AsyncIterator[tuple[SandboxClient, KeywordFlow]]:  # type: ignore[no-untyped-def]
     flow = KeywordFlow()
-    config = make_config(operators={"admins": ["op1"]})
-    async with sandbox_app(config, clock=clock, routers=[make_router(), *default_routers()]) as bot:
+    test_feature = Feature("test", routers=lambda config: [make_router()])
+    config = make_config(operators={"admins": ["op1"]}, features=(test_feature, *FEATURES))
+    async with sandbox_app(config, clock=clock) as bot:
         bot.dispatcher.flows = flow
         yield bot, flow
 

@@ -21,9 +21,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message
-from storage.broadcast_models import Delivery
 from storage.engine import sync_url
-from storage.models import Checkin, InboundUpdate, OutboxMessage, Redemption, Reward
+from storage.models import Checkin, Delivery, InboundUpdate, OutboxMessage, Redemption, Reward
 from conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, free_port, ready, stop_process
 
 MEMBERS, GROUPS, RUSH, STOCK, WECOM_MEMBERS = 1000, 500, 200, 50, 100

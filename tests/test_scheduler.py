@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from bot.builtin import SiyuConfig
 from bot.config import Config
-from bot.scheduler import PlaybookScheduler
+from handlers.broadcasts.scheduler import PlaybookScheduler
 from bot.testing import FakeClock, sandbox_app
 from bot.texts import Texts
-from handlers import sop
-from storage.broadcast_models import Broadcast, Delivery
+from handlers.broadcasts import playbooks as sop
 from storage.engine import Database, sync_url
-from storage.models import OutboxMessage
+from storage.models import Broadcast, Delivery, OutboxMessage
 from conftest import free_port, ready, stop_process
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
@@ -31,7 +31,7 @@ PLAYBOOK = {"name": "早安", "text": "早安话题", "cron": "0 9 * * *"}
 
 
 def with_sop(config: Config, *playbooks: dict[str, object]) -> Config:
-    return config.model_copy(update={"sop": Config.model_validate({"sop": list(playbooks)}).sop})
+    return config.model_copy(update={"sop": SiyuConfig.model_validate({"sop": list(playbooks)}).sop})
 
 
 async def test_two_planners_on_separate_connections_plan_one_set(
@@ -142,8 +142,8 @@ async def test_a_fan_out_killed_midway_resumes_with_no_group_twice(tmp_path: Pat
 
 def test_misfire_grace_is_explicit() -> None:
     """The policy is configured, not APScheduler's default of one second."""
-    assert Config().scheduler.misfire_grace_s == 3600
-    assert timedelta(seconds=Config().scheduler.misfire_grace_s) > timedelta(minutes=1)
+    assert SiyuConfig().scheduler.misfire_grace_s == 3600
+    assert timedelta(seconds=SiyuConfig().scheduler.misfire_grace_s) > timedelta(minutes=1)
 
 
 async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, database_url: str, on_postgres: bool) -> None:

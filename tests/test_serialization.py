@@ -9,6 +9,7 @@ import pytest
 
 from bot import filters
 from bot.context import Context
+from bot.feature import Feature
 from bot.locks import KeyedLocks
 from bot.router import Router
 from bot.testing import SandboxClient, sandbox_app
@@ -46,7 +47,8 @@ async def gated(make_config, clock) -> AsyncIterator[tuple[SandboxClient, Gates]
         gates.log.append(("hello", ctx.update.sender))
         ctx.reply("hi")
 
-    async with sandbox_app(make_config(), clock=clock, routers=[router]) as bot:
+    gated = Feature("gated", routers=lambda config: [router])
+    async with sandbox_app(make_config(features=(gated,)), clock=clock) as bot:
         yield bot, gates
 
 

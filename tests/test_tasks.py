@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers import tasks as task_handlers
+from handlers.tasks import services as task_handlers
 from storage import community, points
 from storage.models import Member, TaskCheckin
 
@@ -23,7 +24,7 @@ TASKS = [
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config().model_copy(update={"tasks": Config.model_validate({"tasks": TASKS}).tasks})
+    config = make_config().model_copy(update={"tasks": SiyuConfig.model_validate({"tasks": TASKS}).tasks})
     async with sandbox_app(config, clock=clock) as client:
         yield client
 

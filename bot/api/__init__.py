@@ -15,6 +15,9 @@ from aiohttp import web
 
 from bot.api import catalog, community, members
 from bot.api.base import api_errors
+from bot.api.config import API
+from bot.appkeys import CONFIG
+from bot.feature import Feature
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -28,3 +31,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi)
     for module in (members, catalog, community):
         module.add_routes(app.router)
+
+
+def _web(app: web.Application) -> None:
+    if app[CONFIG][API].enabled:
+        add_routes(app)
+
+
+# The REST API is a web surface registered like a feature: its section and its routes.
+feature = Feature("api", settings=(API,), web=_web)

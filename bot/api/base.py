@@ -11,8 +11,8 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from bot.api.config import API, ApiToken
 from bot.appkeys import CONFIG, DB, DISPATCHER
-from bot.config import ApiToken
 from bot.context import Context
 from bot.http import BadRequest, dumps, read_body
 from bot.metrics import api_error
@@ -88,10 +88,10 @@ def token_of(request: web.Request) -> ApiToken:
     config = request.app[CONFIG]
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if not config.api.enabled or scheme.lower() != "bearer" or not given:
+    if not config[API].enabled or scheme.lower() != "bearer" or not given:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> with a token from [api] tokens")
     # Compare with every token in constant time: no early exit tells how much matched.
-    found = [t for t in config.api.tokens if hmac.compare_digest(t.token.encode(), given.strip().encode())]
+    found = [t for t in config[API].tokens if hmac.compare_digest(t.token.encode(), given.strip().encode())]
     if not found:
         raise ApiError(401, "unauthorized", "unknown token")
     return found[0]

@@ -7,9 +7,9 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
+import handlers.koc.services as koc
 from bot.api.base import ApiError, Body, JsonInt, acting, body, int_param, ok, path_int, require
 from bot.appkeys import DB
-from flows import koc_screening
 from storage import rewards
 from storage.models import KocApplication, Member, Redemption, Reward
 
@@ -124,7 +124,7 @@ async def _decide(request: web.Request, *, approve: bool, role: str | None, reas
     async with acting(request, f"api.koc.{action}", {"application": application_id, "type": role, "reason": reason}) as ctx:
         if await ctx.session.get(KocApplication, application_id) is None:
             raise ApiError(404, "not_found", f"no application {application_id}")
-        decided = await koc_screening.decide(ctx, application_id, approve=approve, role=role, reason=reason)
+        decided = await koc.decide(ctx, application_id, approve=approve, role=role, reason=reason)
         if decided is None:
             raise ApiError(409, "wrong_state", f"application {application_id} was decided already")
         member = await ctx.session.get(Member, decided.member_id)

@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from bot.api.base import ApiError, Body, acting, body, int_param, ok, path_int, require
 from bot.appkeys import DB
-from handlers import fanout
-from handlers.broadcast import parse_target
+from handlers.broadcasts.services import parse_target, plan
 from storage import audit, broadcasts
 from storage.models import Group
 
@@ -51,7 +50,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
             ctx.session, key=ctx.update.key, source="adhoc", slot=ctx.now, template=new.text, target=target,
             status=broadcasts.PLANNED, created_by=f"api:{ctx.update.sender}", now=ctx.now)
         assert broadcast_id is not None
-        await fanout.plan(ctx.session, ctx.config, ctx.texts, broadcast_id, now=ctx.now)
+        await plan(ctx.session, ctx.config, ctx.texts, broadcast_id, now=ctx.now)
         return ok(await _status(ctx.session, broadcast_id), status=201)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 
 from bot.api.base import ApiError, Body, JsonInt, acting, actor, body, int_param, ok, require
 from bot.appkeys import CONFIG, DB
+from handlers.levels.services import levels_of
 from storage import points, tags
 from storage.models import Member, PointEntry
 
@@ -31,7 +32,7 @@ async def card(session: Any, request: web.Request, member: Member) -> dict[str, 
     """The fixed shape integrators rely on: id, name, points (the balance), level, tags."""
     lifetime = await points.lifetime(session, member.id)
     return {"id": member.external_id, "name": member.name, "points": await points.balance(session, member.id),
-            "level": request.app[CONFIG].levels.tier(lifetime), "tags": await tags.of_member(session, member.id)}
+            "level": levels_of(request.app[CONFIG]).tier(lifetime), "tags": await tags.of_member(session, member.id)}
 
 
 @require("viewer", query=("channel",))

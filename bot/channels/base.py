@@ -6,24 +6,39 @@ WeCom cannot post freely into customer groups and each channel can do different 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
 from storage.outbox import Claimed
+
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.config import Config, Setting
+    from bot.jobs import Job
 
 
 class Capability(str, Enum):
     RECEIVE_GROUP = "receive_group"
     RECEIVE_PRIVATE = "receive_private"
     SEND_GROUP = "send_group"
-    # Groups reached only through mass-send tasks their owner confirms, under a receive quota
-    # (WeCom customer groups, DESIGN §3).
-    SEND_GROUP_TASK = "send_group_task"
+    # Groups reached only through owner tasks: mass-send tasks the group's owner confirms, under
+    # a receive quota (WeCom customer groups, DESIGN §3).
+    SEND_OWNER_TASK = "send_owner_task"
     SEND_PRIVATE = "send_private"
     WELCOME_MEMBER = "welcome_member"
+
+
+def cap_bytes(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` UTF-8 bytes on a character boundary, marking the cut."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
 
 
 class DeliveryError(Exception):
@@ -74,5 +89,24 @@ class Channel(ABC):
     async def stop(self) -> None:
         """Finish or hand back in-flight work and close connections."""
 
+    def jobs(self) -> list[Job]:
+        """Periodic work of the started channel (following up owner tasks), for the job runner."""
+        return []
+
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelKind:
+    """A channel siyu can be built with, registered in the composition root's list: its config
+    section, what each channel it runs can do (known without starting it: planners decide by
+    it), and how to build them for a config (none when it is switched off)."""
+
+    name: str
+    settings: tuple[Setting[Any], ...]
+    capabilities: Mapping[str, frozenset[Capability]]
+    build: Callable[[Config, Clock], list[Channel]]
+    enabled: Callable[[Config], bool]
+    texts: Path | None = None
+    moved: Mapping[str, str] = field(default_factory=dict)

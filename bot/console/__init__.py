@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.appkeys import CONFIG
-from bot.console import actions, auth, overview, pages
+from bot.console import actions, auth, overview, pages, rollups
+from bot.console.config import CONSOLE
 from bot.console.render import page
+from bot.feature import Feature
 
 log = logging.getLogger("siyu.console")
 STATIC = Path(__file__).with_name("static")
@@ -34,7 +36,7 @@ def _login_form(request: web.Request, *, target: str, error: str | None = None, 
     """The sign-in page with a fresh CSRF token (its cookie set on the same response)."""
     token = secrets.token_urlsafe(24)
     response = page(request, "login.html", status=status, error=error, next=target, csrf_login=token,
-                    no_users=not request.app[CONFIG].console.users)
+                    no_users=not request.app[CONFIG][CONSOLE].users)
     auth.remember_login_token(request, response, token)
     return response
 
@@ -55,7 +57,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if throttle.blocked(address, now):
         log.warning("console: sign-in from %s refused: too many failed attempts", address)
         return _login_form(request, target=target, error="登录失败次数过多，请 15 分钟后再试", status=429)
-    user = auth.check_password(request.app[CONFIG].console, name, password)
+    user = auth.check_password(request.app[CONFIG][CONSOLE], name, password)
     if user is None:
         throttle.failed(address, now)
         log.warning("console: sign-in refused for %r from %s", name[:64], address)
@@ -90,7 +92,7 @@ async def console_errors(request: web.Request, handler: auth.Handler) -> web.Str
 
 
 def add_routes(app: web.Application) -> None:
-    app[auth.SIGNER] = auth.signer_for(app[CONFIG].console)
+    app[auth.SIGNER] = auth.signer_for(app[CONFIG][CONSOLE])
     app[auth.THROTTLE] = auth.SignInThrottle()
     app.middlewares.append(console_errors)
     r = app.router
@@ -102,3 +104,12 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/console/refresh", overview.refresh, name="console_refresh")
     pages.add_routes(r)
     actions.add_routes(r)
+
+
+def _web(app: web.Application) -> None:
+    if app[CONFIG][CONSOLE].enabled:
+        add_routes(app)
+
+
+# The console is a web surface registered like a feature: its section, its rollup job, its pages.
+feature = Feature("console", settings=(CONSOLE,), jobs=rollups.jobs, web=_web)

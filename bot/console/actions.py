@@ -1,6 +1,6 @@
 """What operators do in the console: decide KOC applications, settle redemptions. Each goes
-through the same code as the chat command (``flows.koc_screening.decide``,
-``handlers.redemption.settle``): the same rules, the same audit entry, the member told the
+through the same code as the chat command (``handlers.koc.services.decide``,
+``handlers.rewards.services.settle``): the same rules, the same audit entry, the member told the
 same way; the console user is the actor (``console:<name>``)."""
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 from sqlalchemy import select
 
+import handlers.koc.services as koc
+import handlers.rewards.services as redemptions
 from bot.appkeys import DB, DISPATCHER
 from bot.console.auth import SESSION, require
 from bot.console.render import page
 from bot.context import Context
 from bot.update import Update
-from flows import koc_screening
-from handlers import redemption
 from storage import outbox, rewards
 from storage.models import KocApplication, Member, Redemption, Reward
 
@@ -53,7 +53,7 @@ async def koc_queue(request: web.Request) -> web.Response:
         decided = (await session.execute(
             select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
             .where(KocApplication.status != "pending").order_by(KocApplication.decided_at.desc()).limit(20))).all()
-    return page(request, "koc.html", pending=pending, decided=decided, types=koc_screening.TYPES,
+    return page(request, "koc.html", pending=pending, decided=decided, types=koc.TYPES,
                 notice=request.query.get("notice", "")[:200])
 
 
@@ -67,8 +67,8 @@ async def koc_decide(request: web.Request) -> web.Response:
     decision, role, reason = (str(form.get(k, "")).strip() for k in ("decision", "type", "reason"))
     if decision not in ("approve", "reject"):
         raise web.HTTPBadRequest(reason="请选择通过或拒绝")
-    if decision == "approve" and role and role not in koc_screening.TYPES:
-        raise web.HTTPBadRequest(reason=f"KOC 类型应为 {'、'.join(koc_screening.TYPES)} 之一")
+    if decision == "approve" and role and role not in koc.TYPES:
+        raise web.HTTPBadRequest(reason=f"KOC 类型应为 {'、'.join(koc.TYPES)} 之一")
     if decision == "reject" and not reason:
         raise web.HTTPBadRequest(reason="拒绝时请填写理由（会告诉成员）")
     if len(reason) > REASON_MAX:
@@ -76,7 +76,7 @@ async def koc_decide(request: web.Request) -> web.Response:
     async with acting(request) as ctx:
         if await ctx.session.get(KocApplication, application_id) is None:
             raise web.HTTPNotFound(reason="没有这份申请")
-        decided = await koc_screening.decide(ctx, application_id, approve=decision == "approve",
+        decided = await koc.decide(ctx, application_id, approve=decision == "approve",
                                              role=role or None, reason=reason or None)
     if decided is None:
         return _back(request, "console_koc", f"申请 {application_id} 已被处理过，未做改动")
@@ -103,10 +103,10 @@ async def settle_redemption(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(reason="没有这个兑换单")
     form = await request.post()
     action = str(form.get("action", ""))
-    if action not in redemption.ACTIONS:
+    if action not in redemptions.ACTIONS:
         raise web.HTTPBadRequest(reason="操作应为 approve、fulfil 或 reject")
     async with acting(request) as ctx:
-        settled = await redemption.settle(ctx, int(raw), action)
+        settled = await redemptions.settle(ctx, int(raw), action)
     if settled is None:
         return _back(request, "console_rewards", f"兑换单 {raw} 当前状态不能这样处理，未做改动")
     return _back(request, "console_rewards", f"兑换单 {raw}：{ctx.texts(f'redemption_action_{action}')}，已通知成员")

@@ -20,7 +20,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from bot.appkeys import CONFIG
-from bot.config_console import ConsoleConfig, ConsoleUser
+from bot.console.config import CONSOLE, ConsoleConfig, ConsoleUser
 from bot.roles import has_role
 
 log = logging.getLogger("siyu.console")
@@ -50,7 +50,7 @@ def signer_for(config: ConsoleConfig) -> URLSafeTimedSerializer:
 
 
 def _console(request: web.Request) -> ConsoleConfig:
-    return request.app[CONFIG].console
+    return request.app[CONFIG][CONSOLE]
 
 
 def current(request: web.Request) -> Session | None:

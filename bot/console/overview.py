@@ -8,10 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+import bot.console.rollups as rollups
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import SESSION, require
+from bot.console.config import CONSOLE
 from bot.console.render import page, today
-from handlers import metrics_rollup
 from storage import audit, dashboard
 from storage.dashboard import Series
 
@@ -98,7 +99,7 @@ def build(numbers: Series, first: date, last: date) -> dict[str, Any]:
 
 @require("viewer")
 async def overview(request: web.Request) -> web.Response:
-    config = request.app[CONFIG].console
+    config = request.app[CONFIG][CONSOLE]
     first, last = date_range(request, config.default_days)
     async with request.app[DB].read() as session:
         numbers = await dashboard.series(session, first, last)
@@ -116,7 +117,7 @@ async def overview(request: web.Request) -> web.Response:
 async def refresh(request: web.Request) -> web.StreamResponse:
     """Roll up now instead of at the job's next run (after a data import, say)."""
     d = request.app[DISPATCHER]
-    days = await metrics_rollup.refresh(request.app[DB], d.config, d.texts, d.clock.now())
+    days = await rollups.refresh(request.app[DB], d.config, d.texts, d.clock.now())
     async with request.app[DB].transaction() as session:
         await audit.record(session, actor=request[SESSION].actor, action="console.refresh", result="ok",
                            now=d.clock.now(), args={"days": days})

@@ -10,10 +10,21 @@ from sqlalchemy import func, or_, select
 
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import require
+from bot.console.config import CONSOLE
 from bot.console.render import page, today
 from storage import audit, dashboard, flows, points
-from storage.broadcast_models import Broadcast, Delivery
-from storage.models import Group, GroupMembership, KocApplication, Member, MemberTag, PointEntry, Redemption, Reward
+from storage.models import (
+    Broadcast,
+    Delivery,
+    Group,
+    GroupMembership,
+    KocApplication,
+    Member,
+    MemberTag,
+    PointEntry,
+    Redemption,
+    Reward,
+)
 
 PAGE_SIZE = 50
 SPARK_DAYS = 14
@@ -59,14 +70,14 @@ async def groups(request: web.Request) -> web.Response:
         trend = await dashboard.daily_messages(session, [g.id for g in rows], last - timedelta(days=SPARK_DAYS - 1), last)
     return page(request, "groups.html", rows=rows, total=total, trend=trend, sort=sort, descending=descending,
                 number=number, pages=max(1, -(-total // PAGE_SIZE)), q=q, snapshot=snapshot,
-                size_limit=request.app[CONFIG].console.group_size_limit)
+                size_limit=request.app[CONFIG][CONSOLE].group_size_limit)
 
 
 @require("viewer")
 async def group(request: web.Request) -> web.Response:
     group_id = _path_id(request, "group")
     last = today(request, request.app[DISPATCHER].clock.now())
-    first = last - timedelta(days=request.app[CONFIG].console.default_days - 1)
+    first = last - timedelta(days=request.app[CONFIG][CONSOLE].default_days - 1)
     async with request.app[DB].read() as session:
         found = await session.get(Group, group_id)
         if found is None:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot.appkeys import CONFIG
-from bot.console import charts
 from bot.console.auth import SESSION
+from bot.console.charts import bar_chart, line_chart, sparkline
 
 NAV = (("console_overview", "概览"), ("console_groups", "群"), ("console_members", "成员"), ("console_koc", "KOC 审核"),
        ("console_rewards", "兑换"), ("console_broadcasts", "群发"), ("console_audit", "审计日志"))
 
 env = Environment(loader=PackageLoader("bot.console", "templates"), autoescape=select_autoescape(default=True),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-env.globals.update(line_chart=charts.line_chart, bar_chart=charts.bar_chart, sparkline=charts.sparkline, NAV=NAV)
+env.globals.update(line_chart=line_chart, bar_chart=bar_chart, sparkline=sparkline, NAV=NAV)
 
 
 def _percent(value: float | None) -> str:
@@ -33,14 +32,14 @@ env.filters.update(percent=_percent, number=_number)
 
 
 def local_time(request: web.Request, at: datetime | None) -> str:
-    """A time as operators read it: in the community's zone ([checkin] timezone)."""
+    """A time as operators read it: in the community's zone ([community] timezone)."""
     if at is None:
         return "—"
-    return at.astimezone(ZoneInfo(request.app[CONFIG].checkin.timezone)).strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(request.app[CONFIG].zone).strftime("%Y-%m-%d %H:%M")
 
 
 def today(request: web.Request, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(request.app[CONFIG].checkin.timezone)).date()
+    return now.astimezone(request.app[CONFIG].zone).date()
 
 
 def page(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:

@@ -2,23 +2,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.appkeys import DB, DISPATCHER, OUTBOX
 from bot.clock import Clock
 from bot.config import Config
 from bot.context import Context
-from bot.router import Router
+from bot.dispatcher import Dispatcher
 from bot.update import Update
-from flows.engine import Flow
-from sqlalchemy import select
-
 from storage import outbox
+from storage.engine import Database
 from storage.models import OutboxMessage
 
 
@@ -30,11 +29,11 @@ class SandboxClient:
         self.app = client.app
 
     @property
-    def dispatcher(self):  # type: ignore[no-untyped-def]
+    def dispatcher(self) -> Dispatcher:
         return self.app[DISPATCHER]
 
     @property
-    def db(self):  # type: ignore[no-untyped-def]
+    def db(self) -> Database:
         return self.app[DB]
 
     async def say(self, sender: str, text: str, *, chat: str | None = None, name: str | None = None,
@@ -99,11 +98,9 @@ class SandboxClient:
 
 
 @asynccontextmanager
-async def sandbox_app(
-    config: Config, *, clock: Clock | None = None, routers: Iterable[Router] | None = None,
-    flow_definitions: Iterable[Flow] | None = None,
-) -> AsyncIterator[SandboxClient]:
-    """Start the app (migrations included) on a local port and yield a client for it."""
-    app = create_app(config, clock=clock, routers=routers, flow_definitions=flow_definitions)
+async def sandbox_app(config: Config, *, clock: Clock | None = None) -> AsyncIterator[SandboxClient]:
+    """Start the app (migrations included) on a local port and yield a client for it. The app
+    is made of the features the config was built with (``bot.builtin.config_from_dict``)."""
+    app = create_app(config, clock=clock)
     async with TestClient(TestServer(app)) as client:
         yield SandboxClient(client)

@@ -5,9 +5,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import storage.broadcast_models  # noqa: F401  (registers the tables on SQLModel.metadata)
-import storage.models  # noqa: F401
-import storage.rollup_models  # noqa: F401
+import storage.models  # noqa: F401  (imports every table: all of them are on SQLModel.metadata)
 from storage.engine import install_sqlite_pragmas
 
 config = context.config

@@ -18,8 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from bot.appkeys import DB, DISPATCHER
-from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner
+from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner, cap_bytes
 from bot.channels.wecom.api import WeComAPI, WeComError
+from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
 from bot.channels.wecom.inbound import CallbackEndpoint
@@ -28,13 +29,13 @@ from bot.channels.wecom.messages import NAME, Inbound
 from bot.channels.wecom.owner_tasks import OwnerTasks
 from bot.channels.wecom.tokens import TokenCache, cache_key
 from bot.clock import Clock
-from bot.config import WecomConfig
 from bot.dispatcher import Dispatcher
+from bot.jobs import Job
 from bot.locks import KeyedLocks
 from bot.metrics import CALLBACK_SECONDS
 from storage import inbox
 from storage.engine import Database
-from storage.outbox import GROUP_TASK, WELCOME, Claimed
+from storage.outbox import OWNER_TASK, WELCOME, Claimed
 
 log = logging.getLogger("siyu.wecom")
 
@@ -46,14 +47,6 @@ TEMPLATE_BYTES = 4000
 WELCOME_CODE_GONE = frozenset({41050, 41051})
 
 
-def cap_bytes(text: str, limit: int) -> str:
-    """Cut ``text`` to ``limit`` UTF-8 bytes on a character boundary, marking the cut."""
-    raw = text.encode()
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
-
-
 def is_external(user_id: str) -> bool:
     """External contacts' ids start with wm/wo; internal members' are the corp's own userids."""
     return user_id.startswith(("wm", "wo"))
@@ -62,7 +55,7 @@ def is_external(user_id: str) -> bool:
 class WeComChannel(Channel):
     name = NAME
     capabilities = frozenset({
-        Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_GROUP_TASK,
+        Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_OWNER_TASK,
     })
     # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
     rate_per_s = 20.0
@@ -95,19 +88,19 @@ class WeComChannel(Channel):
         self.owner_tasks = OwnerTasks(self._db, self.api, self.clock, self.config.group_quota)
         if self.config.kf:
             self.kf_sync = KfSync(self, self.clock)
-        self.owner_tasks.start()
         self._endpoint = CallbackEndpoint(
             self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
         )
         await self._endpoint.start()
 
     async def stop(self) -> None:
-        if self.owner_tasks is not None:
-            await self.owner_tasks.stop()
         if self._endpoint is not None:
             await self._endpoint.stop()
         if self._http is not None:
             await self._http.close()
+
+    def jobs(self) -> list[Job]:
+        return [self.owner_tasks.job()] if self.owner_tasks is not None else []
 
     @property
     def db(self) -> Database:
@@ -159,7 +152,7 @@ class WeComChannel(Channel):
         try:
             if message.kind == WELCOME:
                 await self._send_welcome(message)
-            elif message.kind == GROUP_TASK:
+            elif message.kind == OWNER_TASK:
                 return await self._send_group_task(message)
             elif message.chat is not None:
                 return await self._send_to_group(message)

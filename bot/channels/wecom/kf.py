@@ -17,7 +17,7 @@ import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from bot.channels.base import Capability, Channel, DeliveryError, Held
+from bot.channels.base import Capability, Channel, DeliveryError, Held, cap_bytes
 from bot.channels.wecom.api import WeComError
 from bot.clock import Clock
 from bot.locks import KeyedLocks
@@ -127,8 +127,6 @@ class KfChannel(Channel):
         self.rate_per_s = wecom.rate_per_s
 
     async def send(self, message: Claimed) -> None:
-        from bot.channels.wecom.channel import cap_bytes
-
         if message.to is None:
             raise DeliveryError("微信客服 talks one-to-one only", retryable=False)
         async with self.wecom.db.transaction() as session:

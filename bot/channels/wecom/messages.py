@@ -114,7 +114,7 @@ def _contact_change(inbound: Inbound, data: dict[str, Any], at: datetime) -> Non
         inbound.urgent = code is not None
         inbound.updates.append(Update(
             channel=NAME, key=inbound.key, sender=str(customer), at=at, event=CONTACT_ADDED,
-            state=str(data["State"]) if data.get("State") else None,
+            channel_code=str(data["State"]) if data.get("State") else None,
             welcome_code=str(code) if code else None, staff=str(data.get("UserID") or "") or None, stored=True,
         ))
     elif change in ("del_external_contact", "del_follow_user"):

@@ -4,14 +4,15 @@ results, marks each group delivered or failed, reminds the owner (at most 3 time
 and expires a task nobody confirmed. What waits for a person is visible as awaiting_owner."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
 from bot.channels.wecom.api import WeComAPI, WeComError
+from bot.channels.wecom.config import GroupQuotaConfig
 from bot.clock import Clock
-from bot.tasks import cancel, every
-from bot.config import GroupQuotaConfig
+from bot.config import Config
+from bot.jobs import Job
+from bot.texts import Texts
 from storage import broadcasts, outbox
 from storage.engine import Database
 
@@ -26,12 +27,11 @@ OUTCOMES = {1: (broadcasts.DELIVERED, None), 2: (broadcasts.FAILED, "the group's
 class OwnerTasks:
     def __init__(self, db: Database, api: WeComAPI, clock: Clock, config: GroupQuotaConfig) -> None:
         self.db, self.api, self.clock, self.config = db, api, clock, config
-        self._task: asyncio.Task[None] | None = None
 
     async def poll_once(self) -> int:
         """Check every task awaiting its owner; return how many were settled."""
         async with self.db.read() as session:
-            tasks = await outbox.awaiting_owner(session, channel="wecom", kind=outbox.GROUP_TASK)
+            tasks = await outbox.awaiting_owner(session, channel="wecom", kind=outbox.OWNER_TASK)
         settled = 0
         for task in tasks:
             try:
@@ -74,9 +74,10 @@ class OwnerTasks:
         spaced = not sent or now - max(sent) >= timedelta(hours=self.config.remind_after_h)
         return len(recent) < REMINDERS_PER_DAY and spaced
 
-    def start(self) -> None:
-        self._task = every(POLL_EVERY_S, self.poll_once, name="wecom-owner-tasks", log=log)
+    def job(self) -> Job:
+        """Following up runs with the other periodic jobs (``bot.jobs``), from the start."""
 
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        async def follow_up(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+            return await self.poll_once()
+
+        return Job("owner_task_follow_up", follow_up, every_s=POLL_EVERY_S, at_start=True)

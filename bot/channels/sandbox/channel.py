@@ -1,0 +1,139 @@
+"""The sandbox channel: every capability, no platform. For development, demos and tests.
+
+A message posted to ``/sandbox/messages`` is handled completely before the response, whose
+``replies`` are the outbox rows the update wrote. Delivering a sandbox row only marks it
+delivered; ``/sandbox/outbox`` lists what was delivered, broadcasts included.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from importlib import resources
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from bot.appkeys import DB, DISPATCHER
+from bot.channels.base import Capability, Channel
+from bot.channels.sandbox.config import SandboxConfig
+from bot.dispatcher import FeedResult
+from bot.http import BadRequest, json_response, no_control_chars, read_model
+from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
+from storage import outbox
+from storage.outbox import Claimed
+
+NAME = "sandbox"
+CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK}  # it posts directly
+MAX_TEXT = 4000
+
+
+# Ids and names: 1 to 64 characters, no control characters.
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(no_control_chars)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MessageIn(_Body):
+    from_: Ident = Field(alias="from")
+    chat: Ident | None = None
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    name: Ident | None = None
+    # Optional client message id: the same id twice is one message (as a platform retry is).
+    id: Ident | None = None
+
+
+class EventIn(_Body):
+    type: Literal["member_joined", "member_left", "contact_added", "contact_lost"]
+    user: Ident
+    chat: Ident | None = None
+    state: Ident | None = None
+    name: Ident | None = None
+    id: Ident | None = None
+
+
+def _replies(result: FeedResult) -> web.Response:
+    return json_response({"replies": [{"id": r.id, "chat": r.chat, "to": r.to, "text": r.text} for r in result.replies]})
+
+
+def _key(kind: str, sender: str, client_id: str | None) -> str:
+    return f"{NAME}:{kind}:{sender}:{client_id}" if client_id else f"{NAME}:{kind}:{uuid.uuid4().hex}"
+
+
+class SandboxChannel(Channel):
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        config = config or SandboxConfig()
+        self.rate_per_s = config.send_rate_per_s
+        self.latency_s = config.send_latency_ms / 1000
+
+    async def send(self, message: Claimed) -> None:
+        """Nothing to call: a delivered sandbox row is what the outbox endpoint shows (after
+        ``[sandbox] send_latency_ms``, which stands in for a network call)."""
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/sandbox/messages", self.post_message)
+        app.router.add_post("/sandbox/events", self.post_event)
+        app.router.add_get("/sandbox/outbox", self.get_outbox)
+        app.router.add_get("/sandbox", self.page)
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        body = await read_model(request, MessageIn)
+        dispatcher = request.app[DISPATCHER]
+        update = Update(
+            channel=NAME, key=_key("msg", body.from_, body.id), sender=body.from_, at=dispatcher.clock.now(),
+            chat=body.chat, text=body.text, sender_name=body.name,
+        )
+        return _replies(await dispatcher.feed(update))
+
+    async def post_event(self, request: web.Request) -> web.Response:
+        body = await read_model(request, EventIn)
+        if body.type in (MEMBER_JOINED, MEMBER_LEFT) and body.chat is None:
+            raise BadRequest(f"field 'chat' is required for {body.type}")
+        if body.type in (CONTACT_ADDED, CONTACT_LOST) and body.chat is not None:
+            raise BadRequest(f"field 'chat' must be absent for {body.type} (a one-to-one event)")
+        dispatcher = request.app[DISPATCHER]
+        update = Update(
+            channel=NAME, key=_key(body.type, body.user, body.id), sender=body.user, at=dispatcher.clock.now(),
+            chat=body.chat, event=body.type, sender_name=body.name, channel_code=body.state,
+        )
+        return _replies(await dispatcher.feed(update))
+
+    async def get_outbox(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = set(q) - {"chat", "to", "since", "limit"}
+        if unknown:
+            raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        since = _int_param(q.get("since"), "since", 0, 0, 2**62)
+        limit = _int_param(q.get("limit"), "limit", 200, 1, 1000)
+        async with request.app[DB].read() as session:
+            rows = await outbox.delivered(
+                session, channel=NAME, chat=q.get("chat") or None, to=q.get("to") or None, since=since, limit=limit,
+            )
+        return json_response({"messages": [
+            {"id": m.id, "chat": m.chat, "to": m.to, "text": m.text,
+             "at": (m.delivered_at or m.created_at).isoformat()}
+            for m in rows
+        ]})
+
+    async def page(self, request: web.Request) -> web.Response:
+        html = resources.files("bot.channels.sandbox").joinpath("page.html").read_text(encoding="utf-8")
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{name}' must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter '{name}' must be between {low} and {high}")
+    return value

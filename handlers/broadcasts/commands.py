@@ -1,0 +1,131 @@
+"""Operators' broadcasts: ``/broadcast <目标> <内容>`` (目标: all, tag:<标签>, or group ids
+separated by commas) shows the number of groups and a preview and waits for "确认";
+``/broadcast status [编号]`` reports where each group stands; ``/broadcast cancel <编号>``
+withdraws what has not gone out. ``/grouptag`` tags groups for targeting; ``/sop`` lists,
+pauses and resumes playbooks."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+import handlers.broadcasts.flow as flow
+from bot.channels.base import Capability
+from bot.commandline import UsageError, parse
+from bot.context import Context
+from bot.router import Router
+from handlers.broadcasts.config import PLAYBOOKS
+from handlers.broadcasts.planner import render
+from handlers.broadcasts.services import parse_target
+from handlers.broadcasts.status import status_text
+from storage import audit, broadcasts, outbox
+from storage.models import Broadcast, Group
+
+router = Router("broadcasts")
+MAX_TEXT = 4000
+
+
+async def _status(ctx: Context, broadcast_id: int | None) -> None:
+    if broadcast_id is None:
+        broadcast_id = (await ctx.session.execute(select(Broadcast.id).where(Broadcast.source == "adhoc")
+                                                  .order_by(Broadcast.id.desc()).limit(1))).scalar_one_or_none()
+    b = await broadcasts.get(ctx.session, broadcast_id) if broadcast_id is not None else None
+    if b is None:
+        ctx.reply(ctx.texts("broadcast_unknown", id=broadcast_id or "—"))
+        return
+    ctx.reply(status_text(ctx.texts, b, await broadcasts.progress(ctx.session, b.id)))
+
+
+@router.command("broadcast", role="operator")
+async def broadcast_command(ctx: Context) -> None:
+    """群发到多个群：/broadcast <all|tag:标签|群ID,群ID> <内容>；/broadcast status [编号]；/broadcast cancel <编号>"""
+    head, _, rest = ctx.args.strip().partition(" ")
+    rest = rest.strip()
+    if head == "status":
+        await _status(ctx, int(rest) if rest.isdigit() else None)
+        return
+    if head == "cancel":
+        if not rest.isdigit():
+            ctx.reply(ctx.texts("broadcast_usage"))
+            return
+        b = await broadcasts.get(ctx.session, int(rest))
+        withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, int(rest), now=ctx.now)) if b else 0
+        await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel", result="ok" if b else "refused",
+                           now=ctx.now, args={"broadcast": rest})
+        if b is None:
+            ctx.reply(ctx.texts("broadcast_unknown", id=rest))
+            return
+        await _status(ctx, b.id)
+        ctx.reply(ctx.texts("broadcast_cancelled", id=b.id, withdrawn=withdrawn))
+        return
+    target = parse_target(head) if head else None
+    if target is None or not rest or len(rest) > MAX_TEXT:
+        ctx.reply(ctx.texts("broadcast_usage"))
+        return
+    groups = await broadcasts.targets(ctx.session, target)
+    if not groups:
+        ctx.reply(ctx.texts("broadcast_no_groups", target=head[:64]))
+        return
+    broadcast_id = await broadcasts.create(
+        ctx.session, key=f"adhoc:{ctx.update.key}", source="adhoc", slot=ctx.now, template=rest, target=target,
+        status=broadcasts.PREVIEW, created_by=ctx.actor, now=ctx.now)
+    if broadcast_id is None:
+        return  # a retry of this very command
+    await audit.record(ctx.session, actor=ctx.actor, action="broadcast.create", result="ok", now=ctx.now,
+                       args={"broadcast": broadcast_id, "target": target, "groups": len(groups)})
+    first = groups[0]
+    preview = render(rest, {"group": first.name or ctx.texts("group_name_unknown")})
+    # Groups a person must post to (WeCom customer groups): the operator is told how many.
+    owners = sum(1 for g in groups if Capability.SEND_OWNER_TASK in ctx.config.capabilities(g.channel))
+    await ctx.flows.start(ctx, flow.NAME, {
+        "id": broadcast_id, "groups": len(groups), "preview": preview,
+        "owners": ctx.texts("broadcast_owner_note", count=owners) if owners else "",
+    })
+
+
+@router.command("grouptag", role="operator")
+async def grouptag_command(ctx: Context) -> None:
+    """给群打标签：/grouptag add|remove <标签> <群ID,群ID>；/grouptag list"""
+    words = ctx.args.split()
+    if words[:1] == ["list"]:
+        rows = (await ctx.session.execute(select(Group.external_id, Group.name).order_by(Group.id).limit(200))).all()
+        ctx.reply("\n".join(f"{r.external_id} {r.name or ''}".strip() for r in rows) or ctx.texts("broadcast_no_groups", target="all"))
+        return
+    if len(words) != 3 or words[0] not in ("add", "remove") or len(words[1]) > 64:
+        ctx.reply(ctx.texts("grouptag_usage"))
+        return
+    action, tag, ids = words[0], words[1], words[2].split(",")
+    found = list((await ctx.session.execute(select(Group.id).where(Group.external_id.in_(ids)))).scalars())
+    await broadcasts.tag_groups(ctx.session, found, [tag], remove=action == "remove")
+    await audit.record(ctx.session, actor=ctx.actor, action=f"grouptag.{action}", result="ok", now=ctx.now,
+                       args={"tag": tag, "groups": ids})
+    ctx.reply(ctx.texts("grouptag_done", tag=tag, count=len(found), missing=len(ids) - len(found)))
+
+
+@router.command("sop", role="operator")
+async def sop_command(ctx: Context) -> None:
+    """查看、暂停或恢复定时话题（SOP）
+    /sop list
+    /sop pause <名称>
+    /sop resume <名称>"""
+    args = parse(ctx.args)
+    action = args.choice(0, "动作", ("list", "pause", "resume"))
+    configured = ctx.config[PLAYBOOKS]
+    names = [p.name for p in configured]
+    if action == "list":
+        paused = await broadcasts.paused(ctx.session)
+        lines = []
+        for p in configured:
+            last = await broadcasts.recent(ctx.session, p.name, limit=1)
+            when = p.cron or (p.at.isoformat() if p.at else None) or (
+                f"建群第 {p.after_group_created_days} 天" if p.after_group_created_days is not None
+                else f"入群第 {p.after_member_joined_days} 天")
+            state = "off" if not p.enabled else "paused" if p.name in paused else "on"
+            lines.append(ctx.texts("sop_line", name=p.name, when=when, state=ctx.texts(f"sop_state_{state}"),
+                                   last=f"{last[0].slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{last[0].status}')}"
+                                   if last else "—"))
+        ctx.reply("\n".join(lines) or ctx.texts("sop_none"))
+        return
+    name = args.choice(1, "名称", names) if names else args.word(1, "名称")
+    if name not in names:
+        raise UsageError(f"没有名为「{name[:32]}」的定时话题")
+    await broadcasts.set_paused(ctx.session, name, action == "pause", by=ctx.actor, now=ctx.now)
+    ctx.reply(ctx.texts(f"sop_{action}d", name=name))

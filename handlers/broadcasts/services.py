@@ -1,0 +1,18 @@
+"""Broadcasts for other features and surfaces: reading an operator's target, planning a
+broadcast's deliveries, and the hook through which a feature fills its own placeholders."""
+from __future__ import annotations
+
+from handlers.broadcasts.planner import TEMPLATE_VALUES, Placeholders, Planned, plan
+
+__all__ = ["TEMPLATE_VALUES", "Placeholders", "Planned", "parse_target", "plan"]
+
+
+def parse_target(word: str) -> dict[str, object] | None:
+    """``all``, ``tag:<标签>[,<标签>]`` or group ids separated by commas; None if it is none of them."""
+    if word == "all":
+        return {"all": True}
+    if word.startswith("tag:"):
+        tags = [t for t in word[4:].split(",") if t]
+        return {"tags": tags} if tags and all(len(t) <= 64 for t in tags) else None
+    ids = [g for g in word.split(",") if g]
+    return {"groups": ids} if ids and all(len(g) <= 128 for g in ids) else None

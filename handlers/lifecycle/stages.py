@@ -1,0 +1,91 @@
+"""Lifecycle stages (泛用户 / 精准用户 / 核心用户 / 超级用户), the brand articles' layers of a
+private domain, kept on each member by a job (``[lifecycle]``) for operators to see and count.
+A member without a stage (``None``) is 泛用户: most members are, and need no write."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+
+from bot.config import Config
+from bot.context import Context
+from bot.router import Router
+from bot.texts import Texts
+from handlers.lifecycle.config import LIFECYCLE, LifecycleConfig
+from storage.engine import Database
+from storage.models import Checkin, KocApplication, Member, TaskCheckin
+
+log = logging.getLogger("siyu.lifecycle")
+BROAD, ENGAGED, CORE, SUPER = "泛用户", "精准用户", "核心用户", "超级用户"
+STAGES = (BROAD, ENGAGED, CORE, SUPER)
+BATCH = 1000
+
+
+def stage_of(rules: LifecycleConfig, *, active_days: int, bought: bool, koc: bool) -> str:
+    if koc:
+        return SUPER
+    if bought and active_days >= rules.core_days:
+        return CORE
+    if bought or active_days >= rules.engaged_days:
+        return ENGAGED
+    return BROAD
+
+
+def _bought(attributes: dict[str, Any]) -> bool:
+    return attributes.get("bought") is True
+
+
+async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Recompute the stage of every member seen in the window, and of those with a stage above
+    泛用户 (who may fall back); returns how many changed. Reads in batches of ``BATCH``."""
+    rules = config[LIFECYCLE]
+    since = now - timedelta(days=rules.window_days)
+    changed, after = 0, 0
+    while True:
+        async with db.read() as session:
+            rows = (await session.execute(
+                select(Member.id, Member.stage, Member.attributes)
+                .where(Member.id > after, (Member.last_seen_at >= since) | (Member.stage.is_not(None) & (Member.stage != BROAD)))
+                .order_by(Member.id).limit(BATCH)
+            )).all()
+            if not rows:
+                return changed
+            ids = [r.id for r in rows]
+            days = dict((await session.execute(
+                select(Checkin.member_id, func.count()).where(Checkin.member_id.in_(ids), Checkin.at >= since)
+                .group_by(Checkin.member_id))).all())
+            koc = set((await session.execute(select(KocApplication.member_id).where(
+                KocApplication.member_id.in_(ids), KocApplication.status == "approved"))).scalars())
+            bought = set()
+            if rules.purchase_tasks:
+                bought = set((await session.execute(select(TaskCheckin.member_id).where(
+                    TaskCheckin.member_id.in_(ids), TaskCheckin.task.in_(rules.purchase_tasks),
+                    TaskCheckin.status == "credited"))).scalars())
+        updates = []
+        for r in rows:
+            stage = stage_of(rules, active_days=int(days.get(r.id, 0)), bought=r.id in bought or _bought(r.attributes or {}),
+                             koc=r.id in koc)
+            if stage != (r.stage or BROAD):  # no stage yet reads as 泛用户: no write for most members
+                updates.append({"member": r.id, "stage": stage})
+        if updates:
+            table = Member.__table__
+            async with db.transaction() as session:
+                await session.execute(update(table).where(table.c.id == bindparam("member"))
+                                      .values(stage=bindparam("stage")), updates)
+            changed += len(updates)
+        after = ids[-1]
+
+
+router = Router("lifecycle")
+
+
+@router.command("stages", role="viewer")
+async def stages_command(ctx: Context) -> None:
+    """查看会员生命周期分层：泛用户、精准用户、核心用户、超级用户各有多少人"""
+    counts = dict((await ctx.session.execute(
+        select(Member.stage, func.count()).where(Member.status == "active").group_by(Member.stage))).all())
+    counts[BROAD] = counts.get(BROAD, 0) + counts.pop(None, 0)
+    ctx.reply(ctx.texts("stages", lines="\n".join(
+        ctx.texts("stages_line", stage=stage, count=counts.get(stage, 0)) for stage in reversed(STAGES))))

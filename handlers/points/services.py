@@ -1,0 +1,72 @@
+"""Crediting what a member earned (sign-in, tasks) under the rules of ``[points]``: the daily
+cap, expiry, pending periods; then levels follow. Other features earn through this."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot import periods
+from bot.context import Context
+from handlers.levels.services import after_credit
+from handlers.points.config import POINTS
+from storage import points
+
+__all__ = ["Credit", "Earned", "celebrate", "earn", "over_cap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    amount: int
+    key: str  # idempotency key: a retried update credits nothing twice
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Earned:
+    points: int  # credited now (0 for a retry)
+    balance: int
+    pending: int
+    lifetime: int = 0
+    member_id: int | None = None
+
+
+def daily_cap(ctx: Context) -> int:
+    """``[points] daily_cap`` (0: none), for the answer that names it."""
+    return ctx.config[POINTS].daily_cap
+
+
+async def over_cap(ctx: Context, amount: int) -> bool:
+    """True if ``amount`` more would pass the member's ``[points] daily_cap`` today."""
+    cap = ctx.config[POINTS].daily_cap
+    if not cap:
+        return False
+    since, _ = periods.day_of(ctx.now, ctx.zone)
+    return await points.earned_since(ctx.session, ctx.member.id, since) + amount > cap
+
+
+async def earn(ctx: Context, credits: list[Credit], *, member_id: int | None = None, pending_days: int = 0,
+               issuer: str | None = None) -> Earned:
+    """Credit the sender (or ``member_id``). Points expire after ``[points] expire_after_days``
+    and are pending ``pending_days`` first. The caller checks the cap (``over_cap``) before, so
+    it can answer instead, and calls ``celebrate`` after its answer."""
+    member = member_id if member_id is not None else ctx.member.id
+    settings = ctx.config[POINTS]
+    expires_at = ctx.now + timedelta(days=settings.expire_after_days) if settings.expire_after_days else None
+    available_at = ctx.now + timedelta(days=pending_days) if pending_days else None
+    earned, posted = 0, None
+    for credit in credits:
+        if credit.amount <= 0:
+            continue
+        posted = await points.credit(ctx.session, member, credit.amount, key=credit.key, reason=credit.reason,
+                                     now=ctx.now, expires_at=expires_at, available_at=available_at, issuer=issuer)
+        earned += credit.amount if posted.done else 0
+    if posted is None:
+        return Earned(0, await points.balance(ctx.session, member), await points.pending(ctx.session, member))
+    return Earned(earned, posted.balance, await points.pending(ctx.session, member) if pending_days else 0,
+                  posted.lifetime, member)
+
+
+async def celebrate(ctx: Context, earned: Earned) -> None:
+    """A level-up the credit brought: told after the answer about the points."""
+    if earned.points:
+        await after_credit(ctx, earned.lifetime - earned.points, earned.lifetime, member_id=earned.member_id)

@@ -1,0 +1,108 @@
+"""「打卡 <任务或编号> [证明]」 in a group or one-to-one (「打卡」 alone lists the tasks with numbers),
+with caps per day, week and month, proof, operator approval, pending days and KOC-type tasks;
+and the operators' ``/task``."""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from bot import filters, periods
+from bot.commandline import UsageError, parse
+from bot.context import Context
+from bot.router import Router
+from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
+from handlers.tasks.config import TaskConfig
+from handlers.tasks.services import current, done_text
+from storage import community, task_definitions, tasks
+
+router = Router("tasks")
+KEYWORD = "打卡"
+
+
+async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
+    member = ctx.member.id
+    if task.koc_types and (await community.attributes(ctx.session, member)).get("koc_type") not in task.koc_types:
+        ctx.reply(ctx.texts("task_not_for_you", task=task.name, types="、".join(task.koc_types)))
+        return
+    if task.proof and not proof:
+        ctx.reply(ctx.texts("task_needs_proof", task=task.name))
+        return
+    for period, limit in (("day", task.per_day), ("week", task.per_week), ("month", task.per_month)):
+        since, _ = periods.current(period, ctx.now, ctx.zone)
+        if limit and await tasks.count_since(ctx.session, member, task.name, since) >= limit:
+            ctx.reply(ctx.texts("task_capped", task=task.name, period=ctx.texts(f"period_{period}"), limit=limit))
+            return
+    if not task.approval and await over_cap(ctx, task.points):
+        ctx.reply(ctx.texts("points_capped", cap=daily_cap(ctx)))
+        return
+    status = "pending" if task.approval else "credited"
+    checkin = await tasks.record(ctx.session, member, task.name, points=task.points, proof=proof, status=status,
+                                 key=f"task:{ctx.update.key}", now=ctx.now)
+    if checkin is None:
+        return  # a retry of a check-in already recorded
+    if task.approval:
+        ctx.reply(ctx.texts("task_pending", task=task.name, points=task.points))
+        return
+    earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
+                        pending_days=task.pending_days)
+    ctx.reply(done_text(ctx, task, earned))
+    await celebrate(ctx, earned)
+
+
+@router.message(filters.StartsWith(KEYWORD))
+async def task_checkin(ctx: Context) -> None:
+    words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
+    name = words[0] if words else ""
+    tasks_now = await current(ctx)
+    if not name:
+        ctx.reply(ctx.texts("task_menu", tasks="\n".join(
+            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))
+            or "—"))
+        return
+    # By name, or by its number in the menu ("打卡 1").
+    by_name = {t.name: t for t in tasks_now}
+    task = by_name.get(name) or (tasks_now[int(name) - 1] if name.isdigit() and 0 < int(name) <= len(tasks_now)
+                                 else None)
+    if task is None:
+        if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
+            ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
+        return
+    await check_in(ctx, task, words[1].strip() if len(words) > 1 else None)
+
+
+@router.command("task", role="operator")
+async def task_command(ctx: Context) -> None:
+    """管理打卡任务
+    /task list
+    /task add <名称> <积分> [day=每天上限] [week=每周上限] [month=每月上限] [proof=yes] [approval=yes] [pending=待生效天数] [koc=分享官,内容官]
+    /task disable <名称>"""
+    args = parse(ctx.args, options=("day", "week", "month", "proof", "approval", "pending", "koc"))
+    action = args.choice(0, "动作", ("list", "add", "disable"))
+    if action == "list":
+        rows = await task_definitions.every(ctx.session)
+        ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
+                                      month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
+                                      source=t.source) for t in rows) or "—")
+        return
+    name = args.word(1, "名称")
+    if action == "disable":
+        if not await task_definitions.disable(ctx.session, name):
+            raise UsageError(f"没有进行中的任务「{name[:32]}」")
+        ctx.reply(ctx.texts("task_disabled", task=name))
+        return
+    spec: dict[str, object] = {"name": name, "points": args.number(2, "积分", low=1, high=1_000_000)}
+    for key, field in (("day", "per_day"), ("week", "per_week"), ("month", "per_month"), ("pending", "pending_days")):
+        value = args.option(key)
+        if value is not None:
+            if not value.isdigit():
+                raise UsageError(f"{key} 要是整数")
+            spec[field] = int(value)
+    spec |= {"proof": args.option("proof") in ("yes", "true", "1"),
+             "approval": args.option("approval") in ("yes", "true", "1"),
+             "koc_types": [k for k in (args.option("koc") or "").split(",") if k]}
+    try:
+        task = TaskConfig.model_validate(spec)
+    except ValidationError as exc:
+        raise UsageError("；".join(str(e["msg"]) for e in exc.errors())) from None
+    if not await task_definitions.add(ctx.session, task.model_dump(), by=ctx.actor):
+        raise UsageError(f"已经有进行中的任务「{name[:32]}」")
+    ctx.reply(ctx.texts("task_added", task=task.name, points=task.points))
