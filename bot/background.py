@@ -10,7 +10,7 @@ async def finish(task: asyncio.Task[None], timeout: float) -> None:
     """Let ``task`` end by itself within ``timeout`` seconds (it was told to stop), else cancel it."""
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         task.cancel()
         try:
             await task
@@ -18,7 +18,7 @@ async def finish(task: asyncio.Task[None], timeout: float) -> None:
             pass
 
 
-async def cancel(task: "asyncio.Task[None] | None") -> None:
+async def cancel(task: asyncio.Task[None] | None) -> None:
     """Cancel ``task`` (if any) and wait until it has ended."""
     if task is None:
         return
@@ -29,7 +29,7 @@ async def cancel(task: "asyncio.Task[None] | None") -> None:
         pass
 
 
-def every(seconds: float, work: Callable[[], Awaitable[object]], *, name: str, log: logging.Logger) -> "asyncio.Task[None]":
+def every(seconds: float, work: Callable[[], Awaitable[object]], *, name: str, log: logging.Logger) -> asyncio.Task[None]:
     """Run ``work()`` every ``seconds`` until cancelled. A failure is logged and tried again at
     the next round: one bad round never stops the loop."""
 

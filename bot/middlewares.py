@@ -48,7 +48,7 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
         u = ctx.update
         spoke = u.text is not None and u.event is None
         members.setdefault(u.member_key, Sighting()).add(
-            name=u.sender_name, spoke=spoke, source_state=u.channel_code if u.event == CONTACT_ADDED else None,
+            name=u.sender_name, spoke=spoke, channel_code=u.channel_code if u.event == CONTACT_ADDED else None,
         )
         if u.chat is not None:
             groups.setdefault((u.channel, u.chat), Sighting()).add(name=u.chat_name, spoke=spoke)

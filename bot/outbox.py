@@ -78,7 +78,7 @@ class OutboxWorker:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 else:
                     # Woken by a commit: let a few more land so one pass takes them together
@@ -171,7 +171,7 @@ class OutboxWorker:
             return await asyncio.wait_for(channel.send(message), self.config.send_timeout_s)
         except (DeliveryError, Held) as exc:
             return exc
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return DeliveryError(f"no answer within {self.config.send_timeout_s:g}s")
         except Exception as exc:  # a channel bug must not stop delivery of the rest
             log.exception("channel %s raised on message %s", message.channel, message.id)

@@ -76,11 +76,11 @@ class Router:
         self.fallbacks: list[Route] = []
         self.children: list[Router] = []
 
-    def include_router(self, router: "Router") -> "Router":
+    def include_router(self, router: Router) -> Router:
         self.children.append(router)
         return router
 
-    def walk(self) -> Iterator["Router"]:
+    def walk(self) -> Iterator[Router]:
         yield self
         for child in self.children:
             yield from child.walk()

@@ -72,7 +72,7 @@ class _ThreadedScheduler(AsyncIOScheduler):
         self._busy = True
         self._eventloop.run_in_executor(None, self._process_jobs).add_done_callback(self._processed)
 
-    def _processed(self, future: "asyncio.Future[float | None]") -> None:
+    def _processed(self, future: asyncio.Future[float | None]) -> None:
         self._busy = False
         if self._again or future.exception() is not None:
             if future.exception() is not None:

@@ -57,7 +57,7 @@ class Conversation:
     Conditions and callbacks get an ``EventData`` whose ``model`` is this object and whose
     ``kwargs`` carry the member's ``text``."""
 
-    def __init__(self, flow: "Flow", state: str, data: dict[str, Any], ctx: "Context") -> None:
+    def __init__(self, flow: Flow, state: str, data: dict[str, Any], ctx: Context) -> None:
         self.flow = flow
         self.state = state
         self.data = data

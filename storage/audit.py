@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import table_of
 from storage.types import utc_field
 
 
@@ -16,17 +17,16 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_log"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime = utc_field(index=True)
     actor: str = Field(max_length=160)  # "channel:external_id", or "system"
     action: str = Field(max_length=64)
     args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: str = Field(max_length=16)  # ok | refused | error
-    detail: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-
-T = AuditEntry.__table__
+T = table_of(AuditEntry)
 
 
 async def record(
@@ -39,5 +39,5 @@ async def record(
 
 
 async def latest(session: AsyncSession, *, limit: int = 20, offset: int = 0) -> list[AuditEntry]:
-    rows = await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+    rows = await session.execute(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit).offset(offset))
     return list(rows.scalars())

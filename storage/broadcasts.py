@@ -7,13 +7,28 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, bindparam, delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage.community import Group
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -26,20 +41,20 @@ class Broadcast(SQLModel, table=True):
     __tablename__ = "broadcasts"
     __table_args__ = (Index("ix_broadcasts_playbook_slot", "playbook", "slot"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     source: str = Field(max_length=8)  # sop | adhoc | job
-    playbook: Optional[str] = Field(default=None, max_length=64)
+    playbook: str | None = Field(default=None, max_length=64)
     slot: datetime = utc_field()  # when it was due
     template: str = Field(sa_column=Column(Text, nullable=False))
     # {"all": true} | {"tags": [...]} | {"groups": [external ids]}
     target: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     # preview (waits for 确认) | planned | cancelled | missed (its slot passed while siyu was down)
     status: str = Field(max_length=12)
-    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_by: str = Field(max_length=160)
     created_at: datetime = utc_field()
-    planned_at: Optional[datetime] = utc_field(default=None)
+    planned_at: datetime | None = utc_field(default=None)
 
 
 class Delivery(SQLModel, table=True):
@@ -57,17 +72,23 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_due", "status", "not_before"),
     )
 
-    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
-    broadcast_id: int = Field(sa_column=Column(Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False))
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
+    ))
+    broadcast_id: int = Field(sa_column=Column(
+        Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False,
+    ))
     group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), nullable=False))
     channel: str = Field(max_length=32)
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(max_length=16)
-    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    outbox_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=True))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outbox_id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True,
+    ))
     planned_for: datetime = utc_field()  # the slot: caps and quotas count by its local day
     not_before: datetime = utc_field()  # quiet hours and windows move it later
-    settled_at: Optional[datetime] = utc_field(default=None)
+    settled_at: datetime | None = utc_field(default=None)
 
 
 class GroupTag(SQLModel, table=True):
@@ -90,10 +111,9 @@ class PlaybookState(SQLModel, table=True):
     changed_at: datetime = utc_field()
 
 
-
-B = Broadcast.__table__
-D = Delivery.__table__
-GT = GroupTag.__table__
+B = table_of(Broadcast)
+D = table_of(Delivery)
+GT = table_of(GroupTag)
 
 PREVIEW, PLANNED, CANCELLED, MISSED = "preview", "planned", "cancelled", "missed"
 # Delivery statuses. Final: delivered, failed, expired, skipped, cancelled.
@@ -131,7 +151,7 @@ async def exists(session: AsyncSession, key: str) -> bool:
 
 
 async def get(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
-    return (await session.execute(select(Broadcast).where(Broadcast.id == broadcast_id)
+    return (await session.execute(select(Broadcast).where(col(Broadcast.id) == broadcast_id)
                                   .execution_options(populate_existing=True))).scalar_one_or_none()
 
 
@@ -139,16 +159,16 @@ async def confirm(session: AsyncSession, broadcast_id: int, *, now: datetime) ->
     """A previewed broadcast goes ahead; False if it is not waiting for confirmation."""
     done = await session.execute(update(B).where(B.c.id == broadcast_id, B.c.status == PREVIEW)
                                  .values(status=PLANNED, planned_at=now))
-    return done.rowcount == 1
+    return rowcount(done) == 1
 
 
 async def targets(session: AsyncSession, target: dict[str, Any]) -> list[Group]:
     """The active groups a target names: all, those with any of ``tags``, or by external id."""
-    query = select(Group).where(Group.status == "active").order_by(Group.id)
+    query = select(Group).where(col(Group.status) == "active").order_by(col(Group.id))
     if target.get("tags"):
-        query = query.where(Group.id.in_(select(GT.c.group_id).where(GT.c.tag.in_(list(target["tags"])))))
+        query = query.where(col(Group.id).in_(select(GT.c.group_id).where(GT.c.tag.in_(list(target["tags"])))))
     elif target.get("groups"):
-        query = query.where(Group.external_id.in_(list(target["groups"])))
+        query = query.where(col(Group.external_id).in_(list(target["groups"])))
     elif not target.get("all"):
         return []
     return list((await session.execute(query)).scalars())
@@ -168,7 +188,8 @@ async def add_deliveries(session: AsyncSession, broadcast_id: int, rows: Sequenc
     return sorted(r.id for r in result)
 
 
-async def counted_since(session: AsyncSession, group_ids: Iterable[int], since: datetime, until: datetime) -> Counter[int]:
+async def counted_since(session: AsyncSession, group_ids: Iterable[int], since: datetime,
+                        until: datetime) -> Counter[int]:
     """Per group: deliveries planned for [since, until) that were or will be sent."""
     ids = list(group_ids)
     if not ids:
@@ -195,8 +216,8 @@ async def messages_since(session: AsyncSession, group_ids: Iterable[int], since:
 async def due(session: AsyncSession, *, channel: str, now: datetime, limit: int = 10_000) -> list[Delivery]:
     """Planned deliveries of ``channel`` whose time has come, oldest first."""
     return list((await session.execute(select(Delivery).where(
-        Delivery.channel == channel, Delivery.status == PLANNED, Delivery.not_before <= now,
-    ).order_by(Delivery.id).limit(limit))).scalars())
+        col(Delivery.channel) == channel, col(Delivery.status) == PLANNED, col(Delivery.not_before) <= now,
+    ).order_by(col(Delivery.id)).limit(limit))).scalars())
 
 
 async def queue(session: AsyncSession, pairs: Sequence[tuple[int, int]]) -> None:
@@ -220,9 +241,10 @@ async def mirror(session: AsyncSession, outbox_ids: Sequence[int], status: str, 
     if not outbox_ids:
         return 0
     final = status in (DELIVERED, FAILED)
-    done = await session.execute(update(D).where(D.c.outbox_id.in_(list(outbox_ids)), D.c.status.in_((QUEUED, AWAITING_OWNER)))
+    done = await session.execute(update(D)
+                                 .where(D.c.outbox_id.in_(list(outbox_ids)), D.c.status.in_((QUEUED, AWAITING_OWNER)))
                                  .values(status=status, reason=reason, settled_at=now if final else None))
-    return done.rowcount
+    return rowcount(done)
 
 
 async def settle_groups(session: AsyncSession, outbox_id: int, chat_ids: dict[str, tuple[str, str | None]], *,
@@ -230,11 +252,11 @@ async def settle_groups(session: AsyncSession, outbox_id: int, chat_ids: dict[st
     """A WeCom task's per-group results: ``{chat external id: (status, reason)}``."""
     changed = 0
     for chat, (status, reason) in chat_ids.items():
-        group = select(Group.id).where(Group.external_id == chat).scalar_subquery()
+        group = select(col(Group.id)).where(col(Group.external_id) == chat).scalar_subquery()
         done = await session.execute(update(D).where(D.c.outbox_id == outbox_id, D.c.group_id == group,
                                                      D.c.status == AWAITING_OWNER)
                                      .values(status=status, reason=reason, settled_at=now))
-        changed += done.rowcount
+        changed += rowcount(done)
     return changed
 
 
@@ -267,7 +289,8 @@ async def last_slot(session: AsyncSession, playbook: str) -> datetime | None:
     return (await session.execute(select(func.max(B.c.slot)).where(B.c.playbook == playbook))).scalar_one_or_none()
 
 
-async def tag_groups(session: AsyncSession, group_ids: Sequence[int], tags: Sequence[str], *, remove: bool = False) -> None:
+async def tag_groups(session: AsyncSession, group_ids: Sequence[int], tags: Sequence[str], *,
+                     remove: bool = False) -> None:
     if remove:
         await session.execute(delete(GT).where(GT.c.group_id.in_(list(group_ids)), GT.c.tag.in_(list(tags))))
         return
@@ -276,21 +299,22 @@ async def tag_groups(session: AsyncSession, group_ids: Sequence[int], tags: Sequ
 
 
 async def groups_by_id(session: AsyncSession, ids: Sequence[int]) -> list[Group]:
-    return list((await session.execute(select(Group).where(Group.id.in_(list(ids))))).scalars())
+    return list((await session.execute(select(Group).where(col(Group.id).in_(list(ids))))).scalars())
 
 
 async def paused(session: AsyncSession) -> set[str]:
     """The playbooks operators paused."""
-    return set((await session.execute(select(PlaybookState.name).where(PlaybookState.paused.is_(True)))).scalars())
+    return set((await session.execute(select(col(PlaybookState.name))
+                                      .where(col(PlaybookState.paused).is_(True)))).scalars())
 
 
 async def set_paused(session: AsyncSession, name: str, value: bool, *, by: str, now: datetime) -> None:
-    P = PlaybookState.__table__
+    P = table_of(PlaybookState)
     stmt = insert_for(session, P).values(name=name, paused=value, changed_by=by, changed_at=now)
     await session.execute(stmt.on_conflict_do_update(index_elements=[P.c.name],
                                                      set_={"paused": value, "changed_by": by, "changed_at": now}))
 
 
 async def recent(session: AsyncSession, playbook: str, *, limit: int = 3) -> list[Broadcast]:
-    return list((await session.execute(select(Broadcast).where(Broadcast.playbook == playbook)
-                                       .order_by(Broadcast.slot.desc()).limit(limit))).scalars())
+    return list((await session.execute(select(Broadcast).where(col(Broadcast.playbook) == playbook)
+                                       .order_by(col(Broadcast.slot).desc()).limit(limit))).scalars())

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint, func, select, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Row, Table, UniqueConstraint, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -31,19 +32,20 @@ class Member(SQLModel, table=True):
         Index("ix_members_lost", "lost_at"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
-    name: Optional[str] = Field(default=None, max_length=128)
-    # The channel code (渠道活码 State) the member first came from.
-    source_state: Optional[str] = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=128)
+    # The channel code (渠道活码, WeCom's State) the member first came by (stored as source_state).
+    channel_code: str | None = Field(default=None, max_length=64,
+                                     sa_column_kwargs={"name": "source_state", "key": "channel_code"})
     status: str = Field(default="active", max_length=16)  # active | lost
-    lost_at: Optional[datetime] = utc_field(default=None)  # when the contact was deleted (status lost)
+    lost_at: datetime | None = utc_field(default=None)  # when the contact was deleted (status lost)
     message_count: int = Field(default=0)
     first_seen_at: datetime = utc_field()
     last_seen_at: datetime = utc_field()
     # Lifecycle stage (泛用户 / 精准用户 / 核心用户 / 超级用户), kept by a job (handlers.lifecycle).
-    stage: Optional[str] = Field(default=None, max_length=8, index=True)
+    stage: str | None = Field(default=None, max_length=8, index=True)
     # Profile answers (onboarding: city, age ...; consent to receive messages).
     attributes: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
@@ -56,18 +58,18 @@ class Group(SQLModel, table=True):
     __tablename__ = "chat_groups"
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_chat_groups_channel_external"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
-    name: Optional[str] = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=128)
     status: str = Field(default="active", max_length=16)  # active | dismissed
     message_count: int = Field(default=0)
     created_at: datetime = utc_field()
     last_active_at: datetime = utc_field()
     # WeCom customer groups: the owner (a staff userid, who confirms mass-send tasks) and the
     # member-list version of the last event applied (a mismatch means one was missed).
-    owner: Optional[str] = Field(default=None, max_length=128)
-    member_version: Optional[str] = Field(default=None, max_length=64)
+    owner: str | None = Field(default=None, max_length=128)
+    member_version: str | None = Field(default=None, max_length=64)
 
 
 class GroupMembership(SQLModel, table=True):
@@ -77,17 +79,18 @@ class GroupMembership(SQLModel, table=True):
     __table_args__ = (Index("ix_group_memberships_left", "left_at"),)
 
     group_id: int = Field(sa_column=Column(Integer, ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True))
-    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True))
+    member_id: int = Field(sa_column=Column(
+        Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True,
+    ))
     joined_at: datetime = utc_field()
-    left_at: Optional[datetime] = utc_field(default=None)  # None while the member is in the group
-    last_spoke_at: Optional[datetime] = utc_field(default=None)
+    left_at: datetime | None = utc_field(default=None)  # None while the member is in the group
+    last_spoke_at: datetime | None = utc_field(default=None)
     message_count: int = Field(default=0)
 
 
-
-M = Member.__table__
-G = Group.__table__
-GM = GroupMembership.__table__
+M = table_of(Member)
+G = table_of(Group)
+GM = table_of(GroupMembership)
 
 Key = tuple[str, str]  # (channel, external_id)
 
@@ -116,18 +119,18 @@ class Sighting:
 
     name: str | None = None
     messages: int = 0
-    source_state: str | None = None
+    channel_code: str | None = None
 
-    def add(self, *, name: str | None, spoke: bool, source_state: str | None = None) -> None:
+    def add(self, *, name: str | None, spoke: bool, channel_code: str | None = None) -> None:
         self.name = name or self.name
         self.messages += spoke
-        self.source_state = self.source_state or source_state
+        self.channel_code = self.channel_code or channel_code
 
 
 async def _touch(
-    session: AsyncSession, table: Any, seen: dict[Key, Sighting], *, now: datetime, first: str, last: str,
+    session: AsyncSession, table: Table, seen: dict[Key, Sighting], *, now: datetime, first: str, last: str,
     keep_first: tuple[str, ...] = (), returning: tuple[str, ...],
-) -> list[Any]:
+) -> list[Row[Any]]:
     """The upsert of members and groups seen in a batch: one multi-row statement that creates the
     rows not there yet (``first`` and ``last`` set to ``now``) and refreshes the others: a name
     seen replaces the stored one, ``last`` becomes ``now``, the batch's messages are added, and
@@ -158,7 +161,7 @@ async def touch_members(session: AsyncSession, seen: dict[Key, Sighting], *, now
     """Create the members or refresh what we know; add the messages they sent. A member keeps
     the channel code they first came by."""
     rows = await _touch(session, M, seen, now=now, first="first_seen_at", last="last_seen_at",
-                        keep_first=("source_state",),
+                        keep_first=("channel_code",),
                         returning=("id", "channel", "external_id", "name", "status", "message_count"))
     return {(r.channel, r.external_id): MemberRef(r.id, r.channel, r.external_id, r.name, r.status, r.message_count)
             for r in rows}
@@ -208,7 +211,7 @@ async def record_leave(session: AsyncSession, group_id: int, member_id: int, *, 
         update(GM).where(GM.c.group_id == group_id, GM.c.member_id == member_id, GM.c.left_at.is_(None))
         .values(left_at=now)
     )
-    return result.rowcount > 0
+    return rowcount(result) > 0
 
 
 async def group_member_count(session: AsyncSession, group_id: int) -> int:
@@ -219,12 +222,13 @@ async def group_member_count(session: AsyncSession, group_id: int) -> int:
 
 async def set_member_status(session: AsyncSession, member_id: int, status: str, *, now: datetime) -> None:
     """``active`` or ``lost`` (the contact was deleted on either side), with when it was lost."""
-    await session.execute(update(M).where(M.c.id == member_id).values(status=status, lost_at=now if status == "lost" else None))
+    await session.execute(update(M).where(M.c.id == member_id)
+                          .values(status=status, lost_at=now if status == "lost" else None))
 
 
 async def group_by_external(session: AsyncSession, channel: str, external_id: str) -> Group | None:
     return (await session.execute(
-        select(Group).where(Group.channel == channel, Group.external_id == external_id)
+        select(Group).where(col(Group.channel) == channel, col(Group.external_id) == external_id)
     )).scalar_one_or_none()
 
 
@@ -249,7 +253,8 @@ async def reconcile_members(
     gone = sorted(current - member_ids)
     if gone:
         await session.execute(
-            update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone), GM.c.left_at.is_(None)).values(left_at=now)
+            update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone), GM.c.left_at.is_(None))
+            .values(left_at=now)
         )
     return len(member_ids - current), len(gone)
 
@@ -266,4 +271,5 @@ async def set_attributes(session: AsyncSession, member_id: int, values: dict[str
 
 async def active_groups(session: AsyncSession) -> list[Group]:
     """Every group siyu is still in, oldest first."""
-    return list((await session.execute(select(Group).where(Group.status == "active").order_by(Group.id))).scalars())
+    return list((await session.execute(select(Group).where(col(Group.status) == "active")
+                                       .order_by(col(Group.id)))).scalars())

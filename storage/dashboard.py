@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.community import Group
 from storage.flows import MemberFlow
@@ -26,8 +27,9 @@ GROUP_SORTS = ("name", "members", "active_7d", "rate", "messages", "last_active"
 async def series(session: AsyncSession, first: date, last: date) -> Series:
     """Every rolled-up number of the days ``first..last``."""
     out: Series = defaultdict(lambda: defaultdict(dict))
-    rows = await session.execute(select(DailyMetric.day, DailyMetric.metric, DailyMetric.dimension, DailyMetric.value)
-                                 .where(DailyMetric.day >= first, DailyMetric.day <= last))
+    rows = await session.execute(select(col(DailyMetric.day), col(DailyMetric.metric), col(DailyMetric.dimension),
+                                        col(DailyMetric.value))
+                                 .where(col(DailyMetric.day) >= first, col(DailyMetric.day) <= last))
     for day, metric, dimension, value in rows:
         out[metric][day][dimension] = value
     return out
@@ -35,7 +37,8 @@ async def series(session: AsyncSession, first: date, last: date) -> Series:
 
 async def latest_snapshot(session: AsyncSession, on_or_before: date) -> date | None:
     """The day of the newest group snapshot not after ``on_or_before``."""
-    return (await session.execute(select(func.max(GroupDay.day)).where(GroupDay.day <= on_or_before))).scalar_one()
+    return (await session.execute(select(func.max(col(GroupDay.day)))
+                                  .where(col(GroupDay.day) <= on_or_before))).scalar_one()
 
 
 @dataclass(frozen=True)
@@ -59,37 +62,45 @@ async def groups(session: AsyncSession, day: date, *, sort: str = "rate", descen
                  search: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[GroupRow], int]:
     """One page of the groups as of the snapshot ``day``, and how many there are in all."""
     # float, not numeric: PostgreSQL sorts 10,000 of these for every page
-    rate = cast(GroupDay.active_7d, Float) / func.nullif(GroupDay.members, 0)
-    keys = {"name": func.coalesce(Group.name, Group.external_id), "members": GroupDay.members,
-            "active_7d": GroupDay.active_7d, "rate": rate, "messages": GroupDay.messages, "last_active": Group.last_active_at}
+    rate = cast(col(GroupDay.active_7d), Float) / func.nullif(col(GroupDay.members), 0)
+    keys = {"name": func.coalesce(col(Group.name), col(Group.external_id)), "members": col(GroupDay.members),
+            "active_7d": col(GroupDay.active_7d), "rate": rate, "messages": col(GroupDay.messages),
+            "last_active": col(Group.last_active_at)}
     order = keys[sort].desc() if descending else keys[sort].asc()
-    base = select(Group, GroupDay).join(GroupDay, GroupDay.group_id == Group.id).where(GroupDay.day == day)
+    base = (select(Group, GroupDay).join(GroupDay, col(GroupDay.group_id) == col(Group.id))
+            .where(col(GroupDay.day) == day))
     if search:
         pattern = f"%{search}%"
-        base = base.where((Group.name.like(pattern)) | (Group.external_id.like(pattern)))  # type: ignore[union-attr, attr-defined]
+        base = base.where((col(Group.name).like(pattern)) | (col(Group.external_id).like(pattern)))
     total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    rows = await session.execute(base.order_by(order.nulls_last(), Group.id).limit(limit).offset(offset))
-    return [GroupRow(g.id, g.external_id, g.name, g.channel, g.owner, d.members, d.active_7d, d.messages, g.last_active_at)
-            for g, d in rows], total
+    rows = await session.execute(base.order_by(order.nulls_last(), col(Group.id)).limit(limit).offset(offset))
+    page = []
+    for g, d in rows:
+        assert g.id is not None  # read from the table: it has its key
+        page.append(GroupRow(g.id, g.external_id, g.name, g.channel, g.owner, d.members, d.active_7d, d.messages,
+                             g.last_active_at))
+    return page, total
 
 
 async def group_counts(session: AsyncSession, day: date, *, size_limit: int) -> dict[str, int]:
     """Groups in the snapshot, silent ones (nobody spoke in 7 days), those at 90% of the size limit."""
     row = (await session.execute(select(
-        func.count(), func.count().filter(GroupDay.active_7d == 0),
-        func.count().filter(GroupDay.members * 10 >= size_limit * 9),
-    ).where(GroupDay.day == day))).one()
+        func.count(), func.count().filter(col(GroupDay.active_7d) == 0),
+        func.count().filter(col(GroupDay.members) * 10 >= size_limit * 9),
+    ).where(col(GroupDay.day) == day))).one()
     return {"groups": row[0], "silent": row[1], "near_limit": row[2]}
 
 
-async def daily_messages(session: AsyncSession, group_ids: Sequence[int], first: date, last: date) -> dict[int, list[int]]:
+async def daily_messages(session: AsyncSession, group_ids: Sequence[int], first: date,
+                         last: date) -> dict[int, list[int]]:
     """Messages per day of each group over ``first..last`` (0 where no snapshot), from the
     difference of its daily message counters."""
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     seen: dict[int, dict[date, int]] = defaultdict(dict)
     if group_ids:
-        rows = await session.execute(select(GroupDay.group_id, GroupDay.day, GroupDay.messages).where(
-            GroupDay.group_id.in_(list(group_ids)), GroupDay.day >= first - timedelta(days=1), GroupDay.day <= last))
+        rows = await session.execute(select(col(GroupDay.group_id), col(GroupDay.day), col(GroupDay.messages)).where(
+            col(GroupDay.group_id).in_(list(group_ids)), col(GroupDay.day) >= first - timedelta(days=1),
+            col(GroupDay.day) <= last))
         for gid, day, messages in rows:
             seen[gid][day] = messages
     out = {}
@@ -102,7 +113,8 @@ async def daily_messages(session: AsyncSession, group_ids: Sequence[int], first:
 
 async def group_history(session: AsyncSession, group_id: int, first: date, last: date) -> list[GroupDay]:
     return list((await session.execute(select(GroupDay).where(
-        GroupDay.group_id == group_id, GroupDay.day >= first, GroupDay.day <= last).order_by(GroupDay.day))).scalars())
+        col(GroupDay.group_id) == group_id, col(GroupDay.day) >= first, col(GroupDay.day) <= last,
+    ).order_by(col(GroupDay.day)))).scalars())
 
 
 @dataclass(frozen=True)
@@ -129,12 +141,13 @@ async def retention(session: AsyncSession, first: date, last: date) -> tuple[lis
     """D1/D7/D30 retention of the cohorts ``first..last``: by join day, and by channel code
     (the biggest codes first)."""
     rows = list((await session.execute(select(CohortRetention).where(
-        CohortRetention.cohort >= first, CohortRetention.cohort <= last).order_by(CohortRetention.cohort))).scalars())
+        col(CohortRetention.cohort) >= first, col(CohortRetention.cohort) <= last,
+    ).order_by(col(CohortRetention.cohort)))).scalars())
     by_day: dict[date, list[CohortRetention]] = defaultdict(list)
     by_code: dict[str, list[CohortRetention]] = defaultdict(list)
     for r in rows:
         by_day[r.cohort].append(r)
-        by_code[r.source_state].append(r)
+        by_code[r.channel_code].append(r)
     codes = sorted(by_code.items(), key=lambda kv: -sum(r.size for r in kv[1]))
     return [_fold(d.isoformat(), g) for d, g in sorted(by_day.items())], [_fold(code, g) for code, g in codes]
 
@@ -142,21 +155,23 @@ async def retention(session: AsyncSession, first: date, last: date) -> tuple[lis
 async def koc_funnel(session: AsyncSession) -> dict[str, Any]:
     """Screenings started, applications pending, approved by type, rejected."""
     started = (await session.execute(select(func.count()).select_from(MemberFlow)
-                                     .where(MemberFlow.flow == "koc_screening"))).scalar_one()
-    statuses = dict((await session.execute(select(KocApplication.status, func.count()).group_by(KocApplication.status))).all())
-    by_type = dict((await session.execute(select(KocApplication.approved_type, func.count())
-                                          .where(KocApplication.status == "approved")
-                                          .group_by(KocApplication.approved_type))).all())
+                                     .where(col(MemberFlow.flow) == "koc_screening"))).scalar_one()
+    statuses = dict((await session.execute(select(col(KocApplication.status), func.count())
+                                           .group_by(col(KocApplication.status)))).all())
+    by_type = dict((await session.execute(select(col(KocApplication.approved_type), func.count())
+                                          .where(col(KocApplication.status) == "approved")
+                                          .group_by(col(KocApplication.approved_type)))).all())
     return {"started": started, "applied": sum(statuses.values()), "pending": statuses.get("pending", 0),
             "approved": statuses.get("approved", 0), "rejected": statuses.get("rejected", 0), "by_type": by_type}
 
 
 async def polls(session: AsyncSession, *, limit: int = 5) -> list[tuple[Poll, list[tuple[str, int]]]]:
     """The newest polls with each option's votes."""
-    found = list((await session.execute(select(Poll).order_by(Poll.id.desc()).limit(limit))).scalars())
+    found = list((await session.execute(select(Poll).order_by(col(Poll.id).desc()).limit(limit))).scalars())
     out = []
     for poll in found:
-        counts = dict((await session.execute(select(PollVote.option, func.count()).where(PollVote.poll_id == poll.id)
-                                             .group_by(PollVote.option))).all())
+        counts = dict((await session.execute(select(col(PollVote.option), func.count())
+                                             .where(col(PollVote.poll_id) == poll.id)
+                                             .group_by(col(PollVote.option)))).all())
         out.append((poll, [(o.get("name", "?"), counts.get(i, 0)) for i, o in enumerate(poll.options, start=1)]))
     return out

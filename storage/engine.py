@@ -19,7 +19,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-
 # aiosqlite logs every statement with its parameters at DEBUG: secrets (access tokens) would
 # reach the logs of anyone who turns DEBUG on. Its statements are ours to log, not its.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
@@ -99,7 +98,8 @@ class Database:
             self.read_engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=4, max_overflow=4)
             install_sqlite_pragmas(self.read_engine.sync_engine, immediate=False)
         else:
-            self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+                                              pool_pre_ping=True)
             self.read_engine = self.engine
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._writer = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage.community import Member
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -32,14 +33,13 @@ class MemberFlow(SQLModel, table=True):
     # Deadlines run from entering the state; each of the state's deadlines fires once.
     entered_at: datetime = utc_field()
     deadlines_fired: int = Field(default=0)
-    deadline_at: Optional[datetime] = utc_field(default=None)
+    deadline_at: datetime | None = utc_field(default=None)
     started_at: datetime = utc_field()
     updated_at: datetime = utc_field()
-    finished_at: Optional[datetime] = utc_field(default=None)
+    finished_at: datetime | None = utc_field(default=None)
 
 
-
-T = MemberFlow.__table__
+T = table_of(MemberFlow)
 
 
 class StaleFlow(Exception):
@@ -57,14 +57,14 @@ class Due:
 
 async def load(session: AsyncSession, member_id: int, flow: str) -> MemberFlow | None:
     return (await session.execute(
-        select(MemberFlow).where(MemberFlow.member_id == member_id, MemberFlow.flow == flow)
+        select(MemberFlow).where(col(MemberFlow.member_id) == member_id, col(MemberFlow.flow) == flow)
     )).scalar_one_or_none()
 
 
 async def active(session: AsyncSession, member_id: int) -> MemberFlow | None:
     """The flow that takes the member's free text, if any."""
     return (await session.execute(
-        select(MemberFlow).where(MemberFlow.member_id == member_id, MemberFlow.active.is_(True))
+        select(MemberFlow).where(col(MemberFlow.member_id) == member_id, col(MemberFlow.active).is_(True))
     )).scalars().first()
 
 
@@ -73,7 +73,7 @@ async def active_of(session: AsyncSession, member_ids: list[int]) -> dict[int, M
     if not member_ids:
         return {}
     rows = await session.execute(
-        select(MemberFlow).where(MemberFlow.member_id.in_(member_ids), MemberFlow.active.is_(True))
+        select(MemberFlow).where(col(MemberFlow.member_id).in_(member_ids), col(MemberFlow.active).is_(True))
     )
     return {row.member_id: row for row in rows.scalars()}
 
@@ -84,7 +84,8 @@ def written_in(session: AsyncSession) -> set[int]:
 
 
 async def of_member(session: AsyncSession, member_id: int) -> list[MemberFlow]:
-    rows = await session.execute(select(MemberFlow).where(MemberFlow.member_id == member_id).order_by(MemberFlow.started_at))
+    rows = await session.execute(select(MemberFlow).where(col(MemberFlow.member_id) == member_id)
+                                 .order_by(col(MemberFlow.started_at)))
     return list(rows.scalars())
 
 
@@ -110,7 +111,7 @@ async def save(
             update(T).where(T.c.member_id == member_id, T.c.flow == flow, T.c.version == version)
             .values(version=version + 1, **values)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             raise StaleFlow(f"{flow} of member {member_id} changed since version {version}")
         new = version + 1
     if active and not was_active:
@@ -130,8 +131,8 @@ async def restart(session: AsyncSession, member_id: int, flow: str, **kw: Any) -
 async def due(session: AsyncSession, *, now: datetime, limit: int = 500) -> list[Due]:
     """Rows whose deadline has passed, oldest first, with the member's channel identity."""
     rows = await session.execute(
-        select(T.c.member_id, T.c.flow, T.c.version, Member.channel, Member.external_id)
-        .join(Member, Member.id == T.c.member_id)
+        select(T.c.member_id, T.c.flow, T.c.version, col(Member.channel), col(Member.external_id))
+        .join(Member, col(Member.id) == T.c.member_id)
         .where(T.c.deadline_at <= now, T.c.finished_at.is_(None))
         .order_by(T.c.deadline_at).limit(limit)
     )

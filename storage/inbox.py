@@ -5,12 +5,12 @@ A repeat of an update (a platform retry) hits the unique key and is dropped here
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -25,19 +25,20 @@ class InboundUpdate(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (Index("ix_inbox_unhandled", "handled_at", "id"),)
 
-    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
+    ))
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     channel: str = Field(max_length=32)
     received_at: datetime = utc_field()
-    payload: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    handled_at: Optional[datetime] = utc_field(default=None)
-    error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    handled_at: datetime | None = utc_field(default=None)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Handling attempts that failed: bounded, then the row is closed with its error.
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
-
-T = InboundUpdate.__table__
+T = table_of(InboundUpdate)
 
 
 async def claim(
@@ -93,7 +94,8 @@ async def store(session: AsyncSession, rows: list[tuple[str, str, str]], *, now:
 async def unhandled_counts(session: AsyncSession) -> dict[str, int]:
     """Stored but not yet handled, by channel: the inbox's depth (``/metrics``). Found through
     the unhandled index, so a scrape costs the backlog, not the history."""
-    rows = await session.execute(select(T.c.channel, func.count()).where(T.c.handled_at.is_(None)).group_by(T.c.channel))
+    rows = await session.execute(select(T.c.channel, func.count()).where(T.c.handled_at.is_(None))
+                                 .group_by(T.c.channel))
     return {channel: n for channel, n in rows}
 
 
@@ -101,12 +103,12 @@ async def unhandled(
     session: AsyncSession, *, channel: str | None = None, received_before: datetime | None = None, limit: int = 100,
 ) -> list[InboundUpdate]:
     """Stored but not yet handled, oldest first (what a restart must resume)."""
-    query = select(InboundUpdate).where(InboundUpdate.handled_at.is_(None))
+    query = select(InboundUpdate).where(col(InboundUpdate.handled_at).is_(None))
     if channel is not None:
-        query = query.where(InboundUpdate.channel == channel)
+        query = query.where(col(InboundUpdate.channel) == channel)
     if received_before is not None:
-        query = query.where(InboundUpdate.received_at < received_before)
-    rows = await session.execute(query.order_by(InboundUpdate.id).limit(limit))
+        query = query.where(col(InboundUpdate.received_at) < received_before)
+    rows = await session.execute(query.order_by(col(InboundUpdate.id)).limit(limit))
     return list(rows.scalars())
 
 
@@ -118,4 +120,4 @@ async def note_failure(session: AsyncSession, key: str, *, error: str, now: date
         update(T).where(T.c.key == key, T.c.attempts >= max_attempts, T.c.handled_at.is_(None))
         .values(handled_at=now, error=f"gave up after {max_attempts} attempts: {error}")
     )
-    return closed.rowcount > 0
+    return rowcount(closed) > 0

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -34,9 +35,8 @@ class KfSession(SQLModel, table=True):
     sent_since: int = Field(default=0)
 
 
-
-C = KfCursor.__table__
-S = KfSession.__table__
+C = table_of(KfCursor)
+S = table_of(KfSession)
 WINDOW = timedelta(hours=48)
 PER_WINDOW = 5
 
@@ -47,14 +47,17 @@ async def cursor(session: AsyncSession, open_kfid: str) -> str:
 
 async def save_cursor(session: AsyncSession, open_kfid: str, value: str, *, now: datetime) -> None:
     stmt = insert_for(session, C).values(open_kfid=open_kfid, cursor=value, updated_at=now)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[C.c.open_kfid], set_={"cursor": value, "updated_at": now}))
+    await session.execute(stmt.on_conflict_do_update(index_elements=[C.c.open_kfid],
+                                                     set_={"cursor": value, "updated_at": now}))
 
 
 async def heard(session: AsyncSession, external_userid: str, open_kfid: str, *, at: datetime) -> None:
     """The user wrote: a new window of 48 h and 5 messages opens."""
-    stmt = insert_for(session, S).values(external_userid=external_userid, open_kfid=open_kfid, last_inbound_at=at, sent_since=0)
+    stmt = insert_for(session, S).values(external_userid=external_userid, open_kfid=open_kfid, last_inbound_at=at,
+                                         sent_since=0)
     await session.execute(stmt.on_conflict_do_update(index_elements=[S.c.external_userid],
-                                                     set_={"open_kfid": open_kfid, "last_inbound_at": at, "sent_since": 0}))
+                                                     set_={"open_kfid": open_kfid, "last_inbound_at": at,
+                                                           "sent_since": 0}))
 
 
 async def take_slot(session: AsyncSession, external_userid: str, *, now: datetime) -> tuple[str | None, str | None]:

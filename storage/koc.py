@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 
 
@@ -17,21 +18,22 @@ class KocApplication(SQLModel, table=True):
     __tablename__ = "koc_applications"
     __table_args__ = (Index("ix_koc_applications_status", "status", "created_at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True))
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    )
     score: int
     recommended_type: str = Field(max_length=16)  # 分享官 | 内容官 | 体验官 | 带货官
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16)  # pending | approved | rejected
-    approved_type: Optional[str] = Field(default=None, max_length=16)
-    decided_by: Optional[str] = Field(default=None, max_length=160)
-    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    approved_type: str | None = Field(default=None, max_length=16)
+    decided_by: str | None = Field(default=None, max_length=160)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = utc_field()
-    decided_at: Optional[datetime] = utc_field(default=None)
+    decided_at: datetime | None = utc_field(default=None)
 
 
-
-T = KocApplication.__table__
+T = table_of(KocApplication)
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 
 
@@ -46,14 +48,15 @@ async def submit(session: AsyncSession, member_id: int, *, score: int, recommend
 
 async def pending_of(session: AsyncSession, member_id: int) -> KocApplication | None:
     return (await session.execute(
-        select(KocApplication).where(KocApplication.member_id == member_id, KocApplication.status == PENDING)
+        select(KocApplication).where(col(KocApplication.member_id) == member_id, col(KocApplication.status) == PENDING)
     )).scalars().first()
 
 
 async def pending(session: AsyncSession, *, limit: int = 50) -> list[KocApplication]:
     """The review queue, oldest first."""
     rows = await session.execute(
-        select(KocApplication).where(KocApplication.status == PENDING).order_by(KocApplication.created_at).limit(limit)
+        select(KocApplication).where(col(KocApplication.status) == PENDING)
+        .order_by(col(KocApplication.created_at)).limit(limit)
     )
     return list(rows.scalars())
 
@@ -66,8 +69,8 @@ async def decide(session: AsyncSession, application_id: int, *, approve: bool, d
         .values(status=APPROVED if approve else REJECTED, approved_type=approved_type if approve else None,
                 decided_by=decided_by, reason=reason, decided_at=now)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     return (await session.execute(
-        select(KocApplication).where(KocApplication.id == application_id).execution_options(populate_existing=True)
+        select(KocApplication).where(col(KocApplication.id) == application_id).execution_options(populate_existing=True)
     )).scalar_one()

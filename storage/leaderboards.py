@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.community import GroupMembership, Member
 from storage.points import PointEntry
+from storage.sql import table_of
 
-E = PointEntry.__table__
-M = Member.__table__
-GM = GroupMembership.__table__
+E = table_of(PointEntry)
+M = table_of(Member)
+GM = table_of(GroupMembership)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ async def rank_of(session: AsyncSession, member_id: int, *, since: datetime, unt
     mine = (await session.execute(select(func.sum(E.c.delta)).where(E.c.member_id == member_id, *window))).scalar_one()
     if not mine:
         return None
-    per_member = select(E.c.member_id, func.sum(E.c.delta).label("earned")).where(*window).group_by(E.c.member_id).subquery()
+    per_member = (select(E.c.member_id, func.sum(E.c.delta).label("earned")).where(*window)
+                  .group_by(E.c.member_id).subquery())
     ahead = (await session.execute(select(func.count()).select_from(per_member).where(
         (per_member.c.earned > mine) | ((per_member.c.earned == mine) & (per_member.c.member_id < member_id))
     ))).scalar_one()

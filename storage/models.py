@@ -8,15 +8,14 @@ own module, never from here.
 """
 from __future__ import annotations
 
-from storage.announcements import Announcement
 from storage.audit import AuditEntry
 from storage.broadcasts import Broadcast, Delivery, GroupTag, PlaybookState
-from storage.checkins import Checkin
 from storage.community import Group, GroupMembership, Member
 from storage.flows import MemberFlow
 from storage.inbox import InboundUpdate
 from storage.kf import KfCursor, KfSession
 from storage.koc import KocApplication
+from storage.once import OnceKey
 from storage.outbox import OutboxMessage
 from storage.points import PointBalance, PointEntry, PointLot
 from storage.polls import Poll, PollVote
@@ -24,15 +23,16 @@ from storage.rewards import Redemption, Reward, RewardCode
 from storage.roles import OperatorRole
 from storage.rollups import CohortRetention, DailyMetric, GroupDay, MemberDay
 from storage.scheduler_jobs import SchedulerJob
+from storage.signins import SignIn
 from storage.tags import MemberTag
 from storage.task_definitions import TaskDefinition
 from storage.tasks import TaskCheckin
 from storage.tokens import AccessToken
 
 __all__ = [
-    "AccessToken", "Announcement", "AuditEntry", "Broadcast", "Checkin", "CohortRetention", "DailyMetric", "Delivery",
+    "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "DailyMetric", "Delivery",
     "Group", "GroupDay", "GroupMembership", "GroupTag", "InboundUpdate", "KfCursor", "KfSession", "KocApplication",
-    "Member", "MemberDay", "MemberFlow", "MemberTag", "OperatorRole", "OutboxMessage", "PlaybookState", "PointBalance",
-    "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode", "SchedulerJob", "TaskCheckin",
+    "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage", "PlaybookState", "PointBalance",
+    "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode", "SchedulerJob", "SignIn", "TaskCheckin",
     "TaskDefinition",
 ]

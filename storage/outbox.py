@@ -6,14 +6,16 @@ dies leaves its rows to be reclaimed when the lease runs out.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 
 
@@ -28,11 +30,13 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_update", "update_key"),
     )
 
-    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
-    update_key: Optional[str] = Field(default=None, max_length=200)
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
+    ))
+    update_key: str | None = Field(default=None, max_length=200)
     channel: str = Field(max_length=32)
-    chat: Optional[str] = Field(default=None, max_length=128)  # group external id; None = one-to-one
-    to: Optional[str] = Field(default=None, max_length=128)  # member external id
+    chat: str | None = Field(default=None, max_length=128)  # group external id; None = one-to-one
+    to: str | None = Field(default=None, max_length=128)  # member external id
     text: str = Field(sa_column=Column(Text, nullable=False))
     # text | welcome (answers a WeCom welcome code, valid 20 s: sent before everything else)
     kind: str = Field(default="text", max_length=16)
@@ -42,14 +46,13 @@ class OutboxMessage(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     attempts: int = Field(default=0)
     not_before: datetime = utc_field()
-    claimed_until: Optional[datetime] = utc_field(default=None)
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    claimed_until: datetime | None = utc_field(default=None)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = utc_field()
-    delivered_at: Optional[datetime] = utc_field(default=None)
+    delivered_at: datetime | None = utc_field(default=None)
 
 
-
-T = OutboxMessage.__table__
+T = table_of(OutboxMessage)
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 # Withdrawn before it went out (an operator cancelled its broadcast).
@@ -143,7 +146,7 @@ async def claim_due(
     return [Claimed(r.id, r.channel, r.chat, r.to, r.text, r.attempts, r.kind, r.meta or {}) for r in rows]
 
 
-def _held(row: "Claimed | int") -> Any:
+def _held(row: Claimed | int) -> Any:
     """Only a row still being sent can be settled; given the claim, only by the worker whose
     claim is current: one whose lease ran out must not undo what the next worker did."""
     if isinstance(row, Claimed):
@@ -151,7 +154,7 @@ def _held(row: "Claimed | int") -> Any:
     return and_(T.c.id == row, T.c.status == SENDING)
 
 
-async def mark_delivered(session: AsyncSession, rows: Sequence["Claimed | int"], *, now: datetime) -> None:
+async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *, now: datetime) -> None:
     if rows:
         await session.execute(
             update(T).where(or_(*(_held(r) for r in rows)))
@@ -159,25 +162,26 @@ async def mark_delivered(session: AsyncSession, rows: Sequence["Claimed | int"],
         )
 
 
-async def mark_retry(session: AsyncSession, row: "Claimed | int", *, error: str, not_before: datetime) -> None:
+async def mark_retry(session: AsyncSession, row: Claimed | int, *, error: str, not_before: datetime) -> None:
     await session.execute(
         update(T).where(_held(row)).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
     )
 
 
-async def mark_failed(session: AsyncSession, row: "Claimed | int", *, error: str) -> None:
+async def mark_failed(session: AsyncSession, row: Claimed | int, *, error: str) -> None:
     """Given up for good; the reason stays on the row for operators to see."""
     await session.execute(update(T).where(_held(row)).values(status=FAILED, claimed_until=None, last_error=error))
 
 
-async def mark_awaiting_owner(session: AsyncSession, row: "Claimed | int", *, now: datetime, meta: dict[str, Any]) -> None:
+async def mark_awaiting_owner(session: AsyncSession, row: Claimed | int, *, now: datetime,
+                              meta: dict[str, Any]) -> None:
     """The platform took it as a task for a person (a WeCom group owner) to confirm."""
     await session.execute(
         update(T).where(_held(row)).values(status=AWAITING_OWNER, delivered_at=now, claimed_until=None, meta=meta)
     )
 
 
-async def mark_held(session: AsyncSession, row: "Claimed | int", *, reason: str) -> None:
+async def mark_held(session: AsyncSession, row: Claimed | int, *, reason: str) -> None:
     """Kept for later: the claim's attempt does not count (nothing was tried)."""
     await session.execute(update(T).where(_held(row)).values(status=HELD, claimed_until=None, last_error=reason,
                                                               attempts=T.c.attempts - 1))
@@ -187,7 +191,7 @@ async def release_held(session: AsyncSession, *, channel: str, to: str, now: dat
     """The window opened again: the member's held rows are due (oldest first, as they were)."""
     done = await session.execute(update(T).where(T.c.channel == channel, T.c.to == to, T.c.status == HELD)
                                  .values(status=PENDING, not_before=now))
-    return done.rowcount
+    return rowcount(done)
 
 
 async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:
@@ -206,14 +210,15 @@ async def withdraw(session: AsyncSession, ids: Sequence[int]) -> int:
     if not ids:
         return 0
     done = await session.execute(update(T).where(T.c.id.in_(list(ids)), T.c.status == PENDING).values(status=CANCELLED))
-    return done.rowcount
+    return rowcount(done)
 
 
 async def awaiting_owner(session: AsyncSession, *, channel: str, kind: str, limit: int = 500) -> list[OutboxMessage]:
     """Tasks handed to owners and not settled yet, oldest first."""
     return list((await session.execute(select(OutboxMessage).where(
-        OutboxMessage.channel == channel, OutboxMessage.status == AWAITING_OWNER, OutboxMessage.kind == kind,
-    ).order_by(OutboxMessage.id).limit(limit).execution_options(populate_existing=True))).scalars())
+        col(OutboxMessage.channel) == channel, col(OutboxMessage.status) == AWAITING_OWNER,
+        col(OutboxMessage.kind) == kind,
+    ).order_by(col(OutboxMessage.id)).limit(limit).execution_options(populate_existing=True))).scalars())
 
 
 async def close_owner_task(session: AsyncSession, row_id: int, *, status: str, now: datetime,
@@ -230,7 +235,7 @@ async def close_owner_task(session: AsyncSession, row_id: int, *, status: str, n
 async def for_update(session: AsyncSession, update_key: str) -> list[OutboxMessage]:
     """What one update made the bot say, in order."""
     rows = await session.execute(
-        select(OutboxMessage).where(OutboxMessage.update_key == update_key).order_by(OutboxMessage.id)
+        select(OutboxMessage).where(col(OutboxMessage.update_key) == update_key).order_by(col(OutboxMessage.id))
     )
     return list(rows.scalars())
 
@@ -241,13 +246,13 @@ async def delivered(
 ) -> list[OutboxMessage]:
     """Delivered messages of a channel, oldest first, optionally of one chat or to one member."""
     query = select(OutboxMessage).where(
-        OutboxMessage.channel == channel, OutboxMessage.status == DELIVERED, OutboxMessage.id > since,
+        col(OutboxMessage.channel) == channel, col(OutboxMessage.status) == DELIVERED, col(OutboxMessage.id) > since,
     )
     if chat is not None:
-        query = query.where(OutboxMessage.chat == chat)
+        query = query.where(col(OutboxMessage.chat) == chat)
     if to is not None:
-        query = query.where(OutboxMessage.to == to)
-    rows = await session.execute(query.order_by(OutboxMessage.id).limit(limit))
+        query = query.where(col(OutboxMessage.to) == to)
+    rows = await session.execute(query.order_by(col(OutboxMessage.id)).limit(limit))
     return list(rows.scalars())
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, func, nulls_last, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage import tally
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -34,14 +34,16 @@ class PointEntry(SQLModel, table=True):
         Index("ix_point_entries_period", "kind", "created_at", "member_id"),  # leaderboards
     )
 
-    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
+    ))
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     delta: int
     # earn (sign-in, tasks: what leaderboards count) | grant | refund | spend | deduct | expire
     kind: str = Field(default="earn", max_length=16, sa_column_kwargs={"server_default": "earn"})
     reason: str = Field(max_length=200)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
-    issuer: Optional[str] = Field(default=None, max_length=160)
+    issuer: str | None = Field(default=None, max_length=160)
     created_at: datetime = utc_field()
 
 
@@ -49,17 +51,22 @@ class PointLot(SQLModel, table=True):
     """Points credited together; spending takes the oldest lots first, and a lot may expire."""
 
     __tablename__ = "point_lots"
-    __table_args__ = (Index("ix_point_lots_spendable", "member_id", "remaining"), Index("ix_point_lots_expiry", "expires_at"))
+    __table_args__ = (
+        Index("ix_point_lots_spendable", "member_id", "remaining"),
+        Index("ix_point_lots_expiry", "expires_at"),
+    )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
-    entry_id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), ForeignKey("point_entries.id"), nullable=False))
+    entry_id: int = Field(sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("point_entries.id"), nullable=False,
+    ))
     amount: int
     remaining: int
-    expires_at: Optional[datetime] = utc_field(default=None)
+    expires_at: datetime | None = utc_field(default=None)
     # A pending lot (e.g. until a return window closes) is counted in ``pending``, not in the
     # balance, until the sweeper releases it at this time; None once released (or never pending).
-    available_at: Optional[datetime] = utc_field(default=None)
+    available_at: datetime | None = utc_field(default=None)
     created_at: datetime = utc_field()
 
 
@@ -79,10 +86,9 @@ class PointBalance(SQLModel, table=True):
     lifetime: int = Field(default=0)  # all points ever earned (levels are by lifetime points)
 
 
-
-E = PointEntry.__table__
-L = PointLot.__table__
-B = PointBalance.__table__
+E = table_of(PointEntry)
+L = table_of(PointLot)
+B = table_of(PointBalance)
 
 
 class NotEnoughPoints(Exception):
@@ -114,7 +120,8 @@ async def pending(session: AsyncSession, member_id: int) -> int:
 async def _entry(session: AsyncSession, member_id: int, delta: int, *, key: str, reason: str, now: datetime,
                  issuer: str | None, kind: str) -> int | None:
     stmt = insert_for(session, E).values(member_id=member_id, delta=delta, kind=kind, key=key, reason=reason,
-                                         issuer=issuer, created_at=now).on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id)
+                                         issuer=issuer, created_at=now)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -230,8 +237,8 @@ async def earned_since(session: AsyncSession, member_id: int, since: datetime) -
 
 async def recent(session: AsyncSession, member_id: int, limit: int = 5) -> list[PointEntry]:
     """The member's latest entries, newest first."""
-    return list((await session.execute(select(PointEntry).where(PointEntry.member_id == member_id)
-                                        .order_by(PointEntry.id.desc()).limit(limit))).scalars())
+    return list((await session.execute(select(PointEntry).where(col(PointEntry.member_id) == member_id)
+                                        .order_by(col(PointEntry.id).desc()).limit(limit))).scalars())
 
 
 async def expiring(session: AsyncSession, member_id: int, *, before: datetime) -> tuple[int, datetime | None]:
@@ -243,6 +250,8 @@ async def expiring(session: AsyncSession, member_id: int, *, before: datetime) -
 
 async def check(session: AsyncSession, member_id: int) -> tuple[int, int, int]:
     """(balance + pending, sum of entries, sum of lots' remaining): equal in a sound ledger."""
-    entries = (await session.execute(select(func.coalesce(func.sum(E.c.delta), 0)).where(E.c.member_id == member_id))).scalar_one()
-    lots = (await session.execute(select(func.coalesce(func.sum(L.c.remaining), 0)).where(L.c.member_id == member_id))).scalar_one()
+    entries = (await session.execute(select(func.coalesce(func.sum(E.c.delta), 0))
+                                     .where(E.c.member_id == member_id))).scalar_one()
+    lots = (await session.execute(select(func.coalesce(func.sum(L.c.remaining), 0))
+                                  .where(L.c.member_id == member_id))).scalar_one()
     return await balance(session, member_id) + await pending(session, member_id), int(entries), int(lots)

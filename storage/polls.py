@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -20,7 +21,7 @@ class Poll(SQLModel, table=True):
     __tablename__ = "polls"
     __table_args__ = (Index("ix_polls_status", "status", "closes_at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=64)
     # [{"name", "cost", "stock"}], numbered from 1 in chat
     options: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
@@ -28,8 +29,8 @@ class Poll(SQLModel, table=True):
     status: str = Field(default="open", max_length=8)  # open | closed
     opened_by: str = Field(max_length=160)
     opened_at: datetime = utc_field()
-    closes_at: Optional[datetime] = utc_field(default=None)
-    closed_at: Optional[datetime] = utc_field(default=None)
+    closes_at: datetime | None = utc_field(default=None)
+    closed_at: datetime | None = utc_field(default=None)
 
 
 class PollVote(SQLModel, table=True):
@@ -43,9 +44,8 @@ class PollVote(SQLModel, table=True):
     at: datetime = utc_field()
 
 
-
-P = Poll.__table__
-V = PollVote.__table__
+P = table_of(Poll)
+V = table_of(PollVote)
 OPEN, CLOSED = "open", "closed"
 
 
@@ -78,11 +78,13 @@ async def open_poll(session: AsyncSession, *, title: str, options: list[dict[str
 
 async def current(session: AsyncSession) -> Poll | None:
     """The newest open poll."""
-    return (await session.execute(select(Poll).where(Poll.status == OPEN).order_by(Poll.id.desc()).limit(1))).scalar_one_or_none()
+    return (await session.execute(select(Poll).where(col(Poll.status) == OPEN).order_by(col(Poll.id).desc())
+                                  .limit(1))).scalar_one_or_none()
 
 
 async def get(session: AsyncSession, poll_id: int) -> Poll | None:
-    return (await session.execute(select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True))).scalar_one_or_none()
+    return (await session.execute(select(Poll).where(col(Poll.id) == poll_id)
+                                  .execution_options(populate_existing=True))).scalar_one_or_none()
 
 
 async def vote(session: AsyncSession, poll_id: int, member_id: int, option: int, *, now: datetime) -> int | None:
@@ -94,7 +96,8 @@ async def vote(session: AsyncSession, poll_id: int, member_id: int, option: int,
         raise PollError("closed")
     if not 1 <= option <= len(poll.options):
         raise PollError("bad_option")
-    before = (await session.execute(select(V.c.option).where(V.c.poll_id == poll_id, V.c.member_id == member_id))).scalar_one_or_none()
+    before = (await session.execute(select(V.c.option).where(V.c.poll_id == poll_id, V.c.member_id == member_id))
+              ).scalar_one_or_none()
     stmt = insert_for(session, V).values(poll_id=poll_id, member_id=member_id, option=option, at=now)
     await session.execute(stmt.on_conflict_do_update(index_elements=[V.c.poll_id, V.c.member_id],
                                                      set_={"option": option, "at": now}))
@@ -103,8 +106,8 @@ async def vote(session: AsyncSession, poll_id: int, member_id: int, option: int,
 
 async def tally(session: AsyncSession, poll: Poll) -> list[Tally]:
     """Every option with its votes, most voted first (ties: the lower number first)."""
-    counts = dict((await session.execute(select(V.c.option, func.count()).where(V.c.poll_id == poll.id)
-                                         .group_by(V.c.option))).all())
+    counts: dict[int, int] = dict((await session.execute(select(V.c.option, func.count()).where(V.c.poll_id == poll.id)
+                                                         .group_by(V.c.option))).all())
     tallies = [Tally(i, o["name"], int(counts.get(i, 0))) for i, o in enumerate(poll.options, 1)]
     return sorted(tallies, key=lambda t: (-t.votes, t.option))
 
@@ -114,7 +117,7 @@ async def close(session: AsyncSession, poll_id: int, *, now: datetime) -> list[T
     else first: the guard makes closing happen once)."""
     done = await session.execute(update(P).where(P.c.id == poll_id, P.c.status == OPEN)
                                  .values(status=CLOSED, closed_at=now))
-    if done.rowcount != 1:
+    if rowcount(done) != 1:
         return None
     poll = await get(session, poll_id)
     assert poll is not None

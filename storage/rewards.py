@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, UniqueConstraint, false, func, or_, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    UniqueConstraint,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage import points
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -25,7 +38,7 @@ class Reward(SQLModel, table=True):
         CheckConstraint("reserved >= 0", name="ck_rewards_reserved_not_negative"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     cost: int
     stock: int  # units left to redeem
@@ -33,9 +46,9 @@ class Reward(SQLModel, table=True):
     fulfilled: int = Field(default=0)
     per_member_limit: int = Field(default=0)  # 0: no limit
     active: bool = Field(default=True)
-    min_level: Optional[str] = Field(default=None, max_length=16)  # a tier name from [levels]
-    starts_at: Optional[datetime] = utc_field(default=None)  # redeemable from / until (None: always)
-    ends_at: Optional[datetime] = utc_field(default=None)
+    min_level: str | None = Field(default=None, max_length=16)  # a tier name from [levels]
+    starts_at: datetime | None = utc_field(default=None)  # redeemable from / until (None: always)
+    ends_at: datetime | None = utc_field(default=None)
     # A redemption waits for an operator's approval before it counts as reserved (high value).
     approval: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     # manual: an operator hands it over | code: a code from the pool, handed over at once
@@ -47,18 +60,21 @@ class Redemption(SQLModel, table=True):
     """A member's redemption: points and one unit reserved together, then fulfilled or cancelled."""
 
     __tablename__ = "redemptions"
-    __table_args__ = (Index("ix_redemptions_member_reward", "member_id", "reward_id"), Index("ix_redemptions_created", "created_at"))
+    __table_args__ = (
+        Index("ix_redemptions_member_reward", "member_id", "reward_id"),
+        Index("ix_redemptions_created", "created_at"),
+    )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id"), nullable=False))
     cost: int
     # awaiting_approval | reserved | fulfilled | cancelled: points and the unit are held from the start
     status: str = Field(default="reserved", max_length=20)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
-    code: Optional[str] = Field(default=None, max_length=128)  # a code-pool reward's code
+    code: str | None = Field(default=None, max_length=128)  # a code-pool reward's code
     created_at: datetime = utc_field()
-    settled_at: Optional[datetime] = utc_field(default=None)
+    settled_at: datetime | None = utc_field(default=None)
 
 
 class RewardCode(SQLModel, table=True):
@@ -70,16 +86,17 @@ class RewardCode(SQLModel, table=True):
         Index("ix_reward_codes_free", "reward_id", "redemption_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id", ondelete="CASCADE"), nullable=False))
     code: str = Field(max_length=128)
-    redemption_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("redemptions.id"), nullable=True, unique=True))
+    redemption_id: int | None = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("redemptions.id"), nullable=True, unique=True,
+    ))
 
 
-
-R = Reward.__table__
-X = Redemption.__table__
-C = RewardCode.__table__
+R = table_of(Reward)
+X = table_of(Redemption)
+C = table_of(RewardCode)
 AWAITING_APPROVAL, RESERVED, FULFILLED, CANCELLED = "awaiting_approval", "reserved", "fulfilled", "cancelled"
 
 
@@ -153,19 +170,19 @@ async def free_codes(session: AsyncSession, reward_id: int) -> int:
         C.c.reward_id == reward_id, C.c.redemption_id.is_(None)))).scalar_one())
 
 
-def _open_at(now: datetime) -> tuple[object, ...]:
-    return (Reward.active.is_(True), or_(Reward.starts_at.is_(None), Reward.starts_at <= now),
-            or_(Reward.ends_at.is_(None), Reward.ends_at > now))
+def _open_at(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (col(Reward.active).is_(True), or_(col(Reward.starts_at).is_(None), col(Reward.starts_at) <= now),
+            or_(col(Reward.ends_at).is_(None), col(Reward.ends_at) > now))
 
 
 async def catalog(session: AsyncSession, *, now: datetime) -> list[Reward]:
     """The rewards open for redemption at ``now`` (active, inside their window)."""
-    return list((await session.execute(select(Reward).where(*_open_at(now)).order_by(Reward.id))).scalars())
+    return list((await session.execute(select(Reward).where(*_open_at(now)).order_by(col(Reward.id)))).scalars())
 
 
 async def get(session: AsyncSession, reward_id: int) -> Reward | None:
     return (await session.execute(
-        select(Reward).where(Reward.id == reward_id).execution_options(populate_existing=True)
+        select(Reward).where(col(Reward.id) == reward_id).execution_options(populate_existing=True)
     )).scalar_one_or_none()
 
 
@@ -177,7 +194,7 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
     ``level`` is the member's tier and ``levels`` the tier names in order, for rewards with a
     minimum level. A code-pool reward is fulfilled at once with a code; one that needs approval
     waits as ``awaiting_approval`` with its points and unit held."""
-    done = (await session.execute(select(Redemption).where(Redemption.key == key))).scalar_one_or_none()
+    done = (await session.execute(select(Redemption).where(col(Redemption.key) == key))).scalar_one_or_none()
     if done is not None:
         return done
     reward = await get(session, reward_id)
@@ -214,13 +231,14 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
         redemption_id = int(result.scalar_one())
         if reward.fulfilment == "code":
             await _hand_out_code(session, reward_id, redemption_id, now=now)
-    return (await session.execute(select(Redemption).where(Redemption.id == redemption_id))).scalar_one()
+    return (await session.execute(select(Redemption).where(col(Redemption.id) == redemption_id))).scalar_one()
 
 
 async def _hand_out_code(session: AsyncSession, reward_id: int, redemption_id: int, *, now: datetime) -> None:
     # The reward's row is locked by the stock update above, so two redeemers cannot pick the
     # same free code; an empty pool refuses like an empty stock (the savepoint undoes all).
-    code = (await session.execute(select(C.c.id, C.c.code).where(C.c.reward_id == reward_id, C.c.redemption_id.is_(None))
+    code = (await session.execute(select(C.c.id, C.c.code)
+                                  .where(C.c.reward_id == reward_id, C.c.redemption_id.is_(None))
                                   .order_by(C.c.id).limit(1))).first()
     if code is None:
         raise Unavailable("out_of_stock")
@@ -234,7 +252,7 @@ async def approve(session: AsyncSession, redemption_id: int) -> bool:
     False if it is not waiting."""
     result = await session.execute(update(X).where(X.c.id == redemption_id, X.c.status == AWAITING_APPROVAL)
                                    .values(status=RESERVED))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def fulfil(session: AsyncSession, redemption_id: int, *, now: datetime) -> bool:
@@ -245,7 +263,8 @@ async def fulfil(session: AsyncSession, redemption_id: int, *, now: datetime) ->
     )).first()
     if row is None:
         return False
-    await session.execute(update(R).where(R.c.id == row.reward_id).values(reserved=R.c.reserved - 1, fulfilled=R.c.fulfilled + 1))
+    await session.execute(update(R).where(R.c.id == row.reward_id)
+                          .values(reserved=R.c.reserved - 1, fulfilled=R.c.fulfilled + 1))
     return True
 
 
@@ -260,7 +279,8 @@ async def cancel(session: AsyncSession, redemption_id: int, *, now: datetime) ->
     )).first()
     if row is None:
         return False
-    await session.execute(update(R).where(R.c.id == row.reward_id).values(reserved=R.c.reserved - 1, stock=R.c.stock + 1))
+    await session.execute(update(R).where(R.c.id == row.reward_id)
+                          .values(reserved=R.c.reserved - 1, stock=R.c.stock + 1))
     await points.credit(session, row.member_id, row.cost, key=f"refund:{redemption_id}", reason="兑换取消退回",
                         now=now, kind=points.REFUND)
     return True
@@ -270,7 +290,7 @@ async def restock(session: AsyncSession, reward_id: int, change: int) -> bool:
     """Add (or, negative, take away) units of stock; False if that would go below zero."""
     done = await session.execute(update(R).where(R.c.id == reward_id, R.c.stock + change >= 0)
                                  .values(stock=R.c.stock + change))
-    return done.rowcount == 1
+    return rowcount(done) == 1
 
 
 async def disable(session: AsyncSession, reward_id: int) -> None:

@@ -6,8 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -25,8 +26,7 @@ class OperatorRole(SQLModel, table=True):
     granted_at: datetime = utc_field()
 
 
-
-T = OperatorRole.__table__
+T = table_of(OperatorRole)
 ANY_CHANNEL = "*"
 ORDER = ("member", "viewer", "operator", "admin")
 
@@ -39,7 +39,8 @@ async def role_of(session: AsyncSession, channel: str, external_id: str) -> str:
 
 
 async def grant(session: AsyncSession, channel: str, external_id: str, role: str, *, by: str, now: datetime) -> None:
-    stmt = insert_for(session, T).values(channel=channel, external_id=external_id, role=role, granted_by=by, granted_at=now)
+    stmt = insert_for(session, T).values(channel=channel, external_id=external_id, role=role, granted_by=by,
+                                         granted_at=now)
     await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.channel, T.c.external_id],
                                                      set_={"role": role, "granted_by": by, "granted_at": now}))
 
@@ -48,11 +49,11 @@ async def revoke(session: AsyncSession, channel: str, external_id: str) -> int:
     """Remove the person's roles on ``channel`` and on every channel; how many were removed."""
     done = await session.execute(delete(T).where(T.c.external_id == external_id,
                                                  T.c.channel.in_((channel, ANY_CHANNEL))))
-    return done.rowcount
+    return rowcount(done)
 
 
 async def all_roles(session: AsyncSession) -> list[OperatorRole]:
-    return list((await session.execute(select(OperatorRole).order_by(OperatorRole.granted_at))).scalars())
+    return list((await session.execute(select(OperatorRole).order_by(col(OperatorRole.granted_at)))).scalars())
 
 
 async def seed_admins(session: AsyncSession, admins: Iterable[str], *, now: datetime) -> None:

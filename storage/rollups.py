@@ -10,18 +10,35 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, ForeignKey, Index, Integer, String, and_, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    FromClause,
+    Index,
+    Integer,
+    String,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage.broadcasts import Delivery
-from storage.checkins import Checkin
 from storage.community import Group, GroupMembership, Member
 from storage.koc import KocApplication
 from storage.points import PointEntry
 from storage.rewards import Redemption, Reward
+from storage.signins import SignIn
+from storage.sql import table_of
 from storage.tasks import TaskCheckin
 from storage.upsert import insert_for
 
@@ -69,22 +86,21 @@ class CohortRetention(SQLModel, table=True):
     __tablename__ = "cohort_retention"
 
     cohort: date = Field(sa_column=Column(Date, primary_key=True))
-    source_state: str = Field(default="", sa_column=Column(String(64), primary_key=True))
+    channel_code: str = Field(default="", sa_column=Column("source_state", String(64), primary_key=True, key="channel_code"))
     size: int
-    d1: Optional[int] = None
-    d7: Optional[int] = None
-    d30: Optional[int] = None
+    d1: int | None = None
+    d7: int | None = None
+    d30: int | None = None
 
 
-
-M, GM, MD = Member.__table__, GroupMembership.__table__, MemberDay.__table__  # type: ignore[attr-defined]
-DM, GD, CR = DailyMetric.__table__, GroupDay.__table__, CohortRetention.__table__  # type: ignore[attr-defined]
-PE, G = PointEntry.__table__, Group.__table__  # type: ignore[attr-defined]
+M, GM, MD = table_of(Member), table_of(GroupMembership), table_of(MemberDay)
+DM, GD, CR = table_of(DailyMetric), table_of(GroupDay), table_of(CohortRetention)
+PE, G = table_of(PointEntry), table_of(Group)
 CHUNK = 1000  # rows per multi-row insert: well inside SQLite's bound-parameter limit
 RETENTION_DAYS = (1, 7, 30)
 # The channel code, '' for none; inline (not a bound parameter) so PostgreSQL sees the GROUP
 # BY expression as the selected one.
-CODE = func.coalesce(M.c.source_state, literal_column("''"))
+CHANNEL_CODE = func.coalesce(M.c.channel_code, literal_column("''"))
 
 
 @dataclass(frozen=True)
@@ -116,28 +132,34 @@ def _day_queries(d: Day) -> dict[str, Any]:
             PE.c.kind.in_(kinds), PE.c.delta * sign > 0, _between(PE.c.created_at, d))
 
     return {
-        "new_by_code": select(CODE, func.count()).where(_between(M.c.first_seen_at, d)).group_by(CODE),
+        "new_by_code": select(CHANNEL_CODE, func.count()).where(_between(M.c.first_seen_at, d)).group_by(CHANNEL_CODE),
         "new_by_channel": select(M.c.channel, func.count()).where(_between(M.c.first_seen_at, d)).group_by(M.c.channel),
         "lost": select(none, func.count()).where(_between(M.c.lost_at, d)),
         # Members at the end of the day: came before it, not lost by then.
-        "members": select(none, func.count()).where(M.c.first_seen_at < d.end, or_(M.c.lost_at.is_(None), M.c.lost_at >= d.end)),
+        "members": select(none, func.count()).where(M.c.first_seen_at < d.end,
+                                                    or_(M.c.lost_at.is_(None), M.c.lost_at >= d.end)),
         "group_joins": select(none, func.count()).where(_between(GM.c.joined_at, d)),
         "group_leaves": select(none, func.count()).where(_between(GM.c.left_at, d)),
         "active": select(none, func.count()).where(MD.c.day == d.day),
-        "checkins": select(none, func.count()).select_from(Checkin).where(Checkin.day == d.day),
-        "task_checkins": select(TaskCheckin.task, func.count()).where(
-            _between(TaskCheckin.at, d), TaskCheckin.status != "rejected").group_by(TaskCheckin.task),
+        "checkins": select(none, func.count()).select_from(SignIn).where(col(SignIn.day) == d.day),
+        "task_checkins": select(col(TaskCheckin.task), func.count()).where(
+            _between(col(TaskCheckin.at), d), col(TaskCheckin.status) != "rejected").group_by(col(TaskCheckin.task)),
         "points_issued": points(("earn", "grant"), 1),
         "points_spent": points(("spend",), -1),
         "points_expired": points(("expire",), -1),
-        "redemptions": select(Reward.name, func.count()).select_from(Redemption).join(Reward, Reward.id == Redemption.reward_id).where(
-            _between(Redemption.created_at, d), Redemption.status != "cancelled").group_by(Reward.name),
-        "koc_screened": select(none, func.count()).select_from(KocApplication).where(_between(KocApplication.created_at, d)),
-        "deliveries": select(Delivery.status, func.count()).where(_between(Delivery.planned_for, d)).group_by(Delivery.status),
+        "redemptions": select(col(Reward.name), func.count()).select_from(Redemption)
+            .join(Reward, col(Reward.id) == col(Redemption.reward_id))
+            .where(_between(col(Redemption.created_at), d), col(Redemption.status) != "cancelled")
+            .group_by(col(Reward.name)),
+        "koc_screened": select(none, func.count()).select_from(KocApplication)
+            .where(_between(col(KocApplication.created_at), d)),
+        "deliveries": select(col(Delivery.status), func.count()).where(_between(col(Delivery.planned_for), d))
+            .group_by(col(Delivery.status)),
     }
 
 
-async def _write_day(session: AsyncSession, day: date, values: dict[tuple[str, str], int], metrics: Iterable[str]) -> None:
+async def _write_day(session: AsyncSession, day: date, values: dict[tuple[str, str], int],
+                     metrics: Iterable[str]) -> None:
     """Upsert the day's values of ``metrics``; a dimension seen before and absent now becomes 0
     (a delivery status no row has any more), so a rerun never leaves a stale number."""
     names = list(metrics)
@@ -171,7 +193,8 @@ async def snapshot_groups(session: AsyncSession, day: date, *, active_since: dat
     inside = GM.c.left_at.is_(None)
     spoke = and_(inside, GM.c.last_spoke_at >= active_since)
     query = (
-        select(G.c.id, func.count(GM.c.member_id).filter(inside), func.count(GM.c.member_id).filter(spoke), G.c.message_count)
+        select(G.c.id, func.count(GM.c.member_id).filter(inside), func.count(GM.c.member_id).filter(spoke),
+               G.c.message_count)
         .select_from(G.outerjoin(GM, GM.c.group_id == G.c.id)).where(G.c.status == "active")
         .group_by(G.c.id, G.c.message_count)
     )
@@ -181,7 +204,8 @@ async def snapshot_groups(session: AsyncSession, day: date, *, active_since: dat
         stmt = insert_for(session, GD)
         stmt = stmt.on_conflict_do_update(
             index_elements=[GD.c.group_id, GD.c.day],
-            set_={"members": stmt.excluded.members, "active_7d": stmt.excluded.active_7d, "messages": stmt.excluded.messages},
+            set_={"members": stmt.excluded.members, "active_7d": stmt.excluded.active_7d,
+                  "messages": stmt.excluded.messages},
         )
         await session.execute(stmt, rows[i:i + CHUNK])
     members = (await session.execute(select(func.count(func.distinct(GM.c.member_id))).where(inside))).scalar_one()
@@ -196,8 +220,8 @@ async def rollup_cohorts(session: AsyncSession, cohorts: Sequence[Day], *, last_
     until day N has ended (``last_complete``). How many rows were written."""
     written = 0
     for c in cohorts:
-        counted = []
-        joins = M
+        counted: list[ColumnElement[Any]] = []
+        joins: FromClause = M
         for n in RETENTION_DAYS:
             on = c.day + timedelta(days=n)
             if on > last_complete:
@@ -206,14 +230,15 @@ async def rollup_cohorts(session: AsyncSession, cohorts: Sequence[Day], *, last_
             seen = MD.alias(f"d{n}")
             joins = joins.outerjoin(seen, and_(seen.c.member_id == M.c.id, seen.c.day == on))
             counted.append(func.count(seen.c.member_id))
-        query = select(CODE, func.count(), *counted).select_from(joins).where(_between(M.c.first_seen_at, c)).group_by(CODE)
-        rows = [{"cohort": c.day, "source_state": str(state)[:64], "size": size, "d1": d1, "d7": d7, "d30": d30}
+        query = (select(CHANNEL_CODE, func.count(), *counted).select_from(joins).where(_between(M.c.first_seen_at, c))
+                 .group_by(CHANNEL_CODE))
+        rows = [{"cohort": c.day, "channel_code": str(state)[:64], "size": size, "d1": d1, "d7": d7, "d30": d30}
                 for state, size, d1, d7, d30 in await session.execute(query)]
         if not rows:
             continue
         stmt = insert_for(session, CR)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[CR.c.cohort, CR.c.source_state],
+            index_elements=[CR.c.cohort, CR.c.channel_code],
             set_={k: getattr(stmt.excluded, k) for k in ("size", "d1", "d7", "d30")},
         )
         await session.execute(stmt, rows)

@@ -2,8 +2,6 @@
 metadata knows it. Only APScheduler reads and writes its rows (``bot.scheduler``)."""
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import Column, Float, LargeBinary, Unicode
 from sqlmodel import Field, SQLModel
 
@@ -14,5 +12,5 @@ class SchedulerJob(SQLModel, table=True):
     __tablename__ = "apscheduler_jobs"
 
     id: str = Field(sa_column=Column(Unicode(191), primary_key=True))
-    next_run_time: Optional[float] = Field(default=None, sa_column=Column(Float(25), index=True))
+    next_run_time: float | None = Field(default=None, sa_column=Column(Float(25), index=True))
     job_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

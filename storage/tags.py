@@ -8,6 +8,7 @@ from sqlalchemy import Column, ForeignKey, Integer, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -23,15 +24,15 @@ class MemberTag(SQLModel, table=True):
     created_at: datetime = utc_field()
 
 
-
-T = MemberTag.__table__
+T = table_of(MemberTag)
 
 
 async def add(session: AsyncSession, member_id: int, tags: Iterable[str], *, source: str, now: datetime) -> None:
     """Tag the member; a tag already there stays as it was (with its first source)."""
     rows = [{"member_id": member_id, "tag": t, "source": source, "created_at": now} for t in dict.fromkeys(tags)]
     if rows:
-        await session.execute(insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.tag]), rows)
+        stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.tag])
+        await session.execute(stmt, rows)
 
 
 async def of_member(session: AsyncSession, member_id: int) -> list[str]:

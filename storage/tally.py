@@ -36,8 +36,9 @@ _subscribers: list[Subscriber] = []
 
 def add(session: AsyncSession | Session, name: str, *labels: str, amount: float = 1) -> None:
     """Count ``amount`` of ``name`` for the transaction ``session`` is in."""
-    counts: Counter[Key] = session.info.setdefault(_COUNTS, Counter())
-    counts[(name, *labels)] += amount
+    counts: dict[Key, float] = session.info.setdefault(_COUNTS, Counter())
+    key = (name, *labels)
+    counts[key] = counts.get(key, 0) + amount
 
 
 def subscribe(callback: Subscriber) -> None:

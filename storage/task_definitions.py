@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.upsert import insert_for
 
 
@@ -31,8 +32,7 @@ class TaskDefinition(SQLModel, table=True):
     source: str = Field(default="config", max_length=160)  # config, or the operator who added it
 
 
-
-T = TaskDefinition.__table__
+T = table_of(TaskDefinition)
 RULES = ("points", "per_day", "per_week", "per_month", "proof", "approval", "pending_days", "koc_types")
 
 
@@ -40,17 +40,20 @@ async def ensure(session: AsyncSession, tasks: Sequence[dict[str, Any]]) -> None
     """The config's tasks: added, or their rules brought in line (an operator's disable stays)."""
     for position, task in enumerate(tasks):
         rules = {k: task[k] for k in RULES}
-        stmt = insert_for(session, T).values(name=task["name"], position=position, active=True, source="config", **rules)
-        await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name], set_={"position": position, **rules}))
+        stmt = insert_for(session, T).values(name=task["name"], position=position, active=True, source="config",
+                                             **rules)
+        await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name],
+                                                         set_={"position": position, **rules}))
 
 
 async def active(session: AsyncSession) -> list[TaskDefinition]:
-    return list((await session.execute(select(TaskDefinition).where(TaskDefinition.active.is_(True))
-                                       .order_by(TaskDefinition.position, TaskDefinition.name))).scalars())
+    return list((await session.execute(select(TaskDefinition).where(col(TaskDefinition.active).is_(True))
+                                       .order_by(col(TaskDefinition.position), col(TaskDefinition.name)))).scalars())
 
 
 async def every(session: AsyncSession) -> list[TaskDefinition]:
-    return list((await session.execute(select(TaskDefinition).order_by(TaskDefinition.position, TaskDefinition.name))).scalars())
+    return list((await session.execute(select(TaskDefinition)
+                                       .order_by(col(TaskDefinition.position), col(TaskDefinition.name)))).scalars())
 
 
 async def add(session: AsyncSession, task: dict[str, Any], *, by: str) -> bool:
@@ -62,10 +65,11 @@ async def add(session: AsyncSession, task: dict[str, Any], *, by: str) -> bool:
     last = (await session.execute(select(func.max(T.c.position)))).scalar_one()
     rules = {k: task[k] for k in RULES}
     stmt = insert_for(session, T).values(name=task["name"], position=(last or 0) + 1, active=True, source=by, **rules)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name], set_={"active": True, "source": by, **rules}))
+    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.name],
+                                                     set_={"active": True, "source": by, **rules}))
     return True
 
 
 async def disable(session: AsyncSession, name: str) -> bool:
     done = await session.execute(update(T).where(T.c.name == name, T.c.active.is_(True)).values(active=False))
-    return done.rowcount == 1
+    return rowcount(done) == 1

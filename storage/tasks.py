@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -16,20 +16,22 @@ class TaskCheckin(SQLModel, table=True):
     """A task check-in (打卡): credited at once, or waiting for an operator when the task says so."""
 
     __tablename__ = "task_checkins"
-    __table_args__ = (Index("ix_task_checkins_member_task", "member_id", "task", "at"), Index("ix_task_checkins_at", "at"))
+    __table_args__ = (
+        Index("ix_task_checkins_member_task", "member_id", "task", "at"),
+        Index("ix_task_checkins_at", "at"),
+    )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     task: str = Field(max_length=64)
     points: int
-    proof: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    proof: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     status: str = Field(default="credited", max_length=16)  # credited | pending | rejected
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     at: datetime = utc_field()
 
 
-
-T = TaskCheckin.__table__
+T = table_of(TaskCheckin)
 
 
 async def count_since(session: AsyncSession, member_id: int, task: str, since: datetime) -> int:
@@ -43,7 +45,8 @@ async def record(session: AsyncSession, member_id: int, task: str, *, points: in
                  key: str, now: datetime) -> int | None:
     """The check-in's id, or None when ``key`` was recorded before (a retry)."""
     stmt = insert_for(session, T).values(member_id=member_id, task=task, points=points, proof=proof, status=status,
-                                         key=key, at=now).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id)
+                                         key=key, at=now)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -51,7 +54,7 @@ async def settle(session: AsyncSession, checkin_id: int, *, approve: bool) -> Ta
     """An operator's decision on a pending check-in; None if it is not pending."""
     result = await session.execute(update(T).where(T.c.id == checkin_id, T.c.status == "pending")
                                    .values(status="credited" if approve else "rejected"))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
-    return (await session.execute(select(TaskCheckin).where(TaskCheckin.id == checkin_id)
+    return (await session.execute(select(TaskCheckin).where(col(TaskCheckin.id) == checkin_id)
                                   .execution_options(populate_existing=True))).scalar_one()

@@ -7,6 +7,7 @@ from sqlalchemy import Column, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
@@ -21,8 +22,7 @@ class AccessToken(SQLModel, table=True):
     expires_at: datetime = utc_field()
 
 
-
-T = AccessToken.__table__
+T = table_of(AccessToken)
 
 
 async def get(session: AsyncSession, key: str) -> tuple[str, datetime] | None:
@@ -32,7 +32,8 @@ async def get(session: AsyncSession, key: str) -> tuple[str, datetime] | None:
 
 async def put(session: AsyncSession, key: str, token: str, *, expires_at: datetime) -> None:
     stmt = insert_for(session, T).values(key=key, token=token, expires_at=expires_at)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.key], set_={"token": token, "expires_at": expires_at}))
+    await session.execute(stmt.on_conflict_do_update(index_elements=[T.c.key],
+                                                     set_={"token": token, "expires_at": expires_at}))
 
 
 async def expire(session: AsyncSession, key: str, token: str, *, now: datetime) -> None:

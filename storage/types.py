@@ -1,7 +1,7 @@
 """Column types and field helpers shared by the tables."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -24,7 +24,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use an aware datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         # SQLite stores the text as given; drop the zone so every row sorts the same way.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -32,10 +32,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def utc_field(**kw: Any) -> Any:
     """A field stored in a ``UTCDateTime`` column (``Field`` keyword arguments pass through)."""
     return Field(sa_type=UTCDateTime, **kw)
+

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.channels.bridge.channel import sign, signed_headers
 from bot.builtin import SiyuConfig
+from bot.channels.bridge.channel import sign, signed_headers
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from handlers.broadcasts import playbooks as sop

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest

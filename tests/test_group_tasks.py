@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import wecom_section
 from sqlalchemy import select
 
 from bot.appkeys import CHANNELS, JOBS
@@ -16,8 +17,6 @@ from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
 from handlers.broadcasts import digests
 from storage.models import Delivery, Group, OutboxMessage
-
-from conftest import wecom_section
 
 # Groups: two of zhangsan's, one of lisi's, one whose owner siyu does not know.
 GROUPS = [("wrA", "zhangsan"), ("wrB", "zhangsan"), ("wrC", "lisi"), ("wrD", None)]

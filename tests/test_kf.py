@@ -6,6 +6,10 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from conftest import WECOM_AES_KEY as AES_KEY
+from conftest import WECOM_CORP as CORP
+from conftest import WECOM_TOKEN as TOKEN
+from conftest import wecom_section
 from sqlalchemy import select
 
 from bot.appkeys import CHANNELS
@@ -14,11 +18,6 @@ from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, kf_event
 from storage.models import KocApplication, OutboxMessage
-
-from conftest import WECOM_AES_KEY as AES_KEY
-from conftest import WECOM_CORP as CORP
-from conftest import WECOM_TOKEN as TOKEN
-from conftest import wecom_section
 
 KF = "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw"
 _tokens = itertools.count(1)

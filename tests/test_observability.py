@@ -20,9 +20,9 @@ from bot.appkeys import CHANNELS, JOBS
 from bot.config import Config, LoggingConfig
 from bot.context import Context
 from bot.feature import Feature
+from bot.filters import StartsWith
 from bot.logs import make_handler
 from bot.router import Router
-from bot.filters import StartsWith
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message
 from storage import points

@@ -12,7 +12,8 @@ from bot.config import Config
 from bot.context import Context
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.update import Update
-from handlers.koc import screening, services as koc_screening
+from handlers.koc import screening
+from handlers.koc import services as koc_screening
 from handlers.koc.config import KocRubric
 from storage import koc
 from storage.models import AuditEntry, KocApplication, Member, MemberFlow, MemberTag

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from bot.appkeys import DISPATCHER
 from bot.config import Config
-from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.console import rollups as metrics_rollup
+from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import dashboard
-from storage.models import Checkin, DailyMetric
+from storage.models import DailyMetric, SignIn
 
 D0 = date(2026, 11, 22)  # the fake clock's first day, in Asia/Shanghai
 
@@ -45,7 +45,7 @@ async def week(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIte
 async def test_days_count_new_lost_active_and_sign_ins(week: SandboxClient) -> None:
     async with week.db.read() as s:
         numbers = await dashboard.series(s, D0, D0.replace(day=29))
-        sign_in_points = (await s.execute(select(func.sum(Checkin.points)).where(Checkin.day == D0))).scalar_one()
+        sign_in_points = (await s.execute(select(func.sum(SignIn.points)).where(SignIn.day == D0))).scalar_one()
     d1 = D0.replace(day=23)
     assert numbers["new_by_code"][D0] == {"渠道A": 2, "渠道B": 1}
     assert numbers["new_by_channel"][D0] == {"sandbox": 3}

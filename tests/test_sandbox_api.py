@@ -73,7 +73,7 @@ async def test_new_contact_gets_a_one_to_one_welcome_and_channel_code_is_kept(bo
     await bot.event("contact_added", "c1", state="another-code")
     async with bot.db.read() as s:
         member = (await s.execute(select(Member).where(Member.external_id == "c1"))).scalar_one()
-    assert member.source_state == "poster-2026"  # the first channel code is the one that counts
+    assert member.channel_code == "poster-2026"  # the first channel code is the one that counts
 
 
 async def test_outbox_filters_by_chat_member_and_since(bot: SandboxClient) -> None:

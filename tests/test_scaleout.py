@@ -18,12 +18,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, free_port, ready, stop_process
 from sqlalchemy import create_engine, func, select, text
 
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message
 from storage.engine import sync_url
-from storage.models import Checkin, Delivery, InboundUpdate, OutboxMessage, Redemption, Reward
-from conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, free_port, ready, stop_process
+from storage.models import Delivery, InboundUpdate, OutboxMessage, Redemption, Reward, SignIn
 
 MEMBERS, GROUPS, RUSH, STOCK, WECOM_MEMBERS = 1000, 500, 200, 50, 100
 TOKEN = "scale-out-operator-token-0123456789"
@@ -175,7 +175,7 @@ async def test_three_processes_one_killed_lose_and_double_nothing(tmp_path: Path
             sandbox_keys = conn.execute(select(func.count()).select_from(InboundUpdate).where(
                 InboundUpdate.channel == "sandbox")).scalar_one()
             assert sandbox_keys == MEMBERS + 2 * RUSH
-            assert conn.execute(select(func.count()).select_from(Checkin)).scalar_one() == MEMBERS + WECOM_MEMBERS
+            assert conn.execute(select(func.count()).select_from(SignIn)).scalar_one() == MEMBERS + WECOM_MEMBERS
             # Stock and ledgers: exactly the units there were, nobody's points out of step.
             reward = conn.execute(select(Reward)).one()
             assert (reward.stock, reward.reserved, reward.fulfilled) == (0, STOCK, 0)

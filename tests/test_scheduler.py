@@ -14,17 +14,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from conftest import free_port, ready, stop_process
 from sqlalchemy import create_engine, func, select
 
 from bot.builtin import SiyuConfig
 from bot.config import Config
-from handlers.broadcasts.scheduler import PlaybookScheduler
 from bot.testing import FakeClock, sandbox_app
 from bot.texts import Texts
 from handlers.broadcasts import playbooks as sop
+from handlers.broadcasts.scheduler import PlaybookScheduler
 from storage.engine import Database, sync_url
 from storage.models import Broadcast, Delivery, OutboxMessage
-from conftest import free_port, ready, stop_process
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 PLAYBOOK = {"name": "早安", "text": "早安话题", "cron": "0 9 * * *"}

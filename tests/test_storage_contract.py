@@ -58,8 +58,8 @@ async def db(migrated_url: str) -> AsyncIterator[Database]:
 
 
 def sightings(*entries: tuple[str, str | None, int, str | None]) -> dict[tuple[str, str], Sighting]:
-    """``(external_id, name, messages, source_state)`` on the sandbox channel."""
-    return {("sandbox", e): Sighting(name=n, messages=m, source_state=s) for e, n, m, s in entries}
+    """``(external_id, name, messages, channel_code)`` on the sandbox channel."""
+    return {("sandbox", e): Sighting(name=n, messages=m, channel_code=s) for e, n, m, s in entries}
 
 
 async def enqueue(db: Database, *messages: Outgoing, now: datetime = T0) -> list[int]:
@@ -216,8 +216,8 @@ class TestStorageContract:
         assert refs[("sandbox", "u1")].name == "Alice W."
 
         u1, u2 = await member(db, "u1"), await member(db, "u2")
-        assert (u1.name, u1.message_count, u1.source_state) == ("Alice W.", 6, "qr-spring")
-        assert (u2.name, u2.message_count, u2.source_state) == ("Bob", 1, "qr-x")
+        assert (u1.name, u1.message_count, u1.channel_code) == ("Alice W.", 6, "qr-spring")
+        assert (u2.name, u2.message_count, u2.channel_code) == ("Bob", 1, "qr-x")
         assert u1.first_seen_at == T0
         assert u1.last_seen_at == t1
 
@@ -234,11 +234,11 @@ class TestStorageContract:
     async def test_sighting_merges_a_batch(self, db: Database) -> None:
         seen: dict[tuple[str, str], Sighting] = {}
         for name, spoke, state in [(None, True, None), ("Carol", True, "qr-1"), (None, False, "qr-2")]:
-            seen.setdefault(("sandbox", "u3"), Sighting()).add(name=name, spoke=spoke, source_state=state)
+            seen.setdefault(("sandbox", "u3"), Sighting()).add(name=name, spoke=spoke, channel_code=state)
         async with db.transaction() as s:
             await community.touch_members(s, seen, now=T0)
         u3 = await member(db, "u3")
-        assert (u3.name, u3.message_count, u3.source_state) == ("Carol", 2, "qr-1")
+        assert (u3.name, u3.message_count, u3.channel_code) == ("Carol", 2, "qr-1")
 
     async def test_touch_groups_creates_then_adds_up(self, db: Database) -> None:
         async with db.transaction() as s:

@@ -18,7 +18,14 @@ from bot.channels.wecom.crypto import signature
 from bot.channels.wecom.messages import parse
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, chat_changed, contact_added, contact_deleted, text_message
+from bot.testing.fake_wecom import (
+    CallbackBuilder,
+    FakeWeCom,
+    chat_changed,
+    contact_added,
+    contact_deleted,
+    text_message,
+)
 from storage.models import Group, GroupMembership, InboundUpdate, Member, MemberTag, OutboxMessage
 
 # wecom.md §1.8 vector V1/V2: the official sample's keys.
@@ -228,7 +235,7 @@ async def test_new_contact_is_tagged_and_welcomed_within_the_deadline(
     async with bot.db.read() as s:
         member = (await s.execute(select(Member).where(Member.external_id == "wmCustomer1"))).scalar_one()
         tags = (await s.execute(select(MemberTag.tag).where(MemberTag.member_id == member.id))).scalars().all()
-    assert member.source_state == "poster-2026" and member.status == "active"
+    assert member.channel_code == "poster-2026" and member.status == "active"
     assert sorted(tags) == ["双11", "海报"]
 
 

@@ -140,7 +140,7 @@ class FakeWeCom:
         assert self._server is not None, "start the fake first"
         return str(self._server.make_url(CGI))
 
-    async def __aenter__(self) -> "FakeWeCom":
+    async def __aenter__(self) -> FakeWeCom:
         app = web.Application()
         app.router.add_route("*", CGI + "{endpoint:.+}", self._handle)
         self._server = TestServer(app)

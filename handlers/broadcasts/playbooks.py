@@ -8,7 +8,7 @@ sent: it is recorded as a ``missed`` broadcast and logged, so operators see it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -19,7 +19,7 @@ import handlers.broadcasts.planner as planner
 from bot.config import Config
 from bot.texts import Texts
 from handlers.broadcasts.config import PLAYBOOKS, SCHEDULER, PlaybookConfig
-from storage import announcements, broadcasts, outbox
+from storage import broadcasts, once, outbox
 from storage.engine import Database
 from storage.models import Group, Member
 
@@ -59,7 +59,7 @@ def fire_times(trigger: Any, since: datetime, until: datetime, limit: int = 10_0
 
 def slot_key(playbook: PlaybookConfig, slot: datetime) -> str:
     """In UTC: the same instant must make the same key whatever zone computed it."""
-    return f"sop:{playbook.name}:{slot.astimezone(timezone.utc).isoformat()}"
+    return f"sop:{playbook.name}:{slot.astimezone(UTC).isoformat()}"
 
 
 async def plan_slot(db: Database, config: Config, texts: Texts, playbook: PlaybookConfig, slot: datetime, *,
@@ -153,7 +153,7 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
             for member in await _reached_day(db, Member, Member.first_seen_at, playbook.after_member_joined_days, now):
                 async with db.transaction() as session:
                     # One-to-one, not a group fan-out: the claimed key is what makes it once.
-                    if await announcements.claim(session, f"sop:{playbook.name}:member:{member.id}", now=now):
+                    if await once.claim(session, f"sop:{playbook.name}:member:{member.id}", now=now):
                         text = planner.render(playbook.text, {
                             "group": "", **planner.day_values(config, now, playbook.daily_tasks)})
                         await outbox.enqueue(session, [outbox.Outgoing(member.channel, text, to=member.external_id,

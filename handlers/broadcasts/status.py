@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.texts import Texts
-from storage import announcements, broadcasts, outbox
+from storage import broadcasts, once, outbox
 from storage.engine import Database
 from storage.models import Broadcast, Delivery
 
@@ -37,7 +37,7 @@ async def report_finished(db: Database, config: Config, texts: Texts, now: datet
     for b in done:
         channel, _, operator = b.created_by.partition(":")
         async with db.transaction() as session:
-            if not await announcements.claim(session, f"broadcast:{b.id}:report", now=now):
+            if not await once.claim(session, f"broadcast:{b.id}:report", now=now):
                 continue
             text = texts("broadcast_finished") + status_text(texts, b, await broadcasts.progress(session, b.id))
             await outbox.enqueue(session, [outbox.Outgoing(channel, text, to=operator)], now=now)

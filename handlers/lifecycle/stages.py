@@ -15,7 +15,7 @@ from bot.router import Router
 from bot.texts import Texts
 from handlers.lifecycle.config import LIFECYCLE, LifecycleConfig
 from storage.engine import Database
-from storage.models import Checkin, KocApplication, Member, TaskCheckin
+from storage.models import KocApplication, Member, SignIn, TaskCheckin
 
 log = logging.getLogger("siyu.lifecycle")
 BROAD, ENGAGED, CORE, SUPER = "泛用户", "精准用户", "核心用户", "超级用户"
@@ -54,8 +54,8 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
                 return changed
             ids = [r.id for r in rows]
             days = dict((await session.execute(
-                select(Checkin.member_id, func.count()).where(Checkin.member_id.in_(ids), Checkin.at >= since)
-                .group_by(Checkin.member_id))).all())
+                select(SignIn.member_id, func.count()).where(SignIn.member_id.in_(ids), SignIn.at >= since)
+                .group_by(SignIn.member_id))).all())
             koc = set((await session.execute(select(KocApplication.member_id).where(
                 KocApplication.member_id.in_(ids), KocApplication.status == "approved"))).scalars())
             bought = set()

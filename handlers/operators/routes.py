@@ -61,7 +61,7 @@ async def member_command(ctx: Context) -> None:
     profile = {k: v for k, v in (member.attributes or {}).items() if k not in ("level",)}
     ctx.reply(ctx.texts(
         "member_card", id=member.id, external_id=member.external_id, channel=member.channel,
-        name=member.name or "—", status=member.status, source=member.source_state or "—",
+        name=member.name or "—", status=member.status, source=member.channel_code or "—",
         first_seen=member.first_seen_at.astimezone(ctx.zone).strftime("%Y-%m-%d"), messages=member.message_count,
         tags="、".join(await member_tags.of_member(ctx.session, member.id)) or "—",
         balance=await points.balance(ctx.session, member.id), pending=await points.pending(ctx.session, member.id),

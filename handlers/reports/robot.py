@@ -13,7 +13,7 @@ from bot.channels.robot.config import ROBOT
 from bot.config import Config
 from bot.jobs import Job
 from bot.texts import Texts
-from storage import announcements, broadcasts, outbox
+from storage import broadcasts, once, outbox
 from storage.engine import Database
 from storage.models import Broadcast, Delivery, KocApplication, Member
 
@@ -33,7 +33,7 @@ async def daily_report(db: Database, config: Config, texts: Texts, now: datetime
     if now < day.replace(hour=at.hour, minute=at.minute):
         return 0
     async with db.transaction() as session:
-        if not await announcements.claim(session, f"robot:daily:{day.date().isoformat()}", now=now):
+        if not await once.claim(session, f"robot:daily:{day.date().isoformat()}", now=now):
             return 0
         text = texts("report_daily", date=day.strftime("%m月%d日")) + "\n" + await stats.summary(session, config, texts, now)
         await outbox.enqueue(session, [_to_ops(config, text)], now=now)
@@ -49,7 +49,7 @@ async def koc_waiting(db: Database, config: Config, texts: Texts, now: datetime)
     if not rows:
         return 0
     async with db.transaction() as session:
-        fresh = [(a, m) for a, m in rows if await announcements.claim(session, f"robot:koc:{a.id}", now=now)]
+        fresh = [(a, m) for a, m in rows if await once.claim(session, f"robot:koc:{a.id}", now=now)]
         if fresh:
             lines = [texts("report_koc_line", who=m.name or m.external_id, score=a.score, type=a.recommended_type)
                      for a, m in fresh]
@@ -71,7 +71,7 @@ async def broadcast_failures(db: Database, config: Config, texts: Texts, now: da
     sent = 0
     for b in ended:
         async with db.transaction() as session:
-            if not await announcements.claim(session, f"robot:broadcast:{b.id}", now=now):
+            if not await once.claim(session, f"robot:broadcast:{b.id}", now=now):
                 continue
             counts = await broadcasts.progress(session, b.id)
             reasons = (await session.execute(select(Delivery.reason).where(

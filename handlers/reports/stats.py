@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import periods
 from bot.config import Config
 from bot.texts import Texts
-from storage.models import Checkin, KocApplication, Member, PointEntry, Redemption
+from storage.models import KocApplication, Member, PointEntry, Redemption, SignIn
 
 
 async def _count(session: AsyncSession, query: Any) -> int:
@@ -23,13 +23,13 @@ async def summary(session: AsyncSession, config: Config, texts: Texts, now: date
     today, _ = periods.day_of(now, config.zone)
     lines = []
     for label, since in ((texts("stats_today"), today), (texts("stats_week"), today - timedelta(days=6))):
-        by_code = (await session.execute(select(Member.source_state, func.count()).where(Member.first_seen_at >= since)
-                                         .group_by(Member.source_state))).all()
+        by_code = (await session.execute(select(Member.channel_code, func.count()).where(Member.first_seen_at >= since)
+                                         .group_by(Member.channel_code))).all()
         lines.append(texts(
             "stats_block", period=label,
             new="、".join(f"{code or texts('stats_no_code')} {n}" for code, n in by_code) or "0",
             active=await _count(session, select(func.count()).select_from(Member).where(Member.last_seen_at >= since)),
-            checkins=await _count(session, select(func.count()).select_from(Checkin).where(Checkin.at >= since)),
+            checkins=await _count(session, select(func.count()).select_from(SignIn).where(SignIn.at >= since)),
             issued=await _count(session, select(func.sum(PointEntry.delta)).where(
                 PointEntry.created_at >= since, PointEntry.delta > 0, PointEntry.kind.in_(("earn", "grant")))),
             spent=await _count(session, select(-func.sum(PointEntry.delta)).where(

@@ -7,7 +7,7 @@ from bot.context import Context
 from bot.router import Router
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.signin.config import SIGNIN
-from storage import checkins, points
+from storage import points, signins
 
 
 def router(config: Config) -> Router:
@@ -18,9 +18,9 @@ def router(config: Config) -> Router:
     async def sign_in(ctx: Context) -> None:
         day = periods.local_day(ctx.now, ctx.zone)
         member = ctx.member.id
-        streak = await checkins.sign_in(ctx.session, member, day, points=settings.daily_points, now=ctx.now)
+        streak = await signins.sign_in(ctx.session, member, day, points=settings.daily_points, now=ctx.now)
         if streak is None:
-            ctx.reply(ctx.texts("signin_already", streak=await checkins.streak_on(ctx.session, member, day),
+            ctx.reply(ctx.texts("signin_already", streak=await signins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
             return
         extra = settings.streak_bonus.get(str(streak), 0)

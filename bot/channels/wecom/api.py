@@ -113,7 +113,7 @@ class WeComAPI:
                 if resp.status >= 300:
                     raise WeComError(endpoint, NETWORK, f"HTTP {resp.status}")
                 data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             # str(exc) of aiohttp errors can carry the URL, and so the token: name the type only.
             raise WeComError(endpoint, NETWORK, f"no usable answer ({type(exc).__name__})") from None
         if not isinstance(data, dict):

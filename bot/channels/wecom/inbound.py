@@ -199,7 +199,7 @@ class CallbackEndpoint:
             message = await self._queue.get()
             try:
                 await asyncio.wait_for(self._lull.wait(), YIELD_TO_ANSWERS_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self._run(message)
 

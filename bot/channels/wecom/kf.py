@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.channels.base import Capability, Channel, DeliveryError, Held, cap_bytes
@@ -72,7 +72,7 @@ def as_menu(text: str) -> dict[str, Any] | None:
 class KfSync:
     """Pulls an account's new messages and feeds them to the dispatcher."""
 
-    def __init__(self, wecom: "WeComChannel", clock: Clock) -> None:
+    def __init__(self, wecom: WeComChannel, clock: Clock) -> None:
         self.wecom = wecom
         self.clock = clock
         self._locks = KeyedLocks()
@@ -100,7 +100,7 @@ class KfSync:
         if msg.get("origin") != FROM_USER or not user or not msgid:
             return 0
         try:
-            at = datetime.fromtimestamp(int(msg.get("send_time") or 0), tz=timezone.utc)
+            at = datetime.fromtimestamp(int(msg.get("send_time") or 0), tz=UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             at = self.clock.now()
         async with db.transaction() as session:
@@ -121,7 +121,7 @@ class KfChannel(Channel):
     name = NAME
     capabilities = frozenset({Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE})
 
-    def __init__(self, wecom: "WeComChannel", clock: Clock) -> None:
+    def __init__(self, wecom: WeComChannel, clock: Clock) -> None:
         self.wecom = wecom
         self.clock = clock
         self.rate_per_s = wecom.rate_per_s

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from wechatpy.work import parse_message
@@ -99,7 +99,7 @@ def parse(plaintext: bytes) -> Inbound:
 
 def _created(data: dict[str, Any]) -> datetime:
     try:
-        return datetime.fromtimestamp(int(data.get("CreateTime") or 0), tz=timezone.utc)
+        return datetime.fromtimestamp(int(data.get("CreateTime") or 0), tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise CallbackError("CreateTime is not a timestamp") from None
 

@@ -1,5 +1,6 @@
-"""Things done once (a member's day-N message): the job claims a key in the transaction that
-queues the message, so a restart or a second process never repeats it."""
+"""The do-once ledger: a job that must do a thing once (a member's day-N message, a report, an
+alert) claims its key in the transaction that does it, so a restart or a second process never
+repeats it."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,13 +8,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
 
-class Announcement(SQLModel, table=True):
-    """A job's message made once: the key (``sop:入群次日:member:42``) is claimed in the same
-    transaction as the message it queues, so a restart or a second process never repeats it."""
+class OnceKey(SQLModel, table=True):
+    """A thing done once: its key (``sop:入群次日:member:42``), claimed in the same transaction as
+    what it does. (Stored under its first name, announcements.)"""
 
     __tablename__ = "announcements"
 
@@ -21,12 +23,11 @@ class Announcement(SQLModel, table=True):
     at: datetime = utc_field()
 
 
-
-A = Announcement.__table__
+A = table_of(OnceKey)
 
 
 async def claim(session: AsyncSession, key: str, *, now: datetime) -> bool:
-    """True for the first caller; False if ``key`` was announced already (by this process
+    """True for the first caller; False if ``key`` was claimed already (by this process
     before a restart, or by another process)."""
     stmt = insert_for(session, A).values(key=key, at=now).on_conflict_do_nothing(index_elements=[A.c.key])
     return (await session.execute(stmt.returning(A.c.key))).first() is not None

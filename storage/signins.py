@@ -1,4 +1,4 @@
-"""Daily sign-ins: one per member per local day, with the streak of days in a row."""
+"""Daily sign-ins (签到): one per member per local day, with the streak of days in a row."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -7,12 +7,13 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
 
-class Checkin(SQLModel, table=True):
-    """A daily sign-in: one per member per local day."""
+class SignIn(SQLModel, table=True):
+    """A daily sign-in: one per member per local day. (Stored under its first name, checkins.)"""
 
     __tablename__ = "checkins"
     __table_args__ = (Index("ix_checkins_day", "day"),)
@@ -24,8 +25,7 @@ class Checkin(SQLModel, table=True):
     at: datetime = utc_field()
 
 
-
-T = Checkin.__table__
+T = table_of(SignIn)
 
 
 async def sign_in(session: AsyncSession, member_id: int, day: date, *, points: int, now: datetime) -> int | None:
