@@ -15,17 +15,20 @@ and the dispatcher answers with the problem and the command's usage (its docstri
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
+from sqlmodel import col
 
 from bot.context import Context
 from bot.router import UsageError
-from storage.models import Group, Member
+from storage.community import Group, Member
 
 __all__ = ["Args", "UsageError", "find_group", "find_member", "parse"]
 MAX_WORD = 500
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,32 +86,31 @@ def parse(text: str, *, options: Sequence[str] = ()) -> Args:
     return args
 
 
+async def _lookup(ctx: Context, model: type[Member] | type[Group], ref: str) -> list[Any]:
+    """Rows of ``model`` whose id on their channel or name is ``ref``; the exact ids first."""
+    found: list[Any] = list((await ctx.session.execute(select(model).where(
+        or_(col(model.external_id) == ref, col(model.name) == ref)).order_by(col(model.id)).limit(5))).scalars())
+    return [row for row in found if row.external_id == ref] or found
+
+
+def _only(found: list[T], ref: str, what: str, listed: Callable[[T], str], hint: str = "") -> T:
+    if not found:
+        raise UsageError(f"没有找到{what}「{ref[:32]}」")
+    if len(found) > 1:
+        raise UsageError(f"「{ref[:32]}」对应多个{what}：{'、'.join(listed(f) for f in found)}{hint}")
+    return found[0]
+
+
 async def find_member(ctx: Context, ref: str) -> Member:
     """A member by the id their channel knows them by, by ``#<number>`` (siyu's own id) or by
     name; UsageError if none or several match."""
     if ref.startswith("#") and ref[1:].isdigit():
         found = [m for m in [await ctx.session.get(Member, int(ref[1:]))] if m is not None]
     else:
-        found = list((await ctx.session.execute(select(Member).where(
-            or_(Member.external_id == ref, Member.name == ref)).order_by(Member.id).limit(5))).scalars())
-        exact = [m for m in found if m.external_id == ref]
-        found = exact or found
-    if not found:
-        raise UsageError(f"没有找到用户「{ref[:32]}」")
-    if len(found) > 1:
-        listed = "、".join(f"#{m.id} {m.external_id}" for m in found)
-        raise UsageError(f"「{ref[:32]}」对应多个用户：{listed}，请用 # 加编号指定")
-    return found[0]
+        found = await _lookup(ctx, Member, ref)
+    return _only(found, ref, "用户", lambda m: f"#{m.id} {m.external_id}", "，请用 # 加编号指定")
 
 
 async def find_group(ctx: Context, ref: str) -> Group:
     """A group by its id on its channel or by name; UsageError if none or several match."""
-    found = list((await ctx.session.execute(select(Group).where(
-        or_(Group.external_id == ref, Group.name == ref)).order_by(Group.id).limit(5))).scalars())
-    exact = [g for g in found if g.external_id == ref]
-    found = exact or found
-    if not found:
-        raise UsageError(f"没有找到群「{ref[:32]}」")
-    if len(found) > 1:
-        raise UsageError(f"「{ref[:32]}」对应多个群：{'、'.join(g.external_id for g in found)}")
-    return found[0]
+    return _only(await _lookup(ctx, Group, ref), ref, "群", lambda g: g.external_id)

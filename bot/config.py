@@ -14,7 +14,7 @@ import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bot.feature import Feature, Hook
 
 T = TypeVar("T")
+S = TypeVar("S", bound="Section")
 KERNEL_TEXTS = Path(__file__).resolve().parent / "texts.toml"
 
 
@@ -64,10 +65,16 @@ def zone_name(value: str) -> str:
 class Setting(Generic[T]):
     """A config table that a channel or a feature owns: its TOML key, its type, its default.
 
-        SIGNIN = Setting("checkin", SigninConfig)                      # [checkin]
-        REWARDS = Setting("rewards", list[RewardConfig], default=list)  # [[rewards]]
+        SIGNIN = Setting("signin", SigninConfig)                                    # [signin]
+        REWARDS: Setting[list[RewardConfig]] = Setting("rewards", list[RewardConfig], default=list)  # [[rewards]]
 
-    ``config[SIGNIN]`` is that table, typed (``config.checkin`` works too, untyped)."""
+    ``config[SIGNIN]`` is that table, typed (``config.signin`` works too, untyped)."""
+
+    @overload
+    def __init__(self: Setting[S], key: str, kind: type[S]) -> None: ...
+
+    @overload
+    def __init__(self, key: str, kind: Any, *, default: Callable[[], T]) -> None: ...
 
     def __init__(self, key: str, kind: Any, *, default: Callable[[], T] | None = None) -> None:
         self.key = key
@@ -226,7 +233,8 @@ def config_schema(channels: Iterable[ChannelKind] = (), features: Iterable[Featu
     fields: dict[str, Any] = {}
     texts = dict(_read_texts(KERNEL_TEXTS))
     moved: dict[str, str] = {}
-    for owner in (*channels, *features):
+    owners: list[ChannelKind | Feature] = [*channels, *features]
+    for owner in owners:
         for setting in owner.settings:
             if setting.key in fields or setting.key in Config.model_fields:
                 raise ValueError(f"{owner.name}: config key [{setting.key}] is taken")

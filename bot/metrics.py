@@ -106,7 +106,8 @@ async def _read_depths(app: web.Application) -> None:
         DATABASE_UP.set(0)
         return
     # No await from here to the encoding: a concurrent scrape cannot interleave its values.
-    _set(INBOX_UNHANDLED, tuple(app[CHANNELS]), waiting)
+    channels = app[CHANNELS]
+    _set(INBOX_UNHANDLED, tuple(channels), waiting)
     _set(OUTBOX_MESSAGES, OUTBOX_STATUSES, queued)
     _set(DELIVERIES, DELIVERY_STATUSES, deliveries)
     DATABASE_UP.set(1)

@@ -17,7 +17,7 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_log"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     at: datetime = utc_field(index=True)
     actor: str = Field(max_length=160)  # "channel:external_id", or "system"
     action: str = Field(max_length=64)

@@ -41,7 +41,7 @@ class Broadcast(SQLModel, table=True):
     __tablename__ = "broadcasts"
     __table_args__ = (Index("ix_broadcasts_playbook_slot", "playbook", "slot"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     source: str = Field(max_length=8)  # sop | adhoc | job
     playbook: str | None = Field(default=None, max_length=64)
@@ -72,7 +72,7 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_due", "status", "not_before"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(
+    id: int = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
     ))
     broadcast_id: int = Field(sa_column=Column(

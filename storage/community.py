@@ -32,7 +32,7 @@ class Member(SQLModel, table=True):
         Index("ix_members_lost", "lost_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
     name: str | None = Field(default=None, max_length=128)
@@ -58,7 +58,7 @@ class Group(SQLModel, table=True):
     __tablename__ = "chat_groups"
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_chat_groups_channel_external"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
     name: str | None = Field(default=None, max_length=128)

@@ -25,7 +25,7 @@ class InboundUpdate(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (Index("ix_inbox_unhandled", "handled_at", "id"),)
 
-    id: int | None = Field(default=None, sa_column=Column(
+    id: int = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
     ))
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})

@@ -18,7 +18,7 @@ class KocApplication(SQLModel, table=True):
     __tablename__ = "koc_applications"
     __table_args__ = (Index("ix_koc_applications_status", "status", "created_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     member_id: int = Field(
         sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
     )

@@ -5,6 +5,9 @@ Each table lives in the module of the functions that change it (``Member`` in
 so that Alembic's metadata (``storage/migrations/env.py``) holds every table, and so that
 scripts and tests can take any table from one place. Storage modules import a table from its
 own module, never from here.
+
+Autoincrement ids are typed ``int``, SQLAlchemy's convention for primary keys: a row read from
+the database always has one, and a new row gets it when it is flushed.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_update", "update_key"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(
+    id: int = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
     ))
     update_key: str | None = Field(default=None, max_length=200)

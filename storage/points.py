@@ -34,7 +34,7 @@ class PointEntry(SQLModel, table=True):
         Index("ix_point_entries_period", "kind", "created_at", "member_id"),  # leaderboards
     )
 
-    id: int | None = Field(default=None, sa_column=Column(
+    id: int = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True,
     ))
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
@@ -56,7 +56,7 @@ class PointLot(SQLModel, table=True):
         Index("ix_point_lots_expiry", "expires_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     entry_id: int = Field(sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("point_entries.id"), nullable=False,

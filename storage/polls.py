@@ -21,7 +21,7 @@ class Poll(SQLModel, table=True):
     __tablename__ = "polls"
     __table_args__ = (Index("ix_polls_status", "status", "closes_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     title: str = Field(max_length=64)
     # [{"name", "cost", "stock"}], numbered from 1 in chat
     options: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))

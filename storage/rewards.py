@@ -38,7 +38,7 @@ class Reward(SQLModel, table=True):
         CheckConstraint("reserved >= 0", name="ck_rewards_reserved_not_negative"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     cost: int
     stock: int  # units left to redeem
@@ -65,7 +65,7 @@ class Redemption(SQLModel, table=True):
         Index("ix_redemptions_created", "created_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id"), nullable=False))
     cost: int
@@ -86,7 +86,7 @@ class RewardCode(SQLModel, table=True):
         Index("ix_reward_codes_free", "reward_id", "redemption_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     reward_id: int = Field(sa_column=Column(Integer, ForeignKey("rewards.id", ondelete="CASCADE"), nullable=False))
     code: str = Field(max_length=128)
     redemption_id: int | None = Field(default=None, sa_column=Column(

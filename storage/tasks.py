@@ -21,7 +21,7 @@ class TaskCheckin(SQLModel, table=True):
         Index("ix_task_checkins_at", "at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False))
     task: str = Field(max_length=64)
     points: int

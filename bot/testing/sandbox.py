@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.app import create_app
 from bot.appkeys import DB, DISPATCHER, OUTBOX
@@ -68,8 +69,9 @@ class SandboxClient:
                 async with self.db.read() as session:
                     stuck = [(r.id, r.status, r.channel, r.chat, r.to, r.not_before, r.claimed_until, r.text[:20])
                              for r in (await session.execute(select(OutboxMessage).where(
-                                 OutboxMessage.status.in_((outbox.SENDING, outbox.PENDING))))).scalars()]
-                raise AssertionError(f"outbox rows still unsettled after {timeout:g}s (now {self.dispatcher.clock.now()}): {stuck}")
+                                 col(OutboxMessage.status).in_((outbox.SENDING, outbox.PENDING))))).scalars()]
+                raise AssertionError(f"outbox rows still unsettled after {timeout:g}s "
+                                     f"(now {self.dispatcher.clock.now()}): {stuck}")
             await asyncio.sleep(0.005)
 
     @asynccontextmanager

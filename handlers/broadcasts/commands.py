@@ -6,6 +6,7 @@ pauses and resumes playbooks."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.broadcasts.flow as flow
 from bot.channels.base import Capability
@@ -25,8 +26,8 @@ MAX_TEXT = 4000
 
 async def _status(ctx: Context, broadcast_id: int | None) -> None:
     if broadcast_id is None:
-        broadcast_id = (await ctx.session.execute(select(Broadcast.id).where(Broadcast.source == "adhoc")
-                                                  .order_by(Broadcast.id.desc()).limit(1))).scalar_one_or_none()
+        broadcast_id = (await ctx.session.execute(select(col(Broadcast.id)).where(col(Broadcast.source) == "adhoc")
+                                                  .order_by(col(Broadcast.id).desc()).limit(1))).scalar_one_or_none()
     b = await broadcasts.get(ctx.session, broadcast_id) if broadcast_id is not None else None
     if b is None:
         ctx.reply(ctx.texts("broadcast_unknown", id=broadcast_id or "—"))
@@ -86,14 +87,16 @@ async def grouptag_command(ctx: Context) -> None:
     """给群打标签：/grouptag add|remove <标签> <群ID,群ID>；/grouptag list"""
     words = ctx.args.split()
     if words[:1] == ["list"]:
-        rows = (await ctx.session.execute(select(Group.external_id, Group.name).order_by(Group.id).limit(200))).all()
-        ctx.reply("\n".join(f"{r.external_id} {r.name or ''}".strip() for r in rows) or ctx.texts("broadcast_no_groups", target="all"))
+        rows = (await ctx.session.execute(select(col(Group.external_id), col(Group.name)).order_by(col(Group.id))
+                                          .limit(200))).all()
+        ctx.reply("\n".join(f"{r.external_id} {r.name or ''}".strip() for r in rows)
+                  or ctx.texts("broadcast_no_groups", target="all"))
         return
     if len(words) != 3 or words[0] not in ("add", "remove") or len(words[1]) > 64:
         ctx.reply(ctx.texts("grouptag_usage"))
         return
     action, tag, ids = words[0], words[1], words[2].split(",")
-    found = list((await ctx.session.execute(select(Group.id).where(Group.external_id.in_(ids)))).scalars())
+    found = list((await ctx.session.execute(select(col(Group.id)).where(col(Group.external_id).in_(ids)))).scalars())
     await broadcasts.tag_groups(ctx.session, found, [tag], remove=action == "remove")
     await audit.record(ctx.session, actor=ctx.actor, action=f"grouptag.{action}", result="ok", now=ctx.now,
                        args={"tag": tag, "groups": ids})

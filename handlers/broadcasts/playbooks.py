@@ -14,6 +14,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.broadcasts.planner as planner
 from bot.config import Config
@@ -127,8 +128,8 @@ async def _reached_day(db: Database, model: type[Group] | type[Member], started_
     due = now - timedelta(days=days)
     async with db.read() as session:
         return list((await session.execute(select(model).where(
-            model.status == "active", started_at <= due, started_at > due - RELATIVE_LOOKBACK,
-        ).order_by(model.id))).scalars())
+            col(model.status) == "active", started_at <= due, started_at > due - RELATIVE_LOOKBACK,
+        ).order_by(col(model.id)))).scalars())
 
 
 async def plan_relative(db: Database, config: Config, texts: Texts, now: datetime) -> int:
@@ -140,7 +141,7 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
             continue
         if playbook.after_group_created_days is not None:
             days = playbook.after_group_created_days
-            for group in await _reached_day(db, Group, Group.created_at, days, now):
+            for group in await _reached_day(db, Group, col(Group.created_at), days, now):
                 async with db.transaction() as session:
                     broadcast_id = await broadcasts.create(
                         session, key=f"sop:{playbook.name}:group:{group.id}", source="sop", playbook=playbook.name,
@@ -150,7 +151,8 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
                         await planner.plan(session, config, texts, broadcast_id, now=now)
                         planned += 1
         elif playbook.after_member_joined_days is not None:
-            for member in await _reached_day(db, Member, Member.first_seen_at, playbook.after_member_joined_days, now):
+            for member in await _reached_day(db, Member, col(Member.first_seen_at), playbook.after_member_joined_days,
+                                             now):
                 async with db.transaction() as session:
                     # One-to-one, not a group fan-out: the claimed key is what makes it once.
                     if await once.claim(session, f"sop:{playbook.name}:member:{member.id}", now=now):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.config import Config
 from bot.texts import Texts
@@ -28,11 +29,12 @@ async def report_finished(db: Database, config: Config, texts: Texts, now: datet
     """Tell the operator who started a broadcast where it ended, once nothing of it is planned
     or queued any more (groups awaiting their owner are counted as such). Returns reports sent."""
     async with db.read() as session:
-        open_ = select(Delivery.id).where(Delivery.broadcast_id == Broadcast.id,
-                                          Delivery.status.in_((broadcasts.PLANNED, broadcasts.QUEUED)))
+        open_ = select(col(Delivery.id)).where(col(Delivery.broadcast_id) == col(Broadcast.id),
+                                               col(Delivery.status).in_((broadcasts.PLANNED, broadcasts.QUEUED)))
         done = list((await session.execute(select(Broadcast).where(
-            Broadcast.source == "adhoc", Broadcast.status == broadcasts.PLANNED, Broadcast.planned_at >= now - REPORT_WITHIN,
-            ~open_.exists()).order_by(Broadcast.id).limit(100))).scalars())
+            col(Broadcast.source) == "adhoc", col(Broadcast.status) == broadcasts.PLANNED,
+            col(Broadcast.planned_at) >= now - REPORT_WITHIN, ~open_.exists(),
+        ).order_by(col(Broadcast.id)).limit(100))).scalars())
     sent = 0
     for b in done:
         channel, _, operator = b.created_by.partition(":")

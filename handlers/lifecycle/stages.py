@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
+from sqlmodel import col
 
 from bot.config import Config
 from bot.context import Context
@@ -15,6 +16,7 @@ from bot.router import Router
 from bot.texts import Texts
 from handlers.lifecycle.config import LIFECYCLE, LifecycleConfig
 from storage.engine import Database
+from storage.sql import table_of
 from storage.models import KocApplication, Member, SignIn, TaskCheckin
 
 log = logging.getLogger("siyu.lifecycle")
@@ -45,32 +47,33 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
     changed, after = 0, 0
     while True:
         async with db.read() as session:
+            stage = col(Member.stage)
             rows = (await session.execute(
-                select(Member.id, Member.stage, Member.attributes)
-                .where(Member.id > after, (Member.last_seen_at >= since) | (Member.stage.is_not(None) & (Member.stage != BROAD)))
-                .order_by(Member.id).limit(BATCH)
+                select(col(Member.id), stage, col(Member.attributes))
+                .where(col(Member.id) > after, (col(Member.last_seen_at) >= since) | (stage.is_not(None) & (stage != BROAD)))
+                .order_by(col(Member.id)).limit(BATCH)
             )).all()
             if not rows:
                 return changed
             ids = [r.id for r in rows]
-            days = dict((await session.execute(
-                select(SignIn.member_id, func.count()).where(SignIn.member_id.in_(ids), SignIn.at >= since)
-                .group_by(SignIn.member_id))).all())
-            koc = set((await session.execute(select(KocApplication.member_id).where(
-                KocApplication.member_id.in_(ids), KocApplication.status == "approved"))).scalars())
-            bought = set()
+            days: dict[int, int] = {member: count for member, count in (await session.execute(
+                select(col(SignIn.member_id), func.count()).where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
+                .group_by(col(SignIn.member_id)))).tuples()}
+            koc = set((await session.execute(select(col(KocApplication.member_id)).where(
+                col(KocApplication.member_id).in_(ids), col(KocApplication.status) == "approved"))).scalars())
+            bought: set[int] = set()
             if rules.purchase_tasks:
-                bought = set((await session.execute(select(TaskCheckin.member_id).where(
-                    TaskCheckin.member_id.in_(ids), TaskCheckin.task.in_(rules.purchase_tasks),
-                    TaskCheckin.status == "credited"))).scalars())
+                bought = set((await session.execute(select(col(TaskCheckin.member_id)).where(
+                    col(TaskCheckin.member_id).in_(ids), col(TaskCheckin.task).in_(rules.purchase_tasks),
+                    col(TaskCheckin.status) == "credited"))).scalars())
         updates = []
         for r in rows:
-            stage = stage_of(rules, active_days=int(days.get(r.id, 0)), bought=r.id in bought or _bought(r.attributes or {}),
-                             koc=r.id in koc)
-            if stage != (r.stage or BROAD):  # no stage yet reads as 泛用户: no write for most members
-                updates.append({"member": r.id, "stage": stage})
+            now_at = stage_of(rules, active_days=days.get(r.id, 0), koc=r.id in koc,
+                              bought=r.id in bought or _bought(r.attributes or {}))
+            if now_at != (r.stage or BROAD):  # no stage yet reads as 泛用户: no write for most members
+                updates.append({"member": r.id, "stage": now_at})
         if updates:
-            table = Member.__table__
+            table = table_of(Member)
             async with db.transaction() as session:
                 await session.execute(update(table).where(table.c.id == bindparam("member"))
                                       .values(stage=bindparam("stage")), updates)
@@ -84,8 +87,11 @@ router = Router("lifecycle")
 @router.command("stages", role="viewer")
 async def stages_command(ctx: Context) -> None:
     """查看会员生命周期分层：泛用户、精准用户、核心用户、超级用户各有多少人"""
-    counts = dict((await ctx.session.execute(
-        select(Member.stage, func.count()).where(Member.status == "active").group_by(Member.stage))).all())
-    counts[BROAD] = counts.get(BROAD, 0) + counts.pop(None, 0)
+    counts: dict[str, int] = {}
+    for stage, count in (await ctx.session.execute(
+            select(col(Member.stage), func.count()).where(col(Member.status) == "active")
+            .group_by(col(Member.stage)))).tuples():
+        # No stage yet reads as 泛用户.
+        counts[stage or BROAD] = counts.get(stage or BROAD, 0) + count
     ctx.reply(ctx.texts("stages", lines="\n".join(
         ctx.texts("stages_line", stage=stage, count=counts.get(stage, 0)) for stage in reversed(STAGES))))

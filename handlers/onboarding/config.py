@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+StartOn = Literal["contact_added", "first_message", "member_joined"]
+
 from pydantic import AfterValidator, Field, model_validator
 
 from bot.config import Section, Setting
@@ -44,8 +46,7 @@ def _default_questions() -> list[Question]:
 class OnboardingConfig(Section):
     enabled: bool = True
     # When onboarding starts: a contact is added, a member's first one-to-one message, a group join.
-    start_on: list[Literal["contact_added", "first_message", "member_joined"]] = Field(
-        default_factory=lambda: ["contact_added"])
+    start_on: list[StartOn] = Field(default_factory=lambda: list[StartOn](["contact_added"]))
     questions: list[Question] = Field(default_factory=_default_questions, min_length=1, max_length=20)
     remind_after_s: int = Field(86_400, ge=60)
     close_after_s: int = Field(172_800, ge=60)

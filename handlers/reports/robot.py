@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.reports.stats as stats
 from bot import periods
@@ -43,9 +44,10 @@ async def daily_report(db: Database, config: Config, texts: Texts, now: datetime
 async def koc_waiting(db: Database, config: Config, texts: Texts, now: datetime) -> int:
     """One alert per batch of applications not alerted before."""
     async with db.read() as session:
-        rows = (await session.execute(select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
-                                      .where(KocApplication.status == "pending", KocApplication.created_at >= now - LOOK_BACK)
-                                      .order_by(KocApplication.id))).all()
+        rows = (await session.execute(
+            select(KocApplication, Member).join(Member, col(Member.id) == col(KocApplication.member_id))
+            .where(col(KocApplication.status) == "pending", col(KocApplication.created_at) >= now - LOOK_BACK)
+            .order_by(col(KocApplication.id)))).tuples().all()
     if not rows:
         return 0
     async with db.transaction() as session:
@@ -61,21 +63,22 @@ async def koc_waiting(db: Database, config: Config, texts: Texts, now: datetime)
 async def broadcast_failures(db: Database, config: Config, texts: Texts, now: datetime) -> int:
     """An alert for each broadcast that has ended with failed or expired groups."""
     async with db.read() as session:
-        open_ = select(Delivery.id).where(Delivery.broadcast_id == Broadcast.id,
-                                          Delivery.status.in_((broadcasts.PLANNED, broadcasts.QUEUED, broadcasts.AWAITING_OWNER)))
-        failed = select(Delivery.id).where(Delivery.broadcast_id == Broadcast.id,
-                                           Delivery.status.in_((broadcasts.FAILED, broadcasts.EXPIRED)))
+        of_it = col(Delivery.broadcast_id) == col(Broadcast.id)
+        open_ = select(col(Delivery.id)).where(
+            of_it, col(Delivery.status).in_((broadcasts.PLANNED, broadcasts.QUEUED, broadcasts.AWAITING_OWNER)))
+        failed = select(col(Delivery.id)).where(of_it, col(Delivery.status).in_((broadcasts.FAILED, broadcasts.EXPIRED)))
         ended = list((await session.execute(select(Broadcast).where(
-            Broadcast.status == broadcasts.PLANNED, Broadcast.planned_at >= now - LOOK_BACK, ~open_.exists(), failed.exists(),
-        ).order_by(Broadcast.id))).scalars())
+            col(Broadcast.status) == broadcasts.PLANNED, col(Broadcast.planned_at) >= now - LOOK_BACK,
+            ~open_.exists(), failed.exists(),
+        ).order_by(col(Broadcast.id)))).scalars())
     sent = 0
     for b in ended:
         async with db.transaction() as session:
             if not await once.claim(session, f"robot:broadcast:{b.id}", now=now):
                 continue
             counts = await broadcasts.progress(session, b.id)
-            reasons = (await session.execute(select(Delivery.reason).where(
-                Delivery.broadcast_id == b.id, Delivery.status.in_((broadcasts.FAILED, broadcasts.EXPIRED)))
+            reasons = (await session.execute(select(col(Delivery.reason)).where(
+                col(Delivery.broadcast_id) == b.id, col(Delivery.status).in_((broadcasts.FAILED, broadcasts.EXPIRED)))
                 .limit(1))).scalar_one_or_none()
             await outbox.enqueue(session, [_to_ops(config, texts(
                 "report_broadcast_failed", id=b.id, name=b.playbook or b.created_by, failed=counts[broadcasts.FAILED],

@@ -51,7 +51,7 @@ class RewardConfig(Section):
                                   self.starts_at, self.ends_at, self.approval, tuple(self.codes))
 
 
-REWARDS = Setting("rewards", list[RewardConfig], default=list)
+REWARDS: Setting[list[RewardConfig]] = Setting("rewards", list[RewardConfig], default=list)
 
 
 def levels_exist(config: Config) -> None:

@@ -3,8 +3,11 @@ the rewards (``/reward``) and settle redemptions (``/redemption`` approve, rejec
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.rewards.flow as flow
 from bot import filters
@@ -63,12 +66,13 @@ async def redemption_command(ctx: Context) -> None:
     """处理积分兑换：/redemption pending；/redemption approve|reject|fulfil <兑换单号>"""
     action, _, rest = ctx.args.strip().partition(" ")
     if action == "pending" or not action:
-        rows = (await ctx.session.execute(
-            select(Redemption.id, Redemption.status, Redemption.cost, Reward.name, Member.name.label("member"),
-                   Member.external_id).join(Reward, Reward.id == Redemption.reward_id)
-            .join(Member, Member.id == Redemption.member_id)
-            .where(Redemption.status.in_((rewards.AWAITING_APPROVAL, rewards.RESERVED)))
-            .order_by(Redemption.id).limit(PENDING_SHOWN))).all()
+        rows: Sequence[Any] = (await ctx.session.execute(
+            select(col(Redemption.id), col(Redemption.status), col(Redemption.cost), col(Reward.name),
+                   col(Member.name).label("member"), col(Member.external_id))
+            .join(Reward, col(Reward.id) == col(Redemption.reward_id))
+            .join(Member, col(Member.id) == col(Redemption.member_id))
+            .where(col(Redemption.status).in_((rewards.AWAITING_APPROVAL, rewards.RESERVED)))
+            .order_by(col(Redemption.id)).limit(PENDING_SHOWN))).all()
         lines = [ctx.texts("redemption_line", id=r.id, member=r.member or r.external_id, reward=r.name, cost=r.cost,
                            status=ctx.texts(f"redemption_{r.status}")) for r in rows]
         ctx.reply("\n".join(lines) if lines else ctx.texts("redemption_none"))
@@ -94,7 +98,7 @@ async def reward_command(ctx: Context) -> None:
     args = parse(ctx.args, options=("limit", "level", "approval"))
     action = args.choice(0, "动作", ("list", "add", "stock", "disable"))
     if action == "list":
-        rows = list((await ctx.session.execute(select(Reward).order_by(Reward.id))).scalars())
+        rows = list((await ctx.session.execute(select(Reward).order_by(col(Reward.id)))).scalars())
         ctx.reply("\n".join(ctx.texts("reward_line", id=r.id, name=r.name, cost=r.cost, stock=r.stock,
                                       reserved=r.reserved, fulfilled=r.fulfilled,
                                       state=ctx.texts("reward_on" if r.active else "reward_off")) for r in rows)

@@ -26,4 +26,4 @@ class TaskConfig(Section):
     koc_types: list[KocType] = Field(default_factory=list)
 
 
-TASKS = Setting("tasks", list[TaskConfig], default=list)
+TASKS: Setting[list[TaskConfig]] = Setting("tasks", list[TaskConfig], default=list)

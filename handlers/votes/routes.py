@@ -141,7 +141,7 @@ async def vote_command(ctx: Context) -> None:
         done = await finish(ctx.session, ctx.texts, poll.id, now=ctx.now) if poll is not None else None
         await audit.record(ctx.session, actor=actor, action="vote.close", result="ok" if done else "refused",
                            now=ctx.now, args={"poll": poll.id if poll else rest.strip()})
-        if done is None:
+        if done is None or poll is None:
             ctx.reply(ctx.texts("vote_none"))
             return
         ctx.reply(ctx.texts("vote_closed_report", id=poll.id, winners="、".join(done[0]) or "—", groups=done[1]))

@@ -24,6 +24,12 @@ OUTCOMES = {1: (broadcasts.DELIVERED, None), 2: (broadcasts.FAILED, "the group's
             3: (broadcasts.FAILED, "the group already got a mass message today (3: WeCom's quota)")}
 
 
+def _strings(meta: dict[str, object], key: str) -> list[str]:
+    """A list of strings kept in a row's JSON ``meta`` (none if absent)."""
+    value = meta.get(key)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 class OwnerTasks:
     def __init__(self, db: Database, api: WeComAPI, clock: Clock, config: GroupQuotaConfig) -> None:
         self.db, self.api, self.clock, self.config = db, api, clock, config
@@ -45,13 +51,13 @@ class OwnerTasks:
         now = self.clock.now()
         results = await self.api.get_groupmsg_send_result(msgid, owner) if msgid else []
         outcome = {r["chat_id"]: OUTCOMES[r["status"]] for r in results if r.get("chat_id") and r.get("status") in OUTCOMES}
-        waiting = [c for c in meta.get("chat_ids", []) if c not in outcome]  # type: ignore[union-attr]
+        waiting = [c for c in _strings(meta, "chat_ids") if c not in outcome]
         expired = handed_at is not None and now - handed_at > timedelta(hours=self.config.expire_after_h)
         remind = (not expired and waiting and msgid and handed_at is not None
                   and now - handed_at > timedelta(hours=self.config.remind_after_h) and self._may_remind(meta, now))
         if remind:
             await self.api.remind_groupmsg_send(msgid)
-            meta["reminders"] = [*meta.get("reminders", []), now.isoformat()]  # type: ignore[list-item]
+            meta["reminders"] = [*_strings(meta, "reminders"), now.isoformat()]
             log.info("owner %s reminded of task %s (%d group(s) waiting)", owner, msgid, len(waiting))
         async with self.db.transaction() as session:
             await broadcasts.settle_groups(session, row_id, outcome, now=now)
@@ -69,7 +75,7 @@ class OwnerTasks:
         return 0
 
     def _may_remind(self, meta: dict[str, object], now: datetime) -> bool:
-        sent = [datetime.fromisoformat(t) for t in meta.get("reminders", [])]  # type: ignore[union-attr]
+        sent = [datetime.fromisoformat(t) for t in _strings(meta, "reminders")]
         recent = [t for t in sent if now - t < timedelta(hours=24)]
         spaced = not sent or now - max(sent) >= timedelta(hours=self.config.remind_after_h)
         return len(recent) < REMINDERS_PER_DAY and spaced
