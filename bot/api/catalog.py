@@ -6,6 +6,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.koc.services as koc
 from bot.api.base import ApiError, Body, JsonInt, acting, body, int_param, ok, path_int, require
@@ -23,7 +24,7 @@ def reward_json(r: Reward) -> dict[str, Any]:
 @require("viewer")
 async def list_rewards(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
-        found = (await session.execute(select(Reward).order_by(Reward.id))).scalars()
+        found = (await session.execute(select(Reward).order_by(col(Reward.id)))).scalars()
         return ok({"rewards": [reward_json(r) for r in found]})
 
 
@@ -39,8 +40,8 @@ class NewReward(Body):
 async def add_reward(request: web.Request) -> web.Response:
     new = await body(request, NewReward)
     async with acting(request, "api.reward.add", new.model_dump()) as ctx:
-        reward_id = await rewards.add(ctx.session, rewards.RewardSpec(new.name, new.cost, new.stock, new.per_member_limit,
-                                                                      approval=new.approval), now=ctx.now)
+        spec = rewards.RewardSpec(new.name, new.cost, new.stock, new.per_member_limit, approval=new.approval)
+        reward_id = await rewards.add(ctx.session, spec, now=ctx.now)
         reward = await rewards.get(ctx.session, reward_id)
         assert reward is not None
         return ok({"reward": reward_json(reward)}, status=201)
@@ -61,9 +62,11 @@ async def list_redemptions(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", f"status is one of {', '.join(STATUSES)}")
     limit = int_param(request, "limit", 50, 1, 500)
     async with request.app[DB].read() as session:
-        query = select(Redemption, Member).join(Member, Member.id == Redemption.member_id).order_by(Redemption.id.desc())
+        query = (select(Redemption, Member)
+                 .join(Member, col(Member.id) == col(Redemption.member_id))
+                 .order_by(col(Redemption.id).desc()))
         if status:
-            query = query.where(Redemption.status == status)
+            query = query.where(col(Redemption.status) == status)
         rows = (await session.execute(query.limit(limit))).all()
         return ok({"redemptions": [redemption_json(x, m) for x, m in rows]})
 
@@ -81,12 +84,13 @@ async def settle_redemption(request: web.Request) -> web.Response:
                 else await rewards.fulfil(ctx.session, redemption_id, now=ctx.now) if action == "fulfil"
                 else await rewards.cancel(ctx.session, redemption_id, now=ctx.now))
         if not done:
-            raise ApiError(409, "wrong_state", f"redemption {redemption_id} is {row.status}: it cannot be {action}d now")
+            raise ApiError(409, "wrong_state",
+                           f"redemption {redemption_id} is {row.status}: it cannot be {action}d now")
         member, reward = await ctx.session.get(Member, row.member_id), await ctx.session.get(Reward, row.reward_id)
         assert member is not None and reward is not None
         ctx.send(ctx.texts(f"redemption_member_{action}", name=reward.name, cost=row.cost),
                  to=member.external_id, channel=member.channel)
-        settled = (await ctx.session.execute(select(Redemption).where(Redemption.id == redemption_id)
+        settled = (await ctx.session.execute(select(Redemption).where(col(Redemption.id) == redemption_id)
                                              .execution_options(populate_existing=True))).scalar_one()
         return ok({"redemption": redemption_json(settled, member)})
 
@@ -104,8 +108,10 @@ async def list_applications(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "status is pending, approved or rejected")
     limit = int_param(request, "limit", 50, 1, 500)
     async with request.app[DB].read() as session:
-        rows = (await session.execute(select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
-                                      .where(KocApplication.status == status).order_by(KocApplication.id)
+        rows = (await session.execute(select(KocApplication, Member)
+                                      .join(Member, col(Member.id) == col(KocApplication.member_id))
+                                      .where(col(KocApplication.status) == status)
+                                      .order_by(col(KocApplication.id))
                                       .limit(limit))).all()
         return ok({"applications": [application_json(a, m) for a, m in rows]})
 
@@ -121,7 +127,8 @@ class Rejection(Body):
 async def _decide(request: web.Request, *, approve: bool, role: str | None, reason: str | None) -> web.Response:
     application_id = path_int(request, "application")
     action = "approve" if approve else "reject"
-    async with acting(request, f"api.koc.{action}", {"application": application_id, "type": role, "reason": reason}) as ctx:
+    async with acting(request, f"api.koc.{action}",
+                      {"application": application_id, "type": role, "reason": reason}) as ctx:
         if await ctx.session.get(KocApplication, application_id) is None:
             raise ApiError(404, "not_found", f"no application {application_id}")
         decided = await koc.decide(ctx, application_id, approve=approve, role=role, reason=reason)

@@ -6,6 +6,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.api.base import ApiError, Body, acting, body, int_param, ok, path_int, require
 from bot.appkeys import DB
@@ -19,7 +21,7 @@ async def list_groups(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     offset = int_param(request, "offset", 0, 0, 10_000_000)
     async with request.app[DB].read() as session:
-        found = (await session.execute(select(Group).order_by(Group.id).limit(limit).offset(offset))).scalars()
+        found = (await session.execute(select(Group).order_by(col(Group.id)).limit(limit).offset(offset))).scalars()
         return ok({"groups": [{"id": g.external_id, "channel": g.channel, "name": g.name, "status": g.status,
                                "owner": g.owner, "messages": g.message_count} for g in found]})
 
@@ -29,10 +31,11 @@ class NewBroadcast(Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
-async def _status(session: Any, broadcast_id: int) -> dict[str, Any]:
+async def _status(session: AsyncSession, broadcast_id: int) -> dict[str, Any]:
     b = await broadcasts.get(session, broadcast_id)
     if b is None:
         raise ApiError(404, "not_found", f"no broadcast {broadcast_id}")
+    assert b.id is not None  # read from the table: it has its key
     return {"id": b.id, "status": b.status, "source": b.source, "slot": b.slot.isoformat(), "reason": b.reason,
             "deliveries": dict(await broadcasts.progress(session, b.id))}
 

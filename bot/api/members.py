@@ -6,6 +6,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.api.base import ApiError, Body, JsonInt, acting, actor, body, int_param, ok, require
 from bot.appkeys import CONFIG, DB
@@ -14,12 +16,12 @@ from storage import points, tags
 from storage.models import Member, PointEntry
 
 
-async def _member(session: Any, request: web.Request) -> Member:
+async def _member(session: AsyncSession, request: web.Request) -> Member:
     """The member the path names, by their channel's id (``?channel=`` when two channels share it)."""
     external_id = request.match_info["id"]
-    query = select(Member).where(Member.external_id == external_id)
+    query = select(Member).where(col(Member.external_id) == external_id)
     if channel := request.query.get("channel"):
-        query = query.where(Member.channel == channel)
+        query = query.where(col(Member.channel) == channel)
     found = list((await session.execute(query.limit(2))).scalars())
     if not found:
         raise ApiError(404, "not_found", f"no member {external_id!r}")
@@ -28,8 +30,9 @@ async def _member(session: Any, request: web.Request) -> Member:
     return found[0]
 
 
-async def card(session: Any, request: web.Request, member: Member) -> dict[str, Any]:
+async def card(session: AsyncSession, request: web.Request, member: Member) -> dict[str, Any]:
     """The fixed shape integrators rely on: id, name, points (the balance), level, tags."""
+    assert member.id is not None  # read from the table: it has its key
     lifetime = await points.lifetime(session, member.id)
     return {"id": member.external_id, "name": member.name, "points": await points.balance(session, member.id),
             "level": levels_of(request.app[CONFIG]).tier(lifetime), "tags": await tags.of_member(session, member.id)}
@@ -48,9 +51,10 @@ async def search_members(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "q is at most 128 characters")
     limit = int_param(request, "limit", 20, 1, 100)
     async with request.app[DB].read() as session:
-        query = select(Member).order_by(Member.id).limit(limit)
+        query = select(Member).order_by(col(Member.id)).limit(limit)
         if q:
-            query = query.where(or_(Member.external_id.startswith(q, autoescape=True), Member.name.contains(q, autoescape=True)))
+            query = query.where(or_(col(Member.external_id).startswith(q, autoescape=True),
+                                    col(Member.name).contains(q, autoescape=True)))
         found = list((await session.execute(query)).scalars())
         return ok({"members": [await card(session, request, m) for m in found]})
 
@@ -67,6 +71,7 @@ async def change_tags(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", "a tag is 1 to 64 characters")
     async with acting(request, "api.tags", {"member": request.match_info["id"], **change.model_dump()}) as ctx:
         member = await _member(ctx.session, request)
+        assert member.id is not None  # read from the table: it has its key
         await tags.add(ctx.session, member.id, change.add, source=actor(request), now=ctx.now)
         await tags.remove(ctx.session, member.id, change.remove)
         return ok({"tags": await tags.of_member(ctx.session, member.id)})
@@ -82,7 +87,9 @@ async def get_points(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 20, 1, 200)
     async with request.app[DB].read() as session:
         member = await _member(session, request)
-        return ok({"balance": await points.balance(session, member.id), "pending": await points.pending(session, member.id),
+        assert member.id is not None  # read from the table: it has its key
+        return ok({"balance": await points.balance(session, member.id),
+                   "pending": await points.pending(session, member.id),
                    "lifetime": await points.lifetime(session, member.id),
                    "entries": [_entry(e) for e in await points.recent(session, member.id, limit)]})
 
@@ -101,6 +108,7 @@ async def grant_points(request: web.Request) -> web.Response:
     key = f"{actor(request)}:{grant.key}"
     async with acting(request, "api.points", {"member": request.match_info["id"], **grant.model_dump()}) as ctx:
         member = await _member(ctx.session, request)
+        assert member.id is not None  # read from the table: it has its key
         try:
             if grant.amount > 0:
                 posted = await points.credit(ctx.session, member.id, grant.amount, key=key, reason=grant.reason,
@@ -109,7 +117,8 @@ async def grant_points(request: web.Request) -> web.Response:
                 posted = await points.spend(ctx.session, member.id, -grant.amount, key=key, reason=grant.reason,
                                             now=ctx.now, issuer=actor(request), kind=points.DEDUCT)
         except points.NotEnoughPoints:
-            raise ApiError(409, "not_enough_points", f"the member has {await points.balance(ctx.session, member.id)} points") from None
+            raise ApiError(409, "not_enough_points",
+                           f"the member has {await points.balance(ctx.session, member.id)} points") from None
         # A repeated key changes nothing and says so: 200 instead of 201.
         return ok({"balance": posted.balance, "duplicate": not posted.done}, status=201 if posted.done else 200)
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlmodel import col
 
 import handlers.koc.services as koc
 import handlers.rewards.services as redemptions
@@ -32,7 +33,8 @@ async def acting(request: web.Request) -> AsyncIterator[Context]:
     session_user = request[SESSION].user
     now = dispatcher.clock.now()
     async with request.app[DB].transaction() as session:
-        ctx = Context(update=Update(channel="console", key=f"console:{session_user.name}:{now.isoformat()}:{id(request)}",
+        ctx = Context(update=Update(channel="console",
+                                    key=f"console:{session_user.name}:{now.isoformat()}:{id(request)}",
                                     sender=session_user.name, at=now),
                       session=session, now=now, texts=dispatcher.texts, dispatcher=dispatcher, role=session_user.role)
         yield ctx
@@ -48,11 +50,17 @@ def _back(request: web.Request, name: str, notice: str) -> web.Response:
 async def koc_queue(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         pending = (await session.execute(
-            select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
-            .where(KocApplication.status == "pending").order_by(KocApplication.id).limit(QUEUE_SIZE))).all()
+            select(KocApplication, Member)
+            .join(Member, col(Member.id) == col(KocApplication.member_id))
+            .where(col(KocApplication.status) == "pending")
+            .order_by(col(KocApplication.id))
+            .limit(QUEUE_SIZE))).all()
         decided = (await session.execute(
-            select(KocApplication, Member).join(Member, Member.id == KocApplication.member_id)
-            .where(KocApplication.status != "pending").order_by(KocApplication.decided_at.desc()).limit(20))).all()
+            select(KocApplication, Member)
+            .join(Member, col(Member.id) == col(KocApplication.member_id))
+            .where(col(KocApplication.status) != "pending")
+            .order_by(col(KocApplication.decided_at).desc())
+            .limit(20))).all()
     return page(request, "koc.html", pending=pending, decided=decided, types=koc.TYPES,
                 notice=request.query.get("notice", "")[:200])
 
@@ -87,13 +95,16 @@ async def koc_decide(request: web.Request) -> web.Response:
 @require("viewer")
 async def rewards_page(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
-        catalog = list((await session.execute(select(Reward).order_by(Reward.id))).scalars())
+        catalog = list((await session.execute(select(Reward).order_by(col(Reward.id)))).scalars())
         open_rows = (await session.execute(
-            select(Redemption, Reward, Member).join(Reward, Reward.id == Redemption.reward_id)
-            .join(Member, Member.id == Redemption.member_id)
-            .where(Redemption.status.in_((rewards.AWAITING_APPROVAL, rewards.RESERVED)))
-            .order_by(Redemption.id).limit(QUEUE_SIZE))).all()
-    return page(request, "rewards.html", catalog=catalog, open_rows=open_rows, notice=request.query.get("notice", "")[:200])
+            select(Redemption, Reward, Member)
+            .join(Reward, col(Reward.id) == col(Redemption.reward_id))
+            .join(Member, col(Member.id) == col(Redemption.member_id))
+            .where(col(Redemption.status).in_((rewards.AWAITING_APPROVAL, rewards.RESERVED)))
+            .order_by(col(Redemption.id))
+            .limit(QUEUE_SIZE))).all()
+    return page(request, "rewards.html", catalog=catalog, open_rows=open_rows,
+                notice=request.query.get("notice", "")[:200])
 
 
 @require("operator")

@@ -44,10 +44,12 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
     for frac in (0, 0.5, 1):
         yy = y(peak * frac)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">{label(peak * frac)}</text>')
+                     f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">'
+                     f'{label(peak * frac)}</text>')
     for i in sorted({0, (n - 1) // 2, n - 1}):
         if i < len(labels):
-            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" class="axis" text-anchor="middle">{escape(labels[i][5:])}</text>')
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" class="axis" text-anchor="middle">'
+                         f'{escape(labels[i][5:])}</text>')
     for k, (name, values) in enumerate(series):
         color = PALETTE[k % len(PALETTE)]
         runs: list[list[str]] = [[]]

@@ -18,8 +18,9 @@ from storage.dashboard import Series
 
 MAX_DAYS = 366
 TOP_CODES = 5
-DELIVERY_LABELS = {"delivered": "已送达", "awaiting_owner": "待群主确认", "failed": "失败", "expired": "群主未确认已过期",
-                   "skipped": "跳过", "planned": "待发送", "queued": "发送中", "cancelled": "已取消"}
+DELIVERY_LABELS = {"delivered": "已送达", "awaiting_owner": "待群主确认", "failed": "失败",
+                   "expired": "群主未确认已过期", "skipped": "跳过", "planned": "待发送", "queued": "发送中",
+                   "cancelled": "已取消"}
 
 
 def date_range(request: web.Request, default_days: int) -> tuple[date, date]:
@@ -27,7 +28,8 @@ def date_range(request: web.Request, default_days: int) -> tuple[date, date]:
     last_default = today(request, request.app[DISPATCHER].clock.now())
     try:
         last = date.fromisoformat(request.query["to"]) if request.query.get("to") else last_default
-        first = date.fromisoformat(request.query["from"]) if request.query.get("from") else last - timedelta(days=default_days - 1)
+        first = (date.fromisoformat(request.query["from"]) if request.query.get("from")
+                 else last - timedelta(days=default_days - 1))
     except ValueError:
         raise web.HTTPBadRequest(reason="日期格式应为 YYYY-MM-DD") from None
     if first > last:
@@ -48,11 +50,11 @@ def _total(numbers: Series, metric: str) -> Counter[str]:
     return out
 
 
-def _line(numbers: Series, metric: str, days: list[date], dimension: str | None = None) -> list[float | None]:
+def _line(numbers: Series, metric: str, days: list[date], dimension: str | None = None) -> list[float]:
     """A metric's values over the days (its dimensions summed, or one of them)."""
     by_day = numbers.get(metric, {})
-    return [float(sum(by_day[d].values()) if dimension is None else by_day[d].get(dimension, 0)) if d in by_day else 0.0
-            for d in days]
+    return [float(sum(by_day[d].values()) if dimension is None else by_day[d].get(dimension, 0))
+            if d in by_day else 0.0 for d in days]
 
 
 def build(numbers: Series, first: date, last: date) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def build(numbers: Series, first: date, last: date) -> dict[str, Any]:
     snap = next((d for d in reversed(days) if d in numbers.get("group_members", {})), None)
     group_members = numbers["group_members"][snap][""] if snap else 0
     speakers = numbers["group_speakers_7d"][snap].get("", 0) if snap else 0
-    signin_rate = [c / m if m else None for c, m in zip(checkins, members)]
+    signin_rate = [c / m if m else None for c, m in zip(checkins, members, strict=True)]
     known_rates = [r for r in signin_rate if r is not None]
     return {
         "labels": labels,
@@ -78,7 +80,8 @@ def build(numbers: Series, first: date, last: date) -> dict[str, Any]:
             "group_members": group_members,
             "signin_rate": sum(known_rates) / len(known_rates) if known_rates else None,
             "checkins": int(sum(checkins)), "task_checkins": sum(_total(numbers, "task_checkins").values()),
-            "issued": sum(_total(numbers, "points_issued").values()), "spent": sum(_total(numbers, "points_spent").values()),
+            "issued": sum(_total(numbers, "points_issued").values()),
+            "spent": sum(_total(numbers, "points_spent").values()),
             "expired": sum(_total(numbers, "points_expired").values()),
             "redemptions": sum(_total(numbers, "redemptions").values()),
         },
@@ -104,7 +107,8 @@ async def overview(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         numbers = await dashboard.series(session, first, last)
         snapshot = await dashboard.latest_snapshot(session, last)
-        groups = await dashboard.group_counts(session, snapshot, size_limit=config.group_size_limit) if snapshot else None
+        groups = (await dashboard.group_counts(session, snapshot, size_limit=config.group_size_limit) if snapshot
+                  else None)
         by_cohort, by_code = await dashboard.retention(session, first, last)
         funnel = await dashboard.koc_funnel(session)
         polls = await dashboard.polls(session)

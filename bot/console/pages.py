@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import func, or_, select
+from sqlmodel import col
 
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import require
@@ -67,7 +68,8 @@ async def groups(request: web.Request) -> web.Response:
         rows, total = (await dashboard.groups(session, snapshot, sort=sort, descending=descending, search=q or None,
                                               limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
                        if snapshot else ([], 0))
-        trend = await dashboard.daily_messages(session, [g.id for g in rows], last - timedelta(days=SPARK_DAYS - 1), last)
+        trend = await dashboard.daily_messages(session, [g.id for g in rows],
+                                               last - timedelta(days=SPARK_DAYS - 1), last)
     return page(request, "groups.html", rows=rows, total=total, trend=trend, sort=sort, descending=descending,
                 number=number, pages=max(1, -(-total // PAGE_SIZE)), q=q, snapshot=snapshot,
                 size_limit=request.app[CONFIG][CONSOLE].group_size_limit)
@@ -85,23 +87,26 @@ async def group(request: web.Request) -> web.Response:
         history = await dashboard.group_history(session, group_id, first, last)
         messages = (await dashboard.daily_messages(session, [group_id], first, last))[group_id]
         talkers = (await session.execute(
-            select(Member, GroupMembership).join(GroupMembership, GroupMembership.member_id == Member.id)
-            .where(GroupMembership.group_id == group_id, GroupMembership.left_at.is_(None))
-            .order_by(GroupMembership.message_count.desc()).limit(PAGE_SIZE))).all()
+            select(Member, GroupMembership)
+            .join(GroupMembership, col(GroupMembership.member_id) == col(Member.id))
+            .where(col(GroupMembership.group_id) == group_id, col(GroupMembership.left_at).is_(None))
+            .order_by(col(GroupMembership.message_count).desc())
+            .limit(PAGE_SIZE))).all()
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
     by_day = {h.day.isoformat(): h for h in history}
     return page(request, "group.html", group=found, talkers=talkers, days=days, messages=messages,
                 members=[float(by_day[d].members) if d in by_day else None for d in days],
-                rates=[by_day[d].active_7d / by_day[d].members if d in by_day and by_day[d].members else None for d in days])
+                rates=[by_day[d].active_7d / by_day[d].members if d in by_day and by_day[d].members else None
+                       for d in days])
 
 
 @require("viewer")
 async def members(request: web.Request) -> web.Response:
     q = _search(request)
     async with request.app[DB].read() as session:
-        query = select(Member).order_by(Member.id.desc()).limit(PAGE_SIZE)
+        query = select(Member).order_by(col(Member.id).desc()).limit(PAGE_SIZE)
         if q:
-            query = query.where(or_(Member.external_id == q, Member.name.like(f"{q}%")))  # type: ignore[union-attr]
+            query = query.where(or_(col(Member.external_id) == q, col(Member.name).like(f"{q}%")))
         found = list((await session.execute(query)).scalars())
     return page(request, "members.html", rows=found, q=q)
 
@@ -113,32 +118,44 @@ async def member(request: web.Request) -> web.Response:
         found = await session.get(Member, member_id)
         if found is None:
             raise web.HTTPNotFound(reason="没有这个成员")
-        balance, pending, lifetime = (await points.balance(session, member_id), await points.pending(session, member_id),
+        balance, pending, lifetime = (await points.balance(session, member_id),
+                                      await points.pending(session, member_id),
                                       await points.lifetime(session, member_id))
-        ledger = list((await session.execute(select(PointEntry).where(PointEntry.member_id == member_id)
-                                             .order_by(PointEntry.id.desc()).limit(PAGE_SIZE))).scalars())
-        tags = list((await session.execute(select(MemberTag.tag).where(MemberTag.member_id == member_id))).scalars())
+        ledger = list((await session.execute(select(PointEntry)
+                                             .where(col(PointEntry.member_id) == member_id)
+                                             .order_by(col(PointEntry.id).desc())
+                                             .limit(PAGE_SIZE))).scalars())
+        tags = list((await session.execute(select(col(MemberTag.tag))
+                                           .where(col(MemberTag.member_id) == member_id))).scalars())
         member_flows = await flows.of_member(session, member_id)
-        applications = list((await session.execute(select(KocApplication).where(KocApplication.member_id == member_id)
-                                                   .order_by(KocApplication.id.desc()))).scalars())
-        in_groups = (await session.execute(select(Group, GroupMembership).join(GroupMembership, GroupMembership.group_id == Group.id)
-                                           .where(GroupMembership.member_id == member_id).limit(PAGE_SIZE))).all()
-        redeemed = (await session.execute(select(Redemption, Reward).join(Reward, Reward.id == Redemption.reward_id)
-                                          .where(Redemption.member_id == member_id).order_by(Redemption.id.desc())
+        applications = list((await session.execute(select(KocApplication)
+                                                   .where(col(KocApplication.member_id) == member_id)
+                                                   .order_by(col(KocApplication.id).desc()))).scalars())
+        in_groups = (await session.execute(select(Group, GroupMembership)
+                                           .join(GroupMembership, col(GroupMembership.group_id) == col(Group.id))
+                                           .where(col(GroupMembership.member_id) == member_id)
+                                           .limit(PAGE_SIZE))).all()
+        redeemed = (await session.execute(select(Redemption, Reward)
+                                          .join(Reward, col(Reward.id) == col(Redemption.reward_id))
+                                          .where(col(Redemption.member_id) == member_id)
+                                          .order_by(col(Redemption.id).desc())
                                           .limit(PAGE_SIZE))).all()
-    return page(request, "member.html", member=found, balance=balance, pending=pending, lifetime=lifetime, ledger=ledger,
-                tags=tags, flows=member_flows, applications=applications, groups=in_groups, redeemed=redeemed)
+    return page(request, "member.html", member=found, balance=balance, pending=pending, lifetime=lifetime,
+                ledger=ledger, tags=tags, flows=member_flows, applications=applications, groups=in_groups,
+                redeemed=redeemed)
 
 
 @require("viewer")
 async def broadcasts(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
-        recent = list((await session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(PAGE_SIZE))).scalars())
+        recent = list((await session.execute(select(Broadcast)
+                                             .order_by(col(Broadcast.id).desc())
+                                             .limit(PAGE_SIZE))).scalars())
         progress: dict[int, dict[str, int]] = defaultdict(dict)
         if recent:
-            rows = await session.execute(select(Delivery.broadcast_id, Delivery.status, func.count())
-                                         .where(Delivery.broadcast_id.in_([b.id for b in recent]))
-                                         .group_by(Delivery.broadcast_id, Delivery.status))
+            rows = await session.execute(select(col(Delivery.broadcast_id), col(Delivery.status), func.count())
+                                         .where(col(Delivery.broadcast_id).in_([b.id for b in recent]))
+                                         .group_by(col(Delivery.broadcast_id), col(Delivery.status)))
             for broadcast_id, status, n in rows:
                 progress[broadcast_id][status] = n
     return page(request, "broadcasts.html", rows=recent, progress=progress)

@@ -51,5 +51,6 @@ def page(request: web.Request, template: str, *, status: int = 200, **values: An
     # Pages show members' data: never cached, never framed by another site.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    response.headers["Content-Security-Policy"] = ("default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                   "frame-ancestors 'none'")
     return response
