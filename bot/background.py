@@ -29,7 +29,8 @@ async def cancel(task: asyncio.Task[None] | None) -> None:
         pass
 
 
-def every(seconds: float, work: Callable[[], Awaitable[object]], *, name: str, log: logging.Logger) -> asyncio.Task[None]:
+def every(seconds: float, work: Callable[[], Awaitable[object]], *, name: str,
+          log: logging.Logger) -> asyncio.Task[None]:
     """Run ``work()`` every ``seconds`` until cancelled. A failure is logged and tried again at
     the next round: one bad round never stops the loop."""
 

@@ -107,4 +107,5 @@ class Context:
         the update's; an operator's decision goes out on the member's own channel)."""
         if chat is None and to is None:
             raise ValueError("send needs a chat or a member")
-        self.outgoing.append(Outgoing(channel or self.update.channel, text, chat=chat, to=to, update_key=self.update.key))
+        self.outgoing.append(Outgoing(channel or self.update.channel, text, chat=chat, to=to,
+                                      update_key=self.update.key))

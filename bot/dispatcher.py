@@ -260,7 +260,8 @@ class Dispatcher:
                                  to=None if update.chat else update.sender, update_key=update.key)
         async with self.db.transaction() as session:
             # Ack-first channels stored the row before handling; others have none yet.
-            if not await inbox.claim(session, update.key, update.channel, now=now, handled=True, error="handler failed"):
+            if not await inbox.claim(session, update.key, update.channel, now=now, handled=True,
+                                     error="handler failed"):
                 await inbox.mark_handled(session, update.key, now=now, error="handler failed")
             ids = await outbox.enqueue(session, [target], now=now)
         return FeedResult([Reply(ids[0], target.chat, target.to, message)], failed=True)

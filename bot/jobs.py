@@ -54,7 +54,8 @@ class JobRunner:
     """Runs each job every ``every_s`` (checked every ``tick_s``). A job that fails is logged
     and tried again at its next interval: the others still run."""
 
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, jobs: Iterable[Job] = (), *, tick_s: float = TICK_S) -> None:
+    def __init__(self, dispatcher: Dispatcher, clock: Clock, jobs: Iterable[Job] = (), *,
+                 tick_s: float = TICK_S) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
         self.tick_s = tick_s

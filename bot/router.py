@@ -85,7 +85,8 @@ class Router:
         for child in self.children:
             yield from child.walk()
 
-    def command(self, name: str, *, role: str = "member", aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    def command(self, name: str, *, role: str = "member",
+                aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
         """Register ``/name``. Requires ``role`` (member, viewer, operator or admin) to run."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -114,7 +115,8 @@ class Router:
         return self._add(self.fallbacks, filters, None)
 
     @staticmethod
-    def _add(target: list[Route], filters: tuple[Filter, ...], events: frozenset[str] | None) -> Callable[[Handler], Handler]:
+    def _add(target: list[Route], filters: tuple[Filter, ...],
+             events: frozenset[str] | None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             _check_handler(handler)
             target.append(Route(handler, tuple(filters), events))

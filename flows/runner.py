@@ -92,7 +92,8 @@ class FlowEngine:
         if spec is None or fired >= len(spec.deadlines) or not await flow.fire(conversation, spec.deadlines[fired][1]):
             # Nothing to fire (any more): do not come back for it.
             await self._save(ctx, row, state=state, data=data, active=row.active, entered_at=row.entered_at,
-                             deadlines_fired=fired + 1, deadline_at=self._deadline(flow, state, row.entered_at, fired + 1))
+                             deadlines_fired=fired + 1,
+                             deadline_at=self._deadline(flow, state, row.entered_at, fired + 1))
             return
         tally.add(ctx.session, tally.FLOW_TIMEOUTS, flow.name, state)
         await self._after(ctx, flow, row, conversation, note="", by_deadline=True)
@@ -137,7 +138,8 @@ class FlowEngine:
             raise ValueError(f"flow {flow_name!r} has no state {state!r}")
         row = await rows.load(ctx.session, member_id, flow_name)
         data = dict(row.data) if row is not None and state != flow.initial else {}
-        await rows.restart(ctx.session, member_id, flow_name, state=state, data=data, active=not flow.states[state].final,
+        await rows.restart(ctx.session, member_id, flow_name, state=state, data=data,
+                           active=not flow.states[state].final,
                            entered_at=ctx.now, deadlines_fired=0, deadline_at=self._deadline(flow, state, ctx.now, 0),
                            now=ctx.now, finished=flow.states[state].final)
         tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow_name, state)
@@ -173,7 +175,8 @@ class FlowEngine:
         else:
             entered_at, fired = row.entered_at, row.deadlines_fired + (1 if by_deadline else 0)  # each fires once
         await self._save(ctx, row, state=state, data=data, active=not final and row.active, entered_at=entered_at,
-                         deadlines_fired=fired, deadline_at=None if final else self._deadline(flow, state, entered_at, fired),
+                         deadlines_fired=fired,
+                         deadline_at=None if final else self._deadline(flow, state, entered_at, fired),
                          finished=final)
         if not stayed:
             tally.add(ctx.session, tally.FLOW_TRANSITIONS, flow.name, state)

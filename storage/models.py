@@ -35,7 +35,8 @@ from storage.tokens import AccessToken
 __all__ = [
     "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "DailyMetric", "Delivery",
     "Group", "GroupDay", "GroupMembership", "GroupTag", "InboundUpdate", "KfCursor", "KfSession", "KocApplication",
-    "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage", "PlaybookState", "PointBalance",
-    "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode", "SchedulerJob", "SignIn", "TaskCheckin",
+    "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage", "PlaybookState",
+    "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode", "SchedulerJob",
+    "SignIn", "TaskCheckin",
     "TaskDefinition",
 ]

@@ -86,7 +86,9 @@ class CohortRetention(SQLModel, table=True):
     __tablename__ = "cohort_retention"
 
     cohort: date = Field(sa_column=Column(Date, primary_key=True))
-    channel_code: str = Field(default="", sa_column=Column("source_state", String(64), primary_key=True, key="channel_code"))
+    # The channel code (stored under its first name, source_state).
+    channel_code: str = Field(default="", sa_column=Column("source_state", String(64), primary_key=True,
+                                                           key="channel_code"))
     size: int
     d1: int | None = None
     d7: int | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bot.jobs import Job
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     RECEIVE_GROUP = "receive_group"
     RECEIVE_PRIVATE = "receive_private"
     SEND_GROUP = "send_group"
@@ -80,13 +80,14 @@ class Channel(ABC):
         """Deliver one outbox message (return None), hand it to a person (``HandedToOwner``),
         or raise ``DeliveryError``. Must not block the loop."""
 
-    def add_routes(self, app: web.Application) -> None:
+    # Optional hooks: a channel without routes or connections leaves them as they are.
+    def add_routes(self, app: web.Application) -> None:  # noqa: B027
         """Register the channel's inbound HTTP endpoints, if it has any."""
 
-    async def start(self, app: web.Application) -> None:
+    async def start(self, app: web.Application) -> None:  # noqa: B027
         """Open what the channel needs once the app's database and dispatcher exist."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027
         """Finish or hand back in-flight work and close connections."""
 
     def jobs(self) -> list[Job]:

@@ -236,7 +236,8 @@ class FakeWeCom:
         start, limit = int(cursor), int(body.get("limit") or 1000)
         mine = [m for m in self.kf_messages if m["open_kfid"] == body["open_kfid"]]
         page = mine[start:start + limit]
-        return self._answer(msg_list=page, next_cursor=str(start + len(page)), has_more=int(start + len(page) < len(mine)))
+        return self._answer(msg_list=page, next_cursor=str(start + len(page)),
+                            has_more=int(start + len(page) < len(mine)))
 
     def _kf_send_msg(self, body: dict[str, Any]) -> web.Response:
         if any(m["msgid"] == body.get("msgid") for m in self.kf_sent):
@@ -275,7 +276,8 @@ class FakeWeCom:
         group = self.groups.get(str(body.get("chat_id")))
         if group is None:
             return self._answer(40050, "chatid not exist")
-        members = [{"userid": m, "type": 2 if m.startswith("wm") else 1, "join_time": 1, "join_scene": 1} for m in group.members]
+        members = [{"userid": m, "type": 2 if m.startswith("wm") else 1, "join_time": 1, "join_scene": 1}
+                   for m in group.members]
         return self._answer(group_chat={
             "chat_id": group.chat_id, "name": group.name, "owner": group.owner, "create_time": 1,
             "member_list": members, "admin_list": [], "member_version": group.member_version,
@@ -291,7 +293,8 @@ class CallbackBuilder:
         self._crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
         self._nonce = itertools.count(1000)
 
-    def encrypt(self, plaintext: str, *, timestamp: int | None = None, nonce: str | None = None) -> tuple[str, str, str, str]:
+    def encrypt(self, plaintext: str, *, timestamp: int | None = None,
+                nonce: str | None = None) -> tuple[str, str, str, str]:
         """(encrypt, msg_signature, timestamp, nonce) for ``plaintext``."""
         from xml.etree import ElementTree  # our own output, not untrusted input
 
@@ -304,16 +307,19 @@ class CallbackBuilder:
         """(path with query, body) of a POST callback carrying ``plaintext``."""
         encrypt, sig, ts, nonce = self.encrypt(plaintext, timestamp=timestamp)
         agent = f"<AgentID><![CDATA[{self.agent_id}]]></AgentID>" if self.agent_id is not None else ""
-        body = f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt>{agent}</xml>"
+        body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+                f"<Encrypt><![CDATA[{encrypt}]]></Encrypt>{agent}</xml>")
         return "/wecom/callback?" + urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce}), body.encode()
 
     def verify_url(self, echo: str, *, timestamp: int | None = None) -> str:
         """The GET WeCom sends when the callback URL is saved; the answer must be ``echo``."""
         encrypt, sig, ts, nonce = self.encrypt(echo, timestamp=timestamp)
-        return "/wecom/callback?" + urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": encrypt})
+        return "/wecom/callback?" + urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce,
+                                               "echostr": encrypt})
 
 
-def text_message(sender: str, content: str, msg_id: int, *, corp_id: str = "ww-test-corp", at: int | None = None) -> str:
+def text_message(sender: str, content: str, msg_id: int, *, corp_id: str = "ww-test-corp",
+                 at: int | None = None) -> str:
     return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[{sender}]]></FromUserName>"
             f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId><AgentID>1000002</AgentID></xml>")

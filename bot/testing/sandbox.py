@@ -80,8 +80,9 @@ class SandboxClient:
         messages it queued go to the outbox when the block ends."""
         now = self.dispatcher.clock.now()
         async with self.db.transaction() as session:
-            ctx = Context(update=Update(channel="sandbox", key=f"operator:{sender}:{now.isoformat()}", sender=sender, at=now),
-                          session=session, now=now, texts=self.dispatcher.texts, dispatcher=self.dispatcher)
+            update = Update(channel="sandbox", key=f"operator:{sender}:{now.isoformat()}", sender=sender, at=now)
+            ctx = Context(update=update, session=session, now=now, texts=self.dispatcher.texts,
+                          dispatcher=self.dispatcher)
             yield ctx
             await outbox.enqueue(session, ctx.outgoing, now=now)
 

@@ -48,7 +48,9 @@ async def broadcast_command(ctx: Context) -> None:
             ctx.reply(ctx.texts("broadcast_usage"))
             return
         b = await broadcasts.get(ctx.session, int(rest))
-        withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, int(rest), now=ctx.now)) if b else 0
+        withdrawn = 0
+        if b is not None:
+            withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, b.id, now=ctx.now))
         await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel", result="ok" if b else "refused",
                            now=ctx.now, args={"broadcast": rest})
         if b is None:
@@ -103,6 +105,10 @@ async def grouptag_command(ctx: Context) -> None:
     ctx.reply(ctx.texts("grouptag_done", tag=tag, count=len(found), missing=len(ids) - len(found)))
 
 
+def _last_slot(ctx: Context, last: Broadcast) -> str:
+    return f"{last.slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{last.status}')}"
+
+
 @router.command("sop", role="operator")
 async def sop_command(ctx: Context) -> None:
     """查看、暂停或恢复定时话题（SOP）
@@ -123,8 +129,7 @@ async def sop_command(ctx: Context) -> None:
                 else f"入群第 {p.after_member_joined_days} 天")
             state = "off" if not p.enabled else "paused" if p.name in paused else "on"
             lines.append(ctx.texts("sop_line", name=p.name, when=when, state=ctx.texts(f"sop_state_{state}"),
-                                   last=f"{last[0].slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{last[0].status}')}"
-                                   if last else "—"))
+                                   last=_last_slot(ctx, last[0]) if last else "—"))
         ctx.reply("\n".join(lines) or ctx.texts("sop_none"))
         return
     name = args.choice(1, "名称", names) if names else args.word(1, "名称")

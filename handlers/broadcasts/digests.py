@@ -60,7 +60,8 @@ async def pack_owner_tasks(db: Database, config: Config, texts: Texts, now: date
                 group = groups[group_id]
                 ids = [d.id for d in items]
                 if not group.owner:
-                    await broadcasts.skip(session, ids, "no owner known for this group: nobody can confirm a task", now=now)
+                    await broadcasts.skip(session, ids, "no owner known for this group: nobody can confirm a task",
+                                          now=now)
                 elif used[group_id] >= limit:
                     await broadcasts.skip(session, ids, f"receive quota used: {limit} a {QUOTA_PERIOD[rule]}", now=now)
                 else:

@@ -116,7 +116,8 @@ async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id
     # Direct groups: their outbox rows first, so each delivery is written queued with its row
     # (one multi-row INSERT each, rather than an UPDATE per delivery afterwards).
     external = {g.id: g.external_id for g in groups}
-    direct = [r for r in rows if r.status == broadcasts.PLANNED and Capability.SEND_GROUP in config.capabilities(r.channel)]
+    direct = [r for r in rows
+              if r.status == broadcasts.PLANNED and Capability.SEND_GROUP in config.capabilities(r.channel)]
     outbox_ids = await outbox.enqueue(session, [
         outbox.Outgoing(r.channel, r.text, chat=external[r.group_id], meta={"broadcast": b.id}, not_before=r.not_before)
         for r in direct], now=now)

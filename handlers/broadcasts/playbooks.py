@@ -71,7 +71,8 @@ async def plan_slot(db: Database, config: Config, texts: Texts, playbook: Playbo
         paused = playbook.name in await broadcasts.paused(session)
         broadcast_id = await broadcasts.create(
             session, key=slot_key(playbook, slot), source="sop", playbook=playbook.name, slot=slot,
-            template=playbook.text, target=playbook.target(), status=broadcasts.CANCELLED if paused else broadcasts.PLANNED,
+            template=playbook.text, target=playbook.target(),
+            status=broadcasts.CANCELLED if paused else broadcasts.PLANNED,
             created_by=SYSTEM, now=now, reason="paused by an operator (/sop pause)" if paused else None)
         if broadcast_id is None or paused:
             return None
@@ -89,7 +90,8 @@ async def record_missed(db: Database, playbook: PlaybookConfig, slot: datetime, 
             template=playbook.text, target=playbook.target(), status=broadcasts.MISSED, created_by=SYSTEM, now=now,
             reason=reason)
     if done is not None:
-        log.warning("playbook %s: the slot of %s was missed and is not sent (%s)", playbook.name, slot.isoformat(), reason)
+        log.warning("playbook %s: the slot of %s was missed and is not sent (%s)", playbook.name, slot.isoformat(),
+                    reason)
     return done is not None
 
 
@@ -113,11 +115,13 @@ async def catch_up(db: Database, config: Config, texts: Texts, now: datetime) ->
             continue
         latest, older = slots[-1], slots[:-1]
         for slot in older[-MAX_MISSED_REPORTED:]:
-            await record_missed(db, playbook, slot, now=now, reason=f"coalesced: only the latest slot ({latest.isoformat()}) is sent")
+            await record_missed(db, playbook, slot, now=now,
+                                reason=f"coalesced: only the latest slot ({latest.isoformat()}) is sent")
         if now - latest <= grace:
             planned += await plan_slot(db, config, texts, playbook, latest, now=now) is not None
         else:
-            await record_missed(db, playbook, latest, now=now, reason="siyu was not running within [scheduler] misfire_grace_s of it")
+            await record_missed(db, playbook, latest, now=now,
+                                reason="siyu was not running within [scheduler] misfire_grace_s of it")
     return planned
 
 

@@ -17,8 +17,10 @@ STATUS_ORDER = ("delivered", "queued", "planned", "awaiting_owner", "failed", "e
 
 
 def status_text(texts: Texts, b: Broadcast, counts: dict[str, int]) -> str:
-    parts = [texts("broadcast_count", status=texts(f"delivery_{s}"), count=counts[s]) for s in STATUS_ORDER if counts.get(s)]
-    return texts("broadcast_status", id=b.id, status=texts(f"broadcast_state_{b.status}"), counts="，".join(parts) or "—",
+    parts = [texts("broadcast_count", status=texts(f"delivery_{s}"), count=counts[s])
+             for s in STATUS_ORDER if counts.get(s)]
+    return texts("broadcast_status", id=b.id, status=texts(f"broadcast_state_{b.status}"),
+                 counts="，".join(parts) or "—",
                  total=sum(counts.values()))
 
 

@@ -42,9 +42,10 @@ async def koc_command(ctx: Context) -> None:
         lines = []
         for a in waiting:
             member = await ctx.session.get(Member, a.member_id)
-            lines.append(ctx.texts("koc_pending_line", who=(member.name or member.external_id) if member else a.member_id,
-                                   external_id=member.external_id if member else "—", score=a.score,
-                                   type=a.recommended_type, at=a.created_at.astimezone(ctx.zone).strftime("%m-%d %H:%M")))
+            who = (member.name or member.external_id) if member else a.member_id
+            lines.append(ctx.texts("koc_pending_line", who=who, external_id=member.external_id if member else "—",
+                                   score=a.score, type=a.recommended_type,
+                                   at=a.created_at.astimezone(ctx.zone).strftime("%m-%d %H:%M")))
         ctx.reply("\n".join(lines) or ctx.texts("koc_pending_none"))
         return
     if not has_role(ctx.role, "operator"):

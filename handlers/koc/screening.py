@@ -24,7 +24,7 @@ BOUGHT = ("买过/用过", "还没有")
 ACTIVITIES = ("经常参加", "偶尔参加", "还没参加过")
 PLATFORMS = ("小红书", "抖音", "微博", "B站", "知乎", "都不太用")
 PREFERENCES = ("分享品牌内容", "自己创作内容", "试用新品写反馈", "推荐好物带货")
-ROLE_OF_PREFERENCE = dict(zip(PREFERENCES, TYPES))
+ROLE_OF_PREFERENCE = dict(zip(PREFERENCES, TYPES, strict=True))
 
 
 def platforms(text: str) -> list[str] | None:
@@ -88,13 +88,16 @@ def build(config: Config) -> Flow:
     followers = partial(number, low=0, high=1_000_000_000)
     hours = partial(number, low=0, high=168)
     transitions: list[dict[str, Any]] = [
-        {"trigger": "answer", "source": "bought", "dest": "product", "conditions": [_answered("bought", BOUGHT, BOUGHT[0])],
+        {"trigger": "answer", "source": "bought", "dest": "product",
+         "conditions": [_answered("bought", BOUGHT, BOUGHT[0])],
          "before": [store("bought", partial(choice, choices=BOUGHT))]},
-        {"trigger": "answer", "source": "bought", "dest": "activities", "conditions": [_answered("bought", BOUGHT, BOUGHT[1])],
+        {"trigger": "answer", "source": "bought", "dest": "activities",
+         "conditions": [_answered("bought", BOUGHT, BOUGHT[1])],
          "before": [store("bought", partial(choice, choices=BOUGHT))]},
         {"trigger": "answer", "source": "product", "dest": "activities", "conditions": [not_empty],
          "before": [remember("product")]},
-        {"trigger": "answer", "source": "activities", "dest": "platforms", "conditions": [_answered("activities", ACTIVITIES)],
+        {"trigger": "answer", "source": "activities", "dest": "platforms",
+         "conditions": [_answered("activities", ACTIVITIES)],
          "before": [store("activities", partial(choice, choices=ACTIVITIES))]},
         # No platform: the followers question is skipped.
         {"trigger": "answer", "source": "platforms", "dest": "preference", "conditions": [_no_platform],
@@ -103,7 +106,8 @@ def build(config: Config) -> Flow:
          "before": [store("platforms", platforms)]},
         {"trigger": "answer", "source": "followers", "dest": "preference", "conditions": [valid(followers)],
          "before": [store("followers", followers)]},
-        {"trigger": "answer", "source": "preference", "dest": "hours", "conditions": [_answered("preference", PREFERENCES)],
+        {"trigger": "answer", "source": "preference", "dest": "hours",
+         "conditions": [_answered("preference", PREFERENCES)],
          "before": [store("preference", partial(choice, choices=PREFERENCES))]},
         {"trigger": "answer", "source": "hours", "dest": "submitted", "conditions": [valid(hours)],
          "before": [store("hours", hours), partial(_submit, settings.rubric)]},

@@ -16,8 +16,8 @@ from bot.router import Router
 from bot.texts import Texts
 from handlers.lifecycle.config import LIFECYCLE, LifecycleConfig
 from storage.engine import Database
-from storage.sql import table_of
 from storage.models import KocApplication, Member, SignIn, TaskCheckin
+from storage.sql import table_of
 
 log = logging.getLogger("siyu.lifecycle")
 BROAD, ENGAGED, CORE, SUPER = "泛用户", "精准用户", "核心用户", "超级用户"
@@ -50,14 +50,16 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
             stage = col(Member.stage)
             rows = (await session.execute(
                 select(col(Member.id), stage, col(Member.attributes))
-                .where(col(Member.id) > after, (col(Member.last_seen_at) >= since) | (stage.is_not(None) & (stage != BROAD)))
+                .where(col(Member.id) > after,
+                       (col(Member.last_seen_at) >= since) | (stage.is_not(None) & (stage != BROAD)))
                 .order_by(col(Member.id)).limit(BATCH)
             )).all()
             if not rows:
                 return changed
             ids = [r.id for r in rows]
             days: dict[int, int] = {member: count for member, count in (await session.execute(
-                select(col(SignIn.member_id), func.count()).where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
+                select(col(SignIn.member_id), func.count())
+                .where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
                 .group_by(col(SignIn.member_id)))).tuples()}
             koc = set((await session.execute(select(col(KocApplication.member_id)).where(
                 col(KocApplication.member_id).in_(ids), col(KocApplication.status) == "approved"))).scalars())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-StartOn = Literal["contact_added", "first_message", "member_joined"]
-
 from pydantic import AfterValidator, Field, model_validator
 
 from bot.config import Section, Setting
+
+StartOn = Literal["contact_added", "first_message", "member_joined"]
 
 
 class Question(Section):
@@ -37,7 +37,8 @@ class Question(Section):
 
 def _default_questions() -> list[Question]:
     return [
-        Question(key="city", text="你在哪个城市？", kind="choice", choices=["北京", "上海", "广州", "深圳", "其他"], tag=True),
+        Question(key="city", text="你在哪个城市？", kind="choice", choices=["北京", "上海", "广州", "深圳", "其他"],
+                 tag=True),
         Question(key="age", text="方便说下你的年龄吗？（回复数字）", kind="number", min=1, max=120),
         Question(key="source", text="你是从哪里知道我们的？", kind="text"),
     ]

@@ -37,7 +37,8 @@ async def _save_profile(questions: list[Question], event: Any) -> None:
     conversation = event.model
     ctx, data = conversation.ctx, conversation.data
     answers = {q.key: data[q.key] for q in questions if q.key in data}
-    await community.set_attributes(ctx.session, ctx.member.id, {**answers, "consent": data.get("consent") == CONSENT[0]})
+    await community.set_attributes(ctx.session, ctx.member.id,
+                                   {**answers, "consent": data.get("consent") == CONSENT[0]})
     tags = [str(data[q.key]) for q in questions if q.tag and q.key in data]
     if data.get("consent") == CONSENT[0]:
         tags.append("同意接收通知")
@@ -51,12 +52,13 @@ def build(config: Config) -> Flow:
     deadlines = ((timedelta(seconds=settings.remind_after_s), "remind"),
                  (timedelta(seconds=settings.close_after_s), "close"))
     flow_texts = {f"q_{q.key}": _prompt(q) for q in questions}
-    flow_texts.update(intro=texts["onboarding_intro"], consent=texts["onboarding_consent"], done=texts["onboarding_done"],
+    flow_texts.update(intro=texts["onboarding_intro"], consent=texts["onboarding_consent"],
+                      done=texts["onboarding_done"],
                       closed=texts["onboarding_closed"], reminder=texts["onboarding_reminder"])
     transitions: list[dict[str, Any]] = [
         {"trigger": "answer", "source": here, "dest": there, "conditions": [valid(_parser(q))],
          "before": [store(q.key, _parser(q))]}
-        for here, there, q in zip(asking, asking[1:], questions)
+        for here, there, q in zip(asking, asking[1:], questions, strict=False)
     ]
     consent = partial(choice, choices=CONSENT)
     transitions += [

@@ -28,7 +28,8 @@ async def role_command(ctx: Context) -> None:
     action = args.choice(0, "动作", ("list", "grant", "revoke"))
     if action == "list":
         held = await roles.all_roles(ctx.session)
-        ctx.reply("\n".join(ctx.texts("role_line", who=r.external_id, channel=r.channel, role=ctx.texts(f"role_{r.role}"),
+        ctx.reply("\n".join(ctx.texts("role_line", who=r.external_id, channel=r.channel,
+                                      role=ctx.texts(f"role_{r.role}"),
                                       by=r.granted_by) for r in held) or ctx.texts("role_none"))
         return
     if not has_role(ctx.role, "admin"):

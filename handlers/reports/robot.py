@@ -36,7 +36,8 @@ async def daily_report(db: Database, config: Config, texts: Texts, now: datetime
     async with db.transaction() as session:
         if not await once.claim(session, f"robot:daily:{day.date().isoformat()}", now=now):
             return 0
-        text = texts("report_daily", date=day.strftime("%m月%d日")) + "\n" + await stats.summary(session, config, texts, now)
+        summary = await stats.summary(session, config, texts, now)
+        text = texts("report_daily", date=day.strftime("%m月%d日")) + "\n" + summary
         await outbox.enqueue(session, [_to_ops(config, text)], now=now)
     return 1
 
@@ -55,8 +56,8 @@ async def koc_waiting(db: Database, config: Config, texts: Texts, now: datetime)
         if fresh:
             lines = [texts("report_koc_line", who=m.name or m.external_id, score=a.score, type=a.recommended_type)
                      for a, m in fresh]
-            await outbox.enqueue(session, [_to_ops(config, texts("report_koc", count=len(fresh)) + "\n" + "\n".join(lines))],
-                                 now=now)
+            text = texts("report_koc", count=len(fresh)) + "\n" + "\n".join(lines)
+            await outbox.enqueue(session, [_to_ops(config, text)], now=now)
     return len(fresh)
 
 
@@ -66,7 +67,8 @@ async def broadcast_failures(db: Database, config: Config, texts: Texts, now: da
         of_it = col(Delivery.broadcast_id) == col(Broadcast.id)
         open_ = select(col(Delivery.id)).where(
             of_it, col(Delivery.status).in_((broadcasts.PLANNED, broadcasts.QUEUED, broadcasts.AWAITING_OWNER)))
-        failed = select(col(Delivery.id)).where(of_it, col(Delivery.status).in_((broadcasts.FAILED, broadcasts.EXPIRED)))
+        failed = select(col(Delivery.id)).where(
+            of_it, col(Delivery.status).in_((broadcasts.FAILED, broadcasts.EXPIRED)))
         ended = list((await session.execute(select(Broadcast).where(
             col(Broadcast.status) == broadcasts.PLANNED, col(Broadcast.planned_at) >= now - LOOK_BACK,
             ~open_.exists(), failed.exists(),
@@ -82,7 +84,8 @@ async def broadcast_failures(db: Database, config: Config, texts: Texts, now: da
                 .limit(1))).scalar_one_or_none()
             await outbox.enqueue(session, [_to_ops(config, texts(
                 "report_broadcast_failed", id=b.id, name=b.playbook or b.created_by, failed=counts[broadcasts.FAILED],
-                expired=counts[broadcasts.EXPIRED], delivered=counts[broadcasts.DELIVERED], reason=reasons or "—"))], now=now)
+                expired=counts[broadcasts.EXPIRED], delivered=counts[broadcasts.DELIVERED], reason=reasons or "—"))],
+                now=now)
             sent += 1
     return sent
 

@@ -10,7 +10,8 @@ from handlers.levels.services import levels_of
 from storage import points, rewards
 
 NAME = "redemption"
-OUTCOME_TEXTS = {"out_of_stock": "redeem_out_of_stock", "inactive": "redeem_out_of_stock", "unknown": "redeem_out_of_stock",
+OUTCOME_TEXTS = {"out_of_stock": "redeem_out_of_stock", "inactive": "redeem_out_of_stock",
+                 "unknown": "redeem_out_of_stock",
                  "limit": "redeem_limit", "level": "redeem_level", "not_yet": "redeem_window", "ended": "redeem_window"}
 
 

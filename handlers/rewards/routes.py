@@ -117,7 +117,8 @@ async def reward_command(ctx: Context) -> None:
         if level is not None and level not in tiers:
             raise UsageError(f"level 要是 {' / '.join(tiers)} 之一")
         reward_id = await rewards.add(ctx.session, rewards.RewardSpec(
-            name, cost, stock, int(limit), level, approval=args.option("approval") in ("yes", "true", "1")), now=ctx.now)
+            name, cost, stock, int(limit), level, approval=args.option("approval") in ("yes", "true", "1")),
+            now=ctx.now)
         ctx.reply(ctx.texts("reward_added", id=reward_id, name=name, cost=cost, stock=stock))
         return
     reward_id = args.number(1, "编号", low=1, high=2**31 - 1)

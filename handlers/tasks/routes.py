@@ -73,7 +73,8 @@ async def task_checkin(ctx: Context) -> None:
 async def task_command(ctx: Context) -> None:
     """管理打卡任务
     /task list
-    /task add <名称> <积分> [day=每天上限] [week=每周上限] [month=每月上限] [proof=yes] [approval=yes] [pending=待生效天数] [koc=分享官,内容官]
+    /task add <名称> <积分> [day=每天上限] [week=每周上限] [month=每月上限]
+              [proof=yes] [approval=yes] [pending=待生效天数] [koc=分享官,内容官]
     /task disable <名称>"""
     args = parse(ctx.args, options=("day", "week", "month", "proof", "approval", "pending", "koc"))
     action = args.choice(0, "动作", ("list", "add", "disable"))

@@ -134,7 +134,8 @@ async def vote_command(ctx: Context) -> None:
                                                        lines=_option_lines(ctx.texts, poll)),
                                 now=ctx.now, job=f"poll:{poll_id}:open")
         await audit.record(ctx.session, actor=actor, action="vote.open", result="ok", now=ctx.now,
-                           args={"poll": poll_id, "title": title, "options": options, "winners": winners, "hours": hours})
+                           args={"poll": poll_id, "title": title, "options": options, "winners": winners,
+                                 "hours": hours})
         ctx.reply(ctx.texts("vote_opened", id=poll_id, title=title, count=len(options), groups=told))
     elif action == "close":
         poll = await (polls.get(ctx.session, int(rest)) if rest.strip().isdigit() else polls.current(ctx.session))

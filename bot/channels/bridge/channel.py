@@ -49,7 +49,8 @@ def signed_headers(secret: str, body: bytes, *, now: float | None = None, nonce:
 
     timestamp = str(int(now if now is not None else time.time()))
     nonce = nonce or secrets.token_hex(16)
-    return {"X-Siyu-Timestamp": timestamp, "X-Siyu-Nonce": nonce, "X-Siyu-Signature": sign(secret, timestamp, nonce, body),
+    return {"X-Siyu-Timestamp": timestamp, "X-Siyu-Nonce": nonce,
+            "X-Siyu-Signature": sign(secret, timestamp, nonce, body),
             "Content-Type": "application/json"}
 
 

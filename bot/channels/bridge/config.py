@@ -26,7 +26,8 @@ class BridgeConfig(Section):
     def _needed(self) -> BridgeConfig:
         if self.enabled:
             if len(self.secret) < 32:
-                raise ValueError("required when [bridge] enabled = true: secret of 32+ characters (or SIYU_BRIDGE_SECRET)")
+                raise ValueError("required when [bridge] enabled = true: "
+                                 "secret of 32+ characters (or SIYU_BRIDGE_SECRET)")
             if not self.gateway_url.startswith(("http://", "https://")):
                 raise ValueError("required when [bridge] enabled = true: gateway_url (http:// or https://)")
         return self

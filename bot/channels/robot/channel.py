@@ -46,7 +46,8 @@ class RobotChannel(Channel):
             raise DeliveryError(f"the robot posts only into {self.config.chat!r}, not {message.chat or message.to!r}",
                                 retryable=False)
         if message.meta.get("markdown"):
-            payload: dict[str, Any] = {"msgtype": "markdown", "markdown": {"content": cap_bytes(message.text, MARKDOWN_BYTES)}}
+            payload: dict[str, Any] = {"msgtype": "markdown",
+                                       "markdown": {"content": cap_bytes(message.text, MARKDOWN_BYTES)}}
         else:
             payload = {"msgtype": "text", "text": {"content": cap_bytes(message.text, TEXT_BYTES)}}
         assert self._http is not None

@@ -55,7 +55,8 @@ class EventIn(_Body):
 
 
 def _replies(result: FeedResult) -> web.Response:
-    return json_response({"replies": [{"id": r.id, "chat": r.chat, "to": r.to, "text": r.text} for r in result.replies]})
+    return json_response({"replies": [{"id": r.id, "chat": r.chat, "to": r.to, "text": r.text}
+                                      for r in result.replies]})
 
 
 def _key(kind: str, sender: str, client_id: str | None) -> str:

@@ -135,7 +135,8 @@ class WeComAPI:
 
     async def send_welcome_msg(self, welcome_code: str, content: str) -> dict[str, Any]:
         """Requires a welcome code at most 20 s old, used once. Content at most 4000 bytes."""
-        return await self.call("externalcontact/send_welcome_msg", {"welcome_code": welcome_code, "text": {"content": content}})
+        return await self.call("externalcontact/send_welcome_msg",
+                               {"welcome_code": welcome_code, "text": {"content": content}})
 
     async def add_group_msg_template(self, owner: str, chat_ids: list[str], content: str) -> dict[str, Any]:
         """A mass-send task to customer groups: nothing is sent until ``owner`` confirms it.

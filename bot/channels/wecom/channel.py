@@ -82,8 +82,11 @@ class WeComChannel(Channel):
     async def start(self, app: web.Application) -> None:
         self._db, self._dispatcher = app[DB], app[DISPATCHER]
         self._http = aiohttp.ClientSession()
-        self.api = WeComAPI(self._http, base_url=self.config.api_base_url, corp_id=self.config.corp_id, secret=self.config.secret)
-        self.api.tokens = TokenCache(self._db, self.clock, cache_key(self.config.corp_id, self.config.secret), self.api.fetch_token)
+        settings = self.config
+        self.api = WeComAPI(self._http, base_url=settings.api_base_url, corp_id=settings.corp_id,
+                            secret=settings.secret)
+        self.api.tokens = TokenCache(self._db, self.clock, cache_key(settings.corp_id, settings.secret),
+                                     self.api.fetch_token)
         self.groups = GroupSync(self._db, self.api, self.clock)
         self.owner_tasks = OwnerTasks(self._db, self.api, self.clock, self.config.group_quota)
         if self.config.kf:
@@ -175,8 +178,8 @@ class WeComChannel(Channel):
             await self.api.send_welcome_msg(code, cap_bytes(message.text, WELCOME_BYTES))
         except WeComError as exc:
             if exc.errcode in WELCOME_CODE_GONE:
-                raise DeliveryError(f"welcome code unusable ({exc.errcode} {exc.errmsg}); "
-                                    "is a welcome message configured in the WeCom admin console?", retryable=False) from None
+                raise DeliveryError(f"welcome code unusable ({exc.errcode} {exc.errmsg}); is a welcome message "
+                                    "configured in the WeCom admin console?", retryable=False) from None
             raise
 
     async def _send_to_member(self, message: Claimed) -> None:
@@ -202,7 +205,8 @@ class WeComChannel(Channel):
         if not message.to or not chat_ids:
             raise DeliveryError("a group task needs an owner and its groups", retryable=False)
         result = await self.api.add_group_msg_template(message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES))
-        return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to, "fail_list": result.get("fail_list") or []})
+        return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to,
+                              "fail_list": result.get("fail_list") or []})
 
     async def _send_to_group(self, message: Claimed) -> HandedToOwner:
         assert message.chat is not None

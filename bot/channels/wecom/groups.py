@@ -53,10 +53,12 @@ class GroupSync:
         now = self.clock.now()
         people = {str(m["userid"]) for m in chat.get("member_list", []) if m.get("userid")}
         async with self.db.transaction() as session:
-            refs = await community.touch_groups(session, {(NAME, chat_id): Sighting(name=chat.get("name") or None)}, now=now)
+            refs = await community.touch_groups(session, {(NAME, chat_id): Sighting(name=chat.get("name") or None)},
+                                                now=now)
             group = refs[(NAME, chat_id)]
             members = await community.touch_members(session, {(NAME, p): Sighting() for p in people}, now=now)
-            added, removed = await community.reconcile_members(session, group.id, {m.id for m in members.values()}, now=now)
+            added, removed = await community.reconcile_members(session, group.id, {m.id for m in members.values()},
+                                                               now=now)
             await community.update_group(
                 session, group.id, owner=chat.get("owner") or None, status="active",
                 member_version=chat.get("member_version") or None,

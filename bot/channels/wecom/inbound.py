@@ -45,7 +45,8 @@ def _param(request: web.Request, name: str) -> str:
 
 
 class CallbackEndpoint:
-    def __init__(self, crypto: CallbackCrypto, db: Database, clock: Clock, *, replay_window_s: int, handle: Handle) -> None:
+    def __init__(self, crypto: CallbackCrypto, db: Database, clock: Clock, *, replay_window_s: int,
+                 handle: Handle) -> None:
         self.crypto = crypto
         self.db = db
         self.clock = clock

@@ -111,7 +111,8 @@ class KfSync:
         text = (msg.get("text") or {}).get("content") if msg.get("msgtype") == "text" else None
         if not text:
             return 0  # images, voice ... are not understood yet; the window opened all the same
-        await dispatcher.feed(Update(channel=NAME, key=f"{NAME}:{msgid}", sender=str(user), at=at, text=str(text).strip()))
+        await dispatcher.feed(Update(channel=NAME, key=f"{NAME}:{msgid}", sender=str(user), at=at,
+                                     text=str(text).strip()))
         return 1
 
 

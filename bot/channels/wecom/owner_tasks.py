@@ -50,7 +50,8 @@ class OwnerTasks:
         msgid = str(meta.get("msgid") or "")
         now = self.clock.now()
         results = await self.api.get_groupmsg_send_result(msgid, owner) if msgid else []
-        outcome = {r["chat_id"]: OUTCOMES[r["status"]] for r in results if r.get("chat_id") and r.get("status") in OUTCOMES}
+        outcome = {r["chat_id"]: OUTCOMES[r["status"]] for r in results
+                   if r.get("chat_id") and r.get("status") in OUTCOMES}
         waiting = [c for c in _strings(meta, "chat_ids") if c not in outcome]
         expired = handed_at is not None and now - handed_at > timedelta(hours=self.config.expire_after_h)
         remind = (not expired and waiting and msgid and handed_at is not None
@@ -62,12 +63,14 @@ class OwnerTasks:
         async with self.db.transaction() as session:
             await broadcasts.settle_groups(session, row_id, outcome, now=now)
             if expired and waiting:
-                await broadcasts.settle_groups(session, row_id, {c: (broadcasts.EXPIRED, f"the owner did not confirm within "
-                                                                  f"{self.config.expire_after_h} h") for c in waiting}, now=now)
+                why = f"the owner did not confirm within {self.config.expire_after_h} h"
+                await broadcasts.settle_groups(session, row_id, dict.fromkeys(waiting, (broadcasts.EXPIRED, why)),
+                                               now=now)
                 log.warning("owner task %s expired: %s never confirmed it for %d group(s)", msgid, owner, len(waiting))
             if expired or not waiting:
                 sent = any(o[0] == broadcasts.DELIVERED for o in outcome.values())
-                await outbox.close_owner_task(session, row_id, status=outbox.DELIVERED if sent else outbox.FAILED, now=now,
+                await outbox.close_owner_task(session, row_id, status=outbox.DELIVERED if sent else outbox.FAILED,
+                                              now=now,
                                               meta=meta, error=None if sent else "the owner's task sent to no group")
                 return 1
             if remind:
