@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -343,7 +344,7 @@ def contact_deleted(customer: str, staff: str, *, by_customer: bool = True, at: 
             f"<UserID><![CDATA[{staff}]]></UserID><ExternalUserID><![CDATA[{customer}]]></ExternalUserID></xml>")
 
 
-def chat_changed(chat_id: str, change: str, *, detail: str | None = None, members: list[str] = (),  # type: ignore[assignment]
+def chat_changed(chat_id: str, change: str, *, detail: str | None = None, members: Sequence[str] = (),
                  last_version: str = "", current_version: str = "", at: int | None = None) -> str:
     items = "".join(f"<Item><![CDATA[{m}]]></Item>" for m in members)
     detail_xml = f"<UpdateDetail><![CDATA[{detail}]]></UpdateDetail>" if detail else ""
