@@ -246,8 +246,7 @@ class Dispatcher:
         results = []
         for ctx in ctxs:
             if ctx.duplicate:  # a retry gets the answer the original got
-                replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, ctx.update.key)
-                           if m.id is not None]
+                replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, ctx.update.key)]
                 results.append(FeedResult(replies, duplicate=True))
             else:
                 results.append(FeedResult([Reply(next(ids), m.chat, m.to, m.text) for m in ctx.outgoing]))

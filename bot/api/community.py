@@ -35,7 +35,6 @@ async def _status(session: AsyncSession, broadcast_id: int) -> dict[str, Any]:
     b = await broadcasts.get(session, broadcast_id)
     if b is None:
         raise ApiError(404, "not_found", f"no broadcast {broadcast_id}")
-    assert b.id is not None  # read from the table: it has its key
     return {"id": b.id, "status": b.status, "source": b.source, "slot": b.slot.isoformat(), "reason": b.reason,
             "deliveries": dict(await broadcasts.progress(session, b.id))}
 

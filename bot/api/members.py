@@ -32,7 +32,6 @@ async def _member(session: AsyncSession, request: web.Request) -> Member:
 
 async def card(session: AsyncSession, request: web.Request, member: Member) -> dict[str, Any]:
     """The fixed shape integrators rely on: id, name, points (the balance), level, tags."""
-    assert member.id is not None  # read from the table: it has its key
     lifetime = await points.lifetime(session, member.id)
     return {"id": member.external_id, "name": member.name, "points": await points.balance(session, member.id),
             "level": levels_of(request.app[CONFIG]).tier(lifetime), "tags": await tags.of_member(session, member.id)}
@@ -71,7 +70,6 @@ async def change_tags(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", "a tag is 1 to 64 characters")
     async with acting(request, "api.tags", {"member": request.match_info["id"], **change.model_dump()}) as ctx:
         member = await _member(ctx.session, request)
-        assert member.id is not None  # read from the table: it has its key
         await tags.add(ctx.session, member.id, change.add, source=actor(request), now=ctx.now)
         await tags.remove(ctx.session, member.id, change.remove)
         return ok({"tags": await tags.of_member(ctx.session, member.id)})
@@ -87,7 +85,6 @@ async def get_points(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 20, 1, 200)
     async with request.app[DB].read() as session:
         member = await _member(session, request)
-        assert member.id is not None  # read from the table: it has its key
         return ok({"balance": await points.balance(session, member.id),
                    "pending": await points.pending(session, member.id),
                    "lifetime": await points.lifetime(session, member.id),
@@ -108,7 +105,6 @@ async def grant_points(request: web.Request) -> web.Response:
     key = f"{actor(request)}:{grant.key}"
     async with acting(request, "api.points", {"member": request.match_info["id"], **grant.model_dump()}) as ctx:
         member = await _member(ctx.session, request)
-        assert member.id is not None  # read from the table: it has its key
         try:
             if grant.amount > 0:
                 posted = await points.credit(ctx.session, member.id, grant.amount, key=key, reason=grant.reason,
