@@ -21,7 +21,7 @@ import re
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -85,8 +85,8 @@ async def sandbox(groups: int, rate: float, database_url: str | None, port: int)
 
 
 async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
-    from bot.channels.wecom.channel import WeComChannel
     from bot.builtin import config_from_dict
+    from bot.channels.wecom.channel import WeComChannel
     from bot.outbox import OutboxWorker
     from bot.testing import FakeClock
     from bot.testing.fake_wecom import FakeWeCom
@@ -105,7 +105,7 @@ async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
                                              "token": "t", "encoding_aes_key": "a" * 43, "api_base_url": fake.base_url,
                                              "group_quota": {"digest_at": "00:00"}}})
         await asyncio.to_thread(migrate.upgrade, url)
-        db, clock = Database(url), FakeClock(datetime(2026, 11, 22, 16, 0, tzinfo=timezone.utc))  # 00:00 local
+        db, clock = Database(url), FakeClock(datetime(2026, 11, 22, 16, 0, tzinfo=UTC))  # 00:00 local
         async with db.transaction() as s:
             for i in range(groups):
                 s.add(Group(channel="wecom", external_id=f"wr{i}", owner=f"owner{i % owners}",
@@ -125,7 +125,8 @@ async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
         cpu0, t0 = time.process_time(), time.perf_counter()
         async with db.transaction() as s:
             b = await broadcasts.create(s, key="bench", source="adhoc", slot=clock.now(), template=TEXT,
-                                        target={"all": True}, status=broadcasts.PLANNED, created_by="bench", now=clock.now())
+                                        target={"all": True}, status=broadcasts.PLANNED, created_by="bench",
+                                        now=clock.now())
             assert b is not None
             await planner.plan(s, config, texts, b, now=clock.now())
         tasks = await digests.pack_owner_tasks(db, config, texts, clock.now())

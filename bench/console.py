@@ -111,7 +111,8 @@ async def bench(url: str, runs: int, warmup: int) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="postgresql+psycopg://postgres@localhost/siyu_bench",
                     help="a database filled by bench/console_data.py (migrated to head at start, not wiped)")
     ap.add_argument("--runs", type=int, default=20, help="timed requests per page")

@@ -16,15 +16,16 @@ rows stop at the present minute.
   exist, 0.85 on their first day: about a quarter of the members on an average day.
 - chat_groups / group_memberships: group sizes log-normal around 0.92·members/groups, capped at
   500 (so some are near WeCom's limit); 92% of members in one group (joining within hours of
-  their first contact, mostly), 5% in a second; 3% of the groups silent (nobody spoke there in the days). Joins, leaves (3%, and every lost member),
-  last_spoke_at from the member's last active day.
+  their first contact, mostly), 5% in a second; 3% of the groups silent (nobody spoke there in
+  the days). Joins, leaves (3%, and every lost member), last_spoke_at from the member's last
+  active day.
 - checkins (60% of a day's speakers, with real streaks and the 7/30-day bonus), task_checkins
   (12% of speakers; credited, pending, rejected), rewards (5) and redemptions, member_flows
   (92% of the members went through onboarding, 0.5% through KOC screening; all finished, so
-  the sweeper has no deadline to fire), KOC applications, two polls with votes, the points ledger (an ``earn`` per
-  sign-in and credited task, ``spend``/``refund`` per redemption, ``expire`` and ``grant``
-  entries; lots and balances are left empty), one broadcast a day to every group (deliveries:
-  mostly delivered, some awaiting_owner/expired, failed, skipped).
+  the sweeper has no deadline to fire), KOC applications, two polls with votes, the points
+  ledger (an ``earn`` per sign-in and credited task, ``spend``/``refund`` per redemption,
+  ``expire`` and ``grant`` entries; lots and balances are left empty), one broadcast a day to
+  every group (deliveries: mostly delivered, some awaiting_owner/expired, failed, skipped).
 - group_days: each group's snapshot on each past day (members, spoke in the 7 days before,
   message counter), as the nightly rollups would have left them; then the real rollup job
   (``bot.console.rollups.refresh``) runs once for today and everything it finds missing.
@@ -37,7 +38,7 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,7 +75,7 @@ class Generator:
     def __init__(self, conn: psycopg.Connection, *, members: int, groups: int, days: int, seed: int) -> None:
         self.conn = conn
         self.n, self.g, self.d, self.seed = members, groups, days, seed
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = datetime.now(UTC).replace(microsecond=0)
         self.today = self.now.astimezone(ZoneInfo(ZONE)).date()
         self.first = self.today - timedelta(days=days - 1)
         self.rows: dict[str, int] = {}
@@ -101,12 +102,15 @@ class Generator:
         as the migrations made them (unique constraints stay constraints)."""
         out = []
         for name, definition in self.conn.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'",
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'u'",
                 (table,)).fetchall():
-            out.append((f'ALTER TABLE {table} DROP CONSTRAINT "{name}"', f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
+            out.append((f'ALTER TABLE {table} DROP CONSTRAINT "{name}"',
+                        f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
         for name, definition in self.conn.execute(
-                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass "
-                "AND NOT indisprimary AND indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE conrelid = %s::regclass)",
+                "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = %s::regclass AND NOT indisprimary "
+                "AND indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE conrelid = %s::regclass)",
                 (table, table)).fetchall():
             out.append((f"DROP INDEX {name}", definition))
         return out
@@ -225,7 +229,8 @@ class Generator:
             INSERT INTO chat_groups (id, channel, external_id, name, status, message_count, created_at,
                                      last_active_at, owner, member_version)
             SELECT id, 'wecom', 'wrBench' || lpad(id::text, 6, '0'),
-                   ({CITIES})[1 + id % 8] || (ARRAY['会员', '新品体验', '宝妈交流', '福利', 'VIP'])[1 + id % 5] || id || '群',
+                   ({CITIES})[1 + id % 8] || (ARRAY['会员', '新品体验', '宝妈交流', '福利', 'VIP'])[1 + id % 5] ||
+                   id || '群',
                    'active', base, created_at, created_at, 'staff' || lpad((1 + id % 40)::text, 2, '0'), NULL
             FROM g0 ORDER BY id
             """, "SELECT setval(pg_get_serial_sequence('chat_groups', 'id'), {G})", table="chat_groups")
@@ -270,14 +275,17 @@ class Generator:
         self.phase("group_days: per group and day (temp)", """
             CREATE TEMP TABLE gagg AS
             SELECT x.group_id, dd.k,
-                   count(*) FILTER (WHERE x.joined_at < dd.day_end AND (x.left_at IS NULL OR x.left_at >= dd.day_end)) AS members,
+                   count(*) FILTER (WHERE x.joined_at < dd.day_end
+                                    AND (x.left_at IS NULL OR x.left_at >= dd.day_end)) AS members,
                    count(*) FILTER (WHERE x.joined_at < dd.day_end AND (x.left_at IS NULL OR x.left_at >= dd.day_end)
                                     AND NOT x.silent AND (x.mask >> dd.k) & 127 <> 0) AS active,
                    coalesce(sum(x.c * ((x.mask >> dd.k) & 1)) FILTER (
-                       WHERE x.joined_at < dd.day_end AND (x.left_at IS NULL OR x.left_at >= dd.day_end) AND NOT x.silent), 0) AS msgs
+                       WHERE x.joined_at < dd.day_end AND (x.left_at IS NULL OR x.left_at >= dd.day_end)
+                             AND NOT x.silent), 0) AS msgs
             FROM (SELECT gm.group_id, g.silent, gm.joined_at, gm.left_at, coalesce(st.mask, 0) AS mask,
                          pg_temp.c(gm.member_id) AS c
-                  FROM group_memberships gm JOIN g0 g ON g.id = gm.group_id LEFT JOIN st ON st.member_id = gm.member_id) x
+                  FROM group_memberships gm JOIN g0 g ON g.id = gm.group_id
+                       LEFT JOIN st ON st.member_id = gm.member_id) x
             CROSS JOIN (SELECT k, pg_temp.d0({TODAY} - k + 1) AS day_end FROM generate_series(0, {D} - 1) AS k) dd
             GROUP BY x.group_id, dd.k
             """, "CREATE UNIQUE INDEX ON gagg (group_id, k)", "ANALYZE gagg")
@@ -315,7 +323,8 @@ class Generator:
             INSERT INTO task_checkins (member_id, task, points, proof, status, key, at)
             SELECT a.member_id, t.task, t.points,
                    CASE WHEN t.proof THEN 'https://img.example.com/proof/' || a.member_id || '-' || a.day || '.jpg' END,
-                   CASE WHEN NOT t.proof OR a.rs < 0.8 THEN 'credited' WHEN a.rs < 0.93 THEN 'pending' ELSE 'rejected' END,
+                   CASE WHEN NOT t.proof OR a.rs < 0.8 THEN 'credited' WHEN a.rs < 0.93 THEN 'pending'
+                        ELSE 'rejected' END,
                    'task:bench:' || a.member_id || ':' || a.day || ':' || t.i, pg_temp.at(a.day, a.f)
             FROM (SELECT member_id, day, random() AS f, random() AS rs, 1 + floor(pow(random(), 1.5) * 5)::int AS i
                   FROM act WHERE random() < 0.12) a
@@ -326,25 +335,33 @@ class Generator:
         self.phase("rewards", """
             INSERT INTO rewards (id, name, cost, stock, reserved, fulfilled, per_member_limit, active, min_level,
                                  starts_at, ends_at, approval, fulfilment, created_at)
-            VALUES (1, '品牌帆布袋', 200, 5000, 0, 0, 0, true, NULL, NULL, NULL, false, 'manual', {START} - interval '90 days'),
-                   (2, '5元无门槛券', 100, 20000, 0, 0, 5, true, NULL, NULL, NULL, false, 'code', {START} - interval '90 days'),
-                   (3, '新品试用装', 500, 2000, 0, 0, 1, true, NULL, NULL, NULL, false, 'manual', {START} - interval '40 days'),
-                   (4, '会员周边礼盒', 2000, 300, 0, 0, 1, true, NULL, NULL, NULL, false, 'manual', {START} - interval '40 days'),
-                   (5, '爆款空气炸锅', 20000, 30, 0, 0, 1, true, NULL, NULL, NULL, true, 'manual', {START} - interval '10 days')
+            VALUES (1, '品牌帆布袋', 200, 5000, 0, 0, 0, true, NULL, NULL, NULL, false, 'manual',
+                    {START} - interval '90 days'),
+                   (2, '5元无门槛券', 100, 20000, 0, 0, 5, true, NULL, NULL, NULL, false, 'code',
+                    {START} - interval '90 days'),
+                   (3, '新品试用装', 500, 2000, 0, 0, 1, true, NULL, NULL, NULL, false, 'manual',
+                    {START} - interval '40 days'),
+                   (4, '会员周边礼盒', 2000, 300, 0, 0, 1, true, NULL, NULL, NULL, false, 'manual',
+                    {START} - interval '40 days'),
+                   (5, '爆款空气炸锅', 20000, 30, 0, 0, 1, true, NULL, NULL, NULL, true, 'manual',
+                    {START} - interval '10 days')
             """, "SELECT setval(pg_get_serial_sequence('rewards', 'id'), 5)", table="rewards")
         self.phase("redemptions", """
             INSERT INTO redemptions (member_id, reward_id, cost, status, key, code, created_at, settled_at)
             SELECT x.member_id, r.id, r.cost, x.status, 'bench:redeem:' || x.n,
                    CASE WHEN r.fulfilment = 'code' THEN 'CODE' || lpad(x.n::text, 8, '0') END, x.created_at,
-                   CASE WHEN x.status IN ('fulfilled', 'cancelled') THEN x.created_at + least({NOW} - x.created_at, x.settle) END
+                   CASE WHEN x.status IN ('fulfilled', 'cancelled')
+                        THEN x.created_at + least({NOW} - x.created_at, x.settle) END
             FROM (SELECT n, member_id, reward_id, created_at, settle,
                          CASE WHEN reward_id = 2 THEN 'fulfilled'
                               WHEN reward_id = 5 AND created_at > {NOW} - interval '2 days' THEN 'awaiting_approval'
                               WHEN created_at > {NOW} - interval '3 days' AND rs < 0.7 THEN 'reserved'
-                              WHEN rs < 0.1 THEN 'cancelled' WHEN rs < 0.15 THEN 'reserved' ELSE 'fulfilled' END AS status
+                              WHEN rs < 0.1 THEN 'cancelled' WHEN rs < 0.15 THEN 'reserved'
+                              ELSE 'fulfilled' END AS status
                   FROM (SELECT n, 1 + floor(random() * {N})::int AS member_id, random() AS rs,
                                random() * interval '2 days' AS settle,
-                               CASE WHEN w < 0.35 THEN 1 WHEN w < 0.75 THEN 2 WHEN w < 0.90 THEN 3 WHEN w < 0.98 THEN 4 ELSE 5 END AS reward_id,
+                               CASE WHEN w < 0.35 THEN 1 WHEN w < 0.75 THEN 2 WHEN w < 0.90 THEN 3
+                                    WHEN w < 0.98 THEN 4 ELSE 5 END AS reward_id,
                                pg_temp.at({FIRST} + floor(random() * {D})::int, random()) AS created_at
                         FROM (SELECT n, random() AS w FROM generate_series(1, greatest(10, {N} / 200)) AS n) s) s2) x
             JOIN rewards r ON r.id = x.reward_id
@@ -374,7 +391,8 @@ class Generator:
             FROM (SELECT id, started_at, least({NOW} - started_at, random() * interval '1 day') AS took,
                          CASE WHEN r < 0.7 THEN 'submitted' WHEN r < 0.85 THEN 'expired'
                               ELSE 'q' || (1 + floor(random() * 5)::int) END AS state
-                  FROM (SELECT id, random() AS r, pg_temp.at({FIRST} + floor(random() * {D})::int, random()) AS started_at
+                  FROM (SELECT id, random() AS r,
+                               pg_temp.at({FIRST} + floor(random() * {D})::int, random()) AS started_at
                         FROM members WHERE pg_temp.h(id, 21) < 0.005) s) s2
             ORDER BY id
             """, table="member_flows")
@@ -385,7 +403,9 @@ class Generator:
                    CASE WHEN status = 'approved' THEN kind END,
                    CASE WHEN status <> 'pending' THEN 'console:ops' || (1 + floor(random() * 3)::int) END,
                    CASE WHEN status = 'rejected' THEN '回答过于简单' END,
-                   finished_at, CASE WHEN status <> 'pending' THEN finished_at + least({NOW} - finished_at, random() * interval '2 days') END
+                   finished_at,
+                   CASE WHEN status <> 'pending'
+                        THEN finished_at + least({NOW} - finished_at, random() * interval '2 days') END
             FROM (SELECT member_id, finished_at, 40 + floor(random() * 61)::int AS score,
                          (ARRAY['分享官', '内容官', '体验官', '带货官'])[1 + floor(random() * 4)::int] AS kind,
                          CASE WHEN finished_at > {NOW} - interval '3 days' AND r < 0.8 THEN 'pending'
@@ -397,7 +417,8 @@ class Generator:
         self.phase("polls and votes", """
             INSERT INTO polls (id, title, options, winners, status, opened_by, opened_at, closes_at, closed_at)
             VALUES (1, '下期兑换礼品投票', '[{"name": "保温杯", "cost": 800, "stock": 100},
-                    {"name": "香薰蜡烛", "cost": 600, "stock": 100}, {"name": "蓝牙耳机", "cost": 5000, "stock": 20}]'::json,
+                    {"name": "香薰蜡烛", "cost": 600, "stock": 100},
+                    {"name": "蓝牙耳机", "cost": 5000, "stock": 20}]'::json,
                     1, 'closed', 'console:ops1', {START}, {START} + interval '7 days', {START} + interval '7 days'),
                    (2, '新品口味投票', '[{"name": "桂花乌龙", "cost": 300, "stock": 500},
                     {"name": "白桃茉莉", "cost": 300, "stock": 500}, {"name": "柚子绿茶", "cost": 300, "stock": 500},
@@ -453,9 +474,11 @@ class Generator:
                                     created_at, planned_at)
             SELECT 'sop:早安话题:' || to_char(slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00',
                    'sop', '早安话题', slot, '早上好！今天聊聊：' || (ARRAY['你最爱的早餐', '周末去哪儿', '新品试用心得',
-                   '育儿小妙招', '居家收纳'])[1 + (k % 5)] || '，欢迎在群里分享~', '{"all": true}'::json, 'planned', NULL,
+                   '育儿小妙招', '居家收纳'])[1 + (k % 5)] || '，欢迎在群里分享~',
+                   '{"all": true}'::json, 'planned', NULL,
                    'system:scheduler', slot - interval '1 minute', slot - interval '1 minute'
-            FROM (SELECT k, pg_temp.d0({FIRST} + k) + interval '9 hours' AS slot FROM generate_series(0, {D} - 1) AS k) s
+            FROM (SELECT k, pg_temp.d0({FIRST} + k) + interval '9 hours' AS slot
+                  FROM generate_series(0, {D} - 1) AS k) s
             WHERE slot <= {NOW}
             ORDER BY slot
             """, table="broadcasts")
@@ -485,26 +508,28 @@ class Generator:
 
 async def rollup(url: str) -> int:
     from bot.builtin import config_from_dict
-    from bot.texts import Texts
     from bot.console import rollups
+    from bot.texts import Texts
     from storage.engine import Database
 
     config = config_from_dict({"storage": {"url": url}})
     db = Database(url)
     try:
-        return await rollups.refresh(db, config, Texts(config.texts), datetime.now(timezone.utc))
+        return await rollups.refresh(db, config, Texts(config.texts), datetime.now(UTC))
     finally:
         await db.dispose()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="postgresql+psycopg://postgres@localhost/siyu_bench",
                     help="the PostgreSQL database to WIPE and fill (created if missing)")
     ap.add_argument("--members", type=int, default=1_000_000)
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=30, help="days of activity ending today (at most 56)")
-    ap.add_argument("--seed", type=int, default=1, help="random seed (same seed and clock day: the same data, but for the minutes of today)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="random seed (same seed and clock day: the same data, but for the minutes of today)")
     args = ap.parse_args()
     if make_url(args.url).get_backend_name() != "postgresql":
         ap.error("--url must be a PostgreSQL database")

@@ -21,7 +21,7 @@ import resource
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # This file is named like the ``flows`` package: keep its folder off the import path, and load
@@ -66,7 +66,7 @@ def rss_mb() -> float:
 
 
 async def seed(db: Database, start: int, stop: int) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for lo in range(start, stop, 5000):
         hi = min(stop, lo + 5000)
         async with db.transaction() as s:
@@ -78,7 +78,8 @@ async def seed(db: Database, start: int, stop: int) -> None:
                  "entered_at": now, "deadlines_fired": 0, "started_at": now, "updated_at": now} for i in range(lo, hi)])
 
 
-async def measure(dispatcher: Dispatcher, engine: FlowEngine, members: int, samples: int) -> tuple[list[float], list[float]]:
+async def measure(dispatcher: Dispatcher, engine: FlowEngine, members: int,
+                  samples: int) -> tuple[list[float], list[float]]:
     """(engine-only latencies, whole-update latencies) in ms over ``samples`` random members."""
     engine_ms: list[float] = []
     update_ms: list[float] = []
@@ -104,7 +105,7 @@ async def measure(dispatcher: Dispatcher, engine: FlowEngine, members: int, samp
         who = random.randrange(1, members + 1)
         t0 = time.perf_counter()
         await dispatcher.feed(Update(channel="sandbox", key=f"bench:{members}:{n}:{time.time_ns()}", sender=f"m{who}",
-                                     at=datetime.now(timezone.utc), text="答"))
+                                     at=datetime.now(UTC), text="答"))
         update_ms.append((time.perf_counter() - t0) * 1000)
     engine.handle, engine.prefetch = handle, prefetch  # type: ignore[method-assign]
     return engine_ms, update_ms
@@ -133,7 +134,8 @@ async def main(database_url: str | None, samples: int, total: int) -> None:
     print(f"seeded {total:,} members with flow rows in {time.perf_counter() - t0:.1f} s")
     engine_ms, update_ms = await measure(dispatcher, engine, total, samples)
     rss_100k = rss_mb()
-    print(f"{total:,} members: {report('engine', engine_ms)}; {report('whole update', update_ms)}; RSS {rss_100k:.1f} MB")
+    print(f"{total:,} members: {report('engine', engine_ms)}; {report('whole update', update_ms)}; "
+          f"RSS {rss_100k:.1f} MB")
     print(f"memory growth from 1,000 to {total:,} members: {rss_100k - rss_1k:+.1f} MB; "
           f"member locks held: {len(dispatcher.member_locks)}")
     await dispatcher.close()

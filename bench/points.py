@@ -15,10 +15,8 @@ import statistics
 import time
 
 import aiohttp
-from sqlalchemy import create_engine, text
-
 from _spawn import spawn_siyu, wait_ready
-
+from sqlalchemy import create_engine, text
 
 CONFIG = """
 [checkin]

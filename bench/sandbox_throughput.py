@@ -16,7 +16,6 @@ import statistics
 import time
 
 import aiohttp
-
 from _spawn import spawn_siyu, wait_ready
 
 
@@ -50,7 +49,8 @@ async def drive(url: str, members: int, messages: int, concurrency: int, groups:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm up: create the members and groups, let the server settle.
-        warm = [session.post(f"{url}/sandbox/messages", json={"from": f"bench-u{u}", "text": "hi"}) for u in range(min(members, 64))]
+        warm = [session.post(f"{url}/sandbox/messages", json={"from": f"bench-u{u}", "text": "hi"})
+                for u in range(min(members, 64))]
         for r in await asyncio.gather(*warm):
             r.release()
         started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Scale-out on PostgreSQL: sandbox messages and WeCom callbacks with 1 and 2 siyu processes, and the scheduler's failover time.
+"""Scale-out on PostgreSQL: sandbox messages and WeCom callbacks with 1 and 2 siyu processes, and the
+scheduler's failover time.
 
     python bench/scaleout.py [--seconds 10] [--concurrency 64] [--members 2000]
         [--database-url postgresql+psycopg://postgres@localhost/siyu_scaleout]   # WIPES that database
@@ -54,6 +55,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _spawn import wait_ready  # noqa: E402
+
 from bot.scheduler import LEADER_LOCK  # noqa: E402
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message  # noqa: E402
 
@@ -277,7 +279,7 @@ class CpuMeter:
     def __exit__(self, *exc: object) -> None:
         u = self.usage
         u.wall = time.perf_counter() - self._t0
-        u.servers = [proc_cpu(p) - c for p, c in zip(self.pids, self._servers0)]
+        u.servers = [proc_cpu(p) - c for p, c in zip(self.pids, self._servers0, strict=True)]
         u.postgres = postgres_cpu() - self._pg0
         u.client = sum(os.times()[:2]) - self._client0
         busy, total = machine_ticks()
@@ -337,14 +339,16 @@ OUTBOX_BUSY = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending'
 UNHANDLED = "SELECT count(*) FROM inbox WHERE handled_at IS NULL"
 
 
-async def run_sandbox(http: aiohttp.ClientSession, conn: Any, servers: list[Server], args: argparse.Namespace) -> dict[str, Any]:
+async def run_sandbox(http: aiohttp.ClientSession, conn: Any, servers: list[Server],
+                      args: argparse.Namespace) -> dict[str, Any]:
     n, members, groups = len(servers), args.members, args.groups
 
     def body(u: int, group: bool, text: str) -> dict[str, Any]:
         return {"from": f"scale-u{u}", "name": f"成员{u}", "text": text,
                 "chat": f"scale-g{u % groups}" if group else None}
 
-    warm = [(servers[u % n].base + "/sandbox/messages", body(u, g, "hi")) for g in (True, False) for u in range(members)]
+    warm = [(servers[u % n].base + "/sandbox/messages", body(u, g, "hi"))
+            for g in (True, False) for u in range(members)]
     warm_failed = await post_all(http, warm, args.concurrency)
     await wait_for_zero(conn, OUTBOX_BUSY, 60)
 
@@ -428,7 +432,8 @@ async def run_wecom(http: aiohttp.ClientSession, conn: Any, servers: list[Server
     left = 0 if drained else await scalar(conn, UNHANDLED)
     stored = await scalar(conn, "SELECT count(*) FROM inbox WHERE channel = 'wecom'") - len(warm_pool)
     return {"count": len(latencies), "acked": acked, "errors": errors, "stored": stored, "seconds": elapsed,
-            "rate": acked / elapsed, "p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
+            "rate": acked / elapsed, "p50": percentile(latencies, 0.5) * 1000,
+            "p99": percentile(latencies, 0.99) * 1000,
             "drained": drained, "left": left, "handled_s": handled_s, "handled_rate": (stored - left) / handled_s,
             "exhausted": exhausted, "usage": meter.usage, "warm_failed": warm_failed, "conns": conns.text()}
 
@@ -528,7 +533,8 @@ async def main(args: argparse.Namespace) -> None:
                 for s in servers:
                     await wait_ready(s.base)
                 async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as http,
-                            await psycopg.AsyncConnection.connect(libpq_url(args.database_url), autocommit=True) as conn):
+                            await psycopg.AsyncConnection.connect(libpq_url(args.database_url),
+                                                                  autocommit=True) as conn):
                     sandbox = await run_sandbox(http, conn, servers, args)
                     print(f"N={n} sandbox: {sandbox['rate']:.0f} msgs/s, p50 {sandbox['p50']:.1f} ms, "
                           f"p99 {sandbox['p99']:.1f} ms, errors {sandbox['errors']} ({sandbox['count']} messages)\n"
@@ -536,9 +542,11 @@ async def main(args: argparse.Namespace) -> None:
                     fake.requests.clear()
                     wecom = await run_wecom(http, conn, servers, args, warm_pool, pool)
                     handled = (f"all handled after {wecom['handled_s']:.1f} s: {wecom['handled_rate']:.0f}/s"
-                               if wecom["drained"] else f"{wecom['left']} still unhandled after {wecom['handled_s']:.0f} s: "
+                               if wecom["drained"] else
+                               f"{wecom['left']} still unhandled after {wecom['handled_s']:.0f} s: "
                                f"{wecom['handled_rate']:.0f}/s")
-                    print(f"N={n} wecom: {wecom['rate']:.0f} acked/s, p50 {wecom['p50']:.1f} ms, p99 {wecom['p99']:.1f} ms, "
+                    print(f"N={n} wecom: {wecom['rate']:.0f} acked/s, p50 {wecom['p50']:.1f} ms, "
+                          f"p99 {wecom['p99']:.1f} ms, "
                           f"errors {wecom['errors']}, {wecom['acked']} acked / {wecom['stored']} stored; {handled}"
                           + ("; the pre-encrypted callbacks ran out before --seconds" if wecom["exhausted"] else "")
                           + f"\n    {fmt_usage(wecom['usage'])}", flush=True)
@@ -582,7 +590,8 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Any]], fo: dic
           "'busy' is the share of both cores' time; "
           "'pg conns' is the most connections each process held at once.)")
     if any(r["wecom"]["exhausted"] for r in results.values()):
-        print(f"note: the {WECOM_POOL_PER_S}/s pre-encrypted callbacks ran out before --seconds; the rate is still right")
+        print(f"note: the {WECOM_POOL_PER_S}/s pre-encrypted callbacks ran out before --seconds; "
+              "the rate is still right")
     if any(not r["wecom"]["drained"] for r in results.values()):
         print("* the inbox still had unhandled rows when the wait ended: handled/s counts what was handled by then")
     for n, r in results.items():
@@ -596,13 +605,14 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Any]], fo: dic
     print(f"Scheduler failover (SIGKILL of the leader, leader_check_s 0.2, {len(samples)} times, "
           f"load {fo['load'][0]:.2f}->{fo['load'][1]:.2f})")
     for i, (rel, new, old, to) in enumerate(samples, 1):
-        print(f"  {i}: {old} killed -> lock released after {rel * 1000:.0f} ms, granted to {to} after {new * 1000:.0f} ms")
+        print(f"  {i}: {old} killed -> lock released after {rel * 1000:.0f} ms, "
+              f"granted to {to} after {new * 1000:.0f} ms")
     print(f"  lock granted again after: min {min(regranted):.3f} s, median {statistics.median(regranted):.3f} s, "
           f"max {max(regranted):.3f} s (released after median {statistics.median(released) * 1000:.0f} ms)")
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="The database's public schema is dropped before each configuration.")
     parser.add_argument("--database-url", default=DEFAULT_URL,
                         help=f"PostgreSQL URL, created if missing and WIPED (default {DEFAULT_URL})")

@@ -95,8 +95,8 @@ def sqlite_only(on_postgres: bool) -> Iterator[None]:
 
 
 # The official sample's callback keys (wecom.md §1.8 V1/V2), used by every WeCom test app.
-WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP = ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
-                                          "ww1436e0e65a779aee")
+WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP = ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+                                          "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee")
 
 
 @pytest.fixture

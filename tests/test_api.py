@@ -33,8 +33,8 @@ async def call(bot: SandboxClient, method: str, path: str, token: str | None = V
 
 
 async def test_the_member_and_rewards_shapes_are_fixed(bot: SandboxClient) -> None:
-    assert await call(bot, "GET", "/api/members/u1") == (200, {"id": "u1", "name": "小王", "points": 10, "level": "白银",
-                                                               "tags": []})
+    assert await call(bot, "GET", "/api/members/u1") == (200, {"id": "u1", "name": "小王", "points": 10,
+                                                               "level": "白银", "tags": []})
     status, data = await call(bot, "GET", "/api/rewards")
     assert status == 200 and [{k: r[k] for k in ("id", "name", "cost", "stock")} for r in data["rewards"]] == [
         {"id": 1, "name": "保温杯", "cost": 100, "stock": 5}]
@@ -54,12 +54,16 @@ async def test_tokens_and_roles(bot: SandboxClient) -> None:
 
 async def test_points_grants_are_idempotent_and_audited(bot: SandboxClient) -> None:
     grant = {"amount": 50, "reason": "CRM 补发", "key": "order-42"}
-    assert await call(bot, "POST", "/api/members/u1/points", OPERATOR, json=grant) == (201, {"balance": 60, "duplicate": False})
-    assert await call(bot, "POST", "/api/members/u1/points", OPERATOR, json=grant) == (200, {"balance": 60, "duplicate": True})
-    status, data = await call(bot, "POST", "/api/members/u1/points", OPERATOR, json={"amount": -500, "reason": "x", "key": "k2"})
+    assert await call(bot, "POST", "/api/members/u1/points", OPERATOR, json=grant) == (
+        201, {"balance": 60, "duplicate": False})
+    assert await call(bot, "POST", "/api/members/u1/points", OPERATOR, json=grant) == (
+        200, {"balance": 60, "duplicate": True})
+    status, data = await call(bot, "POST", "/api/members/u1/points", OPERATOR,
+                              json={"amount": -500, "reason": "x", "key": "k2"})
     assert status == 409 and data["error"]["code"] == "not_enough_points"
     status, data = await call(bot, "GET", "/api/members/u1/points")
-    assert data["balance"] == 60 and data["entries"][0] == {**data["entries"][0], "delta": 50, "kind": "grant", "issuer": "api:crm"}
+    assert data["balance"] == 60 and data["entries"][0] == {**data["entries"][0], "delta": 50, "kind": "grant",
+                                                            "issuer": "api:crm"}
     _, trail = await call(bot, "GET", "/api/audit", ADMIN)
     assert [e["action"] for e in trail["entries"] if e["actor"] == "api:crm"] == ["api.points", "api.points"]
 
@@ -78,14 +82,16 @@ async def test_bad_bodies_get_a_clear_4xx(bot: SandboxClient, body: bytes, statu
 
 
 async def test_tags_rewards_redemptions_koc_groups_broadcasts(bot: SandboxClient, clock: FakeClock) -> None:
-    assert await call(bot, "POST", "/api/members/u1/tags", OPERATOR, json={"add": ["VIP", "上海"]}) == (200, {"tags": ["VIP", "上海"]})
+    assert await call(bot, "POST", "/api/members/u1/tags", OPERATOR, json={"add": ["VIP", "上海"]}) == (
+        200, {"tags": ["VIP", "上海"]})
     status, data = await call(bot, "POST", "/api/rewards", OPERATOR, json={"name": "帆布袋", "cost": 5, "stock": 2})
     assert status == 201 and data["reward"]["stock"] == 2
     await bot.say("u1", f"兑换 {data['reward']['id']}")
     await bot.say("u1", "确认")
     _, listed = await call(bot, "GET", "/api/redemptions?status=reserved")
     [redemption] = listed["redemptions"]
-    assert (await call(bot, "POST", f"/api/redemptions/{redemption['id']}/fulfil", OPERATOR))[1]["redemption"]["status"] == "fulfilled"
+    assert (await call(bot, "POST", f"/api/redemptions/{redemption['id']}/fulfil",
+                       OPERATOR))[1]["redemption"]["status"] == "fulfilled"
     status, data = await call(bot, "POST", f"/api/redemptions/{redemption['id']}/reject", OPERATOR)
     assert status == 409 and data["error"]["code"] == "wrong_state"
     async with bot.db.transaction() as s:
@@ -98,11 +104,13 @@ async def test_tags_rewards_redemptions_koc_groups_broadcasts(bot: SandboxClient
     assert [a["id"] for a in pending["applications"]] == [application]
     status, data = await call(bot, "POST", f"/api/koc/applications/{application}/reject", OPERATOR, json={})
     assert status == 422
-    status, data = await call(bot, "POST", f"/api/koc/applications/{application}/approve", OPERATOR, json={"type": "体验官"})
+    status, data = await call(bot, "POST", f"/api/koc/applications/{application}/approve", OPERATOR,
+                              json={"type": "体验官"})
     assert status == 200 and data["application"]["approved_type"] == "体验官"
     assert (await call(bot, "POST", f"/api/koc/applications/{application}/approve", OPERATOR, json={}))[0] == 409
     assert (await call(bot, "GET", "/api/groups"))[1]["groups"][0]["id"] == "g1"
-    status, created = await call(bot, "POST", "/api/broadcasts", OPERATOR, json={"target": "all", "text": "来自 CRM 的通知"})
+    status, created = await call(bot, "POST", "/api/broadcasts", OPERATOR,
+                                 json={"target": "all", "text": "来自 CRM 的通知"})
     assert status == 201 and created["deliveries"] == {"queued": 1}
     await bot.deliver()
     assert (await call(bot, "GET", f"/api/broadcasts/{created['id']}"))[1]["deliveries"] == {"delivered": 1}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -49,9 +49,11 @@ async def gateway() -> AsyncIterator[FakeGateway]:
 
 
 @pytest.fixture
-async def bot(make_config: Callable[..., Config], gateway: FakeGateway, clock: FakeClock) -> AsyncIterator[SandboxClient]:
+async def bot(make_config: Callable[..., Config], gateway: FakeGateway,
+              clock: FakeClock) -> AsyncIterator[SandboxClient]:
     assert gateway.server is not None
-    config = make_config(bridge={"enabled": True, "secret": SECRET, "gateway_url": str(gateway.server.make_url("/send")),
+    config = make_config(bridge={"enabled": True, "secret": SECRET,
+                                 "gateway_url": str(gateway.server.make_url("/send")),
                                  "account": "brand-01", "send_rate_per_s": 50.0},
                          scheduler={"enabled": False, "quiet_hours": []})
     config = config.model_copy(update={"sop": SiyuConfig.model_validate(
@@ -69,7 +71,8 @@ async def post(bot: SandboxClient, event: dict[str, Any], *, secret: str = SECRE
 
 
 def message(text: str, *, id: str, chat: str | None = "room-1", sender: str = "wxid_a") -> dict[str, Any]:
-    return {"id": id, "type": "message", "account": "brand-01", "chat": chat, "from": sender, "name": "小王", "text": text}
+    return {"id": id, "type": "message", "account": "brand-01", "chat": chat, "from": sender, "name": "小王",
+            "text": text}
 
 
 async def test_sign_in_in_a_bridged_group(bot: SandboxClient, gateway: FakeGateway) -> None:
@@ -80,7 +83,9 @@ async def test_sign_in_in_a_bridged_group(bot: SandboxClient, gateway: FakeGatew
     assert [(s["chat"], s["text"][:5], s["account"]) for s in gateway.sent] == [("room-1", "签到成功！", "brand-01")]
 
 
-async def test_bad_signatures_stale_timestamps_replays_and_malformed_events(bot: SandboxClient, clock: FakeClock) -> None:
+async def test_bad_signatures_stale_timestamps_replays_and_malformed_events(
+    bot: SandboxClient, clock: FakeClock,
+) -> None:
     assert (await post(bot, message("签到", id="e2"), secret="x" * 40))[0] == 401
     assert (await post(bot, message("签到", id="e3"), at=clock.now().timestamp() - 301))[0] == 401
     assert (await post(bot, message("签到", id="e4"), nonce="nonce-0001"))[0] == 200
@@ -89,22 +94,27 @@ async def test_bad_signatures_stale_timestamps_replays_and_malformed_events(bot:
     assert (await post(bot, {"id": "e6", "type": "message", "account": "a", "from": "u"}))[0] == 400  # no text
     assert (await post(bot, {"id": "e7", "type": "member_joined", "account": "a", "from": "u"}))[0] == 400  # no chat
     body = b"{not json"
-    resp = await bot.http.post("/bridge/events", data=body, headers=signed_headers(SECRET, body, now=clock.now().timestamp()))
+    resp = await bot.http.post("/bridge/events", data=body,
+                               headers=signed_headers(SECRET, body, now=clock.now().timestamp()))
     assert resp.status == 400
     resp = await bot.http.post("/bridge/events", data=b"{}")
     assert resp.status == 401  # unsigned
 
 
-async def test_a_scheduled_push_reaches_bridged_groups(bot: SandboxClient, gateway: FakeGateway, clock: FakeClock) -> None:
+async def test_a_scheduled_push_reaches_bridged_groups(
+    bot: SandboxClient, gateway: FakeGateway, clock: FakeClock,
+) -> None:
     for room in ("room-1", "room-2"):
-        await post(bot, {"id": f"join-{room}", "type": "member_joined", "account": "brand-01", "chat": room, "from": "wxid_b"})
+        await post(bot, {"id": f"join-{room}", "type": "member_joined", "account": "brand-01", "chat": room,
+                         "from": "wxid_b"})
     await bot.deliver()
     gateway.sent.clear()
-    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
     d = bot.dispatcher
     await sop.plan_slot(d.db, d.config, d.texts, d.config.sop[0], clock.now(), now=clock.now())
     await bot.deliver()
-    assert sorted((s["chat"], s["text"]) for s in gateway.sent) == [("room-1", "早安，本群！"), ("room-2", "早安，本群！")]
+    assert sorted((s["chat"], s["text"]) for s in gateway.sent) == [
+        ("room-1", "早安，本群！"), ("room-2", "早安，本群！")]
 
 
 async def test_a_gateway_error_is_retried_not_lost(bot: SandboxClient, gateway: FakeGateway, clock: FakeClock) -> None:

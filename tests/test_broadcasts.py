@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from storage import broadcasts
 from storage.models import Broadcast, Delivery, OutboxMessage
 
 # Monday 2026-11-23 09:00 in Shanghai.
-MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 def config_with(make_config: Callable[..., Config], *, sop_: list[dict[str, Any]] = (), **sections: Any) -> Config:  # type: ignore[assignment]
@@ -46,7 +46,8 @@ async def received(bot: SandboxClient, text_prefix: str) -> Counter[str]:
         return Counter(rows)
 
 
-async def test_a_broadcast_reaches_500_groups_exactly_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
+async def test_a_broadcast_reaches_500_groups_exactly_once(make_config: Callable[..., Config],
+                                                           clock: FakeClock) -> None:
     async with sandbox_app(config_with(make_config), clock=clock) as bot:
         chats = await groups(bot, 500)
         assert "只有运营可以使用" in (await bot.say("m-g1", "/broadcast all 你好"))[0]["text"]
@@ -60,8 +61,10 @@ async def test_a_broadcast_reaches_500_groups_exactly_once(make_config: Callable
         assert "已送达 500" in await op(bot, "/broadcast status")
 
 
-async def test_a_slot_planned_twice_at_once_is_planned_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    config = config_with(make_config, sop_=[{"name": "早安", "text": "早安 {group}，今天{weekday}", "cron": "0 9 * * *"}],
+async def test_a_slot_planned_twice_at_once_is_planned_once(make_config: Callable[..., Config],
+                                                            clock: FakeClock) -> None:
+    config = config_with(make_config,
+                         sop_=[{"name": "早安", "text": "早安 {group}，今天{weekday}", "cron": "0 9 * * *"}],
                          scheduler={"enabled": False})
     async with sandbox_app(config, clock=clock) as bot:
         await groups(bot, 20)
@@ -89,7 +92,8 @@ async def test_missed_slots_are_caught_up_within_the_grace_or_reported(make_conf
         clock.set(MONDAY_9 + timedelta(days=4, hours=2))  # Friday 11:00: past the grace
         assert await sop.catch_up(d.db, d.config, d.texts, clock.now()) == 0
         async with bot.db.read() as s:
-            slots = (await s.execute(select(Broadcast.slot, Broadcast.status, Broadcast.reason).order_by(Broadcast.slot))).all()
+            slots = (await s.execute(select(Broadcast.slot, Broadcast.status, Broadcast.reason)
+                                     .order_by(Broadcast.slot))).all()
         assert [(slot.astimezone(timezone(timedelta(hours=8))).day, status) for slot, status, _ in slots] == [
             (23, "planned"), (24, "missed"), (25, "missed"), (26, "planned"), (27, "missed")]
         assert "coalesced" in slots[1].reason and "misfire_grace_s" in slots[4].reason
@@ -100,13 +104,13 @@ async def test_missed_slots_are_caught_up_within_the_grace_or_reported(make_conf
 async def test_quiet_hours_hold_a_broadcast_until_morning(make_config: Callable[..., Config], clock: FakeClock) -> None:
     async with sandbox_app(config_with(make_config), clock=clock) as bot:
         await groups(bot, 2)
-        clock.set(datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc))  # 23:00 in Shanghai
+        clock.set(datetime(2026, 11, 22, 15, 0, tzinfo=UTC))  # 23:00 in Shanghai
         await op(bot, "/broadcast all 晚安")
         await op(bot, "确认")
         assert await received(bot, "晚安") == Counter()
-        clock.set(datetime(2026, 11, 22, 23, 59, tzinfo=timezone.utc))  # 07:59
+        clock.set(datetime(2026, 11, 22, 23, 59, tzinfo=UTC))  # 07:59
         assert await received(bot, "晚安") == Counter()
-        clock.set(datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc))  # 08:00: quiet hours are over
+        clock.set(datetime(2026, 11, 23, 0, 0, tzinfo=UTC))  # 08:00: quiet hours are over
         assert await received(bot, "晚安") == Counter({"g1": 1, "g2": 1})
 
 
@@ -132,18 +136,19 @@ async def test_a_broadcast_by_tag_and_its_cancellation(make_config: Callable[...
         started = await op(bot, "确认")
         assert "2 个群" in started
         assert await received(bot, "上海门店活动") == Counter({"g1": 1, "g3": 1})
-        clock.set(datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc))  # 23:00: held for the morning
+        clock.set(datetime(2026, 11, 22, 15, 0, tzinfo=UTC))  # 23:00: held for the morning
         await op(bot, "/broadcast all 明早见")
         await op(bot, "确认")
         async with bot.db.read() as s:
             latest = (await s.execute(select(Broadcast.id).order_by(Broadcast.id.desc()).limit(1))).scalar_one()
         report = await op(bot, f"/broadcast cancel {latest}")
         assert "已取消 4" in report and "撤回 4 条" in report
-        clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+        clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
         assert await received(bot, "明早见") == Counter()
 
 
-async def test_a_sweep_of_day_n_playbooks_plans_each_group_once(make_config: Callable[..., Config], clock: FakeClock) -> None:
+async def test_a_sweep_of_day_n_playbooks_plans_each_group_once(make_config: Callable[..., Config],
+                                                                clock: FakeClock) -> None:
     config = config_with(make_config, scheduler={"enabled": False},
                          sop_=[{"name": "新群第三天", "text": "第三天快乐", "after_group_created_days": 3},
                                {"name": "入群次日", "text": "昨天加入的朋友你好", "after_member_joined_days": 1}])

@@ -333,7 +333,8 @@ def test_override_one_text_keeps_the_others() -> None:
     config = config_from_dict({"texts": {"error": "出错了，请稍后再试。"}})
     assert config.texts["error"] == "出错了，请稍后再试。"
     defaults = default_texts()
-    assert {k: v for k, v in config.texts.items() if k != "error"} == {k: v for k, v in defaults.items() if k != "error"}
+    assert {k: v for k, v in config.texts.items() if k != "error"} == {
+        k: v for k, v in defaults.items() if k != "error"}
 
 
 def test_override_may_use_fewer_placeholders() -> None:

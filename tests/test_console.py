@@ -29,8 +29,9 @@ async def sign_in(bot: SandboxClient, name: str = "ops", password: str = PASSWOR
     """Sign in as a browser does (a fresh one: no cookies); the CSRF token of the session's forms."""
     bot.http.session.cookie_jar.clear()
     page = await bot.http.get("/console/login")
-    resp = await bot.http.post("/console/login", data={"name": name, "password": password, "csrf": csrf_of(await page.text()),
-                                                       "next": "/console"}, allow_redirects=False)
+    resp = await bot.http.post("/console/login", data={"name": name, "password": password,
+                                                       "csrf": csrf_of(await page.text()), "next": "/console"},
+                               allow_redirects=False)
     assert resp.status == 302, await resp.text()
     return csrf_of(await (await bot.http.get("/console")).text())
 
@@ -69,14 +70,17 @@ async def test_guessing_passwords_stops_after_ten_failures(console: SandboxClien
                                                                "csrf": csrf_of(await page.text())})
         assert resp.status == 401
     page = await console.http.get("/console/login")
-    resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf_of(await page.text())})
+    resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD,
+                                                           "csrf": csrf_of(await page.text())})
     assert resp.status == 429 and "15 分钟" in await resp.text()  # even the right password, for a while
 
 
 async def test_sign_in_goes_back_to_the_page_asked_for_but_never_to_another_site(console: SandboxClient) -> None:
     page = await console.http.get("/console/login")
-    resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf_of(await page.text()),
-                                                           "next": "https://evil.example/console"}, allow_redirects=False)
+    resp = await console.http.post("/console/login", data={"name": "ops", "password": PASSWORD,
+                                                           "csrf": csrf_of(await page.text()),
+                                                           "next": "https://evil.example/console"},
+                                   allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/console"
 
 
@@ -99,15 +103,19 @@ async def test_an_operator_approves_a_koc_with_a_type_and_the_member_is_told(con
     csrf = await sign_in(console)
     queue = await (await console.http.get("/console/koc")).text()
     assert f'id="application-{application}"' in queue and "达人k2" in queue
-    resp = await console.http.post(f"/console/koc/{application}", data={"decision": "approve", "type": "内容官", "csrf": csrf})
+    resp = await console.http.post(f"/console/koc/{application}",
+                                   data={"decision": "approve", "type": "内容官", "csrf": csrf})
     assert resp.status == 200 and "已通过（内容官）" in await resp.text()
     async with console.db.read() as s:
         decided = await s.get(KocApplication, application)
-        assert decided is not None and (decided.status, decided.approved_type, decided.decided_by) == ("approved", "内容官", "console:ops")
-        assert (await s.execute(select(AuditEntry.actor).where(AuditEntry.action == "koc.approve"))).scalar_one() == "console:ops"
+        assert decided is not None and (decided.status, decided.approved_type, decided.decided_by) == (
+            "approved", "内容官", "console:ops")
+        assert (await s.execute(select(AuditEntry.actor)
+                                .where(AuditEntry.action == "koc.approve"))).scalar_one() == "console:ops"
     assert "内容官" in (await console.outbox(to="k2"))[-1]["text"]
     # The same form again: nothing changes, and the operator is told so.
-    again = await console.http.post(f"/console/koc/{application}", data={"decision": "approve", "type": "分享官", "csrf": csrf})
+    again = await console.http.post(f"/console/koc/{application}",
+                                    data={"decision": "approve", "type": "分享官", "csrf": csrf})
     assert "已被处理过" in await again.text()
 
 
@@ -115,12 +123,14 @@ async def test_a_rejection_needs_a_reason_and_a_viewer_cannot_decide(console: Sa
     application = await apply_for_koc(console, "k3")
     csrf = await sign_in(console, "look", "viewer-password-1")
     assert "只读" in await (await console.http.get("/console/koc")).text()
-    resp = await console.http.post(f"/console/koc/{application}", data={"decision": "reject", "reason": "x", "csrf": csrf})
+    resp = await console.http.post(f"/console/koc/{application}",
+                                   data={"decision": "reject", "reason": "x", "csrf": csrf})
     assert resp.status == 403
     csrf = await sign_in(console)
     resp = await console.http.post(f"/console/koc/{application}", data={"decision": "reject", "csrf": csrf})
     assert resp.status == 400 and "理由" in await resp.text()
-    resp = await console.http.post(f"/console/koc/{application}", data={"decision": "reject", "reason": "粉丝太少", "csrf": csrf})
+    resp = await console.http.post(f"/console/koc/{application}",
+                                   data={"decision": "reject", "reason": "粉丝太少", "csrf": csrf})
     assert resp.status == 200
     assert "粉丝太少" in (await console.outbox(to="k3"))[-1]["text"]
 
@@ -137,7 +147,8 @@ async def test_an_operator_fulfils_and_cancels_redemptions(console: SandboxClien
     await console.http.post(f"/console/redemptions/{first}", data={"action": "fulfil", "csrf": csrf})
     await console.http.post(f"/console/redemptions/{second}", data={"action": "reject", "csrf": csrf})
     async with console.db.read() as s:
-        assert [r.status for r in (await s.execute(select(Redemption).order_by(Redemption.id))).scalars()] == ["fulfilled", "cancelled"]
+        assert [r.status for r in (await s.execute(select(Redemption).order_by(Redemption.id))).scalars()] == [
+            "fulfilled", "cancelled"]
     resp = await console.http.post(f"/console/redemptions/{first}", data={"action": "reject", "csrf": csrf})
     assert "未做改动" in await resp.text()  # fulfilled stays fulfilled
 

@@ -85,7 +85,8 @@ async def test_an_operator_signs_in_reads_the_numbers_and_approves_a_koc(
     assert "已通过（内容官）" in await page.inner_text(".notice")
     async with community.db.read() as s:
         application = (await s.execute(select(KocApplication))).scalar_one()
-        tags = (await s.execute(select(MemberTag.tag).where(MemberTag.member_id == application.member_id))).scalars().all()
+        tags = (await s.execute(select(MemberTag.tag)
+                                .where(MemberTag.member_id == application.member_id))).scalars().all()
     assert application.status == "approved" and application.approved_type == "内容官" and "KOC:内容官" in tags
     await page.goto(str(community.http.make_url(f"/console/members/{application.member_id}")))
     assert "KOC:内容官" in await page.inner_text("#member-tags")

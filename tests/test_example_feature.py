@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -91,7 +91,7 @@ def lucky_feature(texts: Path) -> Feature:
 
 # -- the tests ------------------------------------------------------------------------------------
 
-SATURDAY_8 = datetime(2026, 11, 28, 0, 0, tzinfo=timezone.utc)  # 08:00 in Asia/Shanghai
+SATURDAY_8 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)  # 08:00 in Asia/Shanghai
 
 
 @pytest.fixture

@@ -35,13 +35,15 @@ def survey(*, with_name_state: bool = True) -> Flow:
     transitions: list[dict[str, Any]] = [
         {"trigger": "answer", "source": "ask_city", "dest": "done", "conditions": [one_of(*CITIES)],
          "before": [remember("city")]},
-        {"trigger": "answer", "source": "reminded", "dest": "ask_city", "conditions": [not_empty], "before": [remember("name")]},
+        {"trigger": "answer", "source": "reminded", "dest": "ask_city", "conditions": [not_empty],
+         "before": [remember("name")]},
         {"trigger": "expire", "source": "reminded", "dest": "expired"},
     ]
     if with_name_state:
         states.insert(0, State("ask_name", prompt="ask_name", deadline=timedelta(minutes=10), on_deadline="remind"))
         transitions += [
-            {"trigger": "answer", "source": "ask_name", "dest": "ask_city", "conditions": [not_empty], "before": [remember("name")]},
+            {"trigger": "answer", "source": "ask_name", "dest": "ask_city", "conditions": [not_empty],
+             "before": [remember("name")]},
             {"trigger": "remind", "source": "ask_name", "dest": "reminded"},
         ]
     return Flow(
@@ -59,7 +61,8 @@ def steps(n: int) -> Flow:
 
     states = [State(f"s{i}", prompt=f"p{i}") for i in range(n)] + [State("end", prompt="end", final=True)]
     names = [s.name for s in states]
-    transitions = [{"trigger": "answer", "source": a, "dest": b, "before": [record]} for a, b in zip(names, names[1:])]
+    transitions = [{"trigger": "answer", "source": a, "dest": b, "before": [record]}
+                   for a, b in zip(names, names[1:], strict=False)]
     return Flow("steps", states=states, transitions=transitions,
                 texts={**{f"p{i}": f"第 {i} 步" for i in range(n)}, "end": "完成"})
 
@@ -88,7 +91,8 @@ def app_factory(make_config: Callable[..., Config], clock: FakeClock) -> Callabl
     def make(*flows: Flow) -> Any:
         # The test's own feature: a router that starts its flows, and the flows (the shipped
         # features' flows are not there: the shipped routers are).
-        feature = Feature("flow_tests", routers=lambda config: [starter()], flows=lambda config: flows or (survey(), steps(5)))
+        feature = Feature("flow_tests", routers=lambda config: [starter()],
+                          flows=lambda config: flows or (survey(), steps(5)))
         shipped = tuple(replace(f, flows=lambda config: []) for f in FEATURES)
         return sandbox_app(make_config(features=(feature, *shipped)), clock=clock)
 
@@ -172,7 +176,9 @@ async def test_deadlines_fire_once_across_a_restart(app_factory: Callable[..., A
         assert (await flow_row(bot, "u2", "survey")).state == "ask_city"
 
 
-async def test_a_deadline_made_moot_by_an_answer_does_nothing(app_factory: Callable[..., Any], clock: FakeClock) -> None:
+async def test_a_deadline_made_moot_by_an_answer_does_nothing(
+    app_factory: Callable[..., Any], clock: FakeClock,
+) -> None:
     async with app_factory() as bot:
         await bot.say("u1", "开始调查")
         clock.advance(minutes=11)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from conftest import wecom_section
@@ -55,7 +55,7 @@ async def test_a_days_items_become_one_task_per_owner_followed_until_confirmed(
     await broadcast(bot, "【话题二】周末愉快")
     jobs = bot.app[JOBS]
     assert await jobs.run("owner_tasks") == 0  # not yet the digest's time
-    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # Monday 09:00
     assert await jobs.run("owner_tasks") == 3  # wrA+wrB (their texts differ), wrC
     await bot.deliver()
     calls = [c.body for c in fake.calls("externalcontact/add_msg_template")]
@@ -91,7 +91,7 @@ async def test_a_days_items_become_one_task_per_owner_followed_until_confirmed(
 async def test_the_quota_holds_a_group_to_one_mass_message_a_day(bot: SandboxClient, fake: FakeWeCom,
                                                                  clock: FakeClock) -> None:
     jobs = bot.app[JOBS]
-    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00, the digest's time
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # Monday 09:00, the digest's time
     await broadcast(bot, "第一条")
     assert await jobs.run("owner_tasks") == 2
     clock.advance(hours=1)
@@ -121,11 +121,12 @@ async def test_two_processes_packing_at_once_spend_each_groups_quota_once(
     from storage.engine import Database
 
     await broadcast(bot, "今天的话题")
-    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))  # Monday 09:00, the digest's time
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # Monday 09:00, the digest's time
     other = Database(database_url)  # another process's connections
     try:
         d = bot.app[JOBS].dispatcher
-        queued = await asyncio.gather(*(digests.pack_owner_tasks(db, d.config, d.texts, clock.now()) for db in (bot.db, other)))
+        queued = await asyncio.gather(*(digests.pack_owner_tasks(db, d.config, d.texts, clock.now())
+                                        for db in (bot.db, other)))
     finally:
         await other.dispose()
     assert sorted(queued) == [0, 2]  # one packed zhangsan's and lisi's tasks; the other found nothing due

@@ -48,7 +48,8 @@ async def test_sign_in_and_a_koc_screening_over_kf(bot: SandboxClient, fake: Fak
     await user_says(bot, fake, "申请KOC")
     for answer in ("1", "保湿面霜", "1", "1 2", "3000", "2", "5"):
         await user_says(bot, fake, answer)
-    assert fake.kf_to("wmUser1")[-1] == "提交成功！你的初评是「内容官」。运营同学会在 3 个工作日内审核，结果会第一时间告诉你～"
+    assert fake.kf_to("wmUser1")[-1] == ("提交成功！你的初评是「内容官」。"
+                                         "运营同学会在 3 个工作日内审核，结果会第一时间告诉你～")
     async with bot.db.read() as s:
         application = (await s.execute(select(KocApplication))).scalar_one()
     assert application.recommended_type == "内容官" and application.status == "pending"
@@ -70,7 +71,9 @@ async def test_a_rejected_cursor_is_retried_and_nothing_is_handled_twice(bot: Sa
     assert len(fake.kf_to("wmUser1")) == 3
 
 
-async def test_the_48_hour_window_holds_what_would_break_it(bot: SandboxClient, fake: FakeWeCom, clock: FakeClock) -> None:
+async def test_the_48_hour_window_holds_what_would_break_it(
+    bot: SandboxClient, fake: FakeWeCom, clock: FakeClock,
+) -> None:
     await user_says(bot, fake, "签到")  # one reply: 4 left in this window
     for n in range(5):  # an operator grants points: each tells the member
         await bot.say("op1", f"/points grant wmUser1 {n + 1} 活动奖励")
@@ -98,8 +101,8 @@ async def test_choices_go_as_a_menu_and_a_tap_is_the_answer(bot: SandboxClient, 
 
 async def test_redemption_over_kf(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
     wecom = wecom_section(fake.base_url, kf=True)
-    config = make_config(wecom=wecom, signin={"daily_points": 100}).model_copy(update={"rewards": SiyuConfig.model_validate(
-        {"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
+    config = make_config(wecom=wecom, signin={"daily_points": 100}).model_copy(update={
+        "rewards": SiyuConfig.model_validate({"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
     async with sandbox_app(config, clock=clock) as bot:
         await user_says(bot, fake, "签到", "兑换 1")
         assert "需要 50 积分，你现在有 100 积分" in fake.kf_to("wmUser1")[-1]
@@ -114,7 +117,8 @@ async def test_a_message_to_a_customer_contact_goes_through_kf(bot: SandboxClien
     async with bot.db.transaction() as s:
         from storage import outbox
 
-        await outbox.enqueue(s, [outbox.Outgoing("wecom", "你的会员卡已激活", to="wmUser1")], now=bot.dispatcher.clock.now())
+        await outbox.enqueue(s, [outbox.Outgoing("wecom", "你的会员卡已激活", to="wmUser1")],
+                             now=bot.dispatcher.clock.now())
     await bot.deliver()
     assert fake.kf_to("wmUser1")[-1] == "你的会员卡已激活"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from handlers.leaderboard.winners import announce_winners
 from storage import points, rewards
 from storage.models import Member, Reward
 
-MONDAY_9_SHANGHAI = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+MONDAY_9_SHANGHAI = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -63,7 +63,8 @@ async def test_winners_are_posted_to_each_group_once(bot: SandboxClient, clock: 
     assert sorted(done) == [0, 0, 2]
     assert await jobs.run("winners") == 0
     posted = [m["text"] for m in await bot.outbox(chat="g1") if m["text"].startswith("🏆")]
-    assert posted == ["🏆 上周积分榜（11.16–11.22）\n1. 小李 — 210 分\n2. 小王 — 110 分\n恭喜上榜的小伙伴！继续签到、打卡，下期见～"]
+    assert posted == ["🏆 上周积分榜（11.16–11.22）\n1. 小李 — 210 分\n2. 小王 — 110 分\n"
+                      "恭喜上榜的小伙伴！继续签到、打卡，下期见～"]
     assert [m["text"] for m in await bot.outbox(chat="g2") if m["text"].startswith("🏆")][0].count("分\n") == 1
 
 

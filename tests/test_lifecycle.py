@@ -24,9 +24,13 @@ def test_stages_follow_the_rules() -> None:
     assert stage_of(rules, active_days=0, bought=False, koc=True) == SUPER
 
 
-async def test_the_job_keeps_stages_as_members_act_and_drift(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    config = make_config(operators={"admins": ["op1"]}, lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
-    config = config.model_copy(update={"tasks": SiyuConfig.model_validate({"tasks": [{"name": "晒单", "points": 50}]}).tasks})
+async def test_the_job_keeps_stages_as_members_act_and_drift(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    config = make_config(operators={"admins": ["op1"]},
+                         lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
+    config = config.model_copy(update={"tasks": SiyuConfig.model_validate(
+        {"tasks": [{"name": "晒单", "points": 50}]}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         d = bot.dispatcher
 

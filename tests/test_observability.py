@@ -90,15 +90,18 @@ async def test_points_issued_grow_by_the_sign_ins_points_and_spent_by_a_deductio
     [reply] = texts(await bot.say("u1", "签到", chat="g1", name="小王"))
     assert "+10 积分" in reply
     after = await scrape(bot)
-    assert value(after, "siyu_points_issued_total", kind="earn") - value(before, "siyu_points_issued_total", kind="earn") == 10
+    assert (value(after, "siyu_points_issued_total", kind="earn")
+            - value(before, "siyu_points_issued_total", kind="earn")) == 10
 
     # A second sign-in the same day gives nothing, and counts nothing.
     assert "已经签到过" in texts(await bot.say("u1", "签到", chat="g1"))[0]
-    assert value(await scrape(bot), "siyu_points_issued_total", kind="earn") == value(after, "siyu_points_issued_total", kind="earn")
+    assert (value(await scrape(bot), "siyu_points_issued_total", kind="earn")
+            == value(after, "siyu_points_issued_total", kind="earn"))
 
     await bot.say("op1", "/points deduct u1 3 测试扣除")
     spent = await scrape(bot)
-    assert value(spent, "siyu_points_spent_total", kind="deduct") - value(after, "siyu_points_spent_total", kind="deduct") == 3
+    assert (value(spent, "siyu_points_spent_total", kind="deduct")
+            - value(after, "siyu_points_spent_total", kind="deduct")) == 3
     # A deduction larger than the balance is refused: nothing is taken, nothing counted.
     assert "只有 7 积分" in texts(await bot.say("op1", "/points deduct u1 500 太多"))[0]
     assert value(await scrape(bot), "siyu_points_spent_total") == value(spent, "siyu_points_spent_total")
@@ -114,7 +117,8 @@ async def test_points_count_only_when_their_transaction_commits(bot: SandboxClie
     with pytest.raises(Undo):  # the whole transaction rolls back
         async with bot.as_operator() as ctx:
             member_id = await member_id_of(ctx, "u1")
-            await points.credit(ctx.session, member_id, 100, key="rolled-back", reason="x", now=ctx.now, kind=points.GRANT)
+            await points.credit(ctx.session, member_id, 100, key="rolled-back", reason="x", now=ctx.now,
+                                kind=points.GRANT)
             raise Undo
     async with bot.as_operator() as ctx:
         with pytest.raises(Undo):  # only a savepoint rolls back; the transaction commits
@@ -139,20 +143,25 @@ async def test_flow_transitions_and_deadline_timeouts(bot: SandboxClient, clock:
     assert "你购买或使用过我们的产品吗？" in texts(await bot.say("k1", "申请KOC", name="达人"))[0]
     started = await scrape(bot)
     flow = {"flow": "koc_screening"}
-    assert value(started, "siyu_flow_transitions_total", **flow) - value(before, "siyu_flow_transitions_total", **flow) == 1
+    assert (value(started, "siyu_flow_transitions_total", **flow)
+            - value(before, "siyu_flow_transitions_total", **flow)) == 1
     assert "没太明白" in texts(await bot.say("k1", "火星"))[0]  # not an answer: asked again, no transition
-    assert value(await scrape(bot), "siyu_flow_transitions_total", **flow) == value(started, "siyu_flow_transitions_total", **flow)
+    assert (value(await scrape(bot), "siyu_flow_transitions_total", **flow)
+            == value(started, "siyu_flow_transitions_total", **flow))
     await bot.say("k1", "1")  # an answer moves the member to the next question
     answered = await scrape(bot)
-    assert value(answered, "siyu_flow_transitions_total", **flow) - value(started, "siyu_flow_transitions_total", **flow) == 1
+    assert (value(answered, "siyu_flow_transitions_total", **flow)
+            - value(started, "siyu_flow_transitions_total", **flow)) == 1
 
     jobs = bot.app[JOBS]
     clock.advance(hours=25)  # past [koc] remind_after_s: the reminder deadline fires once
     assert await jobs.fire_deadlines() == 1
     reminded = await scrape(bot)
-    assert value(reminded, "siyu_flow_timeouts_total", **flow) - value(answered, "siyu_flow_timeouts_total", **flow) == 1
+    assert (value(reminded, "siyu_flow_timeouts_total", **flow)
+            - value(answered, "siyu_flow_timeouts_total", **flow)) == 1
     assert await jobs.fire_deadlines() == 0
-    assert value(await scrape(bot), "siyu_flow_timeouts_total", **flow) == value(reminded, "siyu_flow_timeouts_total", **flow)
+    assert (value(await scrape(bot), "siyu_flow_timeouts_total", **flow)
+            == value(reminded, "siyu_flow_timeouts_total", **flow))
 
 
 async def test_broadcast_deliveries_by_status(bot: SandboxClient) -> None:
@@ -173,7 +182,8 @@ async def test_api_errors_are_counted_by_code_and_status(bot: SandboxClient) -> 
     resp = await bot.http.get("/api/members/nobody", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert resp.status == 404
     after = await scrape(bot)
-    assert value(after, "siyu_api_errors_total", **unauthorized) - value(before, "siyu_api_errors_total", **unauthorized) == 1
+    assert (value(after, "siyu_api_errors_total", **unauthorized)
+            - value(before, "siyu_api_errors_total", **unauthorized)) == 1
     not_found = {"code": "not_found", "status": "404"}
     assert value(after, "siyu_api_errors_total", **not_found) - value(before, "siyu_api_errors_total", **not_found) == 1
 
@@ -271,7 +281,8 @@ async def test_json_logs_are_one_object_a_line_and_name_the_update(
         [line] = [line for line in lines if line["message"] == f"recording for {member}"]
         assert line["update"] == seen[member] and line["logger"] == "siyu.handlers.example"
     [failure] = [line for line in lines if "failed; the member gets an apology" in line["message"]]
-    assert failure["update"] == seen["u3"] and failure["level"] == "ERROR" and "RuntimeError: a bug" in failure["exc_info"]
+    assert (failure["update"] == seen["u3"] and failure["level"] == "ERROR"
+            and "RuntimeError: a bug" in failure["exc_info"])
 
 
 async def test_text_logs_keep_the_classic_line(make_config: Callable[..., Config], clock: FakeClock) -> None:

@@ -81,7 +81,8 @@ async def test_onboarding_reminds_once_then_closes(bot: SandboxClient, clock: Fa
 
 async def test_onboarding_can_start_on_the_first_message(make_config: Callable[..., Config], clock: FakeClock) -> None:
     config = make_config(onboarding={"start_on": ["first_message"],
-                                     "questions": [{"key": "pet", "text": "养宠物吗？", "kind": "choice", "choices": ["猫", "狗", "没有"]}]})
+                                     "questions": [{"key": "pet", "text": "养宠物吗？", "kind": "choice",
+                                                    "choices": ["猫", "狗", "没有"]}]})
     async with sandbox_app(config, clock=clock) as bot:
         first = texts(await bot.say("u1", "你好", name="小王"))
         assert len(first) == 1 and "养宠物吗？" in first[0] and "2 个小问题" in first[0]
@@ -110,7 +111,8 @@ async def test_koc_screening_scores_recommends_and_waits_for_review(bot: Sandbox
         application = (await s.execute(select(KocApplication))).scalar_one()
     # 25 bought + 20 often + 10 two platforms + 10 followers >= 1000 + 10 six hours.
     assert (application.score, application.recommended_type, application.status) == (75, "体验官", "pending")
-    assert application.answers["product"] == "空气炸锅，去年双11" and application.answers["platforms"] == ["小红书", "抖音"]
+    assert (application.answers["product"] == "空气炸锅，去年双11"
+            and application.answers["platforms"] == ["小红书", "抖音"])
     # Applying again while it waits: told so, no second application.
     assert texts(await bot.say("k1", "申请KOC")) == ["你的 KOC 申请正在审核中，请耐心等待～"]
 
@@ -145,7 +147,8 @@ async def test_an_operator_approves_and_the_member_is_told_and_tagged(bot: Sandb
     assert "KOC:分享官" in await tags_of(bot, "k4")
     assert (await member(bot, "k4")).attributes["koc_type"] == "分享官"
     async with bot.db.read() as s:
-        actions = [(a.action, a.result) for a in (await s.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()]
+        actions = [(a.action, a.result)
+                   for a in (await s.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()]
     assert actions == [("koc.approve", "ok"), ("koc.reject", "refused")]
 
 
@@ -157,7 +160,8 @@ async def test_an_abandoned_screening_is_reminded_then_expires(bot: SandboxClien
     assert (await bot.outbox(to="k5"))[-1]["text"].startswith("你的 KOC 申请还没填完哦")
     clock.advance(days=2)
     await bot.app[JOBS].fire_deadlines()
-    assert "KOC 申请已过期" in (await bot.outbox(to="k5"))[-1]["text"] and "申请KOC" in (await bot.outbox(to="k5"))[-1]["text"]
+    assert ("KOC 申请已过期" in (await bot.outbox(to="k5"))[-1]["text"]
+            and "申请KOC" in (await bot.outbox(to="k5"))[-1]["text"])
     # Expired: applying again starts afresh.
     assert "你购买或使用过我们的产品吗？" in texts(await bot.say("k5", "申请KOC"))[0]
 
@@ -173,7 +177,8 @@ async def test_active_members_are_invited_once(make_config: Callable[..., Config
 
 def test_score_is_capped_and_follows_the_rubric() -> None:
     rubric = KocRubric(bought=60, activities_often=60)
-    total, role = screening.score({"bought": "买过/用过", "activities": "经常参加", "preference": "推荐好物带货"}, rubric)
+    total, role = screening.score({"bought": "买过/用过", "activities": "经常参加",
+                                   "preference": "推荐好物带货"}, rubric)
     assert (total, role) == (100, "带货官")
     assert screening.score({}, KocRubric()) == (0, "分享官")
     assert screening.score({"platforms": ["小红书"] * 9}, KocRubric())[0] == 15  # platforms_max

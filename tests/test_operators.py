@@ -32,7 +32,8 @@ async def cmd(bot: SandboxClient, who: str, text: str) -> str:
 
 async def audited(bot: SandboxClient) -> list[tuple[str, str, str]]:
     async with bot.db.read() as s:
-        return [(e.actor, e.action, e.result) for e in (await s.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()]
+        return [(e.actor, e.action, e.result)
+                for e in (await s.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()]
 
 
 async def member_id(bot: SandboxClient, who: str) -> int:
@@ -83,7 +84,8 @@ async def test_member_card_tags_and_flows(bot: SandboxClient) -> None:
 
 async def test_koc_review_from_chat(bot: SandboxClient, clock: FakeClock) -> None:
     async with bot.db.transaction() as s:
-        await koc.submit(s, await member_id(bot, "u1"), score=70, recommended_type="分享官", answers={}, now=clock.now())
+        await koc.submit(s, await member_id(bot, "u1"), score=70, recommended_type="分享官", answers={},
+                         now=clock.now())
     assert "小王（u1）70 分，推荐分享官" in await cmd(bot, "boss", "/koc pending")
     assert "类型要是" in await cmd(bot, "boss", "/koc approve u1 大使")
     replies = await bot.say("boss", "/koc approve u1 内容官")

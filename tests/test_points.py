@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +18,7 @@ from storage import points
 from storage.engine import Database
 from storage.models import Member, PointEntry
 
-T0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
 
@@ -34,8 +34,10 @@ async def new_member(db: Database) -> int:
 async def test_a_repeated_credit_counts_once(db: Database) -> None:
     m = await new_member(db)
     async with db.transaction() as s:
-        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(True, 100, 100)
-        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章", now=T0)) == points.Posted(False, 100, 100)
+        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章",
+                                    now=T0)) == points.Posted(True, 100, 100)
+        assert (await points.credit(s, m, 100, key="task:1", reason="转发品牌文章",
+                                    now=T0)) == points.Posted(False, 100, 100)
         assert await points.lifetime(s, m) == 100
         assert await points.check(s, m) == (100, 100, 100)
 
@@ -47,7 +49,8 @@ async def test_spending_takes_the_soonest_expiring_then_oldest_lots(db: Database
         await points.credit(s, m, 30, key="b", reason="b", now=T0, expires_at=T0 + timedelta(days=30))
         await points.credit(s, m, 20, key="c", reason="c", now=T0, expires_at=T0 + timedelta(days=7))
         assert (await points.spend(s, m, 40, key="r1", reason="兑换", now=T0)).balance == 60
-        remaining = dict((await s.execute(text("SELECT amount, remaining FROM point_lots WHERE member_id = :m"), {"m": m})).all())
+        remaining = dict((await s.execute(text("SELECT amount, remaining FROM point_lots WHERE member_id = :m"),
+                                          {"m": m})).all())
     assert remaining == {50: 50, 30: 10, 20: 0}
 
 
@@ -82,7 +85,8 @@ async def test_the_database_itself_refuses_a_negative_balance(db: Database) -> N
     m = await new_member(db)
     with pytest.raises(IntegrityError):
         async with db.transaction() as s:
-            await s.execute(text("INSERT INTO point_balances (member_id, balance, lifetime) VALUES (:m, -1, 0)"), {"m": m})
+            await s.execute(text("INSERT INTO point_balances (member_id, balance, lifetime) VALUES (:m, -1, 0)"),
+                            {"m": m})
 
 
 operations = st.lists(st.tuples(st.sampled_from(["credit", "pending", "spend", "expire", "release", "retry"]),
@@ -104,7 +108,8 @@ async def test_ledger_invariants_hold_over_any_sequence(db: Database, ops: list[
                                     expires_at=now + timedelta(hours=12) if expiring else None)
             elif op == "pending":  # spendable a day later; may expire before or after that
                 keys.append(f"{m}:p{n}")
-                await points.credit(s, m, amount, key=keys[-1], reason="x", now=now, available_at=now + timedelta(days=1),
+                await points.credit(s, m, amount, key=keys[-1], reason="x", now=now,
+                                    available_at=now + timedelta(days=1),
                                     expires_at=now + timedelta(hours=12) if expiring else None)
             elif op == "release":
                 await points.release(s, now=now)
@@ -150,7 +155,7 @@ async def test_a_streak_milestone_pays_its_bonus(signin_app: Callable[..., objec
 
 
 async def test_days_are_local_days(signin_app: Callable[..., object], clock: FakeClock) -> None:
-    clock.set(datetime(2026, 11, 22, 15, 59, tzinfo=timezone.utc))  # 23:59 in Shanghai
+    clock.set(datetime(2026, 11, 22, 15, 59, tzinfo=UTC))  # 23:59 in Shanghai
     async with signin_app() as bot:  # type: ignore[attr-defined]
         await say(bot, "签到")
         clock.advance(minutes=2)  # 00:01 the next day in Shanghai, the same UTC day

@@ -88,4 +88,5 @@ async def test_points_and_level_on_request(make_config: Callable[..., Config], c
         await text(bot, "u1", "签到")
         summary = await text(bot, "u1", "积分")
         assert summary == "你现在有 300 积分。\n最近记录：\n11-22 每日签到 +300"
-        assert await text(bot, "u1", "等级") == "你现在是「白银」会员，累计获得 300 积分。再获得 200 积分升级为「白金」。"
+        assert await text(bot, "u1", "等级") == ("你现在是「白银」会员，累计获得 300 积分。"
+                                               "再获得 200 积分升级为「白金」。")

@@ -20,7 +20,8 @@ async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIte
     config = make_config()
     config = config.model_copy(update={"rewards": [
         *SiyuConfig.model_validate({"rewards": [{"name": "保温杯", "cost": 100, "stock": 10},
-                                            {"name": "限量徽章", "cost": 10, "stock": 5, "per_member_limit": 1}]}).rewards,
+                                            {"name": "限量徽章", "cost": 10, "stock": 5,
+                                             "per_member_limit": 1}]}).rewards,
     ]})
     async with sandbox_app(config, clock=clock) as bot:
         yield bot
@@ -31,7 +32,8 @@ async def give(bot: SandboxClient, who: str, amount: int) -> int:
     await bot.say(who, "你好")
     async with bot.db.transaction() as s:
         member = (await s.execute(select(Member).where(Member.external_id == who))).scalar_one()
-        await points.credit(s, member.id, amount, key=f"test-grant:{who}", reason="测试", now=bot.dispatcher.clock.now())
+        await points.credit(s, member.id, amount, key=f"test-grant:{who}", reason="测试",
+                            now=bot.dispatcher.clock.now())
         return member.id
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,15 +17,17 @@ from storage import points, rewards
 from storage.engine import Database
 from storage.models import Member, Reward
 
-T0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
 
 @pytest.fixture
 async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["op1"]}).model_copy(update={"rewards": SiyuConfig.model_validate({"rewards": [
+    config = make_config(operators={"admins": ["op1"]})
+    config = config.model_copy(update={"rewards": SiyuConfig.model_validate({"rewards": [
         {"name": "钻石礼盒", "cost": 100, "stock": 3, "min_level": "白金"},
-        {"name": "圣诞限定", "cost": 10, "stock": 3, "starts_at": T0 + timedelta(days=1), "ends_at": T0 + timedelta(days=2)},
+        {"name": "圣诞限定", "cost": 10, "stock": 3, "starts_at": T0 + timedelta(days=1),
+         "ends_at": T0 + timedelta(days=2)},
         {"name": "定制外套", "cost": 500, "stock": 2, "approval": True},
         {"name": "10 元券", "cost": 20, "stock": 2, "codes": ["Q-1", "Q-2", "Q-3"]},
     ]}).rewards})
@@ -154,8 +156,10 @@ async def test_units_and_points_stay_whole_over_any_sequence(db: Database, steps
                     pass
             elif made:
                 target = made[who % len(made)]
-                await {"fulfil": lambda: rewards.fulfil(s, target, now=T0), "cancel": lambda: rewards.cancel(s, target, now=T0),
-                       "approve": lambda: rewards.approve(s, target)}[action]()
+                # ``target`` bound as a default: the one lambda picked is called at once, in this iteration.
+                await {"fulfil": lambda target=target: rewards.fulfil(s, target, now=T0),
+                       "cancel": lambda target=target: rewards.cancel(s, target, now=T0),
+                       "approve": lambda target=target: rewards.approve(s, target)}[action]()
         async with db.read() as s:
             r = await rewards.get(s, reward_id)
             assert r is not None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -36,7 +36,9 @@ def posted(fake: FakeWeCom) -> list[str]:
     return [body["text"]["content"] for _, body in fake.robot_posts.get(KEY, [])]
 
 
-async def test_reports_and_alerts_reach_the_operators_group(bot: SandboxClient, fake: FakeWeCom, clock: FakeClock) -> None:
+async def test_reports_and_alerts_reach_the_operators_group(
+    bot: SandboxClient, fake: FakeWeCom, clock: FakeClock,
+) -> None:
     await bot.say("u1", "签到", name="小王")
     async with bot.db.transaction() as s:
         m = (await s.execute(select(Member.id).where(Member.external_id == "u1"))).scalar_one()
@@ -49,7 +51,7 @@ async def test_reports_and_alerts_reach_the_operators_group(bot: SandboxClient, 
     texts = posted(fake)
     assert any(t.startswith("🧑‍💼 1 个新的 KOC 申请待审核") and "小王：75 分，推荐内容官" in t for t in texts)
     assert any(t.startswith("📊 11月22日 社群日报\n【今天】新增成员：无渠道码 1") for t in texts)
-    clock.set(datetime(2026, 11, 23, 0, 59, tzinfo=timezone.utc))  # Monday 08:59
+    clock.set(datetime(2026, 11, 23, 0, 59, tzinfo=UTC))  # Monday 08:59
     assert await jobs.run("robot_daily") == 0
     clock.advance(minutes=1)
     assert await jobs.run("robot_daily") == 1
@@ -79,11 +81,13 @@ async def test_the_robot_keeps_to_its_limits_and_errors(bot: SandboxClient, fake
         from storage import outbox
 
         now = bot.dispatcher.clock.now()
-        await outbox.enqueue(s, [outbox.Outgoing("robot", "警报", chat="ops"), outbox.Outgoing("robot", "别处", chat="g1")],
+        await outbox.enqueue(s, [outbox.Outgoing("robot", "警报", chat="ops"),
+                                 outbox.Outgoing("robot", "别处", chat="g1")],
                              now=now)
     await bot.deliver()  # (whichever pass sends them, the background worker's or this one)
     async with bot.db.read() as s:
-        rows = {r.text: r for r in (await s.execute(select(OutboxMessage).where(OutboxMessage.channel == "robot"))).scalars()}
+        rows = {r.text: r for r in (await s.execute(select(OutboxMessage)
+                                                    .where(OutboxMessage.channel == "robot"))).scalars()}
     assert rows["警报"].status == "pending" and "45009" in rows["警报"].last_error
     assert (rows["警报"].not_before - bot.dispatcher.clock.now()).total_seconds() >= 60  # backs off a minute
     assert rows["别处"].status == "failed" and "only into 'ops'" in rows["别处"].last_error

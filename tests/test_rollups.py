@@ -77,7 +77,9 @@ async def test_groups_show_their_7_day_activity_rate_and_silence(week: SandboxCl
     assert counts == {"groups": 2, "silent": 1, "near_limit": 1}  # g1 has 2 of 2
 
 
-async def test_a_second_run_changes_nothing_and_new_activity_shows_on_the_next(week: SandboxClient, clock: FakeClock) -> None:
+async def test_a_second_run_changes_nothing_and_new_activity_shows_on_the_next(
+    week: SandboxClient, clock: FakeClock,
+) -> None:
     async with week.db.read() as s:
         before = sorted((await s.execute(select(DailyMetric.day, DailyMetric.metric, DailyMetric.dimension,
                                                 DailyMetric.value))).all())

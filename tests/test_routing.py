@@ -100,7 +100,9 @@ async def test_help_lists_only_commands_the_sender_may_use(routed: tuple[Sandbox
     assert "/ping" in admin_help and "/secret" in admin_help and "只给管理员的命令" in admin_help
 
 
-async def test_commands_are_case_insensitive_and_chinese_aliases_work(routed: tuple[SandboxClient, KeywordFlow]) -> None:
+async def test_commands_are_case_insensitive_and_chinese_aliases_work(
+    routed: tuple[SandboxClient, KeywordFlow],
+) -> None:
     bot, _ = routed
     assert (await bot.say("u1", "/PING"))[0]["text"] == "pong"
     assert "/help" in (await bot.say("u1", "/帮助"))[0]["text"]
@@ -119,7 +121,8 @@ async def test_a_failing_handler_rolls_back_and_the_member_gets_an_apology(
     assert all([r["text"] for r in good] == ["keyword"] for good in goods)
     async with bot.db.read() as s:
         texts = (await s.execute(select(OutboxMessage.text))).scalars().all()
-        failed = (await s.execute(select(InboundUpdate).where(InboundUpdate.key == "sandbox:msg:u1:bad-1"))).scalar_one()
+        failed = (await s.execute(select(InboundUpdate)
+                                  .where(InboundUpdate.key == "sandbox:msg:u1:bad-1"))).scalar_one()
     assert "this reply must not survive the failure" not in texts
     assert failed.error == "handler failed" and failed.handled_at is not None
     # The platform retrying the same message is not handled again.

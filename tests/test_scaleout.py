@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class Balancer:
                     await resp.read()
                     if resp.status < 500:
                         return resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             self.retried += 1
         raise AssertionError(f"no process answered {path}")
@@ -113,7 +113,7 @@ async def test_three_processes_one_killed_lose_and_double_nothing(tmp_path: Path
         with engine.connect() as conn:
             return conn.execute(query).scalar_one()
 
-    sop_at = (datetime.now(timezone.utc) + timedelta(seconds=50)).replace(microsecond=0)
+    sop_at = (datetime.now(UTC) + timedelta(seconds=50)).replace(microsecond=0)
     (tmp_path / "config.toml").write_text(config_text(fake, sop_at), encoding="utf-8")
     env = {**os.environ, "SIYU_STORAGE_URL": database_url, "SIYU_LOGGING_LEVEL": "WARNING",
            "SIYU_CONFIG": str(tmp_path / "config.toml")}
@@ -130,7 +130,8 @@ async def test_three_processes_one_killed_lose_and_double_nothing(tmp_path: Path
             lb = Balancer(http, ports)
             # 1,000 members sign in across 500 groups (the groups the broadcast goes to).
             await bounded([lambda i=i: lb.post("/sandbox/messages", json={
-                "from": f"m{i}", "chat": f"g{i % GROUPS}", "text": "签到", "id": f"signin-{i}"}) for i in range(MEMBERS)])
+                "from": f"m{i}", "chat": f"g{i % GROUPS}", "text": "签到", "id": f"signin-{i}"})
+                for i in range(MEMBERS)])
 
             # Then at once: the broadcast, a rush of 200 members on 50 units, WeCom members signing in.
             async def rush(i: int) -> None:
@@ -159,7 +160,8 @@ async def test_three_processes_one_killed_lose_and_double_nothing(tmp_path: Path
 
         # Everything settles on the survivors: leases run out, the WeCom backlog is rescanned.
         def settled() -> bool:
-            return (scalar(select(func.count()).select_from(InboundUpdate).where(InboundUpdate.handled_at.is_(None))) == 0
+            return (scalar(select(func.count()).select_from(InboundUpdate).where(
+                        InboundUpdate.handled_at.is_(None))) == 0
                     and scalar(select(func.count()).select_from(OutboxMessage).where(
                         OutboxMessage.status.in_(("pending", "sending")))) == 0
                     and scalar(select(func.count()).select_from(Delivery).where(
@@ -205,7 +207,8 @@ async def test_three_processes_one_killed_lose_and_double_nothing(tmp_path: Path
         engine.dispose()
 
 
-async def test_sigterm_finishes_the_sends_under_way_hands_back_the_rest_and_exits(tmp_path: Path, database_url: str) -> None:
+async def test_sigterm_finishes_the_sends_under_way_hands_back_the_rest_and_exits(tmp_path: Path,
+                                                                                  database_url: str) -> None:
     """A graceful stop mid fan-out: the process exits by itself, leaves no row claimed (another
     process need not wait for a lease), and the rest goes out after, each group once."""
     from storage.migrate import upgrade
@@ -234,7 +237,8 @@ async def test_sigterm_finishes_the_sends_under_way_hands_back_the_rest_and_exit
         await ready(f"http://127.0.0.1:{port}")
         async with aiohttp.ClientSession() as http:
             for i in range(100):
-                await http.post(f"http://127.0.0.1:{port}/sandbox/events", json={"type": "member_joined", "user": f"m{i}", "chat": f"g{i}"})
+                await http.post(f"http://127.0.0.1:{port}/sandbox/events",
+                                json={"type": "member_joined", "user": f"m{i}", "chat": f"g{i}"})
             for said in (f"/broadcast all {TOPIC}", "确认"):
                 await http.post(f"http://127.0.0.1:{port}/sandbox/messages", json={"from": "op1", "text": said})
         deadline = time.monotonic() + 30

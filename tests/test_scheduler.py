@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -26,7 +26,7 @@ from handlers.broadcasts.scheduler import PlaybookScheduler
 from storage.engine import Database, sync_url
 from storage.models import Broadcast, Delivery, OutboxMessage
 
-MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 PLAYBOOK = {"name": "早安", "text": "早安话题", "cron": "0 9 * * *"}
 
 
@@ -92,7 +92,8 @@ def spawn(tmp_path: Path, url: str, port: int, extra: str = "") -> subprocess.Po
         '[operators]\nadmins = ["op1"]\n[sandbox]\nsend_rate_per_s = 100.0\n'
         '[outbox]\nlease_s = 3.0\nsend_timeout_s = 1.0\n[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n'
         + extra, encoding="utf-8")
-    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING", "SIYU_CONFIG": str(tmp_path / "config.toml")}
+    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING",
+           "SIYU_CONFIG": str(tmp_path / "config.toml")}
     return subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -104,7 +105,8 @@ async def test_a_fan_out_killed_midway_resumes_with_no_group_twice(tmp_path: Pat
     def delivered() -> dict[str, int]:
         with engine.connect() as conn:
             rows = conn.execute(select(OutboxMessage.chat, func.count()).where(
-                OutboxMessage.status == "delivered", OutboxMessage.text == "【今日话题】一起聊聊").group_by(OutboxMessage.chat))
+                OutboxMessage.status == "delivered",
+                OutboxMessage.text == "【今日话题】一起聊聊").group_by(OutboxMessage.chat))
             return dict(rows.all())
 
     port = free_port()
@@ -114,7 +116,8 @@ async def test_a_fan_out_killed_midway_resumes_with_no_group_twice(tmp_path: Pat
         await ready(base)
         async with aiohttp.ClientSession() as http:
             for i in range(groups):
-                await http.post(f"{base}/sandbox/events", json={"type": "member_joined", "user": f"m{i}", "chat": f"g{i}"})
+                await http.post(f"{base}/sandbox/events",
+                                json={"type": "member_joined", "user": f"m{i}", "chat": f"g{i}"})
             for text in ("/broadcast all 【今日话题】一起聊聊", "确认"):
                 async with http.post(f"{base}/sandbox/messages", json={"from": "op1", "text": text}) as resp:
                     assert resp.status == 200
@@ -146,7 +149,9 @@ def test_misfire_grace_is_explicit() -> None:
     assert timedelta(seconds=SiyuConfig().scheduler.misfire_grace_s) > timedelta(minutes=1)
 
 
-async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, database_url: str, on_postgres: bool) -> None:
+async def test_two_processes_on_postgresql_send_a_slot_once(
+    tmp_path: Path, database_url: str, on_postgres: bool,
+) -> None:
     if not on_postgres:
         pytest.skip("two processes share one database on PostgreSQL only")
     groups = 20
@@ -154,7 +159,7 @@ async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, data
     from storage.migrate import upgrade
 
     upgrade(database_url)
-    at = (datetime.now(timezone.utc) + timedelta(seconds=15)).replace(microsecond=0)
+    at = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
     ports = [free_port(), free_port()]
     procs = []
     try:
@@ -175,7 +180,8 @@ async def test_two_processes_on_postgresql_send_a_slot_once(tmp_path: Path, data
         while time.monotonic() < deadline:
             with engine.connect() as conn:
                 sent = dict(conn.execute(select(OutboxMessage.chat, func.count()).where(
-                    OutboxMessage.status == "delivered", OutboxMessage.text == "两个进程，一次开场").group_by(OutboxMessage.chat)).all())
+                    OutboxMessage.status == "delivered",
+                    OutboxMessage.text == "两个进程，一次开场").group_by(OutboxMessage.chat)).all())
             if len(sent) == groups:
                 break
             await asyncio.sleep(0.2)

@@ -55,7 +55,7 @@ async def gated(make_config, clock) -> AsyncIterator[tuple[SandboxClient, Gates]
 async def _not_set_within(event: asyncio.Event, seconds: float) -> bool:
     try:
         await asyncio.wait_for(event.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     return False
 
@@ -115,11 +115,11 @@ async def test_different_members_are_handled_concurrently_on_postgres(
 
 
 def _update(sender: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from bot.update import Update
 
-    return Update(channel="sandbox", key="k", sender=sender, at=datetime.now(timezone.utc))
+    return Update(channel="sandbox", key="k", sender=sender, at=datetime.now(UTC))
 
 
 async def test_twenty_concurrent_messages_of_one_member_are_all_counted(gated: tuple[SandboxClient, Gates]) -> None:
@@ -146,7 +146,8 @@ async def test_member_locks_are_dropped_when_idle() -> None:
             order.append(f"out {name}")
 
     gate = asyncio.Event()
-    tasks = [asyncio.create_task(hold("m1", n, gate)) for n in ("a", "b")] + [asyncio.create_task(hold("m2", "c", gate))]
+    tasks = ([asyncio.create_task(hold("m1", n, gate)) for n in ("a", "b")]
+             + [asyncio.create_task(hold("m2", "c", gate))])
     await asyncio.sleep(0)
     assert len(locks) == 2 and order == ["in a", "in c"]
     gate.set()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from storage.models import Group, GroupMembership, InboundUpdate, Member, Outbox
 from storage.outbox import Outgoing
 from tests.conftest import PG_URL, fresh_database
 
-T0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 BACKENDS = [
@@ -331,7 +331,7 @@ class TestStorageContract:
         ids = await enqueue(db, *(Outgoing(channel="sandbox", chat="g1", text=t) for t in texts))
         assert len(ids) == 25
         assert ids == sorted(ids) and len(set(ids)) == 25
-        for id_, text in zip(ids, texts):
+        for id_, text in zip(ids, texts, strict=True):
             row = await outbox_row(db, id_)
             assert (row.text, row.status, row.attempts) == (text, "pending", 0)
         assert await enqueue(db) == []
@@ -370,7 +370,8 @@ class TestStorageContract:
         assert [c.id for c in await claim(db, now=T0)] == ids[1:3]
 
     async def test_claim_due_filters_by_channel(self, db: Database) -> None:
-        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"), Outgoing(channel="wecom", to="u1", text="b"))
+        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"),
+                            Outgoing(channel="wecom", to="u1", text="b"))
         async with db.transaction() as s:
             got = await outbox.claim_due(s, now=T0, limit=10, lease=LEASE, channels=["wecom"])
         assert [c.id for c in got] == [ids[1]]
@@ -404,7 +405,8 @@ class TestStorageContract:
         assert (d.status, d.delivered_at, d.claimed_until, d.last_error) == ("delivered", t1, None, None)
         assert (r.status, r.not_before, r.claimed_until, r.last_error) == (
             "pending", t1 + timedelta(seconds=60), None, "429 too many")
-        assert (f.status, f.claimed_until, f.last_error, f.delivered_at) == ("failed", None, "user blocked the bot", None)
+        assert (f.status, f.claimed_until, f.last_error, f.delivered_at) == (
+            "failed", None, "user blocked the bot", None)
 
         # Settled rows are never claimed again; the retried one only when due.
         far = T0 + timedelta(days=1)
@@ -418,7 +420,8 @@ class TestStorageContract:
         assert await claim(db, now=far + timedelta(days=1)) == []
 
     async def test_mark_delivered_ignores_rows_not_being_sent(self, db: Database) -> None:
-        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"), Outgoing(channel="sandbox", to="u1", text="b"))
+        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"),
+                            Outgoing(channel="sandbox", to="u1", text="b"))
         assert [c.id for c in await claim(db, now=T0)] == ids
         async with db.transaction() as s:
             await outbox.mark_failed(s, ids[1], error="gone")
@@ -531,7 +534,8 @@ class TestStorageContract:
         assert sorted(everything) == ids  # every row once, none twice
         assert sum(1 for t in taken if t) >= 2  # the claims really were concurrent
     async def test_stale_worker_cannot_undo_a_delivery(self, db: Database) -> None:
-        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"), Outgoing(channel="sandbox", to="u1", text="b"))
+        ids = await enqueue(db, Outgoing(channel="sandbox", to="u1", text="a"),
+                            Outgoing(channel="sandbox", to="u1", text="b"))
         await claim(db, now=T0)  # worker A, then A is slow past its lease
         later = T0 + LEASE + timedelta(seconds=1)
         reclaimed = await claim(db, now=later)  # worker B takes both over and delivers them

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -40,9 +40,10 @@ async def balance(bot: SandboxClient, who: str = "u1") -> int:
 
 
 async def test_a_task_checkin_with_proof_and_caps(bot: SandboxClient, clock: FakeClock) -> None:
-    clock.set(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))  # Monday 10:00 in Shanghai
+    clock.set(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # Monday 10:00 in Shanghai
     assert "需要附上证明" in await say(bot, "打卡 转发品牌文章")
-    assert await say(bot, "打卡 转发品牌文章 https://mp.weixin.qq.com/s/abc") == "打卡成功：「转发品牌文章」+100 积分，当前积分 100。"
+    assert await say(bot, "打卡 转发品牌文章 https://mp.weixin.qq.com/s/abc") == (
+        "打卡成功：「转发品牌文章」+100 积分，当前积分 100。")
     assert "每天最多打卡 1 次" in await say(bot, "打卡 转发品牌文章 又一次")
     clock.advance(days=1)
     assert "当前积分 200" in await say(bot, "打卡 转发品牌文章 第二天")
@@ -84,7 +85,8 @@ async def test_a_retried_checkin_counts_once(bot: SandboxClient) -> None:
 
 async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
     menu = await say(bot, "打卡")
-    assert menu.splitlines()[:4] == ["可以打卡的任务：", "1. 转发品牌文章（+100 积分）", "2. 晒单（+50 积分）", "3. 写测评（+300 积分）"]
+    assert menu.splitlines()[:4] == ["可以打卡的任务：", "1. 转发品牌文章（+100 积分）", "2. 晒单（+50 积分）",
+                                     "3. 写测评（+300 积分）"]
     assert "打卡成功：「转发品牌文章」+100 积分" in await say(bot, "打卡 1 https://mp.weixin.qq.com/s/abc")
     assert "没有「4」这个任务" in (await bot.say("u1", "打卡 4"))[0]["text"]
 

@@ -122,7 +122,8 @@ async def test_first_call_fetches_a_token_and_later_calls_reuse_it(api: WeComAPI
     assert expires_at == clock.now() + timedelta(seconds=7200)
 
 
-async def test_a_second_process_reuses_the_stored_token(make_api: MakeAPI, wecom: FakeWeCom, second_db: Database) -> None:
+async def test_a_second_process_reuses_the_stored_token(make_api: MakeAPI, wecom: FakeWeCom,
+                                                        second_db: Database) -> None:
     first = make_api()
     await first.call(SEND, BODY)
     assert gettokens(wecom) == 1
@@ -358,7 +359,8 @@ def assert_not_logged(records: list[logging.LogRecord], secrets: set[str]) -> No
 FAKE_SERVER_LOG = "aiohttp.access"
 
 
-async def test_token_and_secret_never_logged(make_api: MakeAPI, wecom: FakeWeCom, caplog: pytest.LogCaptureFixture) -> None:
+async def test_token_and_secret_never_logged(make_api: MakeAPI, wecom: FakeWeCom,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     tokens = await run_with_failures(make_api, wecom)
     records = [r for r in caplog.records if r.name != FAKE_SERVER_LOG and not r.name.startswith("aiosqlite")]
@@ -389,7 +391,8 @@ async def test_groupchat_list_returns_the_fake_groups(api: WeComAPI, wecom: Fake
         "status_filter": 0, "limit": 100, "cursor": "", "owner_filter": {"userid_list": ["owner1"]}}
 
 
-async def test_groupchat_list_follows_next_cursor(api: WeComAPI, wecom: FakeWeCom, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_groupchat_list_follows_next_cursor(api: WeComAPI, wecom: FakeWeCom,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
         wecom.add_group(f"wr{i}", "owner", ["u1"])
 

@@ -29,7 +29,8 @@ from bot.testing.fake_wecom import (
 from storage.models import Group, GroupMembership, InboundUpdate, Member, MemberTag, OutboxMessage
 
 # wecom.md §1.8 vector V1/V2: the official sample's keys.
-TOKEN, AES_KEY, CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+TOKEN, AES_KEY, CORP = ("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+                        "ww1436e0e65a779aee")
 V2_QUERY = "msg_signature=0c3914025cb4b4d68103f6bfc8db550f79dcf48e&timestamp=1476422779&nonce=1597212914"
 V2_BODY = (
     "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>\n<Encrypt><![CDATA[Kl7kjoSf6DMD1zh7rtrHjFaDapSCk"
@@ -45,7 +46,8 @@ def wecom_config(make_config: Callable[..., Config], fake: FakeWeCom) -> Callabl
     def make(**wecom: Any) -> Config:
         section = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
                    "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, **wecom}
-        return make_config(wecom=section, operators={"admins": ["op1"]}, channel_codes={"poster-2026": ["海报", "双11"]})
+        return make_config(wecom=section, operators={"admins": ["op1"]},
+                           channel_codes={"poster-2026": ["海报", "双11"]})
 
     return make
 
@@ -111,16 +113,17 @@ async def test_v5_wechatpy_vector_through_the_endpoint(make_config: Callable[...
         "encoding_aes_key": "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "replay_window_s": 0,
         "api_base_url": "http://127.0.0.1:9/cgi-bin/",
     })
-    encrypt = ("RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGy"
-               "mzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nPwBiT+P"
-               "4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdsho"
-               "QgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxt"
-               "huL0=")
+    encrypt = ("RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283"
+               "dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nP"
+               "wBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/"
+               "54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNW"
+               "Hp91eBdCRxthuL0=")
     query = "msg_signature=74d92dfeb87ba7c714f89d98870ae5eb62dff26d&timestamp=1411525903&nonce=461056294"
     async with sandbox_app(config, clock=clock) as bot:
         channel = bot.app[CHANNELS]["wecom"]
         channel.endpoint.offer = lambda message: None  # type: ignore[attr-defined,method-assign]  # store only
-        status, _ = await post(bot, "/wecom/callback?" + query, f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode())
+        status, _ = await post(bot, "/wecom/callback?" + query,
+                               f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode())
         assert status == 200
         async with bot.db.read() as s:
             row = (await s.execute(select(InboundUpdate))).scalar_one()
@@ -142,9 +145,12 @@ def _signed(encrypt: str, ts: str = "1476422779", nonce: str = "42") -> tuple[st
     return f"/wecom/callback?msg_signature={sig}&timestamp={ts}&nonce={nonce}", body
 
 
-async def test_hostile_callbacks_are_refused_and_nothing_is_stored(bot: SandboxClient, callbacks: CallbackBuilder) -> None:
+async def test_hostile_callbacks_are_refused_and_nothing_is_stored(
+    bot: SandboxClient, callbacks: CallbackBuilder,
+) -> None:
     good_path, good_body = callbacks.post(text_message("op1", "hi", 1, corp_id=CORP))
-    inner = b"<xml><MsgType>text</MsgType><Content>x</Content><MsgId>9</MsgId><FromUserName>a</FromUserName><CreateTime>1</CreateTime></xml>"
+    inner = (b"<xml><MsgType>text</MsgType><Content>x</Content><MsgId>9</MsgId>"
+             b"<FromUserName>a</FromUserName><CreateTime>1</CreateTime></xml>")
     framed = b"0123456789abcdef" + len(inner).to_bytes(4, "big") + inner + CORP.encode()
     pad32 = 32 - len(framed) % 32
     bomb = ('<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
@@ -155,13 +161,15 @@ async def test_hostile_callbacks_are_refused_and_nothing_is_stored(bot: SandboxC
         ("missing signature", good_path.split("?")[0] + "?timestamp=1&nonce=2", good_body, 400),
         ("malformed outer XML", good_path, b"<xml><Encrypt>", 400),
         ("no Encrypt", good_path, b"<xml><ToUserName>x</ToUserName></xml>", 400),
-        ("XXE in the envelope", good_path, b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>', 400),
+        ("XXE in the envelope", good_path,
+         b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>', 400),
         ("entity bomb inside", *callbacks.post(bomb), 400),
         ("wrong receive id", *other_receiver, 400),
         ("bad base64", *_signed("not*base64!"), 400),
         ("pad byte 0", *_signed(_encrypt_raw(framed + bytes(pad32 - 1) + b"\x00")), 400),
         ("pad byte 40", *_signed(_encrypt_raw(framed[: len(framed) - len(framed) % 16] + bytes([40]) * 16)), 400),
-        ("length beyond payload", *_signed(_encrypt_raw(b"0123456789abcdef" + (10_000).to_bytes(4, "big") + b"x" * 12)), 400),
+        ("length beyond payload",
+         *_signed(_encrypt_raw(b"0123456789abcdef" + (10_000).to_bytes(4, "big") + b"x" * 12)), 400),
         ("oversized body", good_path, b"<xml><Encrypt>" + b"A" * (1024 * 1024 + 10) + b"</Encrypt></xml>", 400),
     ]
     for name, path, body, expected in cases:
@@ -180,12 +188,15 @@ async def test_stale_timestamps_are_refused_within_the_replay_window(
         now = int(clock.now().timestamp())
         status, text = await post(bot, *callbacks.post(text_message("op1", "hi", 7, corp_id=CORP), timestamp=now - 301))
         assert status == 400 and "replay window" in text
-        assert (await post(bot, *callbacks.post(text_message("op1", "hi", 8, corp_id=CORP), timestamp=now - 10)))[0] == 200
+        assert (await post(bot, *callbacks.post(text_message("op1", "hi", 8, corp_id=CORP),
+                                                timestamp=now - 10)))[0] == 200
 
 
 # -- nothing lost, nothing twice ------------------------------------------------------------------
 
-async def test_three_identical_retries_are_handled_once(bot: SandboxClient, fake: FakeWeCom, callbacks: CallbackBuilder) -> None:
+async def test_three_identical_retries_are_handled_once(
+    bot: SandboxClient, fake: FakeWeCom, callbacks: CallbackBuilder,
+) -> None:
     path, body = callbacks.post(text_message("op1", "/help", 555, corp_id=CORP))
     statuses = [(await post(bot, path, body))[0] for _ in range(3)]
     assert statuses == [200, 200, 200]
@@ -244,7 +255,8 @@ async def test_an_expired_welcome_code_is_not_sent_and_the_reason_is_kept(
 ) -> None:
     async with sandbox_app(wecom_config(), clock=clock) as bot:
         channel = bot.app[CHANNELS]["wecom"]
-        path, body = callbacks.post(contact_added("wmLate", "staff1", welcome_code="CODE-LATE", at=int(clock.now().timestamp())))
+        path, body = callbacks.post(contact_added("wmLate", "staff1", welcome_code="CODE-LATE",
+                                                  at=int(clock.now().timestamp())))
         await bot.app[OUTBOX].stop()  # the delivery worker is down for a while...
         assert (await post(bot, path, body))[0] == 200
         assert await channel.endpoint.idle(10)
@@ -265,7 +277,9 @@ async def test_deleted_contacts_are_marked_lost(bot: SandboxClient, callbacks: C
     assert member.status == "lost"
 
 
-async def test_operator_commands_arrive_as_app_messages(bot: SandboxClient, fake: FakeWeCom, callbacks: CallbackBuilder) -> None:
+async def test_operator_commands_arrive_as_app_messages(
+    bot: SandboxClient, fake: FakeWeCom, callbacks: CallbackBuilder,
+) -> None:
     await post(bot, *callbacks.post(text_message("op1", "/help", 9001, corp_id=CORP)))
     await settle(bot)
     [sent] = fake.calls("message/send")
