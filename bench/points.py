@@ -15,8 +15,9 @@ import statistics
 import time
 
 import aiohttp
-from _spawn import spawn_siyu, wait_ready
 from sqlalchemy import create_engine, text
+
+from _spawn import spawn_siyu, wait_ready
 
 CONFIG = """
 [checkin]

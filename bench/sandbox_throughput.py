@@ -16,6 +16,7 @@ import statistics
 import time
 
 import aiohttp
+
 from _spawn import spawn_siyu, wait_ready
 
 

@@ -55,7 +55,6 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _spawn import wait_ready  # noqa: E402
-
 from bot.scheduler import LEADER_LOCK  # noqa: E402
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message  # noqa: E402
 

@@ -24,7 +24,6 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _spawn import fresh_database  # noqa: E402
-
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message  # noqa: E402
 
 TOKEN, AES_KEY, CORP = "benchtoken", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww-bench-corp"
