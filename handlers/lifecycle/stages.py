@@ -60,7 +60,7 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
             days: dict[int, int] = {member: count for member, count in (await session.execute(
                 select(col(SignIn.member_id), func.count())
                 .where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
-                .group_by(col(SignIn.member_id)))).tuples()}
+                .group_by(col(SignIn.member_id))))}
             koc = set((await session.execute(select(col(KocApplication.member_id)).where(
                 col(KocApplication.member_id).in_(ids), col(KocApplication.status) == "approved"))).scalars())
             bought: set[int] = set()
@@ -92,7 +92,7 @@ async def stages_command(ctx: Context) -> None:
     counts: dict[str, int] = {}
     for stage, count in (await ctx.session.execute(
             select(col(Member.stage), func.count()).where(col(Member.status) == "active")
-            .group_by(col(Member.stage)))).tuples():
+            .group_by(col(Member.stage)))):
         # No stage yet reads as 泛用户.
         counts[stage or BROAD] = counts.get(stage or BROAD, 0) + count
     ctx.reply(ctx.texts("stages", lines="\n".join(

@@ -48,7 +48,7 @@ async def koc_waiting(db: Database, config: Config, texts: Texts, now: datetime)
         rows = (await session.execute(
             select(KocApplication, Member).join(Member, col(Member.id) == col(KocApplication.member_id))
             .where(col(KocApplication.status) == "pending", col(KocApplication.created_at) >= now - LOOK_BACK)
-            .order_by(col(KocApplication.id)))).tuples().all()
+            .order_by(col(KocApplication.id)))).all()
     if not rows:
         return 0
     async with db.transaction() as session:
