@@ -1,5 +1,5 @@
 """The console's rollups: each local day's numbers, each group's daily snapshot and the join
-cohorts' retention, computed from the raw tables by a periodic job (``handlers.metrics_rollup``).
+cohorts' retention, computed from the raw tables by a periodic job (``bot.console.rollups``).
 
 Every write is an upsert of the whole day's numbers: two processes running the job at once, or
 a job repeated after a crash, leave the same rows. Days are passed in as UTC bounds: storage
