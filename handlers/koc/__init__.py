@@ -5,19 +5,10 @@ from __future__ import annotations
 from bot.config import Config
 from bot.feature import Feature
 from bot.middlewares import Middleware
-from bot.router import Router
 from flows.engine import Flow
 from handlers.koc import screening
 from handlers.koc.config import KOC
-from handlers.koc.routes import invite_the_active, koc_command, router
-
-
-def routers(config: Config) -> list[Router]:
-    if config[KOC].enabled:
-        return [router(config)]
-    review = Router("koc")  # screening is off, but applications already made can be decided
-    review.command("koc", role="viewer")(koc_command)
-    return [review]
+from handlers.koc.routes import invite_the_active, router
 
 
 def middlewares(config: Config) -> list[Middleware]:
@@ -29,5 +20,5 @@ def flows(config: Config) -> list[Flow]:
     return [screening.build(config)] if config[KOC].enabled else []
 
 
-feature = Feature("koc", settings=(KOC,), texts=Feature.texts_beside(__file__), routers=routers,
+feature = Feature("koc", settings=(KOC,), texts=Feature.texts_beside(__file__), routers=lambda config: [router(config)],
                   middlewares=middlewares, flows=flows)

@@ -19,11 +19,13 @@ SHOWN = 20
 
 
 def router(config: Config) -> Router:
+    """The keyword while screening is on; the review always (applications made stay decidable)."""
     r = Router("koc")
+    if config[KOC].enabled:
 
-    @r.message(filters.Text(config[KOC].keyword), filters.private)
-    async def apply(ctx: Context) -> None:
-        await start_screening(ctx)
+        @r.message(filters.Text(config[KOC].keyword), filters.private)
+        async def apply(ctx: Context) -> None:
+            await start_screening(ctx)
 
     r.command("koc", role="viewer")(koc_command)
     return r
