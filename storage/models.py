@@ -15,9 +15,11 @@ from storage.audit import AuditEntry
 from storage.broadcasts import Broadcast, Delivery, GroupTag, PlaybookState
 from storage.community import Group, GroupMembership, Member
 from storage.flows import MemberFlow
+from storage.idempotency import IdempotencyKey
 from storage.inbox import InboundUpdate
 from storage.kf import KfCursor, KfSession
 from storage.koc import KocApplication
+from storage.nonces import SeenNonce
 from storage.once import OnceKey
 from storage.outbox import OutboxMessage
 from storage.points import PointBalance, PointEntry, PointLot
@@ -26,6 +28,7 @@ from storage.rewards import Redemption, Reward, RewardCode
 from storage.roles import OperatorRole
 from storage.rollups import CohortRetention, DailyMetric, GroupDay, MemberDay
 from storage.scheduler_jobs import SchedulerJob
+from storage.sessions import ConsoleSession
 from storage.signins import SignIn
 from storage.tags import MemberTag
 from storage.task_definitions import TaskDefinition
@@ -33,10 +36,9 @@ from storage.tasks import TaskCheckin
 from storage.tokens import AccessToken
 
 __all__ = [
-    "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "DailyMetric", "Delivery",
-    "Group", "GroupDay", "GroupMembership", "GroupTag", "InboundUpdate", "KfCursor", "KfSession", "KocApplication",
-    "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage", "PlaybookState",
-    "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode", "SchedulerJob",
-    "SignIn", "TaskCheckin",
-    "TaskDefinition",
+    "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "ConsoleSession", "DailyMetric", "Delivery", "Group",
+    "GroupDay", "GroupMembership", "GroupTag", "IdempotencyKey", "InboundUpdate", "KfCursor", "KfSession",
+    "KocApplication", "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage",
+    "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",
+    "SchedulerJob", "SeenNonce", "SignIn", "TaskCheckin", "TaskDefinition",
 ]

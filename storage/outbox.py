@@ -28,6 +28,7 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_chat", "channel", "chat", "id"),
         Index("ix_outbox_to", "channel", "to", "id"),
         Index("ix_outbox_update", "update_key"),
+        Index("ix_outbox_delivered", "channel", "delivered_seq"),
     )
 
     id: int = Field(default=None, sa_column=Column(
@@ -50,6 +51,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = utc_field()
     delivered_at: datetime | None = utc_field(default=None)
+    # The order rows were delivered in (a row sent late, after a kill, has a lower id than rows
+    # sent before it): what a reader pages by.
+    delivered_seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite")))
 
 
 T = table_of(OutboxMessage)

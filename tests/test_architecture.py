@@ -68,3 +68,23 @@ def test_every_feature_and_channel_has_a_distinct_name_and_its_texts_exist() -> 
     assert len(set(names)) == len(names)
     for owner in (*FEATURES, *CHANNELS):
         assert owner.texts is None or owner.texts.is_file(), f"{owner.name}: {owner.texts} is missing"
+
+
+def test_the_tables_and_the_migrations_describe_one_schema(database_url: str) -> None:
+    """Every table is declared beside its functions and created by a migration: the two agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlmodel import SQLModel
+
+    import storage.models  # noqa: F401  (every table on the metadata)
+    from storage import migrate
+    from storage.engine import sync_url
+
+    migrate.upgrade(database_url)
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
