@@ -59,8 +59,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
         async with db.transaction() as session:
-            # [operators] admins are admins on every channel, again at every start.
-            await roles.seed_admins(session, config.operators.admins, now=clock.now())
+            # [operators] admins are admins, each on its channel, again at every start.
+            await roles.seed_admins(session, config.operators.identities(), now=clock.now())
         dispatcher = Dispatcher(
             db, clock=clock, texts=Texts(config.texts), config=config, role_of=stored_role,
             lanes=config.storage.write_lanes,

@@ -103,8 +103,25 @@ class CommunityConfig(Section):
 
 
 class OperatorsConfig(Section):
-    # Member ids (as their channel knows them) who are admins from the start.
+    # Who is an admin from the start, each as "channel:id" (an identity is both, DESIGN §11):
+    # ["wecom:ZhangSan", "sandbox:boss"].
     admins: list[str] = Field(default_factory=list)
+
+    @field_validator("admins")
+    @classmethod
+    def _identities(cls, value: list[str]) -> list[str]:
+        for admin in value:
+            channel, colon, external_id = admin.partition(":")
+            if not colon:
+                raise ValueError(f'admin "{admin}" names no channel: an identity is a channel and an id, '
+                                 f'e.g. "wecom:{admin}" or "sandbox:{admin}"')
+            if not channel or not external_id.strip() or len(external_id) > 128:
+                raise ValueError(f'admin "{admin}" must be "channel:id"')
+        return value
+
+    def identities(self) -> list[tuple[str, str]]:
+        """The admins as (channel, id)."""
+        return [(channel, external_id) for channel, _, external_id in (a.partition(":") for a in self.admins)]
 
 
 class OutboxConfig(Section):
@@ -197,6 +214,14 @@ class Config(Section):
             if channel in kind.capabilities:
                 return kind.capabilities[channel]
         return frozenset()
+
+    @model_validator(mode="after")
+    def _admins_on_known_channels(self) -> Config:
+        known = [name for kind in type(self).channels for name in kind.capabilities]
+        for channel, _ in self.operators.identities():
+            if known and channel not in known:
+                raise ValueError(f"[operators] admins: no channel {channel!r}; the channels are {', '.join(known)}")
+        return self
 
     @model_validator(mode="after")
     def _features_agree(self) -> Config:
