@@ -71,6 +71,14 @@ async def test_an_admin_is_an_admin_on_their_own_channel_only(
             assert results.all() == ["refused", "refused"]
 
 
+async def test_nobody_grants_themselves_points(bot: SandboxClient) -> None:
+    await bot.say("boss", "签到", chat="g1")
+    assert "不能给自己加减积分" in await cmd(bot, "boss", "/points grant boss 1000000 辛苦费")
+    assert "不能给自己加减积分" in await cmd(bot, "boss", "/points deduct boss 1 测试")
+    async with bot.db.read() as s:
+        assert await points.balance(s, await member_id(bot, "boss")) == 10  # the sign-in only
+
+
 async def test_points_grant_and_deduct_are_ledger_entries_by_the_operator(bot: SandboxClient) -> None:
     replies = await bot.say("boss", '/points grant 小王 100 "活动 奖励"')
     assert [r["text"] for r in replies if r["to"] == "u1"] == ["你获得了 100 积分（活动 奖励），当前积分 100。"]
