@@ -92,3 +92,14 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error; the operator can find it in the log")
+
+
+@web.middleware
+async def refuse_compressed(request: web.Request, handler: Any) -> web.StreamResponse:
+    """No WeCom callback, gateway or API client compresses what it sends, and inflating a body
+    would happen on the event loop before any size cap sees it (1 MB of gzip is 1 GB of zeros):
+    the app takes bodies as they come (``auto_decompress`` off) and refuses compressed ones."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return json_error(415, f"compressed request bodies are not accepted (Content-Encoding: {encoding[:32]})")
+    return await handler(request)
