@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from storage.engine import DatabaseBusy, is_transient
+
 log = logging.getLogger("siyu.http")
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -89,9 +91,19 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason or "error")
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("database busy on %s %s (%s): answered 503", request.method, request.path, type(exc).__name__)
+            return busy(json_error(503, "the database is busy: try again in a moment"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error; the operator can find it in the log")
+
+
+def busy(response: web.Response) -> web.Response:
+    """``response`` (a 503) telling the client when to try again: nothing was stored, so the
+    same request again (the same message id) is handled as if it came the first time."""
+    response.headers["Retry-After"] = str(DatabaseBusy.retry_after_s)
+    return response
 
 
 @web.middleware

@@ -21,6 +21,8 @@ from bot.console import actions, auth, overview, pages, rollups
 from bot.console.config import CONSOLE
 from bot.console.render import page
 from bot.feature import Feature
+from bot.http import busy
+from storage.engine import is_transient
 
 log = logging.getLogger("siyu.console")
 STATIC = Path(__file__).with_name("static")
@@ -86,7 +88,10 @@ async def console_errors(request: web.Request, handler: auth.Handler) -> web.Str
         if exc.status < 400:
             raise
         return page(request, "error.html", status=exc.status, message=exc.reason or "出错了")
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("database busy on %s %s (%s): answered 503", request.method, request.path, type(exc).__name__)
+            return busy(page(request, "error.html", status=503, message="数据库正忙，请稍后刷新重试"))
         log.exception("console error on %s %s", request.method, request.path)
         return page(request, "error.html", status=500, message="服务器出错了，运维可在日志中找到原因")
 
