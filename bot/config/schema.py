@@ -3,6 +3,7 @@ channel or feature owns), the kernel's own sections, and ``config_schema``, whic
 siyu's sections together. Reading a file is ``bot.config.loading``."""
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from bot.feature import Feature, Hook
 
 T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 S = TypeVar("S", bound="Section")
 KERNEL_TEXTS = Path(__file__).resolve().parent.parent / "texts.toml"
 
@@ -73,6 +75,31 @@ class Setting(Generic[T]):
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client
+    # (``bot.http.client_address``); from anyone else the header is ignored: a client can forge it.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    _networks: tuple[IPNetwork, ...] = PrivateAttr(default=())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (such as 127.0.0.1 or 10.0.0.0/8)"
+                                 ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _parsed(self) -> ServerConfig:
+        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
+        return self
+
+    @property
+    def proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """``trusted_proxies``, parsed once."""
+        return self._networks
 
 
 class StorageConfig(Section):
