@@ -172,6 +172,22 @@ async def test_keys_are_kept_a_day(bot: SandboxClient, clock: FakeClock) -> None
     assert await stock(bot) == 11
 
 
+@pytest.mark.parametrize("second", [
+    {"path": "/api/members/u2/points", "amount": 50},   # another member
+    {"path": "/api/members/u1/points", "amount": 60},   # another amount
+    {"path": "/api/members/u1/points", "amount": -50},  # a deduct
+])
+async def test_a_ledger_key_used_for_another_grant_is_a_409(bot: SandboxClient, second: dict[str, Any]) -> None:
+    grant = {"amount": 50, "reason": "CRM 补发", "key": "order-42"}
+    assert (await post(bot, "/api/members/u1/points", grant))[:2] == (201, {"balance": 60, "duplicate": False})
+    assert (await post(bot, "/api/members/u1/points", grant))[:2] == (200, {"balance": 60, "duplicate": True})
+    status, data, _ = await post(bot, second["path"], {**grant, "amount": second["amount"]})
+    assert (status, data["error"]["code"]) == (409, "idempotency_mismatch")
+    for who, balance in (("u1", 60), ("u2", 10)):
+        resp = await bot.http.get(f"/api/members/{who}", headers={"Authorization": f"Bearer {OPERATOR}"})
+        assert (await resp.json())["points"] == balance
+
+
 def test_the_openapi_file_documents_the_key_on_every_post() -> None:
     document = json.loads((Path(__file__).resolve().parent.parent / "bot/api/openapi.json").read_text())
     posts = {path: ops["post"] for path, ops in document["paths"].items() if "post" in ops}

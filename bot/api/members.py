@@ -115,7 +115,13 @@ async def grant_points(request: web.Request) -> web.Response:
         except points.NotEnoughPoints:
             raise ApiError(409, "not_enough_points",
                            f"the member has {await points.balance(ctx.session, member.id)} points") from None
-        # A repeated key changes nothing and says so: 200 instead of 201.
+        if not posted.done:
+            # A repeated key changes nothing and says so (200 instead of 201); used before for
+            # another member or amount it is the caller's mistake, not a grant already made.
+            first = await points.entry(ctx.session, key)
+            if first is None or (first.member_id, first.delta) != (member.id, grant.amount):
+                raise ApiError(409, "idempotency_mismatch", f"the key {grant.key!r} was used for another grant "
+                                                            "(another member or amount): use a new key")
         return answer(request, {"balance": posted.balance, "duplicate": not posted.done},
                       status=201 if posted.done else 200)
 
