@@ -235,3 +235,10 @@ async def test_a_repeat_racing_the_first_on_another_process_waits_for_it(
     finally:
         await other.dispose()
 
+
+async def test_a_restock_naming_another_cost_is_refused_not_ignored(bot: SandboxClient) -> None:
+    status, data, _ = await post(bot, "/api/rewards", {**CUP, "cost": 50})
+    assert (status, data["error"]["code"]) == (409, "reward_differs") and "cost 100" in data["error"]["message"]
+    assert await stock(bot) == 5
+    assert (await post(bot, "/api/rewards", {**CUP, "approval": False}))[0] == 201  # as it is: restocked
+    assert await stock(bot) == 8

@@ -40,6 +40,14 @@ class NewReward(Body):
 async def add_reward(request: web.Request) -> web.Response:
     new = await body(request, NewReward)
     async with acting(request, "api.reward.add", new.model_dump()) as ctx:
+        known = (await ctx.session.execute(select(Reward).where(col(Reward.name) == new.name))).scalar_one_or_none()
+        # A restock keeps the reward's rules: a cost (or limit, approval) it would not apply is refused.
+        sent = new.model_fields_set & {"cost", "per_member_limit", "approval"}
+        differs = [f"{field} {getattr(known, field)}" for field in sorted(sent)
+                   if known is not None and getattr(known, field) != getattr(new, field)]
+        if differs:
+            raise ApiError(409, "reward_differs", f"{new.name!r} exists with {', '.join(differs)}: a restock by name "
+                                                  "keeps them; send them as they are")
         spec = rewards.RewardSpec(new.name, new.cost, new.stock, new.per_member_limit, approval=new.approval)
         reward_id = await rewards.add(ctx.session, spec, now=ctx.now)
         reward = await rewards.get(ctx.session, reward_id)
