@@ -235,6 +235,11 @@ async def earned_since(session: AsyncSession, member_id: int, since: datetime) -
         E.c.member_id == member_id, E.c.kind == EARN, E.c.created_at >= since))).scalar_one())
 
 
+async def entry(session: AsyncSession, key: str) -> PointEntry | None:
+    """The entry posted under ``key``: what a repeated key was first used for."""
+    return (await session.execute(select(PointEntry).where(col(PointEntry.key) == key))).scalar_one_or_none()
+
+
 async def recent(session: AsyncSession, member_id: int, limit: int = 5) -> list[PointEntry]:
     """The member's latest entries, newest first."""
     return list((await session.execute(select(PointEntry).where(col(PointEntry.member_id) == member_id)

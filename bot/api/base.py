@@ -1,15 +1,19 @@
-"""What every API endpoint shares: the token's role, JSON errors with a code, reading a body."""
+"""What every API endpoint shares: the token's role, JSON errors with a code, reading a body,
+changes made once under an ``Idempotency-Key``."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.config import API, ApiToken
 from bot.appkeys import CONFIG, DB, DISPATCHER
@@ -18,13 +22,14 @@ from bot.http import BadRequest, busy, dumps, read_body
 from bot.metrics import api_error
 from bot.roles import has_role
 from bot.update import Update
-from storage import audit, outbox
+from storage import audit, idempotency, outbox
 from storage.engine import is_transient
 
 log = logging.getLogger("siyu.api")
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN = web.RequestKey("api_token", ApiToken)
+ANSWER = web.RequestKey("api_answer", web.Response)
 
 
 class ApiError(Exception):
@@ -69,6 +74,8 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     try:
         return await handler(request)
+    except Replay as exc:
+        return exc.response()
     except ApiError as exc:
         return error(exc.status, exc.code, exc.message)
     except BadRequest as exc:
@@ -161,14 +168,81 @@ def actor(request: web.Request) -> str:
 @asynccontextmanager
 async def acting(request: web.Request, action: str, args: dict[str, Any]) -> AsyncIterator[Context]:
     """A transaction with a Context for the token's holder (to reuse what chat commands do);
-    the change is audited and what it queued for members goes to the outbox with it."""
+    the change is audited and what it queued for members goes to the outbox with it. The block
+    ends with ``answer(...)``. Under an ``Idempotency-Key`` the key is claimed first in the same
+    transaction: a repeat raises ``Replay`` (the first answer) and changes nothing."""
+    key = idempotency_key(request)
+    request_hash = await _request_hash(request) if key is not None else ""
     dispatcher = request.app[DISPATCHER]
     now = dispatcher.clock.now()
     token = request[TOKEN]
     async with request.app[DB].transaction() as session:
+        if key is not None:
+            await _claim(session, actor(request), key, request_hash, now)
         ctx = Context(update=Update(channel="api", key=f"api:{token.name}:{now.isoformat()}:{id(request)}",
                                     sender=token.name, at=now),
                       session=session, now=now, texts=dispatcher.texts, dispatcher=dispatcher, role=token.role)
         yield ctx
         await audit.record(session, actor=actor(request), action=action, result="ok", now=now, args=args)
         await outbox.enqueue(session, ctx.outgoing, now=now)
+        answered = request.get(ANSWER)
+        if answered is None:
+            raise RuntimeError(f"{action}: a change made in acting() answers with answer()")
+        if key is not None:
+            await idempotency.save(session, actor(request), key, status=answered.status, body=answered.text or "")
+
+
+def answer(request: web.Request, data: Any, status: int = 200) -> web.Response:
+    """The answer of a change made in ``acting``: kept with its Idempotency-Key, in its transaction."""
+    response = ok(data, status)
+    request[ANSWER] = response
+    return response
+
+
+class Replay(Exception):
+    """A request under an Idempotency-Key answered before: that answer again, marked as such."""
+
+    def __init__(self, first: idempotency.Answer) -> None:
+        super().__init__(first.status)
+        self.first = first
+
+    def response(self) -> web.Response:
+        return web.Response(text=self.first.body, status=self.first.status, content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key`` (None without one): 1 to 200 printable ASCII characters."""
+    given = request.headers.getall(IDEMPOTENCY_KEY, [])
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ApiError(400, "bad_idempotency_key", f"send one {IDEMPOTENCY_KEY} header, not {len(given)}")
+    key = given[0]
+    if not key:
+        raise ApiError(400, "bad_idempotency_key", f"{IDEMPOTENCY_KEY} is empty")
+    if len(key) > 200:
+        raise ApiError(400, "bad_idempotency_key", f"{IDEMPOTENCY_KEY} is at most 200 characters, not {len(key)}")
+    if not all(" " <= c <= "~" for c in key):
+        raise ApiError(400, "bad_idempotency_key", f"{IDEMPOTENCY_KEY} is printable ASCII (a UUID is usual)")
+    return key
+
+
+async def _request_hash(request: web.Request) -> str:
+    """What the request asks, as a digest: method, path, query and body bytes."""
+    digest = hashlib.sha256(f"{request.method} {request.path} {sorted(request.query.items())}\n".encode())
+    digest.update(await read_body(request))
+    return digest.hexdigest()
+
+
+async def _claim(session: AsyncSession, client: str, key: str, request_hash: str, now: datetime) -> None:
+    first = await idempotency.claim(session, client, key, request_hash, now=now)
+    if first is None:
+        return
+    if first.request_hash != request_hash:
+        raise ApiError(409, "idempotency_mismatch", f"the {IDEMPOTENCY_KEY} {key[:64]!r} was used for another "
+                                                    "request (another body, path or query): use a new key")
+    raise Replay(first)

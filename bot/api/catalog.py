@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 import handlers.koc.services as koc
-from bot.api.base import ApiError, Body, JsonInt, acting, body, int_param, ok, path_int, require
+from bot.api.base import ApiError, Body, JsonInt, acting, answer, body, int_param, ok, path_int, require
 from bot.appkeys import DB
 from storage import rewards
 from storage.models import KocApplication, Member, Redemption, Reward
@@ -40,11 +40,19 @@ class NewReward(Body):
 async def add_reward(request: web.Request) -> web.Response:
     new = await body(request, NewReward)
     async with acting(request, "api.reward.add", new.model_dump()) as ctx:
+        known = (await ctx.session.execute(select(Reward).where(col(Reward.name) == new.name))).scalar_one_or_none()
+        # A restock keeps the reward's rules: a cost (or limit, approval) it would not apply is refused.
+        sent = new.model_fields_set & {"cost", "per_member_limit", "approval"}
+        differs = [f"{field} {getattr(known, field)}" for field in sorted(sent)
+                   if known is not None and getattr(known, field) != getattr(new, field)]
+        if differs:
+            raise ApiError(409, "reward_differs", f"{new.name!r} exists with {', '.join(differs)}: a restock by name "
+                                                  "keeps them; send them as they are")
         spec = rewards.RewardSpec(new.name, new.cost, new.stock, new.per_member_limit, approval=new.approval)
         reward_id = await rewards.add(ctx.session, spec, now=ctx.now)
         reward = await rewards.get(ctx.session, reward_id)
         assert reward is not None
-        return ok({"reward": reward_json(reward)}, status=201)
+        return answer(request, {"reward": reward_json(reward)}, status=201)
 
 
 def redemption_json(x: Redemption, member: Member) -> dict[str, Any]:
@@ -92,7 +100,7 @@ async def settle_redemption(request: web.Request) -> web.Response:
                  to=member.external_id, channel=member.channel)
         settled = (await ctx.session.execute(select(Redemption).where(col(Redemption.id) == redemption_id)
                                              .execution_options(populate_existing=True))).scalar_one()
-        return ok({"redemption": redemption_json(settled, member)})
+        return answer(request, {"redemption": redemption_json(settled, member)})
 
 
 def application_json(a: KocApplication, member: Member) -> dict[str, Any]:
@@ -136,7 +144,7 @@ async def _decide(request: web.Request, *, approve: bool, role: str | None, reas
             raise ApiError(409, "wrong_state", f"application {application_id} was decided already")
         member = await ctx.session.get(Member, decided.member_id)
         assert member is not None
-        return ok({"application": application_json(decided, member)})
+        return answer(request, {"application": application_json(decided, member)})
 
 
 @require("operator")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.api.base import ApiError, Body, acting, body, int_param, ok, path_int, require
+from bot.api.base import ApiError, Body, acting, answer, body, int_param, ok, path_int, require
 from bot.appkeys import DB
 from handlers.broadcasts.services import parse_target, plan
 from storage import audit, broadcasts
@@ -53,7 +53,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
             status=broadcasts.PLANNED, created_by=f"api:{ctx.update.sender}", now=ctx.now)
         assert broadcast_id is not None
         await plan(ctx.session, ctx.config, ctx.texts, broadcast_id, now=ctx.now)
-        return ok(await _status(ctx.session, broadcast_id), status=201)
+        return answer(request, await _status(ctx.session, broadcast_id), status=201)
 
 
 @require("viewer")

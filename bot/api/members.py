@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.api.base import ApiError, Body, JsonInt, acting, actor, body, int_param, ok, require
+from bot.api.base import ApiError, Body, JsonInt, acting, actor, answer, body, int_param, ok, require
 from bot.appkeys import CONFIG, DB
 from handlers.levels.services import levels_of
 from storage import points, tags
@@ -72,7 +72,7 @@ async def change_tags(request: web.Request) -> web.Response:
         member = await _member(ctx.session, request)
         await tags.add(ctx.session, member.id, change.add, source=actor(request), now=ctx.now)
         await tags.remove(ctx.session, member.id, change.remove)
-        return ok({"tags": await tags.of_member(ctx.session, member.id)})
+        return answer(request, {"tags": await tags.of_member(ctx.session, member.id)})
 
 
 def _entry(e: PointEntry) -> dict[str, Any]:
@@ -115,8 +115,15 @@ async def grant_points(request: web.Request) -> web.Response:
         except points.NotEnoughPoints:
             raise ApiError(409, "not_enough_points",
                            f"the member has {await points.balance(ctx.session, member.id)} points") from None
-        # A repeated key changes nothing and says so: 200 instead of 201.
-        return ok({"balance": posted.balance, "duplicate": not posted.done}, status=201 if posted.done else 200)
+        if not posted.done:
+            # A repeated key changes nothing and says so (200 instead of 201); used before for
+            # another member or amount it is the caller's mistake, not a grant already made.
+            first = await points.entry(ctx.session, key)
+            if first is None or (first.member_id, first.delta) != (member.id, grant.amount):
+                raise ApiError(409, "idempotency_mismatch", f"the key {grant.key!r} was used for another grant "
+                                                            "(another member or amount): use a new key")
+        return answer(request, {"balance": posted.balance, "duplicate": not posted.done},
+                      status=201 if posted.done else 200)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
