@@ -29,7 +29,8 @@ from bot.appkeys import DISPATCHER
 from bot.channels.base import Capability, Channel, DeliveryError
 from bot.channels.bridge.config import BridgeConfig
 from bot.clock import Clock
-from bot.http import BadRequest, json_response, no_control_chars, read_body
+from bot.http import BadRequest, header, json_response, no_control_chars, parse_json, read_body
+from bot.numbers import parse_int
 from bot.update import MEMBER_JOINED, MEMBER_LEFT, Update
 from storage.outbox import Claimed
 
@@ -94,16 +95,17 @@ class BridgeChannel(Channel):
     # -- inbound ----------------------------------------------------------------------------
 
     def _verify(self, request: web.Request, body: bytes) -> None:
-        timestamp = request.headers.get("X-Siyu-Timestamp", "")
-        nonce = request.headers.get("X-Siyu-Nonce", "")
-        given = request.headers.get("X-Siyu-Signature", "")
-        if not (timestamp.isdigit() and 8 <= len(nonce) <= 64 and given):
+        # The signed headers are ASCII (docs/bridge.md): unix seconds, a printable nonce, hex.
+        timestamp, nonce, given = (header(request, f"X-Siyu-{name}") for name in ("Timestamp", "Nonce", "Signature"))
+        sent = parse_int(timestamp, 0, 10**12)
+        nonce_ok = 8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isprintable()
+        if sent is None or not nonce_ok or not (given and given.isascii()):
             raise BadRequest("missing or malformed X-Siyu-Timestamp, X-Siyu-Nonce or X-Siyu-Signature", status=401)
         if not hmac.compare_digest(sign(self.config.secret, timestamp, nonce, body), given):
             raise BadRequest("bad signature", status=401)
         now = self.clock.now().timestamp()
         window = self.config.replay_window_s
-        if abs(now - int(timestamp)) > window:
+        if abs(now - sent) > window:
             raise BadRequest(f"stale timestamp: more than {window} s from the server's clock", status=401)
         while self._nonces and next(iter(self._nonces.values())) < now - window:
             self._nonces.popitem(last=False)  # outside the window a replay fails the timestamp check
@@ -116,8 +118,9 @@ class BridgeChannel(Channel):
     async def post_event(self, request: web.Request) -> web.Response:
         body = await read_body(request)
         self._verify(request, body)
+        data = parse_json(body)
         try:
-            event = EventIn.model_validate(json.loads(body))
+            event = EventIn.model_validate(data)
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"malformed event: {str(exc).splitlines()[0][:200]}") from None
         if event.type == "message" and event.text is None:
