@@ -40,7 +40,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def sandbox(groups: int, rate: float, database_url: str | None, port: int) -> tuple[float, float, float]:
-    config = (f'[operators]\nadmins = ["op1"]\n[sandbox]\nsend_rate_per_s = {rate}\nsend_latency_ms = {LATENCY_MS}\n'
+    config = (f'[operators]\nadmins = ["sandbox:op1"]\n'
+              f'[sandbox]\nsend_rate_per_s = {rate}\nsend_latency_ms = {LATENCY_MS}\n'
               '[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n')
     proc = spawn_siyu(database_url, port, config)
     url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import Context
 from bot.dispatcher import Dispatcher
-from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response
+from bot.http import MAX_BODY_BYTES, json_error, json_errors, json_response, refuse_compressed
 from bot.jobs import JobRunner
 from bot.outbox import OutboxWorker
 from bot.texts import Texts
@@ -39,7 +39,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     outbox worker and the job runner, then the features' lifespans."""
     clock = clock or SystemClock()
     features = type(config).features
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    # Bodies are read as they come: a compressed one is refused, never inflated (refuse_compressed).
+    app = web.Application(middlewares=[refuse_compressed, json_errors], client_max_size=MAX_BODY_BYTES,
+                          handler_args={"auto_decompress": False})
     app[CONFIG] = config
     channels: list[Channel] = [c for kind in type(config).channels for c in kind.build(config, clock)]
     app[CHANNELS] = {c.name: c for c in channels}
@@ -59,8 +61,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         await asyncio.to_thread(upgrade, config.storage.url)
         db = Database(config.storage.url, echo=config.storage.echo)
         async with db.transaction() as session:
-            # [operators] admins are admins on every channel, again at every start.
-            await roles.seed_admins(session, config.operators.admins, now=clock.now())
+            # [operators] admins are admins, each on its channel, again at every start.
+            await roles.seed_admins(session, config.operators.identities(), now=clock.now())
         dispatcher = Dispatcher(
             db, clock=clock, texts=Texts(config.texts), config=config, role_of=stored_role,
             lanes=config.storage.write_lanes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,16 @@ def _load(path: str | None, features: Iterable[Feature]) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
+
+
 def _use_uvloop() -> None:
     """uvloop (libuv) runs aiohttp's networking markedly faster than asyncio's own loop; it is
     not available on Windows, where the standard loop serves."""
@@ -90,6 +101,12 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
     if not 1 <= port <= 65535:
         print(f"siyu: --port {port}: must be between 1 and 65535", file=sys.stderr)
         return EXIT_CONFIG
+    if config[SANDBOX].enabled and not _loopback(host):
+        logging.getLogger("siyu.cli").warning(
+            "the sandbox channel is on while siyu listens on %s: %s. In production turn it off: "
+            "[sandbox] enabled = false (or SIYU_SANDBOX_ENABLED=false)", host,
+            "anyone who reaches this port can speak as any member or operator ([sandbox] allow_remote = true)"
+            if config[SANDBOX].allow_remote else "it answers clients on this machine only")
     _use_uvloop()
     app = create_app(config)
     app.on_startup.append(_freeze_heap)

@@ -19,9 +19,11 @@ forever. Handlers therefore change state only through ``ctx.session`` and ``ctx.
 """
 from __future__ import annotations
 
+import asyncio
 import difflib
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,12 +42,16 @@ from bot.router import Command, Route, Router, UsageError
 from bot.texts import Texts
 from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
-from storage.engine import Database
+from storage.engine import Database, DatabaseBusy, is_transient
 
 if TYPE_CHECKING:
     from flows.engine import Flow
 
 log = logging.getLogger("siyu.dispatcher")
+# While the database is busy (DESIGN §9: every loop and retry is bounded): pauses between the
+# tries of one batch, and the time they may take together before the senders are answered 503.
+BUSY_PAUSES_S = (0.05, 0.2, 0.5, 0.0)
+BUSY_BUDGET_S = 2.0
 
 OuterNext = Callable[[Update], Awaitable["FeedResult"]]
 OuterMiddleware = Callable[[OuterNext, Update], Awaitable["FeedResult"]]
@@ -214,8 +220,9 @@ class Dispatcher:
 
     async def _process(self, updates: Sequence[Update]) -> list[FeedResult]:
         try:
-            async with self.db.transaction() as session:
-                return await self._handle(session, updates)
+            return await self._committed(updates)
+        except DatabaseBusy:
+            raise
         except Exception:
             if len(updates) > 1:
                 log.warning("a batch of %d updates failed; replaying them one by one", len(updates))
@@ -225,6 +232,27 @@ class Dispatcher:
                 log.exception("update %s from %s:%s failed; the member gets an apology",
                               update.key, update.channel, update.sender)
                 return [await self._record_failure(update)]
+
+    async def _committed(self, updates: Sequence[Update]) -> list[FeedResult]:
+        """Handle ``updates`` in one transaction, trying again while the database is busy (a
+        few times, briefly); then ``DatabaseBusy``, with nothing committed, so each sender may
+        retry the same id. A retry of a batch whose commit went through before its answer was
+        lost finds its updates handled, and answers them as they were answered."""
+        started = asyncio.get_running_loop().time()
+        for attempt, pause in enumerate(BUSY_PAUSES_S):
+            try:
+                async with self.db.transaction() as session:
+                    return await self._handle(session, updates)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                spent = asyncio.get_running_loop().time() - started
+                if attempt == len(BUSY_PAUSES_S) - 1 or spent + pause > BUSY_BUDGET_S:
+                    log.warning("database busy (%s); %d update(s) answered 503 after %d attempt(s)",
+                                type(exc).__name__, len(updates), attempt + 1)
+                    raise DatabaseBusy(str(exc)) from exc
+                await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _handle(self, session: AsyncSession, updates: Sequence[Update]) -> list[FeedResult]:
         now = self.clock.now()
@@ -253,6 +281,16 @@ class Dispatcher:
         return results
 
     async def _record_failure(self, update: Update) -> FeedResult:
+        """Record a failed update as handled and apologise to its member (an id whose handling
+        is a bug is not tried again). If even that cannot be written, it is ``DatabaseBusy``."""
+        try:
+            return await self._apologise(update)
+        except Exception as exc:
+            if is_transient(exc):
+                raise DatabaseBusy(str(exc)) from exc
+            raise
+
+    async def _apologise(self, update: Update) -> FeedResult:
         now = self.clock.now()
         message = self.texts("error")
         target = outbox.Outgoing(update.channel, message, chat=update.chat,

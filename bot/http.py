@@ -1,13 +1,18 @@
-"""HTTP helpers: JSON errors, and reading a JSON body or a header that a hostile caller sent."""
+"""HTTP helpers: JSON errors, reading a JSON body or a header that a hostile caller sent, and
+who the client is behind a reverse proxy."""
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+
+from storage.engine import DatabaseBusy, is_transient
 
 log = logging.getLogger("siyu.http")
 
@@ -155,6 +160,66 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason or "error")
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("database busy on %s %s (%s): answered 503", request.method, request.path, type(exc).__name__)
+            return busy(json_error(503, "the database is busy: try again in a moment"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error; the operator can find it in the log")
+
+
+def busy(response: web.Response) -> web.Response:
+    """``response`` (a 503) telling the client when to try again: nothing was stored, so the
+    same request again (the same message id) is handled as if it came the first time."""
+    response.headers["Retry-After"] = str(DatabaseBusy.retry_after_s)
+    return response
+
+
+@web.middleware
+async def refuse_compressed(request: web.Request, handler: Any) -> web.StreamResponse:
+    """No WeCom callback, gateway or API client compresses what it sends, and inflating a body
+    would happen on the event loop before any size cap sees it (1 MB of gzip is 1 GB of zeros):
+    the app takes bodies as they come (``auto_decompress`` off) and refuses compressed ones."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return json_error(415, f"compressed request bodies are not accepted (Content-Encoding: {encoding[:32]})")
+    return await handler(request)
+
+
+def client_address(request: web.Request,
+                   trusted_proxies: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The client's IP address. When the TCP peer is a trusted proxy (``[server] trusted_proxies``),
+    the right-most address of ``X-Forwarded-For`` that is not itself a trusted proxy: each proxy
+    appends the address it was called from, so everything left of that is the client's to forge.
+    From any other peer the header is ignored. An entry that is not an address ends the walk
+    (the hop that passed it on answers for it)."""
+    trusted = tuple(trusted_proxies)
+    peer = _ip(request.remote or "")
+    if peer is None:
+        return request.remote or "?"
+    client = peer
+    if _in(client, trusted):
+        hops = [hop for header in request.headers.getall("X-Forwarded-For", ()) for hop in header.split(",")]
+        for hop in reversed(hops):
+            address = _ip(hop.strip())
+            if address is None:
+                break
+            client = address
+            if not _in(address, trusted):
+                break
+    return str(client)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d: the same client as a.b.c.d.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
+
+
+def _in(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    return any(address in network for network in networks)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -28,7 +30,37 @@ class DatabaseURLError(ValueError):
     """The storage URL names a database siyu does not support."""
 
 
+class DatabaseBusy(Exception):
+    """The database would not take the work now (connections refused or used up, a deadlock or a
+    serialization failure, SQLite's writer held by someone else), even after a few tries: a
+    moment later it may. Nothing was committed; the caller answers 503 and the sender retries."""
+
+    retry_after_s = 2
+
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# SQLSTATE classes and codes that say "try again": connection exceptions (08), too many
+# connections (53300), serialization failure (40001), deadlock (40P01), the server shutting down
+# or starting (57P01, 57P02, 57P03).
+TRANSIENT_SQLSTATES = ("08", "53300", "40001", "40P01", "57P01", "57P02", "57P03")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database being busy or away for a moment, rather than a bug."""
+    if isinstance(exc, DatabaseBusy | sqlalchemy.exc.TimeoutError):  # the pool had no connection free
+        return True
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):  # another process holds the writer
+        return "locked" in str(original).lower() or "busy" in str(original).lower()
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(TRANSIENT_SQLSTATES)
+    # psycopg without an SQLSTATE: the server could not be reached at all (refused, reset).
+    return type(original).__module__.startswith("psycopg") and type(original).__name__ == "OperationalError"
 
 
 def parse_url(url: str) -> URL:

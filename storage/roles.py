@@ -14,8 +14,9 @@ from storage.upsert import insert_for
 
 
 class OperatorRole(SQLModel, table=True):
-    """A role (viewer, operator, admin) held by someone as a channel knows them; channel ``*``:
-    on every channel (the admins seeded from ``[operators] admins``)."""
+    """A role (viewer, operator, admin) held by an identity: a channel and the id it knows
+    someone by (DESIGN §11: ids are chosen by platforms and sometimes by users, so a role never
+    belongs to a bare id)."""
 
     __tablename__ = "operator_roles"
 
@@ -27,15 +28,16 @@ class OperatorRole(SQLModel, table=True):
 
 
 T = table_of(OperatorRole)
-ANY_CHANNEL = "*"
 ORDER = ("member", "viewer", "operator", "admin")
+# Who granted the admins of ``[operators] admins``: those rows follow the config at every start.
+CONFIG = "config"
 
 
 async def role_of(session: AsyncSession, channel: str, external_id: str) -> str:
-    """The strongest role held on ``channel`` or on every channel; ``member`` if none."""
+    """The role of the identity (``channel``, ``external_id``); ``member`` if none."""
     held = (await session.execute(select(T.c.role).where(
-        T.c.external_id == external_id, T.c.channel.in_((channel, ANY_CHANNEL))))).scalars().all()
-    return max(held, key=ORDER.index, default="member")
+        T.c.channel == channel, T.c.external_id == external_id))).scalar_one_or_none()
+    return held or "member"
 
 
 async def grant(session: AsyncSession, channel: str, external_id: str, role: str, *, by: str, now: datetime) -> None:
@@ -46,9 +48,8 @@ async def grant(session: AsyncSession, channel: str, external_id: str, role: str
 
 
 async def revoke(session: AsyncSession, channel: str, external_id: str) -> int:
-    """Remove the person's roles on ``channel`` and on every channel; how many were removed."""
-    done = await session.execute(delete(T).where(T.c.external_id == external_id,
-                                                 T.c.channel.in_((channel, ANY_CHANNEL))))
+    """Remove the identity's role; how many were removed (0 or 1)."""
+    done = await session.execute(delete(T).where(T.c.channel == channel, T.c.external_id == external_id))
     return rowcount(done)
 
 
@@ -56,7 +57,9 @@ async def all_roles(session: AsyncSession) -> list[OperatorRole]:
     return list((await session.execute(select(OperatorRole).order_by(col(OperatorRole.granted_at)))).scalars())
 
 
-async def seed_admins(session: AsyncSession, admins: Iterable[str], *, now: datetime) -> None:
-    """The config's admins hold admin on every channel (again at every start)."""
-    for external_id in admins:
-        await grant(session, ANY_CHANNEL, external_id, "admin", by="config", now=now)
+async def seed_admins(session: AsyncSession, admins: Iterable[tuple[str, str]], *, now: datetime) -> None:
+    """The config's admins, as (channel, id), are admins, again at every start; an admin removed
+    from the config is one no more (a role granted in chat stays as it was granted)."""
+    await session.execute(delete(T).where(T.c.granted_by == CONFIG))
+    for channel, external_id in admins:
+        await grant(session, channel, external_id, "admin", by=CONFIG, now=now)

@@ -82,8 +82,8 @@ def make_config(database_url: str) -> Callable[..., Config]:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    """The shipped bot on the test database, admins ``op1``."""
-    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as client:
+    """The shipped bot on the test database, admin ``sandbox:op1``."""
+    async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as client:
         yield client
 
 

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.appkeys import JOBS
 from bot.builtin import SiyuConfig
 from bot.channels.bridge.channel import sign, signed_headers
 from bot.config import Config
@@ -128,3 +129,22 @@ async def test_a_gateway_error_is_retried_not_lost(bot: SandboxClient, gateway: 
     clock.advance(seconds=10)
     await bot.deliver()
     assert [s["text"][:5] for s in gateway.sent] == ["签到成功！"]
+
+
+async def test_a_replay_is_refused_by_any_process_and_old_nonces_are_let_go(
+    make_config: Callable[..., Config], gateway: FakeGateway, clock: FakeClock,
+) -> None:
+    """Nonces live in the database: a replay sent to another process (here: the next one, after a
+    restart) is a replay there too, not a duplicate answered 200."""
+    assert gateway.server is not None
+    config = make_config(bridge={"enabled": True, "secret": SECRET, "account": "brand-01",
+                                 "gateway_url": str(gateway.server.make_url("/send"))}, scheduler={"enabled": False})
+    body = json.dumps(message("签到", id="e9")).encode()
+    headers = signed_headers(SECRET, body, now=clock.now().timestamp(), nonce="nonce-0001")
+    async with sandbox_app(config, clock=clock) as first:
+        assert (await first.http.post("/bridge/events", data=body, headers=headers)).status == 200
+    async with sandbox_app(config, clock=clock) as second:
+        replay = await second.http.post("/bridge/events", data=body, headers=headers)
+        assert replay.status == 409 and "replay" in (await replay.json())["error"]
+        clock.advance(seconds=601)  # twice the replay window
+        assert await second.app[JOBS].run("bridge_nonces") == 1

@@ -22,7 +22,7 @@ MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 def config_with(make_config: Callable[..., Config], *, sop_: list[dict[str, Any]] = (), **sections: Any) -> Config:  # type: ignore[assignment]
-    config = make_config(operators={"admins": ["op1"]}, **sections)
+    config = make_config(operators={"admins": ["sandbox:op1"]}, **sections)
     return config.model_copy(update={"sop": SiyuConfig.model_validate({"sop": list(sop_)}).sop})
 
 

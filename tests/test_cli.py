@@ -6,6 +6,7 @@ environment without ``SIYU_*`` variables, so no stray config.toml or overlay is 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import socket
@@ -277,3 +278,43 @@ async def test_port_flag_zero_exits_2(tmp_path: Path) -> None:
         assert "serving on" not in line, f"--port 0 was ignored: {line.strip()}"
         assert await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S) == 2
 
+
+
+def this_machines_address() -> str | None:
+    """An address of this machine that is not loopback (None if it has none): connecting a UDP
+    socket sends nothing, it only picks the interface a packet would leave by."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+async def test_the_sandbox_answers_this_machine_only_and_run_warns_when_it_listens_wider(tmp_path: Path) -> None:
+    address = this_machines_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    write_config(tmp_path)
+    port = free_port()
+    async with serving(tmp_path, ["--config", "cfg.toml", "--host", "0.0.0.0", "--port", str(port)]) as (_proc, line):
+        assert "serving on" in line
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            await wait_healthy(session, f"http://127.0.0.1:{port}")
+            say = {"from": "boss", "text": "/help"}
+            # From another address (here this machine's own, not loopback): refused, nothing handled.
+            async with session.post(f"http://{address}:{port}/sandbox/messages", json=say) as resp:
+                assert resp.status == 403 and "allow_remote" in (await resp.json())["error"]
+            # Through a proxy in front (every client would look local): refused too.
+            async with session.post(f"http://127.0.0.1:{port}/sandbox/messages", json=say,
+                                    headers={"X-Forwarded-For": "203.0.113.9"}) as resp:
+                assert resp.status == 403
+            async with session.get(f"http://{address}:{port}/sandbox") as resp:
+                assert resp.status == 403
+            async with session.post(f"http://127.0.0.1:{port}/sandbox/messages", json=say) as resp:
+                assert resp.status == 200
+    warning = (tmp_path / "stderr.log").read_text()
+    assert "sandbox" in warning and "0.0.0.0" in warning and "enabled = false" in warning
+    with sqlite3.connect(tmp_path / "siyu-cli.db") as db:
+        assert db.execute("SELECT count(*) FROM inbox").fetchone() == (1,)  # the local one only

@@ -306,9 +306,9 @@ def test_env_string_keys_are_taken_verbatim() -> None:
 
 
 def test_env_bools_and_lists_are_toml_literals() -> None:
-    env = {"SIYU_SANDBOX_ENABLED": "false", "SIYU_OPERATORS_ADMINS": '["alice", "bob"]'}
+    env = {"SIYU_SANDBOX_ENABLED": "false", "SIYU_OPERATORS_ADMINS": '["wecom:alice", "sandbox:bob"]'}
     config = config_from_dict({}, env=env)
-    assert config.sandbox.enabled is False and config.operators.admins == ["alice", "bob"]
+    assert config.sandbox.enabled is False and config.operators.admins == ["wecom:alice", "sandbox:bob"]
 
 
 def test_env_bad_database_url_names_storage_url() -> None:
@@ -384,3 +384,21 @@ def test_positional_placeholder_is_an_error() -> None:
     problems_of({"texts": {"error": "出错了 {}"}})
 def test_bad_conversion_is_an_error() -> None:
     problems_of({"texts": {"welcome_contact": "你好 {name!x}"}})
+
+
+# --- [operators] admins: identities --------------------------------------------------------------
+
+
+def test_an_admin_without_a_channel_is_refused_with_the_qualified_form() -> None:
+    [(key, message)] = problems_of({"operators": {"admins": ["boss"]}})
+    assert key == "operators.admins" and '"wecom:boss"' in message and '"sandbox:boss"' in message
+
+
+def test_an_admin_on_a_channel_siyu_does_not_have_is_refused() -> None:
+    [(_key, message)] = problems_of({"operators": {"admins": ["wechat:boss"]}})
+    assert "wechat" in message and "sandbox" in message and "wecom" in message
+
+
+def test_admins_are_identities() -> None:
+    config = config_from_dict({"operators": {"admins": ["wecom:ZhangSan", "sandbox:boss"]}})
+    assert config.operators.identities() == [("wecom", "ZhangSan"), ("sandbox", "boss")]

@@ -108,3 +108,23 @@ async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(community
     assert "CSRF" in await page.inner_text("main")
     async with community.db.read() as s:
         assert (await s.execute(select(KocApplication.status))).scalar_one() == "pending"
+
+
+async def test_signing_out_ends_the_session_even_for_a_copy_of_its_cookie(
+    community: SandboxClient, browser: Any,
+) -> None:
+    page = await browser.new_page()
+    await page.goto(str(community.http.make_url("/console/login")))
+    await page.fill("input[name=name]", "ops")
+    await page.fill("input[name=password]", "operator-password-1")
+    await page.click("button:has-text('登录')")
+    await page.wait_for_url(str(community.http.make_url("/console")))
+    copied = await page.context.cookies()  # as malware or a shared machine would keep it
+    await page.click("header button:has-text('退出')")
+    await page.wait_for_url("**/console/login")
+    other = await browser.new_context()
+    await other.add_cookies(copied)
+    stolen = await other.new_page()
+    await stolen.goto(str(community.http.make_url("/console/koc")))
+    assert "/console/login" in stolen.url  # the copy signs in nobody: the session was revoked
+    await other.close()

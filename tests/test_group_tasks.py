@@ -26,7 +26,7 @@ GROUPS = [("wrA", "zhangsan"), ("wrB", "zhangsan"), ("wrC", "lisi"), ("wrD", Non
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
     wecom = wecom_section(fake.base_url, group_quota={"rule": "daily", "digest_at": "09:00", "remind_after_h": 2,
                                                       "expire_after_h": 24})
-    config = make_config(wecom=wecom, operators={"admins": ["op1"]}, scheduler={"enabled": False})
+    config = make_config(wecom=wecom, operators={"admins": ["sandbox:op1", "wecom:op1"]}, scheduler={"enabled": False})
     async with sandbox_app(config, clock=clock) as client:
         async with client.db.transaction() as s:
             for chat, owner in GROUPS:

@@ -19,7 +19,7 @@ ASKED_AGAIN = "没太明白你的回答"
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as client:
+    async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as client:
         await client.say("u1", "签到", chat="g1", name="小王")
         yield client
 

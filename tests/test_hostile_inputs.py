@@ -31,7 +31,7 @@ API = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock, fake: FakeWeCom) -> AsyncIterator[SandboxClient]:
     config = make_config(
-        operators={"admins": ["op1"]}, api={"tokens": [{"token": TOKEN, "role": "admin", "name": "crm"}]},
+        operators={"admins": ["sandbox:op1"]}, api={"tokens": [{"token": TOKEN, "role": "admin", "name": "crm"}]},
         console={"users": [{"name": "boss", "password": PASSWORD, "role": "admin"}], "secret": "c" * 32},
         bridge={"enabled": True, "secret": SECRET, "gateway_url": "http://127.0.0.1:9/send", "account": "brand-01"},
         wecom=wecom_section(fake.base_url, replay_window_s=300), metrics={"token": METRICS_TOKEN},

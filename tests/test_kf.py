@@ -26,7 +26,8 @@ _tokens = itertools.count(1)
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
     wecom = wecom_section(fake.base_url, kf=True)
-    async with sandbox_app(make_config(wecom=wecom, operators={"admins": ["op1"]}), clock=clock) as client:
+    config = make_config(wecom=wecom, operators={"admins": ["sandbox:op1", "wecom:op1"]})
+    async with sandbox_app(config, clock=clock) as client:
         yield client
 
 

@@ -21,7 +21,7 @@ MONDAY_9_SHANGHAI = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["op1"]}, leaderboard={"top_n": 2}).model_copy(update={
+    config = make_config(operators={"admins": ["sandbox:op1"]}, leaderboard={"top_n": 2}).model_copy(update={
         "tasks": SiyuConfig.model_validate({"tasks": [{"name": "转发", "points": 100, "per_day": 3}]}).tasks})
     async with sandbox_app(config, clock=clock) as client:
         yield client

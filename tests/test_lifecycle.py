@@ -27,7 +27,7 @@ def test_stages_follow_the_rules() -> None:
 async def test_the_job_keeps_stages_as_members_act_and_drift(
     make_config: Callable[..., Config], clock: FakeClock,
 ) -> None:
-    config = make_config(operators={"admins": ["op1"]},
+    config = make_config(operators={"admins": ["sandbox:op1"]},
                          lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
     config = config.model_copy(update={"tasks": SiyuConfig.model_validate(
         {"tasks": [{"name": "晒单", "points": 50}]}).tasks})

@@ -61,7 +61,8 @@ def texts(replies: list[dict[str, object]]) -> list[str]:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["op1"]}, api={"tokens": [{"token": API_TOKEN, "role": "viewer"}]})
+    config = make_config(operators={"admins": ["sandbox:op1"]},
+                         api={"tokens": [{"token": API_TOKEN, "role": "viewer"}]})
     async with sandbox_app(config, clock=clock) as client:
         yield client
 
@@ -206,7 +207,7 @@ async def test_metrics_can_be_turned_off(make_config: Callable[..., Config], clo
 async def test_wecom_callback_latency_and_inbox_depth(
     make_config: Callable[..., Config], clock: FakeClock, fake: FakeWeCom,
 ) -> None:
-    config = make_config(wecom=wecom_section(fake.base_url), operators={"admins": ["op1"]})
+    config = make_config(wecom=wecom_section(fake.base_url), operators={"admins": ["sandbox:op1", "wecom:op1"]})
     callbacks = CallbackBuilder(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP, agent_id=1000002)
     async with sandbox_app(config, clock=clock) as bot:
         before = await scrape(bot)

@@ -36,7 +36,7 @@ async def tags_of(bot: SandboxClient, external_id: str) -> set[str]:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as client:
+    async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as client:
         yield client
 
 
@@ -218,7 +218,7 @@ async def test_a_flow_started_earlier_in_the_same_batch_takes_the_members_answer
         target = (await ctx.session.execute(select(Member).where(Member.external_id == ctx.args))).scalar_one()
         await koc_screening.invite(ctx, target)
 
-    config = make_config(operators={"admins": ["op1"]},
+    config = make_config(operators={"admins": ["sandbox:op1"]},
                          features=(Feature("inviter", routers=lambda config: [inviter]), *FEATURES))
     async with sandbox_app(config, clock=clock) as bot:
         await bot.say("k9", "你好")

@@ -16,7 +16,7 @@ from storage.models import AuditEntry, Member
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["boss"]})
+    config = make_config(operators={"admins": ["sandbox:boss"]})
     config = config.model_copy(update={"sop": SiyuConfig.model_validate(
         {"sop": [{"name": "早安", "text": "早安", "cron": "0 9 * * *"}]}).sop})
     async with sandbox_app(config, clock=clock) as client:
@@ -49,12 +49,34 @@ async def test_roles_are_granted_and_revoked_with_immediate_effect(bot: SandboxC
     assert "只有管理员可以使用" in await cmd(bot, "op", "/role grant u1 admin")
     assert "不能修改自己的角色" in await cmd(bot, "boss", "/role revoke boss")
     listing = await cmd(bot, "boss", "/role list")
-    assert "boss（*）：管理员，由 config 授予" in listing and "op（sandbox）：运营" in listing
+    assert "boss（sandbox）：管理员，由 config 授予" in listing and "op（sandbox）：运营" in listing
     assert "已撤销 运营小张 的 1 个角色" in await cmd(bot, "boss", "/role revoke op")
     assert "只有运营可以使用" in await cmd(bot, "op", "/points grant u1 10 测试")
     trail = await audited(bot)
     assert ("sandbox:op", "/member", "refused") in trail and ("sandbox:boss", "/role", "ok") in trail
     assert ("sandbox:op", "/points", "refused") in trail
+
+
+async def test_an_admin_is_an_admin_on_their_own_channel_only(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    """The same id on another channel is somebody else: a sandbox or bridge user who takes an
+    admin's WeCom id gets no role (DESIGN §11)."""
+    async with sandbox_app(make_config(operators={"admins": ["wecom:boss"]}), clock=clock) as bot:
+        await bot.say("u1", "签到", chat="g1")
+        assert "只有运营可以使用" in await cmd(bot, "boss", "/points grant u1 1000000 我是管理员")
+        assert "抱歉，/role 只有" in await cmd(bot, "boss", "/role grant boss admin")
+        async with bot.db.read() as s:
+            results = (await s.execute(select(AuditEntry.result).where(AuditEntry.actor == "sandbox:boss"))).scalars()
+            assert results.all() == ["refused", "refused"]
+
+
+async def test_nobody_grants_themselves_points(bot: SandboxClient) -> None:
+    await bot.say("boss", "签到", chat="g1")
+    assert "不能给自己加减积分" in await cmd(bot, "boss", "/points grant boss 1000000 辛苦费")
+    assert "不能给自己加减积分" in await cmd(bot, "boss", "/points deduct boss 1 测试")
+    async with bot.db.read() as s:
+        assert await points.balance(s, await member_id(bot, "boss")) == 10  # the sign-in only
 
 
 async def test_points_grant_and_deduct_are_ledger_entries_by_the_operator(bot: SandboxClient) -> None:

@@ -23,7 +23,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
-    config = make_config(operators={"admins": ["op1"]})
+    config = make_config(operators={"admins": ["sandbox:op1"]})
     config = config.model_copy(update={"rewards": SiyuConfig.model_validate({"rewards": [
         {"name": "钻石礼盒", "cost": 100, "stock": 3, "min_level": "白金"},
         {"name": "圣诞限定", "cost": 10, "stock": 3, "starts_at": T0 + timedelta(days=1),

@@ -27,7 +27,8 @@ async def fake() -> AsyncIterator[FakeWeCom]:
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
     config = make_config(robot={"enabled": True, "key": KEY, "api_base_url": fake.base_url, "daily_report_at": "09:00"},
-                         operators={"admins": ["op1"]}, scheduler={"enabled": False, "quiet_hours": []})
+                         operators={"admins": ["sandbox:op1", "wecom:op1"]},
+                         scheduler={"enabled": False, "quiet_hours": []})
     async with sandbox_app(config, clock=clock) as client:
         yield client
 

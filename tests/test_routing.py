@@ -60,7 +60,7 @@ def make_router() -> Router:
 async def routed(make_config, clock) -> AsyncIterator[tuple[SandboxClient, KeywordFlow]]:  # type: ignore[no-untyped-def]
     flow = KeywordFlow()
     test_feature = Feature("test", routers=lambda config: [make_router()])
-    config = make_config(operators={"admins": ["op1"]}, features=(test_feature, *FEATURES))
+    config = make_config(operators={"admins": ["sandbox:op1"]}, features=(test_feature, *FEATURES))
     async with sandbox_app(config, clock=clock) as bot:
         bot.dispatcher.flows = flow
         yield bot, flow

@@ -222,7 +222,7 @@ async def test_sigterm_finishes_the_sends_under_way_hands_back_the_rest_and_exit
             return dict(conn.execute(query.where(OutboxMessage.text == TOPIC) if topic_only else query).all())
 
     (tmp_path / "config.toml").write_text(
-        '[operators]\nadmins = ["op1"]\n[sandbox]\nsend_rate_per_s = 10.0\n[outbox]\nlease_s = 60.0\n'
+        '[operators]\nadmins = ["sandbox:op1"]\n[sandbox]\nsend_rate_per_s = 10.0\n[outbox]\nlease_s = 60.0\n'
         '[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n', encoding="utf-8")
     env = {**os.environ, "SIYU_STORAGE_URL": database_url, "SIYU_LOGGING_LEVEL": "WARNING",
            "SIYU_CONFIG": str(tmp_path / "config.toml")}

@@ -87,9 +87,9 @@ async def test_one_leader_and_a_takeover_within_seconds(make_config: Callable[..
 
 
 def spawn(tmp_path: Path, url: str, port: int, extra: str = "") -> subprocess.Popen[bytes]:
-    """``siyu run`` on ``port``: admins op1, a sandbox sending 100 a second, short leases."""
+    """``siyu run`` on ``port``: admin sandbox:op1, a sandbox sending 100 a second, short leases."""
     (tmp_path / "config.toml").write_text(
-        '[operators]\nadmins = ["op1"]\n[sandbox]\nsend_rate_per_s = 100.0\n'
+        '[operators]\nadmins = ["sandbox:op1"]\n[sandbox]\nsend_rate_per_s = 100.0\n'
         '[outbox]\nlease_s = 3.0\nsend_timeout_s = 1.0\n[scheduler]\nquiet_hours = []\nper_group_daily_cap = 0\n'
         + extra, encoding="utf-8")
     env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_LOGGING_LEVEL": "WARNING",

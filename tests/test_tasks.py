@@ -92,7 +92,7 @@ async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
 
 
 async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config], clock: FakeClock) -> None:
-    async with sandbox_app(make_config(operators={"admins": ["op1"]}), clock=clock) as bot:
+    async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as bot:
         async def op(text: str) -> str:
             return (await bot.say("op1", text))[0]["text"]
 

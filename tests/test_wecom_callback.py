@@ -46,7 +46,7 @@ def wecom_config(make_config: Callable[..., Config], fake: FakeWeCom) -> Callabl
     def make(**wecom: Any) -> Config:
         section = {"enabled": True, "corp_id": CORP, "agent_id": 1000002, "secret": "app-secret", "token": TOKEN,
                    "encoding_aes_key": AES_KEY, "api_base_url": fake.base_url, "replay_window_s": 0, **wecom}
-        return make_config(wecom=section, operators={"admins": ["op1"]},
+        return make_config(wecom=section, operators={"admins": ["sandbox:op1", "wecom:op1"]},
                            channel_codes={"poster-2026": ["海报", "双11"]})
 
     return make

@@ -13,12 +13,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from bot.api.config import API, ApiToken
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.context import Context
-from bot.http import BadJson, BadRequest, control_char_param, dumps, header, parse_json, read_body
+from bot.http import BadJson, BadRequest, busy, control_char_param, dumps, header, parse_json, read_body
 from bot.metrics import api_error
 from bot.numbers import parse_id, parse_int
 from bot.roles import has_role
 from bot.update import Update
 from storage import audit, outbox
+from storage.engine import is_transient
 
 log = logging.getLogger("siyu.api")
 M = TypeVar("M", bound=BaseModel)
@@ -79,7 +80,10 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         if "Allow" in exc.headers:  # a 405 names the methods there are (RFC 9110)
             answer.headers["Allow"] = exc.headers["Allow"]
         return answer
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("database busy on %s %s (%s): answered 503", request.method, request.path, type(exc).__name__)
+            return busy(error(503, "database_busy", "the database is busy: try again in a moment"))
         log.exception("API error on %s %s", request.method, request.path)
         return error(500, "internal", "internal error; the operator can find it in the log")
 

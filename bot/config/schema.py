@@ -3,6 +3,7 @@ channel or feature owns), the kernel's own sections, and ``config_schema``, whic
 siyu's sections together. Reading a file is ``bot.config.loading``."""
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from bot.feature import Feature, Hook
 
 T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 S = TypeVar("S", bound="Section")
 KERNEL_TEXTS = Path(__file__).resolve().parent.parent / "texts.toml"
 
@@ -73,6 +75,31 @@ class Setting(Generic[T]):
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client
+    # (``bot.http.client_address``); from anyone else the header is ignored: a client can forge it.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    _networks: tuple[IPNetwork, ...] = PrivateAttr(default=())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (such as 127.0.0.1 or 10.0.0.0/8)"
+                                 ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _parsed(self) -> ServerConfig:
+        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
+        return self
+
+    @property
+    def proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """``trusted_proxies``, parsed once."""
+        return self._networks
 
 
 class StorageConfig(Section):
@@ -103,8 +130,25 @@ class CommunityConfig(Section):
 
 
 class OperatorsConfig(Section):
-    # Member ids (as their channel knows them) who are admins from the start.
+    # Who is an admin from the start, each as "channel:id" (an identity is both, DESIGN §11):
+    # ["wecom:ZhangSan", "sandbox:boss"].
     admins: list[str] = Field(default_factory=list)
+
+    @field_validator("admins")
+    @classmethod
+    def _identities(cls, value: list[str]) -> list[str]:
+        for admin in value:
+            channel, colon, external_id = admin.partition(":")
+            if not colon:
+                raise ValueError(f'admin "{admin}" names no channel: an identity is a channel and an id, '
+                                 f'e.g. "wecom:{admin}" or "sandbox:{admin}"')
+            if not channel or not external_id.strip() or len(external_id) > 128:
+                raise ValueError(f'admin "{admin}" must be "channel:id"')
+        return value
+
+    def identities(self) -> list[tuple[str, str]]:
+        """The admins as (channel, id)."""
+        return [(channel, external_id) for channel, _, external_id in (a.partition(":") for a in self.admins)]
 
 
 class OutboxConfig(Section):
@@ -197,6 +241,14 @@ class Config(Section):
             if channel in kind.capabilities:
                 return kind.capabilities[channel]
         return frozenset()
+
+    @model_validator(mode="after")
+    def _admins_on_known_channels(self) -> Config:
+        known = [name for kind in type(self).channels for name in kind.capabilities]
+        for channel, _ in self.operators.identities():
+            if known and channel not in known:
+                raise ValueError(f"[operators] admins: no channel {channel!r}; the channels are {', '.join(known)}")
+        return self
 
     @model_validator(mode="after")
     def _features_agree(self) -> Config:

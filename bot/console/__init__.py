@@ -8,7 +8,6 @@ CSRF token.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -16,11 +15,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.appkeys import CONFIG
+from bot.appkeys import CONFIG, DISPATCHER
+from bot.config import Config
 from bot.console import actions, auth, overview, pages, params, rollups
 from bot.console.config import CONSOLE
 from bot.console.render import page
 from bot.feature import Feature
+from bot.http import busy
+from bot.jobs import Job
+from storage.engine import is_transient
 
 log = logging.getLogger("siyu.console")
 STATIC_FILES = {path.name: path for path in Path(__file__).with_name("static").iterdir() if path.is_file()}
@@ -42,7 +45,7 @@ def _login_form(request: web.Request, *, target: str, error: str | None = None, 
 
 
 async def login_page(request: web.Request) -> web.Response:
-    if auth.current(request) is not None:
+    if await auth.current(request) is not None:
         raise web.HTTPFound(_safe_next(request.query.get("next", "/console")))
     return _login_form(request, target=_safe_next(request.query.get("next", "/console")))
 
@@ -53,7 +56,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = _safe_next(str(form.get("next", "/console")))
     if not auth.login_token_ok(request, given):
         raise auth.CsrfRefused(reason="登录表单已失效（CSRF 校验失败），请刷新页面后重试")
-    throttle, address, now = request.app[auth.THROTTLE], request.remote or "?", asyncio.get_running_loop().time()
+    throttle, address = request.app[auth.THROTTLE], auth.remote_address(request)
+    now = request.app[DISPATCHER].clock.now().timestamp()  # the app's clock: tests move it
     if throttle.blocked(address, now):
         log.warning("console: sign-in from %s refused: too many failed attempts", address)
         return _login_form(request, target=target, error="登录失败次数过多，请 15 分钟后再试", status=429)
@@ -62,16 +66,16 @@ async def login(request: web.Request) -> web.StreamResponse:
         throttle.failed(address, now)
         log.warning("console: sign-in refused for %r from %s", name[:64], address)
         return _login_form(request, target=target, error="用户名或密码不对", status=401)
-    log.info("console: %s signed in from %s", user.name, request.remote)
+    log.info("console: %s signed in from %s", user.name, address)
     response = web.Response(status=302, headers={"Location": target})
-    auth.start_session(request, response, user)
+    await auth.start_session(request, response, user)
     return response
 
 
 @auth.require("viewer")
 async def logout(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=302, headers={"Location": str(request.app.router["console_login"].url_for())})
-    auth.end_session(response)
+    await auth.end_session(request, response, request[auth.SESSION])
     return response
 
 
@@ -87,7 +91,10 @@ async def console_errors(request: web.Request, handler: auth.Handler) -> web.Str
         if exc.status < 400:
             raise
         return page(request, "error.html", status=exc.status, message=exc.reason or "出错了")
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("database busy on %s %s (%s): answered 503", request.method, request.path, type(exc).__name__)
+            return busy(page(request, "error.html", status=503, message="数据库正忙，请稍后刷新重试"))
         log.exception("console error on %s %s", request.method, request.path)
         return page(request, "error.html", status=500, message="服务器出错了，运维可在日志中找到原因")
 
@@ -121,5 +128,10 @@ def _web(app: web.Application) -> None:
         add_routes(app)
 
 
-# The console is a web surface registered like a feature: its section, its rollup job, its pages.
-feature = Feature("console", settings=(CONSOLE,), jobs=rollups.jobs, web=_web)
+def _jobs(config: Config) -> list[Job]:
+    return [*rollups.jobs(config), *auth.jobs(config)]
+
+
+# The console is a web surface registered like a feature: its section, its jobs (the rollups,
+# deleting ended sessions), its pages.
+feature = Feature("console", settings=(CONSOLE,), jobs=_jobs, web=_web)

@@ -44,6 +44,8 @@ async def points_command(ctx: Context) -> None:
     args = parse(ctx.args)
     action = args.choice(0, "动作", ("grant", "deduct"))
     member = await find_member(ctx, args.word(1, "用户"))
+    if (member.channel, member.external_id) == (ctx.update.channel, ctx.update.sender):
+        raise UsageError("不能给自己加减积分")  # as nobody changes their own role
     amount = args.number(2, "数量", low=1, high=MAX_POINTS)
     reason = args.rest(3, "原因")[:200]
     key = f"operator:{ctx.update.key}"

@@ -18,25 +18,29 @@ import hashlib
 import hmac
 import json
 import time
-from collections import OrderedDict
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import aiohttp
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bot.appkeys import DISPATCHER
+from bot.appkeys import DB, DISPATCHER
 from bot.channels.base import Capability, Channel, DeliveryError
 from bot.channels.bridge.config import BridgeConfig
 from bot.clock import Clock
+from bot.config import Config
 from bot.http import BadRequest, header, json_response, no_control_chars, parse_json, read_body
+from bot.jobs import Job
 from bot.numbers import parse_int
+from bot.texts import Texts
 from bot.update import MEMBER_JOINED, MEMBER_LEFT, Update
+from storage import nonces
+from storage.engine import Database
 from storage.outbox import Claimed
 
 NAME = "bridge"
 MAX_TEXT = 4000
-NONCES_KEPT = 100_000
 
 
 def sign(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -79,13 +83,14 @@ class BridgeChannel(Channel):
         self.config = config
         self.clock = clock
         self.rate_per_s = config.send_rate_per_s
-        self._nonces: OrderedDict[str, float] = OrderedDict()
         self._http: aiohttp.ClientSession | None = None
+        self._db: Database
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/bridge/events", self.post_event)
 
     async def start(self, app: web.Application) -> None:
+        self._db = app[DB]
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def stop(self) -> None:
@@ -94,30 +99,40 @@ class BridgeChannel(Channel):
 
     # -- inbound ----------------------------------------------------------------------------
 
-    def _verify(self, request: web.Request, body: bytes) -> None:
+    async def _verify(self, request: web.Request, body: bytes) -> None:
+        """The signature, the timestamp within the replay window, and a nonce no process of this
+        siyu has seen (they are kept in the database: a replay sent to another process is one too)."""
         # The signed headers are ASCII (docs/bridge.md): unix seconds, a printable nonce, hex.
         timestamp, nonce, given = (header(request, f"X-Siyu-{name}") for name in ("Timestamp", "Nonce", "Signature"))
         sent = parse_int(timestamp, 0, 10**12)
         nonce_ok = 8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isprintable()
         if sent is None or not nonce_ok or not (given and given.isascii()):
             raise BadRequest("missing or malformed X-Siyu-Timestamp, X-Siyu-Nonce or X-Siyu-Signature", status=401)
-        if not hmac.compare_digest(sign(self.config.secret, timestamp, nonce, body), given):
+        if not hmac.compare_digest(sign(self.config.secret, timestamp, nonce, body).encode(), given.encode()):
             raise BadRequest("bad signature", status=401)
-        now = self.clock.now().timestamp()
+        now = self.clock.now()
         window = self.config.replay_window_s
-        if abs(now - sent) > window:
+        if abs(now.timestamp() - sent) > window:
             raise BadRequest(f"stale timestamp: more than {window} s from the server's clock", status=401)
-        while self._nonces and next(iter(self._nonces.values())) < now - window:
-            self._nonces.popitem(last=False)  # outside the window a replay fails the timestamp check
-        if nonce in self._nonces:
+        async with self._db.transaction() as session:
+            fresh = await nonces.claim(session, NAME, nonce, now=now)
+        if not fresh:
             raise BadRequest("nonce seen before: a replay", status=409)
-        if len(self._nonces) >= NONCES_KEPT:
-            self._nonces.popitem(last=False)
-        self._nonces[nonce] = now
+
+    def jobs(self) -> list[Job]:
+        """Nonces older than the replay window are let go: a replay that old is refused by its timestamp."""
+
+        kept = timedelta(seconds=2 * self.config.replay_window_s)
+
+        async def forget(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+            async with db.transaction() as session:
+                return await nonces.forget(session, NAME, before=now - kept)
+
+        return [Job("bridge_nonces", forget, every_s=60.0)]
 
     async def post_event(self, request: web.Request) -> web.Response:
         body = await read_body(request)
-        self._verify(request, body)
+        await self._verify(request, body)
         data = parse_json(body)
         try:
             event = EventIn.model_validate(data)

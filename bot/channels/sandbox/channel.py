@@ -7,8 +7,10 @@ delivered; ``/sandbox/outbox`` lists what was delivered, broadcasts included.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -61,6 +63,20 @@ def _replies(result: FeedResult) -> web.Response:
                                       for r in result.replies]})
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A proxy in front (nginx) makes every client look local: a forwarded request is not.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def is_local(request: web.Request) -> bool:
+    """The client is this machine: a loopback peer, and nothing forwarded for someone else."""
+    try:
+        loopback = request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
+    except ValueError:  # a Unix socket's peer has no address: it is this machine
+        loopback = True
+    return loopback and not any(h in request.headers for h in FORWARDING_HEADERS)
+
+
 def _key(kind: str, sender: str, client_id: str | None) -> str:
     return f"{NAME}:{kind}:{sender}:{client_id}" if client_id else f"{NAME}:{kind}:{uuid.uuid4().hex}"
 
@@ -73,6 +89,7 @@ class SandboxChannel(Channel):
         config = config or SandboxConfig()
         self.rate_per_s = config.send_rate_per_s
         self.latency_s = config.send_latency_ms / 1000
+        self.allow_remote = config.allow_remote
 
     async def send(self, message: Claimed) -> None:
         """Nothing to call: a delivered sandbox row is what the outbox endpoint shows (after
@@ -81,10 +98,25 @@ class SandboxChannel(Channel):
             await asyncio.sleep(self.latency_s)
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/sandbox/messages", self.post_message)
-        app.router.add_post("/sandbox/events", self.post_event)
-        app.router.add_get("/sandbox/outbox", self.get_outbox)
-        app.router.add_get("/sandbox", self.page)
+        local = self._local_only
+        app.router.add_post("/sandbox/messages", local(self.post_message))
+        app.router.add_post("/sandbox/events", local(self.post_event))
+        app.router.add_get("/sandbox/outbox", local(self.get_outbox))
+        app.router.add_get("/sandbox", local(self.page))
+
+    def _local_only(self, handler: Handler) -> Handler:
+        """Whoever reaches the sandbox speaks as any member or operator they name, so it answers
+        this machine only (``[sandbox] allow_remote`` lifts that, for a demo on a trusted network)."""
+        if self.allow_remote:
+            return handler
+
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not is_local(request):
+                raise BadRequest("the sandbox answers this machine only ([sandbox] allow_remote)", status=403)
+            return await handler(request)
+
+        return guarded
 
     async def post_message(self, request: web.Request) -> web.Response:
         body = await read_model(request, MessageIn)

@@ -8,6 +8,9 @@ from bot.config import Section, Setting
 
 class SandboxConfig(Section):
     enabled: bool = True
+    # Anyone who reaches the sandbox can speak as anyone, operators included: it answers only
+    # clients on this machine (and nothing forwarded by a proxy) unless this is true.
+    allow_remote: bool = False
     # At most this many sends a second (None: no limit), so a demo or a test can watch a
     # fan-out progress.
     send_rate_per_s: float | None = Field(None, gt=0, le=100_000)

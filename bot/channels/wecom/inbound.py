@@ -23,7 +23,7 @@ from bot.committer import GroupCommit
 from bot.http import read_body
 from bot.numbers import parse_int
 from storage import inbox
-from storage.engine import Database
+from storage.engine import Database, DatabaseBusy
 
 log = logging.getLogger("siyu.wecom.inbound")
 
@@ -209,6 +209,10 @@ class CallbackEndpoint:
             await self._handle(message)
         except asyncio.CancelledError:
             raise
+        except DatabaseBusy:
+            # Not the callback's fault: it stays stored and unhandled, and the next scan offers it
+            # again, without counting an attempt against it.
+            log.warning("database busy while handling WeCom callback %s; the next scan tries it again", message.key)
         except Exception as exc:
             log.exception("handling WeCom callback %s failed; it will be tried again", message.key)
             try:

@@ -2,7 +2,9 @@
 
 The outbox's delivery order (``delivered_seq``; on PostgreSQL drawn from the sequence
 ``outbox_delivered_seq``), the REST API's idempotency keys, the nonces signed requests used (kept
-across processes), and the console's server-side sessions.
+across processes), and the console's server-side sessions. Admins seeded on every channel (the
+channel ``*``) are dropped: ``[operators] admins`` now name their channel, and are seeded again
+at start.
 
 Revision ID: 0014
 Revises: 0013
@@ -61,6 +63,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         # Several processes deliver at once: the order comes from one sequence.
         op.execute("CREATE SEQUENCE outbox_delivered_seq")
+    # A role on every channel let anyone who took an admin's id on any channel act as them.
+    op.execute("DELETE FROM operator_roles WHERE channel = '*'")
 
 
 def downgrade() -> None:
