@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, wecom_section
-from hostile import CORPUS, Endpoint, Refusals, made, text, with_query
+from hostile_corpus import CORPUS, Endpoint, Refusals, made, text, with_query
 from sqlalchemy import select
 
 from bot.builtin import SiyuConfig
