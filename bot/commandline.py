@@ -14,7 +14,6 @@ and the dispatcher answers with the problem and the command's usage (its docstri
 """
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,10 +22,11 @@ from sqlalchemy import or_, select
 from sqlmodel import col
 
 from bot.context import Context
+from bot.numbers import is_digits, parse_id, parse_int
 from bot.router import UsageError
 from storage.community import Group, Member
 
-__all__ = ["Args", "UsageError", "find_group", "find_member", "parse"]
+__all__ = ["Args", "UsageError", "find_group", "find_member", "parse", "split"]
 MAX_WORD = 500
 T = TypeVar("T")
 
@@ -49,9 +49,10 @@ class Args:
 
     def number(self, index: int, name: str, *, low: int, high: int) -> int:
         value = self.word(index, name)
-        if not value.lstrip("+-").isdigit() or value[1:].startswith(("+", "-")) or not low <= int(value) <= high:
+        number = parse_int(value, low, high, signed=True)
+        if number is None:
             raise UsageError(f"{name}要是 {low} 到 {high} 之间的整数，不是「{value[:32]}」")
-        return int(value)
+        return number
 
     def choice(self, index: int, name: str, choices: Sequence[str]) -> str:
         value = self.word(index, name)
@@ -67,15 +68,53 @@ class Args:
             raise UsageError(f"多了参数「{self.words[count][:32]}」（有空格的参数请用引号括起来）")
 
 
+SPACE = " \t\r\n"  # what separates words, as for a shell
+
+
+def split(text: str) -> list[str]:
+    """Words as a shell splits them, but for people typing in chat: "..." and “...” group words,
+    and so does '...' opened at the start of a word, closed by a ' before a space or the end; an
+    apostrophe inside a word is a letter ("it's fine" is two words). A backslash escapes the
+    next character outside quotes, and " or \\ inside "...". UsageError if a quote is left open."""
+    text = text.replace("“", '"').replace("”", '"')
+    words: list[str] = []
+    word: list[str] = []
+    in_word, quote, i = False, "", 0
+    while i < len(text):
+        c, after = text[i], text[i + 1:i + 2]
+        if quote == '"' and c == "\\" and after in ('"', "\\"):
+            word.append(after)
+            i += 1
+        elif c == quote and (quote == '"' or after in ("", *SPACE)):
+            quote = ""
+        elif quote:
+            word.append(c)
+        elif c in SPACE:
+            if in_word:
+                words.append("".join(word))
+            word, in_word = [], False
+        elif c == '"' or (c == "'" and not in_word):
+            quote, in_word = c, True
+        elif c == "\\" and after:
+            word.append(after)
+            in_word = True
+            i += 1
+        else:
+            word.append(c)
+            in_word = True
+        i += 1
+    if quote:
+        raise UsageError("引号不成对")
+    if in_word:
+        words.append("".join(word))
+    return words
+
+
 def parse(text: str, *, options: Sequence[str] = ()) -> Args:
-    """Split like a shell (quotes group words); ``key=value`` words whose key is in ``options``
-    become options."""
-    try:
-        words = shlex.split(text.replace("“", '"').replace("”", '"'))
-    except ValueError:
-        raise UsageError("引号不成对") from None
+    """Split like a shell (``split``: quotes group words); ``key=value`` words whose key is in
+    ``options`` become options."""
     args = Args()
-    for word in words:
+    for word in split(text):
         if len(word) > MAX_WORD:
             raise UsageError(f"参数太长（最多 {MAX_WORD} 个字）")
         key, eq, value = word.partition("=")
@@ -104,8 +143,10 @@ def _only(found: list[T], ref: str, what: str, listed: Callable[[T], str], hint:
 async def find_member(ctx: Context, ref: str) -> Member:
     """A member by the id their channel knows them by, by ``#<number>`` (siyu's own id) or by
     name; UsageError if none or several match."""
-    if ref.startswith("#") and ref[1:].isdigit():
-        found = [m for m in [await ctx.session.get(Member, int(ref[1:]))] if m is not None]
+    if ref.startswith("#") and is_digits(ref[1:]):
+        member_id = parse_id(ref[1:])  # beyond MAX_ID no member has it: none found, not a crash
+        member = await ctx.session.get(Member, member_id) if member_id is not None else None
+        found = [member] if member is not None else []
     else:
         found = await _lookup(ctx, Member, ref)
     return _only(found, ref, "用户", lambda m: f"#{m.id} {m.external_id}", "，请用 # 加编号指定")

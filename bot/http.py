@@ -1,5 +1,5 @@
-"""HTTP helpers: JSON errors, reading a JSON body that a hostile caller sent, and who the
-client is behind a reverse proxy."""
+"""HTTP helpers: JSON errors, reading a JSON body or a header that a hostile caller sent, and
+who the client is behind a reverse proxy."""
 from __future__ import annotations
 
 import functools
@@ -60,12 +60,78 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
         raise BadRequest(f"body is over {limit} bytes; at most {limit} are accepted") from None
 
 
-async def read_model(request: web.Request, model: type[M]) -> M:
-    body = await read_body(request)
+class BadJson(BadRequest):
+    """The body is not JSON siyu reads: malformed, nested too deeply, a number too long."""
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON ``body``, or BadJson naming the problem, or BadRequest naming a string that no
+    database stores (PostgreSQL refuses NUL in text; neither encodes a lone surrogate)."""
     try:
-        data: Any = json.loads(body)
+        data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadJson(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadJson("body is nested too deeply") from None
+    except ValueError:  # int() refuses over 4,300 digits (sys.int_info.str_digits_check_threshold)
+        raise BadJson("body has a number too long to read") from None
+    found = _unstorable(data)
+    if found is not None:
+        field, problem = found
+        raise BadRequest(f"field '{field[:64]}' must not contain {problem}")
+    return data
+
+
+def _unstorable(data: Any) -> tuple[str, str] | None:
+    """The first string of ``data`` (a key or a value) no database stores: its dotted path and
+    what is wrong. Walks without recursion: the JSON may be as deep as the parser allowed."""
+    todo: list[tuple[str, Any]] = [("body", data)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                at = key if path == "body" else f"{path}.{key}"
+                if problem := _text_problem(key):
+                    return at, problem
+                todo.append((at, item))
+        elif isinstance(value, list):
+            todo.extend((str(i) if path == "body" else f"{path}.{i}", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and (problem := _text_problem(value)):
+            return path, problem
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL (\\u0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate (\\ud800-\\udfff)"
+    return None
+
+
+def header(request: web.Request, name: str) -> str:
+    """A request header as text ("" when absent). BadRequest if its bytes are not UTF-8: aiohttp
+    keeps them as lone surrogates, which no signature check, comparison or database can encode."""
+    value = request.headers.get(name, "")
+    if _text_problem(value) is not None:
+        raise BadRequest(f"header {name} is not valid UTF-8")
+    return value
+
+
+def control_char_param(request: web.Request) -> str | None:
+    """The name of a path or query parameter holding a control character (NUL, which PostgreSQL
+    refuses in text, among them): no id, search or date has one. None if none does."""
+    for name, value in (*request.match_info.items(), *request.query.items()):
+        if any(ord(c) < 32 or c == "\x7f" for c in value):
+            return name
+    return None
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     try:

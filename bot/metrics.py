@@ -79,8 +79,10 @@ def api_error(code: str, status: int) -> None:
 
 def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # Constant time: how much of a guess matched does not show in the answer's timing.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    # Constant time: how much of a guess matched does not show in the answer's timing. Bytes that
+    # are not UTF-8 stay as aiohttp decoded them (surrogates): a wrong token, not a crash.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
+                                                              token.encode())
 
 
 def _set(gauge: Gauge, known: tuple[str, ...], counts: Mapping[str, int]) -> None:

@@ -4,25 +4,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bot.numbers import FULL_WIDTH_DIGITS, parse_int
+
 
 def choice(text: str, choices: Sequence[str]) -> str | None:
     """The choice ``text`` names, by its words or its 1-based number; None if it names none."""
     text = text.strip()
     if text in choices:
         return text
-    if text.isdigit() and 1 <= int(text) <= len(choices):
-        return choices[int(text) - 1]
-    return None
+    picked = parse_int(text.translate(FULL_WIDTH_DIGITS), 1, len(choices))
+    return choices[picked - 1] if picked is not None else None
 
 
 def number(text: str, low: int | None = None, high: int | None = None) -> int | None:
-    text = text.strip().translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if not text.isdigit() or len(text) > 9:
-        return None
-    value = int(text)
-    if (low is not None and value < low) or (high is not None and value > high):
-        return None
-    return value
+    """A whole number in ``low``..``high`` (at most 9 digits), full-width digits accepted."""
+    return parse_int(text.strip().translate(FULL_WIDTH_DIGITS), 0 if low is None else low,
+                     999_999_999 if high is None else high)
 
 
 def choices_line(choices: Sequence[str]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.config import API, ApiToken
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.context import Context
-from bot.http import BadRequest, busy, dumps, read_body
+from bot.http import BadJson, BadRequest, busy, control_char_param, dumps, header, parse_json, read_body
 from bot.metrics import api_error
+from bot.numbers import parse_id, parse_int
 from bot.roles import has_role
 from bot.update import Update
 from storage import audit, idempotency, outbox
@@ -97,8 +97,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 def token_of(request: web.Request) -> ApiToken:
     config = request.app[CONFIG]
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
+    scheme, _, given = header(request, "Authorization").partition(" ")
     if not config[API].enabled or scheme.lower() != "bearer" or not given:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> with a token from [api] tokens")
     # Compare with every token in constant time: no early exit tells how much matched.
@@ -120,6 +119,8 @@ def require(role: str, *, query: tuple[str, ...] = ()) -> Callable[[Handler], Ha
             unknown = sorted(set(request.query) - set(query))
             if unknown:
                 raise ApiError(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
+            if (name := control_char_param(request)) is not None:
+                raise ApiError(400, "bad_request", f"parameter '{name}' must not contain control characters")
             request[TOKEN] = token
             return await handler(request)
 
@@ -131,11 +132,12 @@ def require(role: str, *, query: tuple[str, ...] = ()) -> Callable[[Handler], Ha
 
 
 async def body(request: web.Request, model: type[M]) -> M:
-    raw = await read_body(request)
     try:
-        data: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+        data = parse_json(await read_body(request))
+    except BadJson as exc:
+        raise ApiError(400, "bad_json", exc.message) from None
+    except BadRequest as exc:  # a string no database stores: the body breaks the schema
+        raise ApiError(422, "invalid", exc.message) from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid", "body must be a JSON object")
     try:
@@ -149,16 +151,17 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "bad_request", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    value = parse_int(raw, low, high)
+    if value is None:
+        raise ApiError(400, "bad_request", f"{name} must be an integer from {low} to {high} (ASCII digits)")
+    return value
 
 
 def path_int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
+    value = parse_id(request.match_info[name])
+    if value is None:
         raise ApiError(404, "not_found", f"no such {name}")
-    return int(raw)
+    return value
 
 
 def actor(request: web.Request) -> str:

@@ -63,11 +63,16 @@ class TagChange(Body):
     remove: list[str] = Field(default_factory=list, max_length=50)
 
 
+def _blank(tag: str) -> bool:
+    """Only spaces: Python's and JSON Schema's (its \\s adds U+FEFF), as the OpenAPI file's pattern says."""
+    return all(c.isspace() or c == "\ufeff" for c in tag)
+
+
 @require("operator", query=("channel",))
 async def change_tags(request: web.Request) -> web.Response:
     change = await body(request, TagChange)
-    if any(not 1 <= len(t) <= 64 for t in [*change.add, *change.remove]):
-        raise ApiError(422, "invalid", "a tag is 1 to 64 characters")
+    if any(_blank(t) or len(t) > 64 for t in [*change.add, *change.remove]):
+        raise ApiError(422, "invalid", "a tag is 1 to 64 characters, not only spaces")
     async with acting(request, "api.tags", {"member": request.match_info["id"], **change.model_dump()}) as ctx:
         member = await _member(ctx.session, request)
         await tags.add(ctx.session, member.id, change.add, source=actor(request), now=ctx.now)

@@ -15,6 +15,7 @@ import handlers.koc.services as koc
 import handlers.rewards.services as redemptions
 from bot.appkeys import DB, DISPATCHER
 from bot.console.auth import SESSION, require
+from bot.console.params import path_id
 from bot.console.render import page
 from bot.context import Context
 from bot.update import Update
@@ -67,10 +68,7 @@ async def koc_queue(request: web.Request) -> web.Response:
 
 @require("operator")
 async def koc_decide(request: web.Request) -> web.Response:
-    raw = request.match_info["application"]
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise web.HTTPNotFound(reason="没有这份申请")
-    application_id = int(raw)
+    application_id = path_id(request, "application", "没有这份申请")
     form = await request.post()
     decision, role, reason = (str(form.get(k, "")).strip() for k in ("decision", "type", "reason"))
     if decision not in ("approve", "reject"):
@@ -109,18 +107,17 @@ async def rewards_page(request: web.Request) -> web.Response:
 
 @require("operator")
 async def settle_redemption(request: web.Request) -> web.Response:
-    raw = request.match_info["redemption"]
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise web.HTTPNotFound(reason="没有这个兑换单")
+    redemption_id = path_id(request, "redemption", "没有这个兑换单")
     form = await request.post()
     action = str(form.get("action", ""))
     if action not in redemptions.ACTIONS:
         raise web.HTTPBadRequest(reason="操作应为 approve、fulfil 或 reject")
     async with acting(request) as ctx:
-        settled = await redemptions.settle(ctx, int(raw), action)
+        settled = await redemptions.settle(ctx, redemption_id, action)
     if settled is None:
-        return _back(request, "console_rewards", f"兑换单 {raw} 当前状态不能这样处理，未做改动")
-    return _back(request, "console_rewards", f"兑换单 {raw}：{ctx.texts(f'redemption_action_{action}')}，已通知成员")
+        return _back(request, "console_rewards", f"兑换单 {redemption_id} 当前状态不能这样处理，未做改动")
+    done = ctx.texts(f"redemption_action_{action}")
+    return _back(request, "console_rewards", f"兑换单 {redemption_id}：{done}，已通知成员")
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

@@ -12,6 +12,7 @@ import bot.console.rollups as rollups
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import SESSION, require
 from bot.console.config import CONSOLE
+from bot.console.params import query_date
 from bot.console.render import page, today
 from storage import audit, dashboard
 from storage.dashboard import Series
@@ -25,13 +26,8 @@ DELIVERY_LABELS = {"delivered": "已送达", "awaiting_owner": "待群主确认"
 
 def date_range(request: web.Request, default_days: int) -> tuple[date, date]:
     """``from`` and ``to`` (YYYY-MM-DD) from the query, default the last ``default_days`` days."""
-    last_default = today(request, request.app[DISPATCHER].clock.now())
-    try:
-        last = date.fromisoformat(request.query["to"]) if request.query.get("to") else last_default
-        first = (date.fromisoformat(request.query["from"]) if request.query.get("from")
-                 else last - timedelta(days=default_days - 1))
-    except ValueError:
-        raise web.HTTPBadRequest(reason="日期格式应为 YYYY-MM-DD") from None
+    last = query_date(request, "to") or today(request, request.app[DISPATCHER].clock.now())
+    first = query_date(request, "from") or last - timedelta(days=default_days - 1)
     if first > last:
         raise web.HTTPBadRequest(reason="开始日期晚于结束日期")
     if (last - first).days >= MAX_DAYS:

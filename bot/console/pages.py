@@ -12,6 +12,7 @@ from sqlmodel import col
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import require
 from bot.console.config import CONSOLE
+from bot.console.params import path_id, query_int
 from bot.console.render import page, today
 from storage import audit, dashboard, flows, points
 from storage.models import (
@@ -29,16 +30,6 @@ from storage.models import (
 
 PAGE_SIZE = 50
 SPARK_DAYS = 14
-MAX_PAGE = 100_000
-
-
-def _int(request: web.Request, name: str, default: int, high: int = MAX_PAGE) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise web.HTTPBadRequest(reason=f"参数 {name} 应为 1 到 {high} 的整数")
-    return int(raw)
 
 
 def _search(request: web.Request) -> str:
@@ -48,20 +39,13 @@ def _search(request: web.Request) -> str:
     return q
 
 
-def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise web.HTTPNotFound(reason="没有这一项")
-    return int(raw)
-
-
 @require("viewer")
 async def groups(request: web.Request) -> web.Response:
     sort = request.query.get("sort", "rate")
     if sort not in dashboard.GROUP_SORTS:
         raise web.HTTPBadRequest(reason=f"排序字段应为 {', '.join(dashboard.GROUP_SORTS)} 之一")
     descending = request.query.get("desc", "0") == "1"
-    number, q = _int(request, "page", 1), _search(request)
+    number, q = query_int(request, "page", 1), _search(request)
     last = today(request, request.app[DISPATCHER].clock.now())
     async with request.app[DB].read() as session:
         snapshot = await dashboard.latest_snapshot(session, last)
@@ -77,7 +61,7 @@ async def groups(request: web.Request) -> web.Response:
 
 @require("viewer")
 async def group(request: web.Request) -> web.Response:
-    group_id = _path_id(request, "group")
+    group_id = path_id(request, "group")
     last = today(request, request.app[DISPATCHER].clock.now())
     first = last - timedelta(days=request.app[CONFIG][CONSOLE].default_days - 1)
     async with request.app[DB].read() as session:
@@ -113,7 +97,7 @@ async def members(request: web.Request) -> web.Response:
 
 @require("viewer")
 async def member(request: web.Request) -> web.Response:
-    member_id = _path_id(request, "member")
+    member_id = path_id(request, "member")
     async with request.app[DB].read() as session:
         found = await session.get(Member, member_id)
         if found is None:
@@ -163,7 +147,7 @@ async def broadcasts(request: web.Request) -> web.Response:
 
 @require("admin")
 async def audit_log(request: web.Request) -> web.Response:
-    number = _int(request, "page", 1)
+    number = query_int(request, "page", 1)
     async with request.app[DB].read() as session:
         entries = await audit.latest(session, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     return page(request, "audit.html", entries=entries, number=number, more=len(entries) == PAGE_SIZE)

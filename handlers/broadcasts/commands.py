@@ -12,6 +12,7 @@ import handlers.broadcasts.flow as flow
 from bot.channels.base import Capability
 from bot.commandline import UsageError, parse
 from bot.context import Context
+from bot.numbers import parse_id
 from bot.router import Router
 from handlers.broadcasts.config import PLAYBOOKS
 from handlers.broadcasts.planner import render
@@ -41,13 +42,17 @@ async def broadcast_command(ctx: Context) -> None:
     head, _, rest = ctx.args.strip().partition(" ")
     rest = rest.strip()
     if head == "status":
-        await _status(ctx, int(rest) if rest.isdigit() else None)
+        if rest and parse_id(rest) is None:
+            ctx.reply(ctx.texts("broadcast_unknown", id=rest[:32]))
+            return
+        await _status(ctx, parse_id(rest))
         return
     if head == "cancel":
-        if not rest.isdigit():
+        broadcast_id = parse_id(rest)
+        if broadcast_id is None:
             ctx.reply(ctx.texts("broadcast_usage"))
             return
-        b = await broadcasts.get(ctx.session, int(rest))
+        b = await broadcasts.get(ctx.session, broadcast_id)
         withdrawn = 0
         if b is not None:
             withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, b.id, now=ctx.now))

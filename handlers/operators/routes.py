@@ -80,8 +80,8 @@ async def tag_command(ctx: Context) -> None:
     action = args.choice(0, "动作", ("add", "remove"))
     member = await find_member(ctx, args.word(1, "用户"))
     tags = args.words[2:] or [args.word(2, "标签")]
-    if any(len(t) > 64 for t in tags):
-        raise UsageError("标签最多 64 个字")
+    if any(not t.strip() or len(t) > 64 for t in tags):
+        raise UsageError("标签要有 1 到 64 个字，不能是空白")
     if action == "add":
         await member_tags.add(ctx.session, member.id, tags, source=ctx.actor, now=ctx.now)
     else:

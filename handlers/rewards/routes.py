@@ -13,6 +13,7 @@ import handlers.rewards.flow as flow
 from bot import filters
 from bot.commandline import UsageError, parse
 from bot.context import Context
+from bot.numbers import parse_id, parse_int
 from bot.router import Router
 from handlers.levels.services import levels_of
 from handlers.rewards.services import ACTIONS, settle
@@ -77,11 +78,11 @@ async def redemption_command(ctx: Context) -> None:
                            status=ctx.texts(f"redemption_{r.status}")) for r in rows]
         ctx.reply("\n".join(lines) if lines else ctx.texts("redemption_none"))
         return
-    if action not in ACTIONS or not rest.strip().isdigit():
+    redemption_id = parse_id(rest.strip())
+    if action not in ACTIONS or redemption_id is None:
         ctx.reply(ctx.texts("command_bad_args", problem=ctx.texts("redemption_bad_args"),
                             usage=ctx.texts("redemption_usage")))
         return
-    redemption_id = int(rest)
     if await settle(ctx, redemption_id, action) is None:
         ctx.reply(ctx.texts("redemption_refused", id=redemption_id))
         return
@@ -109,15 +110,15 @@ async def reward_command(ctx: Context) -> None:
         if len(name) > 64:
             raise UsageError("名称最多 64 个字")
         cost, stock = args.number(2, "积分", low=1, high=10_000_000), args.number(3, "库存", low=0, high=10_000_000)
-        limit = args.option("limit", "0") or "0"
-        if not limit.isdigit():
-            raise UsageError("limit 要是整数")
+        limit = parse_int(args.option("limit", "0") or "0", 0, 1_000_000)
+        if limit is None:
+            raise UsageError("limit 要是 0 到 1000000 之间的整数")
         level = args.option("level")
         tiers = levels_of(ctx.config).names
         if level is not None and level not in tiers:
             raise UsageError(f"level 要是 {' / '.join(tiers)} 之一")
         reward_id = await rewards.add(ctx.session, rewards.RewardSpec(
-            name, cost, stock, int(limit), level, approval=args.option("approval") in ("yes", "true", "1")),
+            name, cost, stock, limit, level, approval=args.option("approval") in ("yes", "true", "1")),
             now=ctx.now)
         ctx.reply(ctx.texts("reward_added", id=reward_id, name=name, cost=cost, stock=stock))
         return

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from bot import filters, periods
 from bot.commandline import UsageError, parse
 from bot.context import Context
+from bot.numbers import parse_int
 from bot.router import Router
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
@@ -60,8 +61,8 @@ async def task_checkin(ctx: Context) -> None:
         return
     # By name, or by its number in the menu ("打卡 1").
     by_name = {t.name: t for t in tasks_now}
-    task = by_name.get(name) or (tasks_now[int(name) - 1] if name.isdigit() and 0 < int(name) <= len(tasks_now)
-                                 else None)
+    number = parse_int(name, 1, len(tasks_now))
+    task = by_name.get(name) or (tasks_now[number - 1] if number is not None else None)
     if task is None:
         if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
             ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
@@ -94,9 +95,10 @@ async def task_command(ctx: Context) -> None:
     for key, field in (("day", "per_day"), ("week", "per_week"), ("month", "per_month"), ("pending", "pending_days")):
         value = args.option(key)
         if value is not None:
-            if not value.isdigit():
-                raise UsageError(f"{key} 要是整数")
-            spec[field] = int(value)
+            number = parse_int(value, 0, 1_000_000)
+            if number is None:
+                raise UsageError(f"{key} 要是 0 到 1000000 之间的整数")
+            spec[field] = number
     spec |= {"proof": args.option("proof") in ("yes", "true", "1"),
              "approval": args.option("approval") in ("yes", "true", "1"),
              "koc_types": [k for k in (args.option("koc") or "").split(",") if k]}

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import filters
+from bot.commandline import UsageError, split
 from bot.config import Config
 from bot.context import Context
+from bot.numbers import parse_id, parse_int
 from bot.router import Router
 from bot.texts import Texts
 from storage import audit, community, outbox, polls, rewards
@@ -61,7 +62,10 @@ async def vote(ctx: Context) -> None:
 def parse_open(args: str) -> tuple[str, list[dict[str, Any]], int, int | None]:
     """``标题 名称:积分:库存 ... [winners=N] [hours=H]`` → (title, options, winners, hours);
     ValueError names what is wrong."""
-    words = shlex.split(args)
+    try:
+        words = split(args)
+    except UsageError as exc:
+        raise ValueError(exc.problem) from None
     options: list[dict[str, Any]] = []
     settings = {"winners": "1", "hours": ""}
     title = ""
@@ -81,12 +85,13 @@ def parse_open(args: str) -> tuple[str, list[dict[str, Any]], int, int | None]:
         raise ValueError("需要 2 到 20 个不同的选项")
     if any(o["cost"] <= 0 for o in options):
         raise ValueError("选项的积分要大于 0")
-    if not (settings["winners"].isdigit() and 1 <= int(settings["winners"]) <= len(options)):
+    winners = parse_int(settings["winners"], 1, len(options))
+    if winners is None:
         raise ValueError(f"winners 要在 1 到 {len(options)} 之间")
-    hours = settings["hours"]
-    if hours and not (hours.isdigit() and 1 <= int(hours) <= MAX_HOURS):
+    hours = parse_int(settings["hours"], 1, MAX_HOURS) if settings["hours"] else None
+    if settings["hours"] and hours is None:
         raise ValueError(f"hours 要在 1 到 {MAX_HOURS} 之间")
-    return title, options, int(settings["winners"]), int(hours) if hours else None
+    return title, options, winners, hours
 
 
 async def _to_groups(session: AsyncSession, text: str, *, now: datetime, job: str) -> int:
@@ -138,7 +143,11 @@ async def vote_command(ctx: Context) -> None:
                                  "hours": hours})
         ctx.reply(ctx.texts("vote_opened", id=poll_id, title=title, count=len(options), groups=told))
     elif action == "close":
-        poll = await (polls.get(ctx.session, int(rest)) if rest.strip().isdigit() else polls.current(ctx.session))
+        wanted = parse_id(rest.strip())
+        if rest.strip() and wanted is None:  # not a poll's number: close nothing rather than the current one
+            ctx.reply(ctx.texts("vote_usage"))
+            return
+        poll = await (polls.get(ctx.session, wanted) if wanted is not None else polls.current(ctx.session))
         done = await finish(ctx.session, ctx.texts, poll.id, now=ctx.now) if poll is not None else None
         await audit.record(ctx.session, actor=actor, action="vote.close", result="ok" if done else "refused",
                            now=ctx.now, args={"poll": poll.id if poll else rest.strip()})

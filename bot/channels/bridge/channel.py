@@ -30,8 +30,9 @@ from bot.channels.base import Capability, Channel, DeliveryError
 from bot.channels.bridge.config import BridgeConfig
 from bot.clock import Clock
 from bot.config import Config
-from bot.http import BadRequest, json_response, no_control_chars, read_body
+from bot.http import BadRequest, header, json_response, no_control_chars, parse_json, read_body
 from bot.jobs import Job
+from bot.numbers import parse_int
 from bot.texts import Texts
 from bot.update import MEMBER_JOINED, MEMBER_LEFT, Update
 from storage import nonces
@@ -101,16 +102,17 @@ class BridgeChannel(Channel):
     async def _verify(self, request: web.Request, body: bytes) -> None:
         """The signature, the timestamp within the replay window, and a nonce no process of this
         siyu has seen (they are kept in the database: a replay sent to another process is one too)."""
-        timestamp = request.headers.get("X-Siyu-Timestamp", "")
-        nonce = request.headers.get("X-Siyu-Nonce", "")
-        given = request.headers.get("X-Siyu-Signature", "")
-        if not (timestamp.isdigit() and 8 <= len(nonce) <= 64 and given):
+        # The signed headers are ASCII (docs/bridge.md): unix seconds, a printable nonce, hex.
+        timestamp, nonce, given = (header(request, f"X-Siyu-{name}") for name in ("Timestamp", "Nonce", "Signature"))
+        sent = parse_int(timestamp, 0, 10**12)
+        nonce_ok = 8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isprintable()
+        if sent is None or not nonce_ok or not (given and given.isascii()):
             raise BadRequest("missing or malformed X-Siyu-Timestamp, X-Siyu-Nonce or X-Siyu-Signature", status=401)
         if not hmac.compare_digest(sign(self.config.secret, timestamp, nonce, body).encode(), given.encode()):
             raise BadRequest("bad signature", status=401)
         now = self.clock.now()
         window = self.config.replay_window_s
-        if abs(now.timestamp() - int(timestamp)) > window:
+        if abs(now.timestamp() - sent) > window:
             raise BadRequest(f"stale timestamp: more than {window} s from the server's clock", status=401)
         async with self._db.transaction() as session:
             fresh = await nonces.claim(session, NAME, nonce, now=now)
@@ -131,8 +133,9 @@ class BridgeChannel(Channel):
     async def post_event(self, request: web.Request) -> web.Response:
         body = await read_body(request)
         await self._verify(request, body)
+        data = parse_json(body)
         try:
-            event = EventIn.model_validate(json.loads(body))
+            event = EventIn.model_validate(data)
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"malformed event: {str(exc).splitlines()[0][:200]}") from None
         if event.type == "message" and event.text is None:

@@ -10,7 +10,7 @@ import asyncio
 import functools
 import ipaddress
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -22,6 +22,7 @@ from bot.channels.base import Capability, Channel
 from bot.channels.sandbox.config import SandboxConfig
 from bot.dispatcher import FeedResult
 from bot.http import BadRequest, json_response, no_control_chars, read_model
+from bot.numbers import parse_int
 from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
 from storage import outbox
 from storage.outbox import Claimed
@@ -144,6 +145,7 @@ class SandboxChannel(Channel):
         unknown = set(q) - {"chat", "to", "since", "limit"}
         if unknown:
             raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        _check_ids(q)
         since = _int_param(q.get("since"), "since", 0, 0, 2**62)
         limit = _int_param(q.get("limit"), "limit", 200, 1, 1000)
         async with request.app[DB].read() as session:
@@ -164,10 +166,16 @@ class SandboxChannel(Channel):
 def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter '{name}' must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(f"query parameter '{name}' must be between {low} and {high}")
+    value = parse_int(raw, low, high)
+    if value is None:
+        raise BadRequest(f"query parameter '{name}' must be an integer from {low} to {high} (ASCII digits)")
     return value
+
+
+def _check_ids(query: Mapping[str, str]) -> None:
+    """``chat`` and ``to`` are ids as messages carry them: at most 64 characters, no control
+    characters (NUL, which PostgreSQL refuses, among them)."""
+    for name in ("chat", "to"):
+        value = query.get(name, "")
+        if len(value) > 64 or any(ord(c) < 32 for c in value):
+            raise BadRequest(f"query parameter '{name}' is an id: at most 64 characters, no control characters")

@@ -21,6 +21,7 @@ from bot.channels.wecom.messages import NAME, Inbound, parse
 from bot.clock import Clock
 from bot.committer import GroupCommit
 from bot.http import read_body
+from bot.numbers import parse_int
 from storage import inbox
 from storage.engine import Database, DatabaseBusy
 
@@ -111,10 +112,9 @@ class CallbackEndpoint:
     def _check_fresh(self, timestamp: str) -> None:
         if self.replay_window_s <= 0:
             return
-        try:
-            sent = int(timestamp)
-        except ValueError:
-            raise CallbackError("timestamp is not a number") from None
+        sent = parse_int(timestamp, 0, 10**12)
+        if sent is None:
+            raise CallbackError("timestamp is not a number of unix seconds")
         if abs(self.clock.now().timestamp() - sent) > self.replay_window_s:
             raise CallbackError(f"timestamp is outside the {self.replay_window_s}s replay window")
 
