@@ -64,4 +64,8 @@ def test_the_api_keeps_its_contract(case: schemathesis.Case, server: str) -> Non
     # A query parameter whose value is an empty list is not sent at all (requests drops it), so
     # such a "schema-violating" case never reaches the server: it tests nothing.
     assume(not any(value == [] for value in (case.query or {}).values()))
+    # A request line over the HTTP server's 8 KB limit is refused by aiohttp itself, in plain
+    # text, before siyu sees it: such a case tests the HTTP library, not this contract.
+    url = requests.Request(case.method, f"{server}{case.formatted_path}", params=case.query).prepare().url
+    assume(url is not None and len(url) < 8000)
     case.call_and_validate(base_url=server, headers={"Authorization": f"Bearer {TOKEN}"})
