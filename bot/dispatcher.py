@@ -346,7 +346,7 @@ class Dispatcher:
             ctx.reply(ctx.texts("unknown_command", command=name[:32]) + hint + (f"\n{prompt}" if prompt else ""))
             return
         if not has_role(ctx.role, cmd.role):
-            ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_{cmd.role}")))
+            ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_min_{cmd.role}")))
             await audit_command(ctx, cmd, "refused")
             return
         queued = len(ctx.outgoing)

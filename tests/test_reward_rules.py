@@ -89,7 +89,7 @@ async def test_a_high_value_reward_waits_for_an_operator(shop: SandboxClient) ->
     pending = await operator(shop, "/redemption pending")
     first, second = [int(line.split()[0][1:]) for line in pending.splitlines()]
     assert "定制外套（500 积分，待审核）" in pending
-    assert "只有运营可以使用" in (await shop.say("u1", f"/redemption approve {first}"))[0]["text"]
+    assert "只有运营及以上可以使用" in (await shop.say("u1", f"/redemption approve {first}"))[0]["text"]
     assert "已审核通过" in await operator(shop, f"/redemption approve {first}")
     assert "已拒绝并退回积分" in await operator(shop, f"/redemption reject {second}")
     assert "不存在或已处理" in await operator(shop, f"/redemption reject {second}")

@@ -101,6 +101,6 @@ async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config
         assert (await op("/task add 测评 100 koc=大使")).startswith("参数不对：Input should be '分享官'")
         assert "「晒单」+50 积分，每天 2" in await op("/task list")
         assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
-        assert "只有运营可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
+        assert "只有运营及以上可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
         assert "已停用打卡任务「晒单」" in await op("/task disable 晒单")
         assert "没有「晒单」这个任务" in (await bot.say("u1", "打卡 晒单"))[0]["text"]

@@ -27,11 +27,15 @@ async def help_command(ctx: Context) -> None:
         ctx.reply(ctx.texts("help_header") + "\n" + command_list(ctx))
         return
     cmd = ctx.dispatcher.commands.get(name)
-    if cmd is None or not has_role(ctx.role, cmd.role):
+    if cmd is None:
         ctx.reply(ctx.texts("unknown_command", command=name[:32]))
         return
+    if not has_role(ctx.role, cmd.role):
+        # As running it says: the command exists and needs a role.
+        ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_min_{cmd.role}")))
+        return
     ctx.reply(ctx.texts("help_command", command=cmd.name, description=cmd.description,
-                        usage=cmd.usage or f"/{cmd.name}", role=ctx.texts(f"role_{cmd.role}")))
+                        usage=cmd.usage or f"/{cmd.name}", role=ctx.texts(f"role_min_{cmd.role}")))
 
 
 @router.fallback(filters.private)

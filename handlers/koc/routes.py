@@ -51,7 +51,7 @@ async def koc_command(ctx: Context) -> None:
         ctx.reply("\n".join(lines) or ctx.texts("koc_pending_none"))
         return
     if not has_role(ctx.role, "operator"):
-        ctx.reply(ctx.texts("command_refused", command=f"koc {action}", role=ctx.texts("role_operator")))
+        ctx.reply(ctx.texts("command_refused", command=f"koc {action}", role=ctx.texts("role_min_operator")))
         return
     member = await find_member(ctx, args.word(1, "用户"))
     who = member.name or member.external_id

@@ -64,7 +64,11 @@ async def pick(ctx: Context) -> None:
 
 @router.command("redemption", role="operator")
 async def redemption_command(ctx: Context) -> None:
-    """处理积分兑换：/redemption pending；/redemption approve|reject|fulfil <兑换单号>"""
+    """处理积分兑换：查看待处理的兑换，审核通过、拒绝（退回积分）或标记已发放
+    /redemption pending
+    /redemption approve <兑换单号>
+    /redemption reject <兑换单号>
+    /redemption fulfil <兑换单号>"""
     action, _, rest = ctx.args.strip().partition(" ")
     if action == "pending" or not action:
         rows: Sequence[Any] = (await ctx.session.execute(

@@ -122,7 +122,9 @@ async def finish(session: AsyncSession, texts: Texts, poll_id: int, *, now: date
 
 @router.command("vote", role="operator")
 async def vote_command(ctx: Context) -> None:
-    """开启或结束奖品投票：/vote open 标题 名称:积分:库存 ... [winners=1] [hours=48]；/vote close [编号]"""
+    """开启或结束奖品投票（选出的奖品上架积分商城）
+    /vote open <标题> <名称:积分:库存> <名称:积分:库存> ... [winners=1] [hours=48]
+    /vote close [编号]"""
     action, _, rest = ctx.args.strip().partition(" ")
     actor = ctx.actor
     if action == "open":
@@ -154,7 +156,8 @@ async def vote_command(ctx: Context) -> None:
         if done is None or poll is None:
             ctx.reply(ctx.texts("vote_none"))
             return
-        ctx.reply(ctx.texts("vote_closed_report", id=poll.id, winners="、".join(done[0]) or "—", groups=done[1]))
+        names = "、".join(f"「{n}」" for n in done[0]) or ctx.texts("vote_no_winner")
+        ctx.reply(ctx.texts("vote_closed_report", id=poll.id, winners=names, groups=done[1]))
     else:
         ctx.reply(ctx.texts("vote_usage"))
 
