@@ -56,10 +56,19 @@ async def pick(ctx: Context) -> None:
     if reward is None or not reward.active:
         ctx.reply(ctx.texts("redeem_unknown", id=match.group(1)))
         return
-    await ctx.flows.start(ctx, flow.NAME, {
-        "id": reward.id, "name": reward.name, "cost": reward.cost, "limit": reward.per_member_limit,
-        "level": reward.min_level or "", "balance": await points.balance(ctx.session, ctx.member.id),
-    })
+    balance = await points.balance(ctx.session, ctx.member.id)
+    data = {"id": reward.id, "name": reward.name, "cost": reward.cost, "limit": reward.per_member_limit,
+            "level": reward.min_level or "", "balance": balance}
+    # What would refuse it anyway is said now: 确认 is asked only when it can work.
+    levels = levels_of(ctx.config)
+    level = levels.tier(await points.lifetime(ctx.session, ctx.member.id))
+    reason = await rewards.refusal(ctx.session, ctx.member.id, reward, now=ctx.now, level=level, levels=levels.names)
+    if reason is None and balance < reward.cost:
+        reason = "not_enough"
+    if reason is not None:
+        ctx.reply(ctx.texts(flow.REFUSED_TEXTS[reason], **data, mine=level))
+        return
+    await ctx.flows.start(ctx, flow.NAME, data)
 
 
 @router.command("redemption", role="operator")
