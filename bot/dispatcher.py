@@ -193,6 +193,11 @@ class Dispatcher:
                 seen.append(cmd)
         return seen
 
+    @property
+    def keyword_routes(self) -> list[Route]:
+        """The message routes registered with a ``Keyword``, in routing order (the member help)."""
+        return [r for r in self._routes if r.keyword is not None]
+
     # -- processing ---------------------------------------------------------------------
 
     async def feed(self, update: Update) -> FeedResult:

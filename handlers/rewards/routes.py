@@ -14,7 +14,7 @@ from bot import filters
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.levels.services import levels_of
 from handlers.rewards.services import ACTIONS, settle
 from storage import points, rewards
@@ -36,7 +36,7 @@ def _conditions(ctx: Context, reward: Reward) -> str:
     return "（" + "，".join(notes) + "）" if notes else ""
 
 
-@router.message(filters.Text("兑换"))
+@router.message(filters.Text("兑换"), keyword=Keyword("兑换", "redeem_about"))
 async def show_catalog(ctx: Context) -> None:
     catalog = await rewards.catalog(ctx.session, now=ctx.now)
     if not catalog:
@@ -48,7 +48,7 @@ async def show_catalog(ctx: Context) -> None:
     ctx.reply("\n".join([*lines, ctx.texts("redeem_list_footer")]))
 
 
-@router.message(filters.Regex(PICK))
+@router.message(filters.Regex(PICK), keyword=Keyword("兑换 1", ""))  # known; listed as 兑换
 async def pick(ctx: Context) -> None:
     match = PICK.match((ctx.update.text or "").strip())
     assert match is not None

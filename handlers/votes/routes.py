@@ -16,7 +16,7 @@ from bot.commandline import UsageError, split
 from bot.config import Config
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
-from bot.router import Router
+from bot.router import Keyword, Router
 from bot.texts import Texts
 from storage import audit, community, outbox, polls, rewards
 from storage.engine import Database
@@ -33,7 +33,7 @@ def _option_lines(texts: Texts, poll: Any, counts: dict[int, int] | None = None)
                            votes=(counts or {}).get(i, 0)) for i, o in enumerate(poll.options, 1))
 
 
-@router.message(filters.Regex(VOTE))
+@router.message(filters.Regex(VOTE), keyword=Keyword("投票", "vote_about"))
 async def vote(ctx: Context) -> None:
     match = VOTE.match((ctx.update.text or "").strip())
     assert match is not None
