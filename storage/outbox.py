@@ -170,9 +170,13 @@ async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *
         await advisory.lock(session, "siyu.outbox.delivered_seq")
         seq = func.nextval("outbox_delivered_seq")
     else:
-        # SQLite has one writer: past the largest number so far, in the rows' order, is new and last.
+        # SQLite has one writer: past the channel's largest number so far, in the rows' order, is
+        # new and last (readers page one channel at a time; ix_outbox_delivered finds its largest).
         first = min(r.id if isinstance(r, Claimed) else r for r in rows)
-        seq = select(func.coalesce(func.max(T.c.delivered_seq), 0)).scalar_subquery() + (T.c.id - first + 1)
+        same = T.alias("same")
+        # COALESCE outside the subquery: a bare MAX() over an index is one seek, not a scan.
+        largest = select(func.max(same.c.delivered_seq)).where(same.c.channel == T.c.channel).scalar_subquery()
+        seq = func.coalesce(largest, 0) + (T.c.id - first + 1)
     await session.execute(
         update(T).where(or_(*(_held(r) for r in rows)))
         .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None, delivered_seq=seq)
