@@ -76,7 +76,7 @@ async def test_the_api_lists_approves_and_rejects_checkins(bot: SandboxClient) -
         (second, "u2", "达人u2", "晒单", 50, "订单号456", "pending")]
     status, data = await call(bot, "POST", f"/api/tasks/checkins/{first}/approve", VIEWER)
     assert status == 403 and data["error"]["code"] == "forbidden"
-    status, data = await call(bot, "POST", f"/api/tasks/checkins/{first}/approve", OPERATOR)
+    status, data = await call(bot, "POST", f"/api/tasks/checkins/{first}/approve", OPERATOR, json={})
     assert status == 200 and data["checkin"]["status"] == "credited"
     assert await balance(bot, "u1") == 50 and await last_to(bot, "u1") == APPROVED
     status, data = await call(bot, "POST", f"/api/tasks/checkins/{first}/approve", OPERATOR, json={})
@@ -97,12 +97,13 @@ async def test_the_api_lists_approves_and_rejects_checkins(bot: SandboxClient) -
 @pytest.mark.parametrize("method, path, body, status, code", [
     ("GET", "/api/tasks/checkins?status=done", None, 400, "bad_request"),
     ("GET", "/api/tasks/checkins?limit=0", None, 400, "bad_request"),
-    ("POST", "/api/tasks/checkins/999/approve", None, 404, "not_found"),
+    ("POST", "/api/tasks/checkins/999/approve", {}, 404, "not_found"),
     ("POST", "/api/tasks/checkins/abc/approve", None, 404, "not_found"),
     ("POST", "/api/tasks/checkins/1/approve", {"points": 500}, 422, "invalid"),
     ("POST", "/api/tasks/checkins/1/reject", {"reason": "   "}, 422, "invalid"),
     ("POST", "/api/tasks/checkins/1/reject", {"reason": "x" * 201}, 422, "invalid"),
     ("POST", "/api/tasks/checkins/1/reject", [1], 422, "invalid"),
+    ("POST", "/api/tasks/checkins/1/approve", None, 400, "bad_json"),  # no body: {} approves
 ])
 async def test_bad_requests_get_a_clear_4xx(bot: SandboxClient, method: str, path: str, body: Any, status: int,
                                            code: str) -> None:
@@ -126,7 +127,7 @@ async def test_a_repeated_approval_under_one_key_gets_the_first_answer(bot: Sand
 
 async def test_racing_approvals_grant_the_points_once(bot: SandboxClient) -> None:
     checkin = await check_in(bot, "u1", "订单号123")
-    answers = await asyncio.gather(*(call(bot, "POST", f"/api/tasks/checkins/{checkin}/approve", OPERATOR,
+    answers = await asyncio.gather(*(call(bot, "POST", f"/api/tasks/checkins/{checkin}/approve", OPERATOR, json={},
                                           headers={"Idempotency-Key": f"racer-{i}"}) for i in range(4)))
     assert sorted(status for status, _ in answers) == [200, 409, 409, 409]
     assert await balance(bot, "u1") == 50 and await credits(bot, checkin) == 1
@@ -211,7 +212,7 @@ async def test_an_approval_that_brings_a_new_level_congratulates_the_member(make
     config = config.model_copy(update={"tasks": SiyuConfig.model_validate({"tasks": TASKS}).tasks})
     async with sandbox_app(config, clock=clock) as bot:
         checkin = await check_in(bot, "u1", "订单号123")
-        status, _ = await call(bot, "POST", f"/api/tasks/checkins/{checkin}/approve", OPERATOR)
+        status, _ = await call(bot, "POST", f"/api/tasks/checkins/{checkin}/approve", OPERATOR, json={})
         assert status == 200
         told = [m["text"] for m in await bot.outbox(to="u1")]
     assert told[-2] == APPROVED and "达人" in told[-1]

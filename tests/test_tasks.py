@@ -152,7 +152,7 @@ async def test_a_rejection_without_a_reason_and_wrong_numbers(bot: SandboxClient
     assert await op(bot, f"/task reject {checkin}") == f"已拒绝打卡 #{checkin}：u1 的「晒单」，已通知成员。"
     assert (await bot.outbox(to="u1"))[-1]["text"] == "你的「晒单」打卡这次没有通过审核，有疑问可以找运营同学～"
     assert await balance(bot) == 0
-    # A rejected check-in does not count toward the task's caps: the member may check in again.
+    # After a rejection the member may try again.
     assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 新的订单号")
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 import handlers.tasks.services as task_reviews
-from bot.api.base import ApiError, Body, M, acting, answer, body, int_param, ok, path_int, require
+from bot.api.base import ApiError, Body, acting, answer, body, int_param, ok, path_int, require
 from bot.appkeys import DB
 from storage.models import Member, TaskCheckin
 
@@ -37,13 +37,7 @@ class Rejection(Body):
     reason: str | None = Field(None, min_length=1, max_length=200)  # told to the member
 
 
-async def _optional_body(request: web.Request, model: type[M]) -> M:
-    """A decision's body is optional: no body is the same as ``{}``."""
-    return await body(request, model) if request.body_exists else model()
-
-
-async def _decide(request: web.Request, *, approve: bool, reason: str | None) -> web.Response:
-    checkin_id = path_int(request, "checkin")
+async def _decide(request: web.Request, checkin_id: int, *, approve: bool, reason: str | None) -> web.Response:
     action = "approve" if approve else "reject"
     async with acting(request, f"api.task.{action}", {"checkin": checkin_id, "reason": reason}) as ctx:
         found = await task_reviews.get(ctx.session, checkin_id)
@@ -60,17 +54,19 @@ async def _decide(request: web.Request, *, approve: bool, reason: str | None) ->
 
 @require("operator")
 async def approve_checkin(request: web.Request) -> web.Response:
-    await _optional_body(request, Approval)
-    return await _decide(request, approve=True, reason=None)
+    checkin_id = path_int(request, "checkin")
+    await body(request, Approval)  # {}: a body as every POST of the API has (an empty one is refused)
+    return await _decide(request, checkin_id, approve=True, reason=None)
 
 
 @require("operator")
 async def reject_checkin(request: web.Request) -> web.Response:
-    reason = (await _optional_body(request, Rejection)).reason
+    checkin_id = path_int(request, "checkin")
+    reason = (await body(request, Rejection)).reason
     # Only spaces (Python's and JSON Schema's, whose \s adds U+FEFF) is no reason to tell a member.
     if reason is not None and all(c.isspace() or c == "\ufeff" for c in reason):
         raise ApiError(422, "invalid", "reason must not be only spaces")
-    return await _decide(request, approve=False, reason=reason)
+    return await _decide(request, checkin_id, approve=False, reason=reason)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
