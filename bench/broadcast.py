@@ -119,8 +119,6 @@ async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
 
         app[DB], app[DISPATCHER] = db, None  # type: ignore[assignment]
         await channel.start(app)
-        if channel.owner_tasks is not None:
-            await channel.owner_tasks.stop()  # results are not polled here
         worker = OutboxWorker(db, {"wecom": channel}, clock=clock, config=config.outbox)
         texts = Texts(config.texts)
         cpu0, t0 = time.process_time(), time.perf_counter()

@@ -56,6 +56,11 @@ class Context:
         return self._member
 
     @property
+    def sender_member(self) -> MemberRef | None:
+        """The sender as a member; None where nobody sends as one (the console, the REST API)."""
+        return self._member
+
+    @property
     def group(self) -> GroupRef | None:
         return self._group
 

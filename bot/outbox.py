@@ -1,36 +1,30 @@
 """The delivery worker: hands committed outbox rows to their channels.
 
 Rows are claimed in batches with a lease (a crashed worker's rows come back when it runs out),
-sent through the channel's rate limit with a timeout, then marked delivered, rescheduled with
-exponential backoff and jitter, or failed with the reason kept on the row. Attempts are
-bounded; nothing is dropped silently.
+sent through the channel's rate limit with a timeout, and each marked as its send returns
+(``bot.settlements``): delivered, rescheduled with exponential backoff and jitter, or failed
+with the reason kept on the row. Attempts are bounded; nothing is dropped silently.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.background import finish
-from bot.channels.base import Channel, DeliveryError, HandedToOwner, Held
+from bot.channels.base import Channel, DeliveryError, Held
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import BucketPool, TokenBucket
-from storage import broadcasts, outbox
+from bot.settlements import Outcome, Settlements
+from storage import outbox
 from storage.engine import Database
 from storage.outbox import Claimed
 
 log = logging.getLogger("siyu.outbox")
 
-MAX_BACKOFF_S = 300.0
 WAKE_COALESCE_S = 0.02
-
-
-def backoff(attempts: int) -> float:
-    """Seconds before attempt ``attempts + 1``: 2, 4, 8 ... up to 5 minutes, with ±25% jitter."""
-    return min(MAX_BACKOFF_S, 2.0 ** attempts) * random.uniform(0.75, 1.25)
 
 
 class OutboxWorker:
@@ -45,6 +39,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._settlements = Settlements(db, clock=clock, max_attempts=config.max_attempts)
 
     def wake(self) -> None:
         """New rows were committed: deliver now rather than at the next poll."""
@@ -95,12 +90,7 @@ class OutboxWorker:
             return 0
         # A send must end inside the lease: past it another process may claim the row and send it too.
         last_start = now + lease - timedelta(seconds=self.config.send_timeout_s)
-        delivered: list[Claimed] = []
-        handed: list[tuple[Claimed, HandedToOwner]] = []
-        retries: list[tuple[Claimed, str, float]] = []
-        failures: list[tuple[Claimed, str]] = []
         unsent: list[Claimed] = []
-        held: list[tuple[Claimed, str]] = []
 
         async def settle(message: Claimed) -> None:
             async with self._in_flight:
@@ -110,22 +100,9 @@ class OutboxWorker:
                     unsent.append(message)
                     return
                 outcome = await self._send(message)
-            if outcome is None:
-                delivered.append(message)
-            elif isinstance(outcome, Held):
-                held.append((message, outcome.reason))
-                log.warning("outbox message %s to %s held: %s", message.id, message.to or message.chat, outcome.reason)
-            elif isinstance(outcome, HandedToOwner):
-                handed.append((message, outcome))
-                log.info("outbox message %s to %s awaits its group owner's confirmation", message.id,
-                         message.chat or message.meta.get("chat_ids"))
-            elif not outcome.retryable or message.attempts >= self.config.max_attempts:
-                failures.append((message, outcome.reason))
-                log.warning("outbox message %s to %s gave up after %d attempt(s): %s",
-                            message.id, message.chat or message.to, message.attempts, outcome.reason)
-            else:
-                delay = outcome.retry_after if outcome.retry_after is not None else backoff(message.attempts)
-                retries.append((message, outcome.reason, delay))
+                # The slot is held until the outcome is committed: sent but unmarked rows (what
+                # a kill would send again) never outnumber ``concurrency``.
+                await self._settlements.record(message, outcome)
 
         # Sends to different chats overlap (at most ``concurrency`` in flight), each waiting for
         # its channel's and its group's rate limit; sends to one chat or member go one after
@@ -142,24 +119,11 @@ class OutboxWorker:
         if unsent:
             log.info("outbox: %d message(s) not started handed back for the next pass (%s)", len(unsent),
                      "stopping" if self._stopping else "the lease is running out")
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            await outbox.mark_delivered(session, delivered, now=now)
-            await broadcasts.mirror(session, [m.id for m in delivered], broadcasts.DELIVERED, now=now)
-            for message, handover in handed:
-                await outbox.mark_awaiting_owner(session, message, now=now, meta={**message.meta, **handover.meta})
-            await broadcasts.mirror(session, [m.id for m, _ in handed], broadcasts.AWAITING_OWNER, now=now)
-            for message, reason, delay in retries:
-                await outbox.mark_retry(session, message, error=reason, not_before=now + timedelta(seconds=delay))
-            for message, reason in failures:
-                await outbox.mark_failed(session, message, error=reason)
-                await broadcasts.mirror(session, [message.id], broadcasts.FAILED, now=now, reason=reason)
-            for message, reason in held:
-                await outbox.mark_held(session, message, reason=reason)
-            await outbox.release(session, unsent)
+            async with self.db.transaction() as session:
+                await outbox.release(session, unsent)
         return len(batch)
 
-    async def _send(self, message: Claimed) -> DeliveryError | HandedToOwner | Held | None:
+    async def _send(self, message: Claimed) -> Outcome:
         channel = self.channels.get(message.channel)
         if channel is None:
             return DeliveryError(f"channel {message.channel!r} is not configured in this process", retryable=False)

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, fun
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from storage import advisory
 from storage.sql import rowcount, table_of
 from storage.types import utc_field
 
@@ -159,11 +160,27 @@ def _held(row: Claimed | int) -> Any:
 
 
 async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *, now: datetime) -> None:
-    if rows:
-        await session.execute(
-            update(T).where(or_(*(_held(r) for r in rows)))
-            .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
-        )
+    """Delivered, numbered in the order of delivery (``delivered_seq``, what readers page by)."""
+    if not rows:
+        return
+    seq: Any
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Numbers are drawn and committed by one process at a time: otherwise a reader could read
+        # number 8 while number 7, drawn first elsewhere, is not committed yet, and skip it for good.
+        await advisory.lock(session, "siyu.outbox.delivered_seq")
+        seq = func.nextval("outbox_delivered_seq")
+    else:
+        # SQLite has one writer: past the channel's largest number so far, in the rows' order, is
+        # new and last (readers page one channel at a time; ix_outbox_delivered finds its largest).
+        first = min(r.id if isinstance(r, Claimed) else r for r in rows)
+        same = T.alias("same")
+        # COALESCE outside the subquery: a bare MAX() over an index is one seek, not a scan.
+        largest = select(func.max(same.c.delivered_seq)).where(same.c.channel == T.c.channel).scalar_subquery()
+        seq = func.coalesce(largest, 0) + (T.c.id - first + 1)
+    await session.execute(
+        update(T).where(or_(*(_held(r) for r in rows)))
+        .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None, delivered_seq=seq)
+    )
 
 
 async def mark_retry(session: AsyncSession, row: Claimed | int, *, error: str, not_before: datetime) -> None:
@@ -248,15 +265,18 @@ async def delivered(
     session: AsyncSession, *, channel: str, chat: str | None = None, to: str | None = None,
     since: int = 0, limit: int = 200,
 ) -> list[OutboxMessage]:
-    """Delivered messages of a channel, oldest first, optionally of one chat or to one member."""
+    """Delivered messages of a channel in the order they were delivered, those numbered past
+    ``since`` (a ``delivered_seq``): a row sent late, after a crash, still comes after the rows
+    a reader has seen, though its id is lower. Optionally of one chat or to one member."""
     query = select(OutboxMessage).where(
-        col(OutboxMessage.channel) == channel, col(OutboxMessage.status) == DELIVERED, col(OutboxMessage.id) > since,
+        col(OutboxMessage.channel) == channel, col(OutboxMessage.status) == DELIVERED,
+        col(OutboxMessage.delivered_seq) > since,
     )
     if chat is not None:
         query = query.where(col(OutboxMessage.chat) == chat)
     if to is not None:
         query = query.where(col(OutboxMessage.to) == to)
-    rows = await session.execute(query.order_by(col(OutboxMessage.id)).limit(limit))
+    rows = await session.execute(query.order_by(col(OutboxMessage.delivered_seq)).limit(limit))
     return list(rows.scalars())
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, Text, func, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from storage.community import Member
 from storage.sql import rowcount, table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
@@ -32,6 +33,8 @@ class TaskCheckin(SQLModel, table=True):
 
 
 T = table_of(TaskCheckin)
+PENDING, CREDITED, REJECTED = "pending", "credited", "rejected"
+STATUSES = (PENDING, CREDITED, REJECTED)
 
 
 async def count_since(session: AsyncSession, member_id: int, task: str, since: datetime) -> int:
@@ -51,10 +54,20 @@ async def record(session: AsyncSession, member_id: int, task: str, *, points: in
 
 
 async def settle(session: AsyncSession, checkin_id: int, *, approve: bool) -> TaskCheckin | None:
-    """An operator's decision on a pending check-in; None if it is not pending."""
-    result = await session.execute(update(T).where(T.c.id == checkin_id, T.c.status == "pending")
-                                   .values(status="credited" if approve else "rejected"))
+    """An operator's decision on a pending check-in; None if it is not pending. One conditional
+    update: of two decisions at once (two operators, a retried request) only one finds it pending."""
+    result = await session.execute(update(T).where(T.c.id == checkin_id, T.c.status == PENDING)
+                                   .values(status=CREDITED if approve else REJECTED))
     if rowcount(result) != 1:
         return None
     return (await session.execute(select(TaskCheckin).where(col(TaskCheckin.id) == checkin_id)
                                   .execution_options(populate_existing=True))).scalar_one()
+
+
+async def of_status(session: AsyncSession, status: str, *, limit: int) -> list[tuple[TaskCheckin, Member]]:
+    """Check-ins in ``status`` with their members: the review queue (pending) oldest first,
+    the others newest first."""
+    order = col(TaskCheckin.id) if status == PENDING else col(TaskCheckin.id).desc()
+    rows = await session.execute(select(TaskCheckin, Member).join(Member, col(Member.id) == col(TaskCheckin.member_id))
+                                 .where(col(TaskCheckin.status) == status).order_by(order).limit(limit))
+    return [(checkin, member) for checkin, member in rows.all()]

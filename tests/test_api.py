@@ -128,3 +128,23 @@ async def test_every_api_route_is_in_the_openapi_file(bot: SandboxClient) -> Non
               if r.resource is not None and r.resource.canonical.startswith("/api/") and r.method != "HEAD"}
     served.discard(("get", "/api/openapi.json"))
     assert served == {(method, path) for path, ops in documented.items() for method in ops}
+
+
+async def test_a_broadcast_from_the_api_leaves_no_failed_report(bot: SandboxClient) -> None:
+    """Nobody to tell in chat when the REST API started it: no report is queued to a channel
+    named "api" (which failed, and fired the failed-outbox alert on every API broadcast)."""
+    from sqlalchemy import func, select
+
+    from bot.appkeys import DB, JOBS
+    from storage.models import OutboxMessage
+
+    status, created = await call(bot, "POST", "/api/broadcasts", OPERATOR, json={"target": "all", "text": "通知"})
+    assert status == 201
+    await bot.deliver()
+    assert await bot.app[JOBS].run("broadcast_reports") == 0
+    await bot.deliver()
+    async with bot.app[DB].read() as s:
+        counts = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        by_status = dict((await s.execute(counts)).all())
+        channels = set((await s.execute(select(OutboxMessage.channel))).scalars())
+    assert "failed" not in by_status and channels == {"sandbox"}

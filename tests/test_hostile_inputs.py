@@ -21,7 +21,7 @@ from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message
 from storage import koc
-from storage.models import KocApplication, Member, Redemption
+from storage.models import KocApplication, Member, Redemption, TaskCheckin
 
 TOKEN, METRICS_TOKEN, SECRET = "a" * 32, "m" * 32, "s" * 40
 PASSWORD = "admin-password-12"
@@ -37,10 +37,13 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock, fake: FakeWe
         wecom=wecom_section(fake.base_url, replay_window_s=300), metrics={"token": METRICS_TOKEN},
         scheduler={"enabled": False, "quiet_hours": []})
     config = config.model_copy(update={"rewards": SiyuConfig.model_validate(
-        {"rewards": [{"name": "保温杯", "cost": 5, "stock": 5}]}).rewards})
+        {"rewards": [{"name": "保温杯", "cost": 5, "stock": 5}]}).rewards,
+        "tasks": SiyuConfig.model_validate({"tasks": [{"name": "晒单", "points": 5, "approval": True}]}).tasks})
     async with sandbox_app(config, clock=clock) as client:
         for who in ("u1", "u2"):
             await client.say(who, "签到", chat="g1", name=f"成员{who}")
+        for who in ("u1", "u2"):  # two check-ins waiting for approval
+            await client.say(who, "打卡 晒单 订单号", chat="g1")
         await client.say("u1", "兑换 1")
         await client.say("u1", "确认")
         async with client.db.transaction() as s:
@@ -51,15 +54,16 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock, fake: FakeWe
         yield client
 
 
-async def ids(bot: SandboxClient) -> tuple[str, str, str]:
-    """The seeded redemption and the two KOC applications."""
+async def ids(bot: SandboxClient) -> tuple[str, str, str, str, str]:
+    """The seeded redemption, the two KOC applications and the two task check-ins."""
     async with bot.db.read() as s:
         redemption = (await s.execute(select(Redemption.id))).scalar_one()
         first, second = (await s.execute(select(KocApplication.id).order_by(KocApplication.id))).scalars()
-    return str(redemption), str(first), str(second)
+        approved, rejected = (await s.execute(select(TaskCheckin.id).order_by(TaskCheckin.id))).scalars()
+    return str(redemption), str(first), str(second), str(approved), str(rejected)
 
 
-def endpoints(redemption: str, first: str, second: str) -> list[Endpoint]:
+def endpoints(redemption: str, first: str, second: str, approved: str = "1", rejected: str = "2") -> list[Endpoint]:
     member = {"id": "u1"}
     return [
         Endpoint("POST", "/sandbox/messages", {"from": "u9", "chat": "g1", "text": "签到", "name": "新人", "id": "m-1"},
@@ -94,6 +98,11 @@ def endpoints(redemption: str, first: str, second: str) -> list[Endpoint]:
                  path_numbers={"application": first}, route="/api/koc/applications/{application}/approve"),
         Endpoint("POST", f"/api/koc/applications/{second}/reject", {"reason": "资料不全"}, text_fields=("reason",),
                  path_numbers={"application": second}, route="/api/koc/applications/{application}/reject"),
+        Endpoint("GET", "/api/tasks/checkins", numbers=("limit",), texts=("status",)),
+        Endpoint("POST", f"/api/tasks/checkins/{approved}/approve", {}, path_numbers={"checkin": approved},
+                 route="/api/tasks/checkins/{checkin}/approve"),
+        Endpoint("POST", f"/api/tasks/checkins/{rejected}/reject", {"reason": "截图不清"}, text_fields=("reason",),
+                 path_numbers={"checkin": rejected}, route="/api/tasks/checkins/{checkin}/reject"),
         Endpoint("GET", "/api/groups", numbers=("limit", "offset")),
         Endpoint("POST", "/api/broadcasts", {"target": "all", "text": "通知"}, text_fields=("target", "text")),
         Endpoint("GET", "/api/broadcasts/1", path_numbers={"broadcast": "1"}, route="/api/broadcasts/{broadcast}"),
@@ -110,6 +119,9 @@ def endpoints(redemption: str, first: str, second: str) -> list[Endpoint]:
         Endpoint("GET", "/console/koc", free=("notice",)),
         Endpoint("POST", f"/console/koc/{first}", path_numbers={"application": first},
                  form={"decision": "approve", "type": "体验官"}, route="/console/koc/{application}"),
+        Endpoint("GET", "/console/tasks", free=("notice",)),
+        Endpoint("POST", f"/console/tasks/{rejected}", path_numbers={"checkin": rejected},
+                 form={"decision": "reject", "reason": "截图不清"}, route="/console/tasks/{checkin}"),
         Endpoint("GET", "/console/rewards", free=("notice",)),
         Endpoint("POST", f"/console/redemptions/{redemption}", path_numbers={"redemption": redemption},
                  form={"action": "fulfil"}, route="/console/redemptions/{redemption}"),

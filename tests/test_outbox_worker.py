@@ -13,10 +13,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-import bot.outbox
+import bot.settlements
 from bot.channels.base import Capability, Channel, DeliveryError
 from bot.config import OutboxConfig
-from bot.outbox import MAX_BACKOFF_S, OutboxWorker, backoff
+from bot.outbox import OutboxWorker
+from bot.settlements import MAX_BACKOFF_S, backoff
 from bot.testing import FakeClock
 from storage import outbox
 from storage.engine import Database
@@ -224,7 +225,7 @@ async def test_hanging_channel_times_out_and_is_retried(
     clock.advance(10)
     assert await worker.deliver_once() == 1
     assert (await row(db, ids[0])).status == "delivered"
-    assert await delivered_texts(db) == ["stuck", "fine"]
+    assert await delivered_texts(db) == ["fine", "stuck"]  # in the order they went out
 
 
 async def test_message_for_unconfigured_channel_fails_naming_it(
@@ -259,7 +260,7 @@ async def test_channel_bug_does_not_stop_the_batch(db: Database, clock: FakeCloc
 
     clock.advance(10)
     assert await worker.deliver_once() == 1
-    assert await delivered_texts(db, chat="g1") == ["a", "bad", "c"]
+    assert await delivered_texts(db, chat="g1") == ["a", "c", "bad"]  # in the order they went out
 
 
 async def test_rows_of_a_dead_worker_are_delivered_after_the_lease(
@@ -322,13 +323,13 @@ async def test_rows_whose_lease_ran_out_mid_batch_are_not_sent_twice(db: Databas
 
 
 def test_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.outbox.random, "uniform", lambda a, b: 1.0)
+    monkeypatch.setattr(bot.settlements.random, "uniform", lambda a, b: 1.0)
     assert [backoff(n) for n in range(1, 10)] == [2, 4, 8, 16, 32, 64, 128, 256, 300]
     assert backoff(20) == backoff(50) == MAX_BACKOFF_S == 300
 
-    monkeypatch.setattr(bot.outbox.random, "uniform", lambda a, b: b)
+    monkeypatch.setattr(bot.settlements.random, "uniform", lambda a, b: b)
     assert max(backoff(n) for n in range(1, 51)) == 300 * 1.25
-    monkeypatch.setattr(bot.outbox.random, "uniform", lambda a, b: a)
+    monkeypatch.setattr(bot.settlements.random, "uniform", lambda a, b: a)
     assert backoff(1) == 2 * 0.75
 
 
@@ -360,3 +361,25 @@ async def test_a_stopping_worker_finishes_the_sends_under_way_and_hands_back_the
     statuses = [(await row(db, i)).status for i in ids]
     assert statuses == ["delivered", "pending", "pending", "pending", "pending"]  # none left claimed
     assert [m.text for m in channel.sent] == ["m0"]
+
+
+async def test_each_row_is_marked_as_its_send_returns_not_when_the_pass_ends(
+    db: Database, clock: FakeClock, channel: ScriptedChannel,
+) -> None:
+    """A kill mid-pass sends again only what was in flight: what went out is already marked."""
+    worker = make_worker(db, clock, channel, concurrency=2)
+    ids = await enqueue(db, clock, *(Outgoing(channel="test", chat=f"g{n % 3}", text=f"m{n}") for n in range(9)))
+    unmarked_while_sending: list[int] = []
+
+    async def count_unmarked() -> None:
+        sent = {m.id for m in channel.sent}
+        statuses = [(await row(db, i)).status for i in sent]
+        unmarked_while_sending.append(sum(status != "delivered" for status in statuses))
+
+    for n in range(3, 9):
+        channel.during[f"m{n}"] = count_unmarked
+    assert await worker.deliver_once() == 9
+    assert [(await row(db, i)).status for i in ids] == ["delivered"] * 9
+    # Sends already returned were marked before later sends began: at most the other slot's
+    # send (returned, its mark being written) is unmarked at any moment.
+    assert len(unmarked_while_sending) == 6 and max(unmarked_while_sending) <= 1

@@ -85,9 +85,9 @@ async def test_outbox_filters_by_chat_member_and_since(bot: SandboxClient) -> No
     to_u3 = await bot.outbox(to="u3")
     assert [m["id"] for m in to_u3] == [private[0]["id"]]
     everything = await bot.outbox()
-    assert [m["id"] for m in everything] == sorted(m["id"] for m in everything) and len(everything) == 3
-    assert await bot.outbox(since=everything[-1]["id"]) == []
-    assert [m["id"] for m in await bot.outbox(since=everything[0]["id"])] == [m["id"] for m in everything[1:]]
+    assert [m["seq"] for m in everything] == sorted(m["seq"] for m in everything) and len(everything) == 3
+    assert await bot.outbox(since=everything[-1]["seq"]) == []
+    assert [m["id"] for m in await bot.outbox(since=everything[0]["seq"])] == [m["id"] for m in everything[1:]]
 
 
 async def test_a_retried_message_is_handled_once_and_gets_the_same_answer(bot: SandboxClient) -> None:

@@ -430,7 +430,20 @@ class TestStorageContract:
         assert (await outbox_row(db, ids[0])).status == "delivered"
         assert (await outbox_row(db, ids[1])).status == "failed"
 
-    async def test_delivered_filters_and_is_oldest_first(self, db: Database) -> None:
+    async def test_rows_marked_together_get_new_delivery_numbers_in_order(self, db: Database) -> None:
+        ids = await enqueue(db, *(Outgoing(channel="sandbox", chat=f"g{n}", text=str(n)) for n in range(5)))
+        await claim(db, now=T0)
+        async with db.transaction() as s:
+            await outbox.mark_delivered(s, [ids[3]], now=T0)
+        async with db.transaction() as s:
+            await outbox.mark_delivered(s, [ids[0], ids[4], ids[1]], now=T0)
+        seqs = [(await outbox_row(db, i)).delivered_seq for i in ids]
+        assert seqs[2] is None  # not delivered: no number
+        first, *together = seqs[3], seqs[0], seqs[1], seqs[4]
+        assert first is not None and all(n is not None and n > first for n in together)
+        assert len(set(together)) == 3
+
+    async def test_delivered_filters_and_comes_in_delivery_order(self, db: Database) -> None:
         ids = await enqueue(
             db,
             Outgoing(channel="sandbox", chat="g1", text="g1-a"),
@@ -442,23 +455,28 @@ class TestStorageContract:
             Outgoing(channel="sandbox", chat="g1", text="g1-pending"),
         )
         await claim(db, now=T0)
-        # Delivered in reverse order: results still come back oldest (lowest id) first.
+        # Delivered in reverse order (as rows sent late, after a crash, are): they come back in
+        # the order they were delivered, and paging by delivery number skips none of them.
         async with db.transaction() as s:
             for id_ in reversed(ids[:6]):
                 await outbox.mark_delivered(s, [id_], now=T0)
             await outbox.mark_retry(s, ids[6], error="x", not_before=T0)
 
-        async def texts(**kw: object) -> list[str]:
+        async def rows(**kw: object) -> list[outbox.OutboxMessage]:
             async with db.read() as s:
-                return [m.text for m in await outbox.delivered(s, **kw)]  # type: ignore[arg-type]
+                return await outbox.delivered(s, **kw)  # type: ignore[arg-type]
 
-        assert await texts(channel="sandbox") == ["g1-a", "u1-a", "g2-a", "g1-b", "u1-b"]
-        assert await texts(channel="sandbox", chat="g1") == ["g1-a", "g1-b"]
-        assert await texts(channel="sandbox", to="u1") == ["u1-a", "u1-b"]
-        assert await texts(channel="sandbox", chat="g1", since=ids[0]) == ["g1-b"]
-        assert await texts(channel="sandbox", since=ids[4]) == ["u1-b"]
-        assert await texts(channel="sandbox", since=ids[5]) == []
-        assert await texts(channel="sandbox", limit=2) == ["g1-a", "u1-a"]
+        async def texts(**kw: object) -> list[str]:
+            return [m.text for m in await rows(**kw)]
+
+        assert await texts(channel="sandbox") == ["u1-b", "g1-b", "g2-a", "u1-a", "g1-a"]
+        assert await texts(channel="sandbox", chat="g1") == ["g1-b", "g1-a"]
+        assert await texts(channel="sandbox", to="u1") == ["u1-b", "u1-a"]
+        first_two = await rows(channel="sandbox", limit=2)
+        assert [m.text for m in first_two] == ["u1-b", "g1-b"]
+        assert await texts(channel="sandbox", since=first_two[-1].delivered_seq) == ["g2-a", "u1-a", "g1-a"]
+        everything = await rows(channel="sandbox")
+        assert await texts(channel="sandbox", since=everything[-1].delivered_seq) == []
         assert await texts(channel="wecom") == ["wecom-g1"]
         assert await texts(channel="sandbox", chat="nope") == []
 

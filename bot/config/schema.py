@@ -242,6 +242,14 @@ class Config(Section):
                 return kind.capabilities[channel]
         return frozenset()
 
+    def running(self, channel: str) -> frozenset[Capability]:
+        """What the channel called ``channel`` can do in this siyu as configured: nothing when
+        it is switched off or is not a channel at all (the REST API, the console)."""
+        for kind in self.channels:
+            if channel in kind.capabilities and kind.enabled(self):
+                return kind.capabilities[channel]
+        return frozenset()
+
     @model_validator(mode="after")
     def _admins_on_known_channels(self) -> Config:
         known = [name for kind in type(self).channels for name in kind.capabilities]

@@ -1,5 +1,6 @@
-"""What operators do in the console: decide KOC applications, settle redemptions. Each goes
-through the same code as the chat command (``handlers.koc.services.decide``,
+"""What operators do in the console: decide KOC applications, review task check-ins, settle
+redemptions. Each goes through the same code as the chat command
+(``handlers.koc.services.decide``, ``handlers.tasks.services.review``,
 ``handlers.rewards.services.settle``): the same rules, the same audit entry, the member told the
 same way; the console user is the actor (``console:<name>``)."""
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlmodel import col
 
 import handlers.koc.services as koc
 import handlers.rewards.services as redemptions
+import handlers.tasks.services as task_reviews
 from bot.appkeys import DB, DISPATCHER
 from bot.console.auth import SESSION, require
 from bot.console.params import path_id
@@ -91,6 +93,38 @@ async def koc_decide(request: web.Request) -> web.Response:
 
 
 @require("viewer")
+async def tasks_queue(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        pending = await task_reviews.waiting(session, limit=QUEUE_SIZE)
+    return page(request, "tasks.html", pending=pending, notice=request.query.get("notice", "")[:200])
+
+
+@require("operator")
+async def task_decide(request: web.Request) -> web.Response:
+    checkin_id = path_id(request, "checkin", "没有这条打卡")
+    form = await request.post()
+    decision, reason = (str(form.get(k, "")).strip() for k in ("decision", "reason"))
+    if decision not in ("approve", "reject"):
+        raise web.HTTPBadRequest(reason="请选择通过或拒绝")
+    if len(reason) > REASON_MAX:
+        raise web.HTTPBadRequest(reason=f"理由最多 {REASON_MAX} 个字")
+    state = ""
+    async with acting(request) as ctx:
+        found = await task_reviews.get(ctx.session, checkin_id)
+        if found is None:
+            raise web.HTTPNotFound(reason="没有这条打卡")
+        settled = await task_reviews.review(ctx, checkin_id, approve=decision == "approve",
+                                            reason=reason if decision == "reject" and reason else None)
+        if settled is None:
+            await ctx.session.refresh(found)  # decided by someone else since it was read
+            state = ctx.texts(f"task_state_{found.status}")
+    if settled is None:
+        return _back(request, "console_tasks", f"打卡 #{checkin_id} 已经处理过（{state}），未做改动")
+    verdict = f"已通过，发放 {settled.points} 积分" if decision == "approve" else "已拒绝"
+    return _back(request, "console_tasks", f"打卡 #{checkin_id} {verdict}，已通知成员")
+
+
+@require("viewer")
 async def rewards_page(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         catalog = list((await session.execute(select(Reward).order_by(col(Reward.id)))).scalars())
@@ -123,5 +157,7 @@ async def settle_redemption(request: web.Request) -> web.Response:
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/console/koc", koc_queue, name="console_koc")
     r.add_post("/console/koc/{application}", koc_decide, name="console_koc_decide")
+    r.add_get("/console/tasks", tasks_queue, name="console_tasks")
+    r.add_post("/console/tasks/{checkin}", task_decide, name="console_task_decide")
     r.add_get("/console/rewards", rewards_page, name="console_rewards")
     r.add_post("/console/redemptions/{redemption}", settle_redemption, name="console_settle")

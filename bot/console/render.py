@@ -13,7 +13,8 @@ from bot.console.auth import SESSION
 from bot.console.charts import bar_chart, line_chart, sparkline
 
 NAV = (("console_overview", "概览"), ("console_groups", "群"), ("console_members", "成员"), ("console_koc", "KOC 审核"),
-       ("console_rewards", "兑换"), ("console_broadcasts", "群发"), ("console_audit", "审计日志"))
+       ("console_tasks", "打卡审核"), ("console_rewards", "兑换"), ("console_broadcasts", "群发"),
+       ("console_audit", "审计日志"))
 
 env = Environment(loader=PackageLoader("bot.console", "templates"), autoescape=select_autoescape(default=True),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.channels.base import Capability
 from bot.config import Config
 from bot.texts import Texts
 from storage import broadcasts, once, outbox
@@ -42,6 +43,10 @@ async def report_finished(db: Database, config: Config, texts: Texts, now: datet
         channel, _, operator = b.created_by.partition(":")
         async with db.transaction() as session:
             if not await once.claim(session, f"broadcast:{b.id}:report", now=now):
+                continue
+            if Capability.SEND_PRIVATE not in config.running(channel):
+                # Started from the REST API or the console (or a channel since switched off):
+                # nobody to tell in chat; the console and GET /api/broadcasts show where it ended.
                 continue
             text = texts("broadcast_finished") + status_text(texts, b, await broadcasts.progress(session, b.id))
             await outbox.enqueue(session, [outbox.Outgoing(channel, text, to=operator)], now=now)

@@ -26,7 +26,8 @@ async def after_credit(ctx: Context, before: int, after: int, *, member_id: int 
         return
     member = member_id if member_id is not None else ctx.member.id
     await community.set_attributes(ctx.session, member, {"level": new})
-    if member != ctx.member.id:
+    sender = ctx.sender_member  # the console and the API credit members without being one
+    if sender is None or member != sender.id:
         row = await ctx.session.get(Member, member)
         assert row is not None
         ctx.send(ctx.texts("level_up", name=row.name or row.external_id, level=new, points=after),

@@ -8,15 +8,19 @@ from pydantic import ValidationError
 from bot import filters, periods
 from bot.commandline import UsageError, parse
 from bot.context import Context
-from bot.numbers import parse_int
+from bot.numbers import parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
-from handlers.tasks.services import current, done_text
+from handlers.tasks.services import current, done_text, get, review, waiting
 from storage import community, task_definitions, tasks
+from storage.models import Member
 
 router = Router("tasks")
 KEYWORD = "打卡"
+SHOWN = 20  # pending check-ins listed in chat
+PROOF_SHOWN = 100  # characters of a proof in that list
+REASON_MAX = 200
 
 
 async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
@@ -70,20 +74,60 @@ async def task_checkin(ctx: Context) -> None:
     await check_in(ctx, task, words[1].strip() if len(words) > 1 else None)
 
 
+async def list_pending(ctx: Context) -> None:
+    """The review queue, oldest first, with each check-in's number and proof."""
+    rows = await waiting(ctx.session, limit=SHOWN + 1)
+    lines = [ctx.texts("task_pending_line", id=c.id, who=m.name or m.external_id, external_id=m.external_id,
+                       task=c.task, points=c.points, at=c.at.astimezone(ctx.zone).strftime("%m-%d %H:%M"),
+                       proof=(c.proof or "—")[:PROOF_SHOWN]) for c, m in rows[:SHOWN]]
+    if len(rows) > SHOWN:
+        lines.append(ctx.texts("task_pending_more", shown=SHOWN))
+    ctx.reply("\n".join(lines) or ctx.texts("task_pending_none"))
+
+
+async def decide(ctx: Context, checkin_id: int, *, approve: bool, reason: str | None) -> None:
+    found = await get(ctx.session, checkin_id)
+    if found is None:
+        raise UsageError(f"没有编号为 {checkin_id} 的打卡（/task pending 列出待审核的编号）")
+    settled = await review(ctx, checkin_id, approve=approve, reason=reason)
+    if settled is None:
+        await ctx.session.refresh(found)  # decided by someone else since it was read
+        ctx.reply(ctx.texts("task_review_stale", id=checkin_id, state=ctx.texts(f"task_state_{found.status}")))
+        return
+    member = await ctx.session.get(Member, settled.member_id)
+    who = (member.name or member.external_id) if member else "—"
+    ctx.reply(ctx.texts(f"task_reviewed_{'approve' if approve else 'reject'}", id=checkin_id, who=who,
+                        task=settled.task, points=settled.points))
+
+
 @router.command("task", role="operator")
 async def task_command(ctx: Context) -> None:
-    """管理打卡任务
+    """管理打卡任务、审核待审核的打卡
     /task list
     /task add <名称> <积分> [day=每天上限] [week=每周上限] [month=每月上限]
               [proof=yes] [approval=yes] [pending=待生效天数] [koc=分享官,内容官]
-    /task disable <名称>"""
+    /task disable <名称>
+    /task pending
+    /task approve <打卡编号>
+    /task reject <打卡编号> [原因]"""
     args = parse(ctx.args, options=("day", "week", "month", "proof", "approval", "pending", "koc"))
-    action = args.choice(0, "动作", ("list", "add", "disable"))
+    action = args.choice(0, "动作", ("list", "add", "disable", "pending", "approve", "reject"))
     if action == "list":
         rows = await task_definitions.every(ctx.session)
         ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
                                       month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
-                                      source=t.source) for t in rows) or "—")
+                                      source=t.source) for t in rows) or ctx.texts("task_list_none"))
+        return
+    if action == "pending":
+        await list_pending(ctx)
+        return
+    if action in ("approve", "reject"):
+        given = args.word(1, "打卡编号")
+        checkin_id = parse_id(given.removeprefix("#"))  # "#5" as the list shows it, or 5
+        if checkin_id is None:
+            raise UsageError(f"打卡编号要是 /task pending 列出的数字，不是「{given[:32]}」")
+        await decide(ctx, checkin_id, approve=action == "approve",
+                     reason=" ".join(args.words[2:])[:REASON_MAX] or None)
         return
     name = args.word(1, "名称")
     if action == "disable":

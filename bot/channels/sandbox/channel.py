@@ -153,7 +153,7 @@ class SandboxChannel(Channel):
                 session, channel=NAME, chat=q.get("chat") or None, to=q.get("to") or None, since=since, limit=limit,
             )
         return json_response({"messages": [
-            {"id": m.id, "chat": m.chat, "to": m.to, "text": m.text,
+            {"id": m.id, "seq": m.delivered_seq, "chat": m.chat, "to": m.to, "text": m.text,
              "at": (m.delivered_at or m.created_at).isoformat()}
             for m in rows
         ]})
