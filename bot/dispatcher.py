@@ -77,6 +77,10 @@ class FlowRunner(Protocol):
         """The question the member's active flow waits on, if any."""
         ...
 
+    async def give_way(self, ctx: Context) -> None:
+        """A command is about to run: an active flow that steps aside for commands is left."""
+        ...
+
     async def prefetch(self, ctxs: list[Context]) -> None:
         """Load what ``handle`` needs for a whole batch at once."""
         ...
@@ -192,6 +196,18 @@ class Dispatcher:
             if cmd not in seen and has_role(role, cmd.role):
                 seen.append(cmd)
         return seen
+
+    @property
+    def keyword_routes(self) -> list[Route]:
+        """The message routes registered with a ``Keyword``, in routing order (the member help)."""
+        return [r for r in self._routes if r.keyword is not None]
+
+    def recognizes(self, update: Update) -> bool:
+        """Whether ``update`` is clearly a command: a slash-command this bot has, or a message
+        one of the features' keyword routes takes (their registrations, not a list here)."""
+        if update.is_command:
+            return _command_name(update.text or "") in self.commands
+        return update.event is None and any(r.matches(update) for r in self.keyword_routes)
 
     # -- processing ---------------------------------------------------------------------
 
@@ -346,9 +362,11 @@ class Dispatcher:
             ctx.reply(ctx.texts("unknown_command", command=name[:32]) + hint + (f"\n{prompt}" if prompt else ""))
             return
         if not has_role(ctx.role, cmd.role):
-            ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_{cmd.role}")))
+            ctx.reply(ctx.texts("command_refused", command=cmd.name, role=ctx.texts(f"role_min_{cmd.role}")))
             await audit_command(ctx, cmd, "refused")
             return
+        if self.flows is not None and ctx.update.is_private:
+            await self.flows.give_way(ctx)  # a confirmation waiting for 确认 steps aside
         queued = len(ctx.outgoing)
         try:
             async with ctx.session.begin_nested():  # a usage error undoes what the handler did
@@ -361,3 +379,9 @@ class Dispatcher:
             return
         if cmd.role != "member":
             await audit_command(ctx, cmd, "ok")
+
+
+def _command_name(text: str) -> str:
+    """The command a slash-message names (``/Help x`` → ``help``)."""
+    words = text[1:].strip().split(maxsplit=1)
+    return words[0].lower() if words else ""

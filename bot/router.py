@@ -7,8 +7,8 @@
         \"\"\"查看我的积分\"\"\"            # the first docstring line is the command's help
         ctx.reply(...)
 
-    @router.message(Text("签到"))
-    async def sign_in(ctx: Context) -> None: ...
+    @router.message(Text("签到"), keyword=Keyword("签到", "signin_about"))
+    async def sign_in(ctx: Context) -> None: ...   # listed in the member help
 
     @router.event("member_joined")
     async def welcome(ctx: Context) -> None: ...
@@ -49,10 +49,22 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Keyword:
+    """A word members send without a slash (「积分」, 「兑换 3」), as the feature that takes it
+    registers it: the member help lists ``word`` with the text ``about`` (a key of the feature's
+    texts), and a message it takes is known as a command (a confirmation steps aside for it,
+    ``flows.confirm``). A new feature's keywords so appear by themselves."""
+
+    word: str
+    about: str
+
+
+@dataclass(frozen=True)
 class Route:
     handler: Handler
     filters: tuple[Filter, ...]
     events: frozenset[str] | None = None  # None: a text message route
+    keyword: Keyword | None = None
 
     def matches(self, update: Update) -> bool:
         if self.events is None:
@@ -100,9 +112,10 @@ class Router:
 
         return register
 
-    def message(self, *filters: Filter) -> Callable[[Handler], Handler]:
-        """Register a handler for text messages that pass every filter."""
-        return self._add(self.routes, filters, None)
+    def message(self, *filters: Filter, keyword: Keyword | None = None) -> Callable[[Handler], Handler]:
+        """Register a handler for text messages that pass every filter; ``keyword``: what a
+        member sends for it, with its description, for the member help."""
+        return self._add(self.routes, filters, None, keyword)
 
     def event(self, *events: str, filters: tuple[Filter, ...] = ()) -> Callable[[Handler], Handler]:
         """Register a handler for events (``member_joined``, ``member_left``, ``contact_added``...)."""
@@ -115,11 +128,11 @@ class Router:
         return self._add(self.fallbacks, filters, None)
 
     @staticmethod
-    def _add(target: list[Route], filters: tuple[Filter, ...],
-             events: frozenset[str] | None) -> Callable[[Handler], Handler]:
+    def _add(target: list[Route], filters: tuple[Filter, ...], events: frozenset[str] | None,
+             keyword: Keyword | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             _check_handler(handler)
-            target.append(Route(handler, tuple(filters), events))
+            target.append(Route(handler, tuple(filters), events, keyword))
             return handler
 
         return register

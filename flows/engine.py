@@ -65,6 +65,7 @@ class Conversation:
 
 
 Transition = Mapping[str, Any]
+StepsAside = Callable[["Context"], bool]
 
 
 class Flow:
@@ -75,11 +76,14 @@ class Flow:
         self, name: str, *, states: Sequence[State], transitions: Sequence[Transition], texts: Mapping[str, str],
         initial: str | None = None, recover_to: str | None = None, title: str | None = None,
         input_trigger: str = "answer", max_answer: int = 500, reminder: str | None = None,
-        intro: str | None = None,
+        intro: str | None = None, steps_aside: StepsAside | None = None, left: str | None = None,
     ) -> None:
         """``reminder``: the key of a text sent before the question again when a deadline event
         leaves the member where they were. ``intro``: the key of a text sent with the first
-        question when the flow starts (not with reminders)."""
+        question when the flow starts (not with reminders). ``steps_aside``: a message it
+        returns True for is not an answer: the member leaves the flow (told with the text
+        ``left``, or the kernel's ``flow_left``) and the message is handled as if no flow were
+        active (``flows.confirm``: another command)."""
         self.name = name
         self.title = title or name
         self.states = {s.name: s for s in states}
@@ -91,9 +95,13 @@ class Flow:
         self.max_answer = max_answer
         self.reminder = reminder
         self.intro = intro
+        self.steps_aside = steps_aside
+        self.left = left
         for state in states:
             if state.prompt is not None and state.prompt not in self.texts:
                 raise ValueError(f"flow {name}: state {state.name} prompts with unknown text {state.prompt!r}")
+        if left is not None and left not in self.texts:
+            raise ValueError(f"flow {name}: left is an unknown text {left!r}")
         self.machine = AsyncMachine(
             model=None, states=list(self.states), transitions=[dict(t) for t in transitions], initial=self.initial,
             auto_transitions=False, send_event=True, queued=False,

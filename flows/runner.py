@@ -65,6 +65,8 @@ class FlowEngine:
         if text in HELP_WORDS:
             ctx.reply(ctx.texts("flow_where", flow=flow.title, prompt=flow.prompt(state, data) or ""))
             return True
+        if await self._stepped_aside(ctx, flow, row):
+            return False  # routed on as if no flow were active
         note = ""
         if len(text) > flow.max_answer:
             text, note = text[: flow.max_answer], ctx.texts("flow_answer_cut", limit=flow.max_answer)
@@ -106,6 +108,13 @@ class FlowEngine:
             return None
         state, data = self._recovered(flow, row)
         return flow.prompt(state, data)
+
+    async def give_way(self, ctx: Context) -> None:
+        """A command is about to run: an active flow that steps aside for it is left."""
+        row = await self._active(ctx)
+        flow = self.flows.get(row.flow) if row is not None else None
+        if row is not None and flow is not None:
+            await self._stepped_aside(ctx, flow, row)
 
     # -- what handlers and operators call ---------------------------------------------------------
 
@@ -150,6 +159,15 @@ class FlowEngine:
         )
 
     # -- inside --------------------------------------------------------------------------------
+
+    async def _stepped_aside(self, ctx: Context, flow: Flow, row: MemberFlow) -> bool:
+        """Leave ``flow`` if it steps aside for this message (the member told); True if it did."""
+        if flow.steps_aside is None or not flow.steps_aside(ctx):
+            return False
+        state, data = self._recovered(flow, row)
+        await self._save(ctx, row, state=state, data=data, active=False, deadline_at=None, finished=True)
+        ctx.reply(flow.text(flow.left, data) if flow.left else ctx.texts("flow_left", flow=flow.title))
+        return True
 
     def _recovered(self, flow: Flow, row: MemberFlow) -> tuple[str, dict[str, Any]]:
         """The row's state, or where the definition sends members of a state it no longer has."""

@@ -56,8 +56,12 @@ class Due:
 
 
 async def load(session: AsyncSession, member_id: int, flow: str) -> MemberFlow | None:
+    # Read again even if this transaction holds the row already: rows are changed by core
+    # updates (``save``), which the session's copy does not see (a confirmation left, then
+    # started again, by one message).
     return (await session.execute(
         select(MemberFlow).where(col(MemberFlow.member_id) == member_id, col(MemberFlow.flow) == flow)
+        .execution_options(populate_existing=True)
     )).scalar_one_or_none()
 
 
@@ -65,6 +69,7 @@ async def active(session: AsyncSession, member_id: int) -> MemberFlow | None:
     """The flow that takes the member's free text, if any."""
     return (await session.execute(
         select(MemberFlow).where(col(MemberFlow.member_id) == member_id, col(MemberFlow.active).is_(True))
+        .execution_options(populate_existing=True)
     )).scalars().first()
 
 

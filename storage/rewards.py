@@ -200,20 +200,11 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
     reward = await get(session, reward_id)
     if reward is None:
         raise Unavailable("unknown")
-    if not reward.active:
-        raise Unavailable("inactive")
-    if reward.starts_at is not None and now < reward.starts_at:
-        raise Unavailable("not_yet")
-    if reward.ends_at is not None and now >= reward.ends_at:
-        raise Unavailable("ended")
-    if reward.min_level and (reward.min_level not in levels or level not in levels
-                             or levels.index(level) < levels.index(reward.min_level)):
-        raise Unavailable("level")
-    if reward.per_member_limit:
-        mine = (await session.execute(select(func.count()).select_from(X).where(
-            X.c.member_id == member_id, X.c.reward_id == reward_id, X.c.status != CANCELLED))).scalar_one()
-        if mine >= reward.per_member_limit:
-            raise Unavailable("limit")
+    reason = _broken_rule(reward, now=now, level=level, levels=levels)
+    if reason is not None:
+        raise Unavailable(reason)
+    if await _limit_used(session, member_id, reward):
+        raise Unavailable("limit")
     async with session.begin_nested():  # both, or on any refusal neither
         # The conditional update is the guard: concurrent redeemers of the last unit serialize
         # on the reward's row and only as many as there are units get one.
@@ -232,6 +223,41 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
         if reward.fulfilment == "code":
             await _hand_out_code(session, reward_id, redemption_id, now=now)
     return (await session.execute(select(Redemption).where(col(Redemption.id) == redemption_id))).scalar_one()
+
+
+async def refusal(session: AsyncSession, member_id: int, reward: Reward, *, now: datetime,
+                  level: str | None = None, levels: Sequence[str] = ()) -> str | None:
+    """Why ``member_id`` cannot redeem ``reward`` now (a reason of ``Unavailable``), or None:
+    what is known before the member is asked to confirm (stock and code pool as read now; the
+    redemption itself decides again, under its lock)."""
+    reason = _broken_rule(reward, now=now, level=level, levels=levels)
+    if reason is None and await _limit_used(session, member_id, reward):
+        reason = "limit"
+    if reason is None and (reward.stock <= 0 or (reward.fulfilment == "code"
+                                                 and not await free_codes(session, reward.id))):
+        reason = "out_of_stock"
+    return reason
+
+
+def _broken_rule(reward: Reward, *, now: datetime, level: str | None, levels: Sequence[str]) -> str | None:
+    if not reward.active:
+        return "inactive"
+    if reward.starts_at is not None and now < reward.starts_at:
+        return "not_yet"
+    if reward.ends_at is not None and now >= reward.ends_at:
+        return "ended"
+    if reward.min_level and (reward.min_level not in levels or level not in levels
+                             or levels.index(level) < levels.index(reward.min_level)):
+        return "level"
+    return None
+
+
+async def _limit_used(session: AsyncSession, member_id: int, reward: Reward) -> bool:
+    if not reward.per_member_limit:
+        return False
+    mine = (await session.execute(select(func.count()).select_from(X).where(
+        X.c.member_id == member_id, X.c.reward_id == reward.id, X.c.status != CANCELLED))).scalar_one()
+    return bool(mine >= reward.per_member_limit)
 
 
 async def _hand_out_code(session: AsyncSession, reward_id: int, redemption_id: int, *, now: datetime) -> None:

@@ -50,7 +50,7 @@ async def test_a_broadcast_reaches_500_groups_exactly_once(make_config: Callable
                                                            clock: FakeClock) -> None:
     async with sandbox_app(config_with(make_config), clock=clock) as bot:
         chats = await groups(bot, 500)
-        assert "只有运营可以使用" in (await bot.say("m-g1", "/broadcast all 你好"))[0]["text"]
+        assert "只有运营及以上可以使用" in (await bot.say("m-g1", "/broadcast all 你好"))[0]["text"]
         assert "用法" in await op(bot, "/broadcast nowhere")
         preview = await op(bot, "/broadcast all 【今日话题】{group}的朋友，你最喜欢哪款新品？")
         assert "将发到 500 个群" in preview and "——\n【今日话题】本群的朋友" in preview

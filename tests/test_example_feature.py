@@ -19,7 +19,7 @@ from bot.config import Config, ConfigError, Section, Setting
 from bot.context import Context
 from bot.feature import Feature
 from bot.jobs import Job
-from bot.router import Router
+from bot.router import Keyword, Router
 from bot.testing import FakeClock, sandbox_app
 from bot.texts import Texts
 from storage import community, once, outbox
@@ -49,7 +49,8 @@ def lucky_router(config: Config) -> Router:
     router = Router("lucky")
     settings = config[LUCKY]
 
-    @router.message(filters.Text(settings.keyword))
+    # The keyword and its description (a text of the feature): listed in the member help.
+    @router.message(filters.Text(settings.keyword), keyword=Keyword(settings.keyword, "lucky_about"))
     async def draw(ctx: Context) -> None:
         day = periods.local_day(ctx.now, ctx.zone)
         if not await once.claim(ctx.session, f"lucky:{ctx.member.id}:{day}", now=ctx.now):
@@ -80,7 +81,8 @@ def lucky_texts(folder: Path) -> Path:
     path = folder / "texts.toml"
     path.write_text('lucky_draw = "{name}，你今天的幸运签：{saying}"\n'
                     'lucky_again = "今天已经抽过啦，明天再来～"\n'
-                    'lucky_open = "今日幸运签已开放，发送「{keyword}」试试手气！"\n', encoding="utf-8")
+                    'lucky_open = "今日幸运签已开放，发送「{keyword}」试试手气！"\n'
+                    'lucky_about = "每天抽一支幸运签"\n', encoding="utf-8")
     return path
 
 
@@ -113,6 +115,12 @@ async def test_a_feature_from_outside_siyu_answers_its_keyword_once_a_day(
         assert "幸运签" in (await bot.say("u1", "抽签"))[0]["text"]
         # The shipped features are all still there beside it.
         assert "签到成功" in (await bot.say("u1", "签到"))[0]["text"]
+
+
+async def test_its_keyword_appears_in_the_member_help_by_itself(with_lucky: Callable[..., Config]) -> None:
+    async with sandbox_app(with_lucky(lucky={"keyword": "求签"})) as bot:
+        menu = (await bot.say("u1", "菜单"))[0]["text"]
+        assert "求签  每天抽一支幸运签" in menu and "签到  " in menu
 
 
 async def test_its_job_runs_with_the_others_and_opens_the_draw_once(

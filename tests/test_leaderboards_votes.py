@@ -71,7 +71,7 @@ async def test_winners_are_posted_to_each_group_once(bot: SandboxClient, clock: 
 async def test_a_vote_from_opening_to_the_catalog(bot: SandboxClient) -> None:
     await bot.say("u1", "大家好", chat="g1")
     await bot.say("u2", "大家好", chat="g2")
-    assert "只有运营可以使用" in await text(bot, "u1", "/vote open 投票 杯子:300:5 帆布袋:200:10")
+    assert "只有运营及以上可以使用" in await text(bot, "u1", "/vote open 投票 杯子:300:5 帆布袋:200:10")
     assert "需要 2 到 20 个不同的选项" in await text(bot, "op1", "/vote open 下期奖品 杯子:300:5")
     opened = await text(bot, "op1", '/vote open "下期 奖品" 保温杯:300:5 帆布袋:200:10 贴纸:50:100 winners=2')
     assert opened.startswith("投票 #") and "已发到 2 个群" in opened
@@ -83,8 +83,10 @@ async def test_a_vote_from_opening_to_the_catalog(bot: SandboxClient) -> None:
     await text(bot, "u3", "投票 2")
     assert "3. 贴纸（50 积分）— 2 票" in await text(bot, "u3", "投票")
     report = await text(bot, "op1", "/vote close")
-    assert "贴纸、帆布袋 已上架" in report
-    assert "贴纸：2 票\n帆布袋：1 票\n保温杯：0 票" in (await bot.outbox(chat="g1"))[-1]["text"]
+    assert "「贴纸」、「帆布袋」已上架" in report
+    results = (await bot.outbox(chat="g1"))[-1]["text"]
+    assert "贴纸：2 票\n帆布袋：1 票\n保温杯：0 票" in results
+    assert "\n「贴纸」、「帆布袋」将上架积分商城" in results  # no stray space before 将
     assert await text(bot, "u1", "投票 1") == "现在没有进行中的投票。"
     async with bot.db.read() as s:
         catalog = {r.name: r.stock for r in await rewards.catalog(s, now=bot.dispatcher.clock.now())}

@@ -62,10 +62,12 @@ async def test_browse_pick_confirm(shop: SandboxClient) -> None:
 async def test_refusals_leave_nothing_behind(shop: SandboxClient) -> None:
     m = await give(shop, "u2", 50)
     cup = await reward(shop, "保温杯")
+    badge = await reward(shop, "限量徽章")
     assert "没有编号 999 的奖品" in await say(shop, "u2", "兑换 999")
-    await say(shop, "u2", f"兑换 {cup.id}")
-    assert "积分不够" in await say(shop, "u2", "确认")
-    await say(shop, "u2", f"兑换 {cup.id}")
+    # Certain to fail: refused when picked, never asked to confirm.
+    assert await say(shop, "u2", f"兑换 {cup.id}") == \
+        "积分不够哦：「保温杯」需要 100 积分，你现在有 50 积分。继续签到、打卡攒积分吧～"
+    assert "需要 10 积分" in await say(shop, "u2", f"兑换 {badge.id}")
     assert "已退出" in await say(shop, "u2", "取消")  # changed their mind
     assert (await reward(shop, "保温杯")).stock == 10
     async with shop.db.read() as s:
@@ -78,8 +80,7 @@ async def test_a_per_member_limit(shop: SandboxClient) -> None:
     badge = await reward(shop, "限量徽章")
     await say(shop, "u3", f"兑换 {badge.id}")
     assert "兑换成功" in await say(shop, "u3", "确认")
-    await say(shop, "u3", f"兑换 {badge.id}")
-    assert "每人最多兑换 1 件" in await say(shop, "u3", "确认")
+    assert "每人最多兑换 1 件" in await say(shop, "u3", f"兑换 {badge.id}")  # said at once, not after 确认
 
 
 async def test_an_unconfirmed_pick_lapses(shop: SandboxClient, clock: FakeClock) -> None:

@@ -45,10 +45,17 @@ async def give(bot: SandboxClient, who: str, amount: int, *, earned: bool = Fals
 
 
 async def redeem(bot: SandboxClient, who: str, name: str) -> str:
+    """The answer to 确认 after picking ``name``."""
+    picked = await pick(bot, who, name)
+    assert "回复「确认」兑换" in picked, picked
+    return (await bot.say(who, "确认"))[0]["text"]
+
+
+async def pick(bot: SandboxClient, who: str, name: str) -> str:
+    """The answer to 「兑换 <编号>」: the confirmation asked, or why it cannot work."""
     async with bot.db.read() as s:
         reward_id = (await s.execute(select(Reward.id).where(Reward.name == name))).scalar_one()
-    await bot.say(who, f"兑换 {reward_id}")
-    return (await bot.say(who, "确认"))[0]["text"]
+    return (await bot.say(who, f"兑换 {reward_id}"))[0]["text"]
 
 
 async def operator(bot: SandboxClient, command: str) -> str:
@@ -64,7 +71,7 @@ async def unit(bot: SandboxClient, name: str) -> tuple[int, int, int]:
 
 async def test_a_minimum_level_counts_lifetime_points_earned(shop: SandboxClient) -> None:
     await give(shop, "u1", 1000)  # granted, not earned: still 白银
-    assert await redeem(shop, "u1", "钻石礼盒") == "「钻石礼盒」需要「白金」及以上等级才能兑换，你现在是「白银」。"
+    assert await pick(shop, "u1", "钻石礼盒") == "「钻石礼盒」需要「白金」及以上等级才能兑换，你现在是「白银」。"
     await give(shop, "u2", 600, earned=True)
     assert "兑换成功" in await redeem(shop, "u2", "钻石礼盒")
     assert "（白金及以上）" in (await shop.say("u2", "兑换"))[0]["text"]
@@ -73,12 +80,12 @@ async def test_a_minimum_level_counts_lifetime_points_earned(shop: SandboxClient
 async def test_a_reward_is_redeemable_only_inside_its_window(shop: SandboxClient, clock: FakeClock) -> None:
     await give(shop, "u1", 100)
     assert "圣诞限定" not in (await shop.say("u1", "兑换"))[0]["text"]
-    assert "不在兑换时间内" in await redeem(shop, "u1", "圣诞限定")
+    assert "不在兑换时间内" in await pick(shop, "u1", "圣诞限定")
     clock.advance(days=1)
     assert "圣诞限定" in (await shop.say("u1", "兑换"))[0]["text"]
     assert "兑换成功" in await redeem(shop, "u1", "圣诞限定")
     clock.advance(days=1)
-    assert "不在兑换时间内" in await redeem(shop, "u1", "圣诞限定")
+    assert "不在兑换时间内" in await pick(shop, "u1", "圣诞限定")
 
 
 async def test_a_high_value_reward_waits_for_an_operator(shop: SandboxClient) -> None:
@@ -89,7 +96,7 @@ async def test_a_high_value_reward_waits_for_an_operator(shop: SandboxClient) ->
     pending = await operator(shop, "/redemption pending")
     first, second = [int(line.split()[0][1:]) for line in pending.splitlines()]
     assert "定制外套（500 积分，待审核）" in pending
-    assert "只有运营可以使用" in (await shop.say("u1", f"/redemption approve {first}"))[0]["text"]
+    assert "只有运营及以上可以使用" in (await shop.say("u1", f"/redemption approve {first}"))[0]["text"]
     assert "已审核通过" in await operator(shop, f"/redemption approve {first}")
     assert "已拒绝并退回积分" in await operator(shop, f"/redemption reject {second}")
     assert "不存在或已处理" in await operator(shop, f"/redemption reject {second}")
@@ -107,7 +114,7 @@ async def test_a_code_pool_reward_hands_out_a_code_at_once(shop: SandboxClient) 
         await give(shop, who, 50)
     assert await redeem(shop, "u1", "10 元券") == "兑换成功！「10 元券」的兑换码：Q-1\n剩余积分 30。"
     assert "兑换码：Q-2" in await redeem(shop, "u2", "10 元券")
-    assert "被兑完了" in await redeem(shop, "u3", "10 元券")  # stock 2: the third code stays
+    assert "「10 元券」已经兑完了" in await pick(shop, "u3", "10 元券")  # stock 2: the third code stays
     assert await unit(shop, "10 元券") == (0, 0, 2)
     async with shop.db.read() as s:
         m3 = (await s.execute(select(Member.id).where(Member.external_id == "u3"))).scalar_one()

@@ -102,7 +102,7 @@ async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config
         assert (await op("/task add 测评 100 koc=大使")).startswith("参数不对：Input should be '分享官'")
         assert "「晒单」+50 积分，每天 2" in await op("/task list")
         assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
-        assert "只有运营可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
+        assert "只有运营及以上可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
         assert "已停用打卡任务「晒单」" in await op("/task disable 晒单")
         assert "没有「晒单」这个任务" in (await bot.say("u1", "打卡 晒单"))[0]["text"]
 
@@ -148,7 +148,7 @@ async def test_a_rejection_without_a_reason_and_wrong_numbers(bot: SandboxClient
     assert (await op(bot, "/task approve 999")).startswith("参数不对：没有编号为 999 的打卡")
     assert (await op(bot, "/task approve abc")).startswith("参数不对：打卡编号要是 /task pending 列出的数字")
     assert (await op(bot, "/task reject")).startswith("参数不对：缺少打卡编号")
-    assert "只有运营可以使用" in (await bot.say("u1", f"/task approve {checkin}"))[0]["text"]
+    assert "只有运营及以上可以使用" in (await bot.say("u1", f"/task approve {checkin}"))[0]["text"]
     assert await op(bot, f"/task reject {checkin}") == f"已拒绝打卡 #{checkin}：u1 的「晒单」，已通知成员。"
     assert (await bot.outbox(to="u1"))[-1]["text"] == "你的「晒单」打卡这次没有通过审核，有疑问可以找运营同学～"
     assert await balance(bot) == 0

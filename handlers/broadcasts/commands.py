@@ -38,7 +38,10 @@ async def _status(ctx: Context, broadcast_id: int | None) -> None:
 
 @router.command("broadcast", role="operator")
 async def broadcast_command(ctx: Context) -> None:
-    """群发到多个群：/broadcast <all|tag:标签|群ID,群ID> <内容>；/broadcast status [编号]；/broadcast cancel <编号>"""
+    """群发到多个群（先预览，回复「确认」才发出），查看进度或撤回
+    /broadcast <all|tag:标签|群ID,群ID> <内容>
+    /broadcast status [编号]
+    /broadcast cancel <编号>"""
     head, _, rest = ctx.args.strip().partition(" ")
     rest = rest.strip()
     if head == "status":
@@ -91,7 +94,10 @@ async def broadcast_command(ctx: Context) -> None:
 
 @router.command("grouptag", role="operator")
 async def grouptag_command(ctx: Context) -> None:
-    """给群打标签：/grouptag add|remove <标签> <群ID,群ID>；/grouptag list"""
+    """给群打标签（群发时用 tag:标签 选群）
+    /grouptag list
+    /grouptag add <标签> <群ID,群ID>
+    /grouptag remove <标签> <群ID,群ID>"""
     words = ctx.args.split()
     if words[:1] == ["list"]:
         rows = (await ctx.session.execute(select(col(Group.external_id), col(Group.name)).order_by(col(Group.id))

@@ -22,4 +22,4 @@ async def go(conversation: Conversation) -> str:
 
 def build(config: Config) -> Flow:
     return confirmation(NAME, title="群发确认", prompt=config.texts["broadcast_preview"],
-                        lapsed=config.texts["broadcast_lapsed"], on_confirm=go)
+                        lapsed=config.texts["broadcast_lapsed"], left=config.texts["broadcast_left"], on_confirm=go)

@@ -8,7 +8,7 @@ from bot.config import Config
 from bot.context import Context
 from bot.middlewares import Next
 from bot.roles import has_role
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.koc.config import KOC
 from handlers.koc.services import NAME, TYPES, decide, start_screening
 from storage import flows as member_flows
@@ -23,7 +23,8 @@ def router(config: Config) -> Router:
     r = Router("koc")
     if config[KOC].enabled:
 
-        @r.message(filters.Text(config[KOC].keyword), filters.private)
+        @r.message(filters.Text(config[KOC].keyword), filters.private,
+                   keyword=Keyword(config[KOC].keyword, "koc_about"))
         async def apply(ctx: Context) -> None:
             await start_screening(ctx)
 
@@ -51,7 +52,7 @@ async def koc_command(ctx: Context) -> None:
         ctx.reply("\n".join(lines) or ctx.texts("koc_pending_none"))
         return
     if not has_role(ctx.role, "operator"):
-        ctx.reply(ctx.texts("command_refused", command=f"koc {action}", role=ctx.texts("role_operator")))
+        ctx.reply(ctx.texts("command_refused", command=f"koc {action}", role=ctx.texts("role_min_operator")))
         return
     member = await find_member(ctx, args.word(1, "用户"))
     who = member.name or member.external_id

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import filters, periods
 from bot.config import Config
 from bot.context import Context
-from bot.router import Router
+from bot.router import Keyword, Router
 from bot.texts import Texts
 from handlers.broadcasts.services import Placeholders
 from handlers.leaderboard.config import LEADERBOARD
@@ -25,7 +25,7 @@ def lines(texts: Texts, places: list[leaderboards.Place]) -> str:
     return "\n".join(texts("rank_line", rank=p.rank, name=p.name, points=p.points) for p in places)
 
 
-@router.message(filters.Regex(ASK))
+@router.message(filters.Regex(ASK), keyword=Keyword("排行", "rank_about"))
 async def show(ctx: Context) -> None:
     match = ASK.match((ctx.update.text or "").strip())
     period = "month" if match and match.group(2) and "月" in match.group(2) else "week"

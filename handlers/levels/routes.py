@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from bot import filters
 from bot.context import Context
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.levels.config import LEVELS
 from storage import points
 
 router = Router("levels")
 
 
-@router.message(filters.Text("等级", "我的等级"))
+@router.message(filters.Text("等级", "我的等级"), keyword=Keyword("等级", "level_about"))
 async def show_level(ctx: Context) -> None:
     levels = ctx.config[LEVELS]
     lifetime = await points.lifetime(ctx.session, ctx.member.id)

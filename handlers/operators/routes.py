@@ -33,7 +33,7 @@ async def role_command(ctx: Context) -> None:
                                       by=r.granted_by) for r in held) or ctx.texts("role_none"))
         return
     if not has_role(ctx.role, "admin"):
-        ctx.reply(ctx.texts("command_refused", command="role " + action, role=ctx.texts("role_admin")))
+        ctx.reply(ctx.texts("command_refused", command="role " + action, role=ctx.texts("role_min_admin")))
         await audit.record(ctx.session, actor=ctx.actor, action=f"role.{action}", result="refused", now=ctx.now,
                            args={"args": ctx.args})
         return

@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot import filters
 from bot.commandline import UsageError, find_member, parse
 from bot.context import Context
-from bot.router import Router
+from bot.router import Keyword, Router
 from storage import points
 
 router = Router("points")
@@ -16,7 +16,7 @@ EXPIRY_WARNING = timedelta(days=30)
 MAX_POINTS = 1_000_000
 
 
-@router.message(filters.Text("积分", "我的积分"))
+@router.message(filters.Text("积分", "我的积分"), keyword=Keyword("积分", "points_about"))
 async def show_points(ctx: Context) -> None:
     member = ctx.member.id
     balance, waiting = await points.balance(ctx.session, member), await points.pending(ctx.session, member)

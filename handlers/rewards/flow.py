@@ -1,6 +1,7 @@
 """Redemption: the member picked a reward ("兑换 3"), sees its cost and their balance, and
-confirms with "确认" ("取消" leaves); the confirmation reserves points and one unit together
-(``storage.rewards.redeem``). Unconfirmed for 10 minutes, it lapses."""
+confirms with "确认" ("取消" leaves, and so does another command: 「兑换 2」 then replaces the
+choice); the confirmation reserves points and one unit together (``storage.rewards.redeem``).
+Unconfirmed for 10 minutes, it lapses. A pick certain to fail is refused before it is asked."""
 from __future__ import annotations
 
 from bot.config import Config
@@ -13,6 +14,8 @@ NAME = "redemption"
 OUTCOME_TEXTS = {"out_of_stock": "redeem_out_of_stock", "inactive": "redeem_out_of_stock",
                  "unknown": "redeem_out_of_stock",
                  "limit": "redeem_limit", "level": "redeem_level", "not_yet": "redeem_window", "ended": "redeem_window"}
+# Refused when picked, before 确认 is asked: nothing was "just" taken, the reward is gone.
+REFUSED_TEXTS = {**OUTCOME_TEXTS, "out_of_stock": "redeem_sold_out", "not_enough": "redeem_not_enough"}
 
 
 async def redeem(conversation: Conversation) -> str:
@@ -38,4 +41,4 @@ async def redeem(conversation: Conversation) -> str:
 
 def build(config: Config) -> Flow:
     return confirmation(NAME, title="积分兑换", prompt=config.texts["redeem_confirm"],
-                        lapsed=config.texts["redeem_expired"], on_confirm=redeem)
+                        lapsed=config.texts["redeem_expired"], left=config.texts["redeem_left"], on_confirm=redeem)

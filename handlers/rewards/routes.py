@@ -14,7 +14,7 @@ from bot import filters
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.levels.services import levels_of
 from handlers.rewards.services import ACTIONS, settle
 from storage import points, rewards
@@ -36,7 +36,7 @@ def _conditions(ctx: Context, reward: Reward) -> str:
     return "（" + "，".join(notes) + "）" if notes else ""
 
 
-@router.message(filters.Text("兑换"))
+@router.message(filters.Text("兑换"), keyword=Keyword("兑换", "redeem_about"))
 async def show_catalog(ctx: Context) -> None:
     catalog = await rewards.catalog(ctx.session, now=ctx.now)
     if not catalog:
@@ -48,7 +48,7 @@ async def show_catalog(ctx: Context) -> None:
     ctx.reply("\n".join([*lines, ctx.texts("redeem_list_footer")]))
 
 
-@router.message(filters.Regex(PICK))
+@router.message(filters.Regex(PICK), keyword=Keyword("兑换 1", ""))  # known; listed as 兑换
 async def pick(ctx: Context) -> None:
     match = PICK.match((ctx.update.text or "").strip())
     assert match is not None
@@ -56,15 +56,28 @@ async def pick(ctx: Context) -> None:
     if reward is None or not reward.active:
         ctx.reply(ctx.texts("redeem_unknown", id=match.group(1)))
         return
-    await ctx.flows.start(ctx, flow.NAME, {
-        "id": reward.id, "name": reward.name, "cost": reward.cost, "limit": reward.per_member_limit,
-        "level": reward.min_level or "", "balance": await points.balance(ctx.session, ctx.member.id),
-    })
+    balance = await points.balance(ctx.session, ctx.member.id)
+    data = {"id": reward.id, "name": reward.name, "cost": reward.cost, "limit": reward.per_member_limit,
+            "level": reward.min_level or "", "balance": balance}
+    # What would refuse it anyway is said now: 确认 is asked only when it can work.
+    levels = levels_of(ctx.config)
+    level = levels.tier(await points.lifetime(ctx.session, ctx.member.id))
+    reason = await rewards.refusal(ctx.session, ctx.member.id, reward, now=ctx.now, level=level, levels=levels.names)
+    if reason is None and balance < reward.cost:
+        reason = "not_enough"
+    if reason is not None:
+        ctx.reply(ctx.texts(flow.REFUSED_TEXTS[reason], **data, mine=level))
+        return
+    await ctx.flows.start(ctx, flow.NAME, data)
 
 
 @router.command("redemption", role="operator")
 async def redemption_command(ctx: Context) -> None:
-    """处理积分兑换：/redemption pending；/redemption approve|reject|fulfil <兑换单号>"""
+    """处理积分兑换：查看待处理的兑换，审核通过、拒绝（退回积分）或标记已发放
+    /redemption pending
+    /redemption approve <兑换单号>
+    /redemption reject <兑换单号>
+    /redemption fulfil <兑换单号>"""
     action, _, rest = ctx.args.strip().partition(" ")
     if action == "pending" or not action:
         rows: Sequence[Any] = (await ctx.session.execute(

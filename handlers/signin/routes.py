@@ -4,7 +4,7 @@ from __future__ import annotations
 from bot import filters, periods
 from bot.config import Config
 from bot.context import Context
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.signin.config import SIGNIN
 from storage import points, signins
@@ -14,7 +14,7 @@ def router(config: Config) -> Router:
     r = Router("signin")
     settings = config[SIGNIN]
 
-    @r.message(filters.Text(settings.keyword))
+    @r.message(filters.Text(settings.keyword), keyword=Keyword(settings.keyword, "signin_about"))
     async def sign_in(ctx: Context) -> None:
         day = periods.local_day(ctx.now, ctx.zone)
         member = ctx.member.id

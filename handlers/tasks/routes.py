@@ -9,7 +9,7 @@ from bot import filters, periods
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
-from bot.router import Router
+from bot.router import Keyword, Router
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
 from handlers.tasks.services import current, done_text, get, review, waiting
@@ -53,7 +53,7 @@ async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
     await celebrate(ctx, earned)
 
 
-@router.message(filters.StartsWith(KEYWORD))
+@router.message(filters.StartsWith(KEYWORD), keyword=Keyword(KEYWORD, "task_about"))
 async def task_checkin(ctx: Context) -> None:
     words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
     name = words[0] if words else ""

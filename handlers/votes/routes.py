@@ -16,7 +16,7 @@ from bot.commandline import UsageError, split
 from bot.config import Config
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
-from bot.router import Router
+from bot.router import Keyword, Router
 from bot.texts import Texts
 from storage import audit, community, outbox, polls, rewards
 from storage.engine import Database
@@ -33,7 +33,7 @@ def _option_lines(texts: Texts, poll: Any, counts: dict[int, int] | None = None)
                            votes=(counts or {}).get(i, 0)) for i, o in enumerate(poll.options, 1))
 
 
-@router.message(filters.Regex(VOTE))
+@router.message(filters.Regex(VOTE), keyword=Keyword("投票", "vote_about"))
 async def vote(ctx: Context) -> None:
     match = VOTE.match((ctx.update.text or "").strip())
     assert match is not None
@@ -122,7 +122,9 @@ async def finish(session: AsyncSession, texts: Texts, poll_id: int, *, now: date
 
 @router.command("vote", role="operator")
 async def vote_command(ctx: Context) -> None:
-    """开启或结束奖品投票：/vote open 标题 名称:积分:库存 ... [winners=1] [hours=48]；/vote close [编号]"""
+    """开启或结束奖品投票（选出的奖品上架积分商城）
+    /vote open <标题> <名称:积分:库存> <名称:积分:库存> ... [winners=1] [hours=48]
+    /vote close [编号]"""
     action, _, rest = ctx.args.strip().partition(" ")
     actor = ctx.actor
     if action == "open":
@@ -154,7 +156,8 @@ async def vote_command(ctx: Context) -> None:
         if done is None or poll is None:
             ctx.reply(ctx.texts("vote_none"))
             return
-        ctx.reply(ctx.texts("vote_closed_report", id=poll.id, winners="、".join(done[0]) or "—", groups=done[1]))
+        names = "、".join(f"「{n}」" for n in done[0]) or ctx.texts("vote_no_winner")
+        ctx.reply(ctx.texts("vote_closed_report", id=poll.id, winners=names, groups=done[1]))
     else:
         ctx.reply(ctx.texts("vote_usage"))
 
