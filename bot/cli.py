@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
     """The ``siyu`` command. A brand's own entry point passes its features (``[*FEATURES, mine]``)."""
     args = _parser().parse_args(argv)
     config = _load(args.config, features)
-    logs.setup(config.logging)
+    logs.setup(config.logging, config.zone)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
     if args.command == "db":

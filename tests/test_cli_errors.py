@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import struct
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,21 @@ async def test_two_runs_on_different_sqlite_files_both_serve(tmp_path: Path) -> 
             serving(tmp_path, ["--config", "b.toml", "--port", str(free_port())]) as (_b, line_b):
         assert "serving on" in line_a and "serving on" in line_b
 
+
+
+# --- the time of a log line -----------------------------------------------------------------------
+
+
+async def test_log_lines_tell_the_time_in_the_communitys_zone_with_its_offset(tmp_path: Path) -> None:
+    write_config(tmp_path, '\n[community]\ntimezone = "Asia/Shanghai"\n')
+    config = tmp_path / "cfg.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('level = "WARNING"', 'level = "INFO"'),
+                      encoding="utf-8")
+    async with serving(tmp_path, ["--config", "cfg.toml", "--port", str(free_port())]) as (_proc, line):
+        assert "serving on" in line
+    lines = [text for text in (tmp_path / "stderr.log").read_text(encoding="utf-8").splitlines() if " INFO " in text]
+    assert lines
+    for text in lines:  # 2026-12-07 09:30:00.123+08:00 INFO siyu...: ...
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+08:00 INFO ", text), text
+    stamp = datetime.fromisoformat(lines[0].split(" INFO ")[0])
+    assert abs((stamp - datetime.now(UTC)).total_seconds()) < 120  # the zone's time, not UTC's digits
