@@ -19,6 +19,7 @@ from storage.engine import DatabaseURLError, parse_url, sync_url
 
 CONNECT_TIMEOUT_S = 10  # an unreachable host is named after this long, not after the OS's minutes
 POSTGRES_EXTRA = "pip install -e '.[postgres]'"
+SQLITE_OPEN_FAILURES = ("unable to open", "readonly", "not a database", "disk I/O", "authorization denied")
 
 
 class DatabaseUnavailable(Exception):
@@ -46,13 +47,18 @@ def explain(exc: BaseException, url: str) -> str | None:
     original = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
     message = str(original)
     if parsed.get_backend_name() == "sqlite":
-        if isinstance(original, sqlite3.Error):
+        # Opening the file failed, not a statement: the folder, the permissions, another file.
+        if isinstance(original, sqlite3.OperationalError | sqlite3.DatabaseError) and any(
+                words in message for words in SQLITE_OPEN_FAILURES):
             path = Path(parsed.database or "")
             if not path.parent.exists():
                 return f"cannot open the SQLite database {path}: the folder {path.parent} does not exist"
             return f"cannot open the SQLite database {path}: {message}"
         return None
-    if type(original).__module__.split(".")[0] != "psycopg":
+    # psycopg's OperationalError with no SQLSTATE is a connection that failed (a refused login,
+    # an unknown host, no server): an error in a statement has one, and is not ours to explain.
+    if not (type(original).__module__.split(".")[0] == "psycopg" and type(original).__name__ == "OperationalError"
+            and getattr(original, "sqlstate", None) is None):
         return None
     where, user, name = _where(parsed), parsed.username or "(your login name)", parsed.database or ""
     # The server's words (sqlstate is not set on a failed connection, so they are matched).
@@ -107,7 +113,11 @@ def lock_sqlite(url: str) -> IO[bytes] | None:
         return None
     path = Path(parsed.database or "").resolve()
     lock_path = path.with_name(path.name + ".lock")
-    handle = lock_path.open("a+b")
+    try:
+        handle = lock_path.open("a+b")
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create the lock file {lock_path} beside the SQLite database: "
+                                  f"{exc.strerror or exc}") from None
     try:
         _lock(handle)
     except OSError:

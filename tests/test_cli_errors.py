@@ -179,3 +179,16 @@ async def test_log_lines_tell_the_time_in_the_communitys_zone_with_its_offset(tm
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+08:00 INFO ", text), text
     stamp = datetime.fromisoformat(lines[0].split(" INFO ")[0])
     assert abs((stamp - datetime.now(UTC)).total_seconds()) < 120  # the zone's time, not UTC's digits
+
+
+def test_an_error_in_a_statement_is_not_passed_off_as_an_unreachable_database() -> None:
+    # A bug (a constraint broken, a bad query) keeps its traceback: only failures to connect are explained.
+    import sqlite3
+
+    import psycopg
+
+    from storage.preflight import explain
+
+    assert explain(sqlite3.IntegrityError("UNIQUE constraint failed"), "sqlite:///siyu.db") is None
+    assert explain(psycopg.errors.UniqueViolation("duplicate key"), "postgresql+psycopg://u@h/d") is None
+    assert explain(RuntimeError("a bug"), "postgresql+psycopg://u@h/d") is None
