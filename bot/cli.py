@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from typing import IO
 
 from bot import logs
 from bot.builtin import FEATURES, load_config
@@ -50,6 +51,32 @@ def _load(path: str | None, features: Iterable[Feature]) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _database(url: str, *, serving: bool) -> IO[bytes] | None:
+    """Reach the database before anything uses it: a missing database, a wrong password, a host
+    that does not answer or a missing driver is one sentence and exit 2, not a traceback. When
+    ``serving`` on SQLite, hold the file's lock (released when the process ends)."""
+    from storage.preflight import DatabaseUnavailable, check, lock_sqlite
+
+    try:
+        check(url)
+        return lock_sqlite(url) if serving else None
+    except DatabaseUnavailable as exc:
+        print(f"siyu: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _explained(exc: BaseException, url: str) -> int:
+    """The exit status for a database failure after the check (the server went away meanwhile),
+    said in one sentence; anything else is a bug and keeps its traceback."""
+    from storage.preflight import explain
+
+    reason = explain(exc, url)
+    if reason is None:
+        raise exc
+    print(f"siyu: {reason}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def _loopback(host: str) -> bool:
     """Whether ``host`` is reachable from this machine only."""
     if host == "localhost":
@@ -81,7 +108,7 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
     """The ``siyu`` command. A brand's own entry point passes its features (``[*FEATURES, mine]``)."""
     args = _parser().parse_args(argv)
     config = _load(args.config, features)
-    logs.setup(config.logging)
+    logs.setup(config.logging, config.zone)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
     if args.command == "db":
@@ -89,7 +116,11 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
 
         for note in config.deprecations:
             logging.getLogger("siyu.config").warning("config: %s", note)
-        upgrade(config.storage.url)
+        _database(config.storage.url, serving=False)
+        try:
+            upgrade(config.storage.url)
+        except Exception as exc:  # noqa: BLE001 - explained if it is the database, re-raised if not
+            return _explained(exc, config.storage.url)
         print(f"siyu: database at revision {head_revision()}")
         return 0
 
@@ -107,6 +138,7 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
             "[sandbox] enabled = false (or SIYU_SANDBOX_ENABLED=false)", host,
             "anyone who reaches this port can speak as any member or operator ([sandbox] allow_remote = true)"
             if config[SANDBOX].allow_remote else "it answers clients on this machine only")
+    lock = _database(config.storage.url, serving=True)  # noqa: F841 - held until the process ends
     _use_uvloop()
     app = create_app(config)
     app.on_startup.append(_freeze_heap)
@@ -116,6 +148,8 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
     except OSError as exc:  # the port is taken, the address is not this machine's ...
         print(f"siyu: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - explained if it is the database, re-raised if not
+        return _explained(exc, config.storage.url)
     return 0
 
 

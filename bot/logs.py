@@ -5,6 +5,9 @@ With ``format = "json"`` each record is one JSON object on one line: ``time``, `
 line logged while the dispatcher handles that update, whichever module logged it. So a
 collector can gather everything one message caused without parsing free text. ``text`` keeps
 the classic line for a terminal.
+
+Every time says its zone: JSON in UTC (``...+00:00``), a text line in the community's zone with
+its offset (``2026-12-07 09:30:00.123+08:00``), the clock operators read the bot's replies by.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -60,14 +63,27 @@ class OneLineJson(JsonFormatter):
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
-def make_handler(config: LoggingConfig, stream: IO[str] | None = None) -> logging.Handler:
-    """A handler writing to ``stream`` (default stderr) in ``config.format``."""
+class ZonedText(logging.Formatter):
+    """The classic text line, its time in ``zone`` with the UTC offset written out: a line read
+    on a server in another zone (or in UTC) is not taken for local time."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        super().__init__(TEXT_FORMAT)
+        self.zone = zone
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, self.zone).isoformat(sep=" ", timespec="milliseconds")
+
+
+def make_handler(config: LoggingConfig, stream: IO[str] | None = None, *, zone: tzinfo = UTC) -> logging.Handler:
+    """A handler writing to ``stream`` (default stderr) in ``config.format``; text lines in ``zone``."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(OneLineJson() if config.format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(OneLineJson() if config.format == "json" else ZonedText(zone))
     handler.addFilter(UpdateFilter())
     return handler
 
 
-def setup(config: LoggingConfig) -> None:
-    """Configure the root logger as ``[logging]`` says (once, like ``logging.basicConfig``)."""
-    logging.basicConfig(level=config.level, handlers=[make_handler(config)])
+def setup(config: LoggingConfig, zone: tzinfo = UTC) -> None:
+    """Configure the root logger as ``[logging]`` says (once, like ``logging.basicConfig``); text
+    lines tell the time in ``zone`` (the community's)."""
+    logging.basicConfig(level=config.level, handlers=[make_handler(config, zone=zone)])

@@ -291,12 +291,12 @@ def test_env_port_becomes_an_int() -> None:
 
 def test_env_bad_port_is_an_error_naming_server_port() -> None:
     [(key, message)] = problems_of({}, env={"SIYU_SERVER_PORT": "abc"})
-    assert key == "server.port" and "abc" in message
+    assert key == "SIYU_SERVER_PORT (server.port)" and "abc" in message
 
 
 def test_env_port_out_of_range_is_an_error() -> None:
     [(key, _message)] = problems_of({}, env={"SIYU_SERVER_PORT": "70000"})
-    assert key == "server.port"
+    assert key == "SIYU_SERVER_PORT (server.port)"
 
 
 def test_env_string_keys_are_taken_verbatim() -> None:
@@ -313,11 +313,13 @@ def test_env_bools_and_lists_are_toml_literals() -> None:
 
 def test_env_bad_database_url_names_storage_url() -> None:
     [(key, _message)] = problems_of({}, env={"SIYU_STORAGE_URL": "mysql://h/db"})
-    assert key == "storage.url"
+    assert key == "SIYU_STORAGE_URL (storage.url)"
 
 
 def test_unrelated_env_is_ignored() -> None:
-    assert config_from_dict({}, env={"SIYU_SERVER_PROT": "1", "HOME": "/x"}).server.port == 8080
+    # A misspelt SIYU_ key is an error (tests/test_config_env.py); other programs' variables are not ours.
+    env = {"SIYU_TEST_DATABASE_URL": "sqlite:///t.db", "SIYU_REQUIRE_BROWSER": "1", "SIYU_FOO": "1", "HOME": "/x"}
+    assert config_from_dict({}, env=env).server.port == 8080
 
 
 def test_load_config_reads_os_environ_by_default(in_empty_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

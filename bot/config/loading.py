@@ -3,7 +3,9 @@
 texts checked against their defaults; every problem named by its key (``ConfigError``)."""
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import string
 import tomllib
 from collections.abc import Mapping
@@ -59,37 +61,86 @@ def _check_texts(overrides: Mapping[str, Any],
     return merged, problems
 
 
-def _env_overlay(data: dict[str, Any], env: Mapping[str, str],
-                 schema: type[Config]) -> tuple[dict[str, Any], list[str]]:
-    """``SIYU_WECOM_SECRET=...`` sets ``[wecom] secret``; non-string keys take TOML literals. A
-    renamed table's old variables (``SIYU_CHECKIN_...``) still count, with a note."""
-    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    notes: list[str] = []
+# SIYU_* variables that are not config keys: the config file's path, and the test suite's.
+NOT_CONFIG = frozenset({"SIYU_CONFIG", "SIYU_TEST_DATABASE_URL", "SIYU_REQUIRE_BROWSER", "SIYU_CHROMIUM"})
+
+
+def _env_names(schema: type[Config]) -> dict[str, tuple[str, str]]:
+    """Every variable that sets a key, ``SIYU_SERVER_PORT`` → ``("server", "port")``; the new
+    names first, then a renamed table's or key's old ones (``SIYU_CHECKIN_...``)."""
+    names: dict[str, tuple[str, str]] = {}
     for section_name, field in schema.model_fields.items():
         section_model = field.annotation
         if not (isinstance(section_model, type) and issubclass(section_model, Section)):
             continue
         tables = [old for old, new in schema.moved.items() if new == section_name]
-        for key, key_field in section_model.model_fields.items():
-            names = [f"SIYU_{t}_{key}".upper() for t in (section_name, *tables)] + [
-                "SIYU_" + old.replace(".", "_").upper() for old, new in schema.moved.items()
-                if new == f"{section_name}.{key}"]
-            found = [(name, env[name]) for name in names if name in env]
-            if not found:
-                continue
-            name, raw = found[0]
-            if name != names[0]:
-                notes.append(f"{name} is deprecated: it is now {names[0]}")
-            value: Any = raw
-            if key_field.annotation is not str:
-                try:
-                    value = tomllib.loads(f"v = {raw}")["v"]
-                except tomllib.TOMLDecodeError:
-                    value = raw  # validation will name the key and the expected type
-            data.setdefault(section_name, {})
-            if isinstance(data[section_name], dict):
-                data[section_name][key] = value
-    return data, notes
+        for key in section_model.model_fields:
+            for name in [f"SIYU_{t}_{key}".upper() for t in (section_name, *tables)] + [
+                    "SIYU_" + old.replace(".", "_").upper() for old, new in schema.moved.items()
+                    if new == f"{section_name}.{key}"]:
+                names.setdefault(name, (section_name, key))
+    return names
+
+
+def _unknown_variables(env: Mapping[str, str], names: Mapping[str, tuple[str, str]],
+                       schema: type[Config]) -> list[tuple[str, str]]:
+    """A ``SIYU_*`` variable that looks like a config key but is none (a misspelt one would
+    otherwise be ignored without a word): named, with the closest known variable."""
+    current = sorted(name for name, (section, key) in names.items() if name == f"SIYU_{section}_{key}".upper())
+    tables = sorted({*schema.model_fields, *(old for old in schema.moved if "." not in old)}, key=len, reverse=True)
+    problems = []
+    for name in sorted(env):
+        if not name.startswith("SIYU_") or name in names or name in NOT_CONFIG:
+            continue
+        table = next((t for t in tables if name.startswith(f"SIYU_{t.upper()}_")), None)
+        close = difflib.get_close_matches(name, current, n=1, cutoff=0.8)
+        if table is None and not close:
+            continue  # not ours to judge (another program's SIYU_ variable)
+        if table is not None and table in schema.model_fields and not _is_section(schema, table):
+            problems.append((name, f"[{table}] cannot come from the environment: write it in the config file"))
+            continue
+        hint = close or difflib.get_close_matches(name, [n for n in current if table and n.startswith(
+            f"SIYU_{schema.moved.get(table, table).upper()}_")], n=1, cutoff=0.5)
+        problems.append((name, "not a config variable" + (f"; did you mean {hint[0]}?" if hint else
+                                                           "; config.example.toml lists the keys")))
+    return problems
+
+
+def _is_section(schema: type[Config], name: str) -> bool:
+    annotation = schema.model_fields[name].annotation
+    return isinstance(annotation, type) and issubclass(annotation, Section)
+
+
+def _env_overlay(data: dict[str, Any], env: Mapping[str, str], schema: type[Config],
+                 ) -> tuple[dict[str, Any], list[str], dict[str, str], list[tuple[str, str]]]:
+    """``SIYU_WECOM_SECRET=...`` sets ``[wecom] secret``; non-string keys take TOML literals. A
+    renamed table's old variables (``SIYU_CHECKIN_...``) still count, with a note. Also returns
+    which variable set each key (``"server.port": "SIYU_SERVER_PORT"``), for problems to name
+    it, and the variables that look like keys but are none."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    notes: list[str] = []
+    origins: dict[str, str] = {}
+    names = _env_names(schema)
+    for name, (section_name, key) in names.items():
+        if name not in env or f"{section_name}.{key}" in origins:
+            continue  # the new name, listed first, wins over an old one
+        current = f"SIYU_{section_name}_{key}".upper()
+        if name != current:
+            notes.append(f"{name} is deprecated: it is now {current}")
+        raw = env[name]
+        value: Any = raw
+        section_model = schema.model_fields[section_name].annotation
+        assert isinstance(section_model, type) and issubclass(section_model, Section)
+        if section_model.model_fields[key].annotation is not str:
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # validation will name the key and the expected type
+        data.setdefault(section_name, {})
+        if isinstance(data[section_name], dict):
+            data[section_name][key] = value
+            origins[f"{section_name}.{key}"] = name
+    return data, notes, origins, _unknown_variables(env, names, schema)
 
 
 def _move_old_keys(data: dict[str, Any], moved: Mapping[str, str]) -> list[str]:
@@ -119,6 +170,22 @@ def _move_old_keys(data: dict[str, Any], moved: Mapping[str, str]) -> list[str]:
     return notes
 
 
+# Keys whose values are never printed back (a config error goes to a terminal and to logs).
+SECRET_KEY = re.compile(r"password|secret|token|(^|_)key$", re.IGNORECASE)
+URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as a problem may show it: secrets inside tables and URLs masked."""
+    if isinstance(value, dict):
+        return {k: "***" if SECRET_KEY.search(str(k)) else _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, str):
+        return URL_PASSWORD.sub(r"\1***@", value)
+    return value
+
+
 def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
     loc = [str(p) for p in error["loc"] if not str(p).startswith("function-after[")]
     key = ".".join(loc) or "(top level)"
@@ -126,8 +193,20 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         return key, "unknown key"
     if kind == "value_error":
-        return key, str(error["msg"]).removeprefix("Value error, ")
-    return key, f"{error['msg']} (got {error.get('input')!r})" if kind != "missing" else "missing"
+        return key, URL_PASSWORD.sub(r"\1***@", str(error["msg"]).removeprefix("Value error, "))
+    if kind == "missing":
+        return key, "missing"
+    names = [p for p in loc if not p.isdigit()]
+    if names and SECRET_KEY.search(names[-1]):  # what was given is not repeated, only its kind
+        return key, f"{error['msg']} (the value given is a secret: not shown)"
+    return key, f"{error['msg']} (got {_shown(error.get('input'))!r})"
+
+
+def _from_env(problem: tuple[str, str], origins: Mapping[str, str]) -> tuple[str, str]:
+    """A problem with a key the environment set names the variable: ``SIYU_SERVER_PORT (server.port)``."""
+    key, message = problem
+    name = origins.get(".".join(key.split(".")[:2]))
+    return (f"{name} ({key})", message) if name else problem
 
 
 def load_config(
@@ -158,10 +237,9 @@ def config_from_dict(data: Mapping[str, Any], *, schema: type[Config] = Config, 
                      source: str = "config") -> Config:
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     deprecations = _move_old_keys(data, schema.moved)
-    data, env_notes = _env_overlay(data, env or {}, schema)
+    data, env_notes, origins, problems = _env_overlay(data, env or {}, schema)
     deprecations += env_notes
     texts_raw = data.pop("texts", {})
-    problems: list[tuple[str, str]] = []
     if not isinstance(texts_raw, dict):
         problems.append(("texts", "must be a table of strings"))
         texts_raw = {}
@@ -171,8 +249,13 @@ def config_from_dict(data: Mapping[str, Any], *, schema: type[Config] = Config, 
     try:
         config = schema.model_validate({**data, "texts": texts})
     except ValidationError as exc:
-        problems += [_describe(e) for e in exc.errors()]
+        problems += [_from_env(_describe(e), origins) for e in exc.errors()]
     if problems or config is None:
+        from_env = [key.startswith("SIYU_") for key, _ in problems]
+        if all(from_env):  # the file (or the defaults) are fine: the environment is not
+            source = "the environment (SIYU_* variables)"
+        elif any(from_env):
+            source = f"{source} and the environment"
         raise ConfigError(problems, source)
     config._deprecations = tuple(deprecations)
     return config

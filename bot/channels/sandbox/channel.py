@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from bot.appkeys import DB, DISPATCHER
 from bot.channels.base import Capability, Channel
 from bot.channels.sandbox.config import SandboxConfig
+from bot.channels.sandbox.identities import roles_of
 from bot.dispatcher import FeedResult
 from bot.http import BadRequest, json_response, no_control_chars, read_model
 from bot.numbers import parse_int
@@ -103,6 +104,7 @@ class SandboxChannel(Channel):
         app.router.add_post("/sandbox/events", local(self.post_event))
         app.router.add_get("/sandbox/outbox", local(self.get_outbox))
         app.router.add_get("/sandbox", local(self.page))
+        app.router.add_get("/sandbox/roles", local(roles_of(NAME)))
 
     def _local_only(self, handler: Handler) -> Handler:
         """Whoever reaches the sandbox speaks as any member or operator they name, so it answers
