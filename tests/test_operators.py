@@ -100,7 +100,7 @@ async def test_member_card_tags_and_flows(bot: SandboxClient) -> None:
     card = await cmd(bot, "boss", "/member 小王")
     assert "标签：上海" in card and "积分：0" in card and "等级：白银" in card and "分层：泛用户" in card
     assert "已把 小王 的流程「koc_screening」设为「bought」" in await cmd(bot, "boss", "/flow reset u1 koc_screening")
-    assert "koc_screening:bought" in await cmd(bot, "boss", f"/member #{await member_id(bot, 'u1')}")
+    assert "流程：KOC 申请：进行中" in await cmd(bot, "boss", f"/member #{await member_id(bot, 'u1')}")
     assert "流程要是" in await cmd(bot, "boss", "/flow reset u1 nope")
 
 
