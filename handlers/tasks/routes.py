@@ -10,6 +10,7 @@ from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
 from bot.router import Keyword, Router
+from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
 from handlers.tasks.services import current, done_text, get, review, waiting
@@ -49,6 +50,7 @@ async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
         return
     earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
                         pending_days=task.pending_days)
+    await after_purchase(ctx, task.name)  # a purchase task (晒单) raises the lifecycle stage at once
     ctx.reply(done_text(ctx, task, earned))
     await celebrate(ctx, earned)
 
