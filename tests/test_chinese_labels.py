@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import select
 
+from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage import koc, points, rewards
@@ -116,3 +117,14 @@ async def test_every_stored_state_and_kind_has_a_chinese_label(bot: SandboxClien
         assert not re.search(r"[a-z]", flow.title), flow.name
         for state in flow.states:
             assert not re.search(r"[a-z]", flow.state_label(texts, state)), (flow.name, state)
+
+
+async def test_the_task_list_says_where_a_task_came_from_in_chinese(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    config = make_config(operators={"admins": ["sandbox:op1"]})
+    config = config.model_copy(update={"tasks": SiyuConfig.model_validate(
+        {"tasks": [{"name": "晒单", "points": 50}]}).tasks})
+    async with sandbox_app(config, clock=clock) as bot:
+        listed = "\n".join(r["text"] for r in await bot.say("op1", "/task list"))
+        assert "来自 配置文件（[[tasks]]）" in listed and "config" not in listed

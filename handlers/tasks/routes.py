@@ -118,7 +118,8 @@ async def task_command(ctx: Context) -> None:
         rows = await task_definitions.every(ctx.session)
         ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
                                       month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
-                                      source=t.source) for t in rows) or ctx.texts("task_list_none"))
+                                      source=ctx.texts.label("task_source", t.source)) for t in rows)
+                  or ctx.texts("task_list_none"))
         return
     if action == "pending":
         await list_pending(ctx)
