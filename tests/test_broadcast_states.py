@@ -143,5 +143,7 @@ async def test_a_one_shot_playbook_reads_finished_after_it_ran(
         clock.advance(hours=2)
         d = bot.dispatcher
         await sop.plan_slot(d.db, d.config, d.texts, d.config.sop[0], at, now=clock.now())
+        await bot.deliver()
         after = "\n".join(r["text"] for r in await bot.say("op1", "/sop list"))
-        assert "「新品发布」2026-11-22 11:00（一次）：已发出" in after and "运行中" in after.split("「早安」")[1]
+        assert "「新品发布」2026-11-22 11:00（一次）：已发出，最近一次 11-22 11:00 已送达" in after
+        assert "运行中" in after.split("「早安」")[1]

@@ -117,8 +117,10 @@ async def grouptag_command(ctx: Context) -> None:
     ctx.reply(ctx.texts("grouptag_done", tag=tag, count=len(found), missing=len(ids) - len(found)))
 
 
-def _last_slot(ctx: Context, last: Broadcast) -> str:
-    return f"{last.slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{last.status}')}"
+async def _last_slot(ctx: Context, last: Broadcast) -> str:
+    """The playbook's latest slot and where it stands (read from its groups, as everywhere)."""
+    state = await state_now(ctx.session, last, await broadcasts.progress(ctx.session, last.id), ctx.now)
+    return f"{last.slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{state}')}"
 
 
 def _when(ctx: Context, p: PlaybookConfig) -> str:
@@ -163,7 +165,7 @@ async def sop_command(ctx: Context) -> None:
             last = await broadcasts.recent(ctx.session, p.name, limit=1)
             lines.append(ctx.texts("sop_line", name=p.name, when=_when(ctx, p),
                                    state=ctx.texts(f"sop_state_{_state(ctx, p, paused, last)}"),
-                                   last=_last_slot(ctx, last[0]) if last else "—"))
+                                   last=await _last_slot(ctx, last[0]) if last else "—"))
         ctx.reply("\n".join(lines) or ctx.texts("sop_none"))
         return
     name = args.choice(1, "名称", names) if names else args.word(1, "名称")
