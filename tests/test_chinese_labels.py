@@ -103,7 +103,7 @@ async def test_the_member_command_speaks_chinese(bot: SandboxClient) -> None:
 async def test_every_stored_state_and_kind_has_a_chinese_label(bot: SandboxClient) -> None:
     texts = bot.dispatcher.texts
     stored = {"ledger_kind": (points.EARN, points.GRANT, points.REFUND, points.SPEND, points.DEDUCT, points.EXPIRE),
-              "redemption_status": (rewards.AWAITING_APPROVAL, rewards.RESERVED, rewards.FULFILLED, rewards.CANCELLED),
+              "redemption": (rewards.AWAITING_APPROVAL, rewards.RESERVED, rewards.FULFILLED, rewards.CANCELLED),
               "koc_status": (koc.PENDING, koc.APPROVED, koc.REJECTED),
               "member_status": ("active", "lost"), "group_status": ("active", "dismissed"),
               "koc_answer": ("bought", "product", "activities", "platforms", "followers", "preference", "hours"),
