@@ -110,6 +110,16 @@ class Flow:
     def text(self, key: str, data: Mapping[str, Any]) -> str:
         return self._render(key, **data)
 
+    def state_label(self, texts: Texts, state: str) -> str:
+        """Where a member is, in operators' words: the text ``flow_state_<flow>_<state>`` (the
+        feature's), else ``flow_state_<state>`` (the engine's: confirm, done, lapsed), else the
+        kernel's 进行中 / 已结束."""
+        for key in (f"flow_state_{self.name}_{state}", f"flow_state_{state}"):
+            if key in texts:
+                return texts(key)
+        spec = self.states.get(state)
+        return texts("flow_state_final" if spec is not None and spec.final else "flow_state_open")
+
     def prompt(self, state: str, data: Mapping[str, Any]) -> str | None:
         spec = self.states.get(state)
         return self.text(spec.prompt, data) if spec is not None and spec.prompt is not None else None
@@ -135,3 +145,12 @@ def one_of(*choices: str) -> Callable[[Any], bool]:
 
 def not_empty(event: Any) -> bool:
     return bool(answer(event))
+
+
+def describe(flows: Mapping[str, Flow], texts: Texts, name: str, state: str) -> tuple[str, str]:
+    """A member's flow row in operators' words: the flow's title and where they are in it (a
+    flow no longer defined keeps its stored name)."""
+    flow = flows.get(name)
+    if flow is None:
+        return name, texts("flow_state_open")
+    return flow.title, flow.state_label(texts, state)

@@ -318,3 +318,43 @@ async def set_paused(session: AsyncSession, name: str, value: bool, *, by: str, 
 async def recent(session: AsyncSession, playbook: str, *, limit: int = 3) -> list[Broadcast]:
     return list((await session.execute(select(Broadcast).where(col(Broadcast.playbook) == playbook)
                                        .order_by(col(Broadcast.slot).desc()).limit(limit))).scalars())
+
+
+async def latest(session: AsyncSession, *, limit: int) -> list[Broadcast]:
+    """The newest broadcasts first."""
+    return list((await session.execute(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(limit))).scalars())
+
+
+async def progress_of(session: AsyncSession, broadcast_ids: Sequence[int]) -> dict[int, Counter[str]]:
+    """Per broadcast: how many of its deliveries are in each status."""
+    out: dict[int, Counter[str]] = {b: Counter() for b in broadcast_ids}
+    if broadcast_ids:
+        rows = await session.execute(select(D.c.broadcast_id, D.c.status, func.count())
+                                     .where(D.c.broadcast_id.in_(list(broadcast_ids)))
+                                     .group_by(D.c.broadcast_id, D.c.status))
+        for broadcast_id, status, n in rows:
+            out[broadcast_id][status] = n
+    return out
+
+
+async def sample_texts(session: AsyncSession, broadcast_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+    """Per broadcast with deliveries: the text its first group got, and how many different
+    texts its groups got (placeholders such as {group} fill in per group)."""
+    if not broadcast_ids:
+        return {}
+    firsts = (await session.execute(select(D.c.broadcast_id, func.min(D.c.id), func.count(func.distinct(D.c.text)))
+                                    .where(D.c.broadcast_id.in_(list(broadcast_ids)))
+                                    .group_by(D.c.broadcast_id))).all()
+    texts = dict((await session.execute(select(D.c.id, D.c.text)
+                                        .where(D.c.id.in_([first for _, first, _ in firsts])))).all())
+    return {broadcast_id: (texts[first], variants) for broadcast_id, first, variants in firsts}
+
+
+async def next_due(session: AsyncSession, broadcast_ids: Sequence[int]) -> dict[int, datetime]:
+    """Per broadcast with deliveries not yet handed over: the earliest time one may go out."""
+    if not broadcast_ids:
+        return {}
+    rows = await session.execute(select(D.c.broadcast_id, func.min(D.c.not_before))
+                                 .where(D.c.broadcast_id.in_(list(broadcast_ids)), D.c.status.in_((PLANNED, QUEUED)))
+                                 .group_by(D.c.broadcast_id))
+    return dict(rows.all())  # min() keeps the column's type: aware UTC on both databases

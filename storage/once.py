@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -32,3 +33,8 @@ async def claim(session: AsyncSession, key: str, *, now: datetime) -> bool:
     stmt = insert_for(session, A).values(key=key, at=now).on_conflict_do_nothing(index_elements=[A.c.key])
     return (await session.execute(stmt.returning(A.c.key))).first() is not None
 
+
+
+async def claimed(session: AsyncSession, key: str) -> bool:
+    """Whether ``key`` was claimed (a read before deciding whether there is work at all)."""
+    return (await session.execute(select(A.c.key).where(A.c.key == key))).first() is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -257,3 +257,21 @@ async def days_with_metrics(session: AsyncSession, since: date) -> set[date]:
 async def cohorts_with_rows(session: AsyncSession, since: date) -> set[date]:
     return set((await session.execute(select(CR.c.cohort).where(CR.c.cohort >= since).distinct())).scalars())
 
+
+
+# When the numbers were last rolled up, for the console to say how fresh they are: kept as one
+# metric of a day no date range reaches (no table of its own, so no migration).
+ROLLED_UP_AT, NO_DAY = "rolled_up_at", date(1970, 1, 1)
+
+
+async def mark_rolled_up(session: AsyncSession, at: datetime) -> None:
+    stmt = insert_for(session, DM).values(day=NO_DAY, metric=ROLLED_UP_AT, dimension="", value=int(at.timestamp()))
+    await session.execute(stmt.on_conflict_do_update(index_elements=[DM.c.day, DM.c.metric, DM.c.dimension],
+                                                     set_={"value": stmt.excluded.value}))
+
+
+async def rolled_up_at(session: AsyncSession) -> datetime | None:
+    """When the rollup job last finished (None: never)."""
+    value = (await session.execute(select(DM.c.value).where(DM.c.day == NO_DAY, DM.c.metric == ROLLED_UP_AT))
+             ).scalar_one_or_none()
+    return None if value is None else datetime.fromtimestamp(value, UTC)

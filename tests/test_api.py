@@ -34,7 +34,7 @@ async def call(bot: SandboxClient, method: str, path: str, token: str | None = V
 
 async def test_the_member_and_rewards_shapes_are_fixed(bot: SandboxClient) -> None:
     assert await call(bot, "GET", "/api/members/u1") == (200, {"id": "u1", "name": "小王", "points": 10,
-                                                               "level": "白银", "tags": []})
+                                                               "level": "青铜", "tags": []})
     status, data = await call(bot, "GET", "/api/rewards")
     assert status == 200 and [{k: r[k] for k in ("id", "name", "cost", "stock")} for r in data["rewards"]] == [
         {"id": 1, "name": "保温杯", "cost": 100, "stock": 5}]

@@ -177,4 +177,4 @@ async def test_progress_counts_follow_the_outbox(make_config: Callable[..., Conf
         assert await bot.app[JOBS].run("broadcast_reports") == 1
         assert await bot.app[JOBS].run("broadcast_reports") == 0
         told = [m["text"] for m in await bot.outbox(to="op1")]
-        assert told[-1] == f"群发已全部发出或交给群主：群发 #{b}（已开始）共 3 个群：已送达 3"
+        assert told[-1] == f"群发已全部发出或交给群主：群发 #{b}（已送达）共 3 个群：已送达 3"  # read from the groups

@@ -62,3 +62,36 @@ async def test_the_job_keeps_stages_as_members_act_and_drift(
         assert (await stages())["fan"] == ENGAGED
         report = (await bot.say("op1", "/stages"))[0]["text"]
         assert report.splitlines()[1:] == ["超级用户：1 人", "核心用户：0 人", "精准用户：2 人", "泛用户：1 人"]
+
+
+async def test_a_stage_rises_at_once_when_what_decides_it_happens(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    """No job runs here: a purchase check-in, a KOC approval, the sign-in that reaches
+    engaged_days and a KOC screening answered "买过" each move the stage in their own update."""
+    config = make_config(operators={"admins": ["sandbox:op1"]},
+                         lifecycle={"window_days": 10, "engaged_days": 2, "core_days": 4, "purchase_tasks": ["晒单"]})
+    config = config.model_copy(update={"tasks": SiyuConfig.model_validate(
+        {"tasks": [{"name": "晒单", "points": 50}, {"name": "转发", "points": 5}]}).tasks})
+    async with sandbox_app(config, clock=clock) as bot:
+
+        async def stage(who: str) -> str | None:
+            async with bot.db.read() as s:
+                return (await s.execute(select(Member.stage).where(Member.external_id == who))).scalar_one()
+
+        await bot.say("buyer", "打卡 转发")
+        assert await stage("buyer") in (None, BROAD)  # not a purchase task
+        await bot.say("buyer", "打卡 晒单")
+        assert await stage("buyer") == ENGAGED
+        await bot.say("fan", "签到")
+        assert await stage("fan") in (None, BROAD)
+        clock.advance(days=1)
+        await bot.say("fan", "签到")  # the second day: engaged_days
+        assert await stage("fan") == ENGAGED
+        assert "分层：精准用户" in (await bot.say("op1", "/member fan"))[0]["text"]
+        await bot.say("kol", "申请KOC")
+        for answer in ["1", "空气炸锅", "1", "1 2", "5000", "3", "6"]:  # bought: 精准用户 at once
+            await bot.say("kol", answer)
+        assert await stage("kol") == ENGAGED
+        await bot.say("op1", "/koc approve kol")
+        assert await stage("kol") == SUPER

@@ -98,9 +98,9 @@ async def test_member_card_tags_and_flows(bot: SandboxClient) -> None:
     assert "小王 的标签：VIP、上海" in await cmd(bot, "boss", "/tag add u1 VIP 上海")
     assert "小王 的标签：上海" in await cmd(bot, "boss", "/tag remove u1 VIP")
     card = await cmd(bot, "boss", "/member 小王")
-    assert "标签：上海" in card and "积分：0" in card and "等级：白银" in card and "分层：泛用户" in card
+    assert "标签：上海" in card and "积分：0" in card and "等级：青铜" in card and "分层：泛用户" in card
     assert "已把 小王 的流程「koc_screening」设为「bought」" in await cmd(bot, "boss", "/flow reset u1 koc_screening")
-    assert "koc_screening:bought" in await cmd(bot, "boss", f"/member #{await member_id(bot, 'u1')}")
+    assert "流程：KOC 申请：进行中" in await cmd(bot, "boss", f"/member #{await member_id(bot, 'u1')}")
     assert "流程要是" in await cmd(bot, "boss", "/flow reset u1 nope")
 
 
@@ -119,7 +119,7 @@ async def test_koc_review_from_chat(bot: SandboxClient, clock: FakeClock) -> Non
 
 
 async def test_rewards_sop_stats_audit_and_help(bot: SandboxClient) -> None:
-    added = await cmd(bot, "boss", '/reward add "品牌 帆布袋" 200 30 limit=1 level=白金')
+    added = await cmd(bot, "boss", '/reward add "品牌 帆布袋" 200 30 limit=1 level=白银')
     assert "已上架奖品" in added and "「品牌 帆布袋」：200 积分，库存 30" in added
     reward_id = added.split("已上架奖品 ")[1].split(".")[0]
     assert "库存 50" in await cmd(bot, "boss", f"/reward stock {reward_id} +20")

@@ -9,6 +9,7 @@ from bot.appkeys import JOBS
 from bot.builtin import SiyuConfig
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
+from handlers.levels.config import LEVELS
 from storage import points
 from storage.models import Member
 
@@ -81,6 +82,13 @@ async def test_earned_points_expire_after_the_configured_days(
         assert summary.startswith("你现在有 0 积分。") and "积分过期 -10" in summary
 
 
+def test_the_default_levels_rise_as_game_ranks(make_config: Callable[..., Config]) -> None:
+    """Each default tier reads as a rise (not 白银 → 白金 → 黄金: 白金 ranks above 黄金)."""
+    tiers = make_config()[LEVELS].tiers
+    assert [t.name for t in tiers] == ["青铜", "白银", "黄金", "铂金", "钻石"]
+    assert [t.min_points for t in tiers] == [0, 500, 2000, 5000, 10000]
+
+
 async def test_points_and_level_on_request(make_config: Callable[..., Config], clock: FakeClock) -> None:
     config = make_config(signin={"daily_points": 300})
     async with sandbox_app(config, clock=clock) as bot:
@@ -88,5 +96,5 @@ async def test_points_and_level_on_request(make_config: Callable[..., Config], c
         await text(bot, "u1", "签到")
         summary = await text(bot, "u1", "积分")
         assert summary == "你现在有 300 积分。\n最近记录：\n11-22 每日签到 +300"
-        assert await text(bot, "u1", "等级") == ("你现在是「白银」会员，累计获得 300 积分。"
-                                               "再获得 200 积分升级为「白金」。")
+        assert await text(bot, "u1", "等级") == ("你现在是「青铜」会员，累计获得 300 积分。"
+                                               "再获得 200 积分升级为「白银」。")

@@ -25,7 +25,7 @@ _ids = itertools.count(1)
 async def shop(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIterator[SandboxClient]:
     config = make_config(operators={"admins": ["sandbox:op1"]})
     config = config.model_copy(update={"rewards": SiyuConfig.model_validate({"rewards": [
-        {"name": "钻石礼盒", "cost": 100, "stock": 3, "min_level": "白金"},
+        {"name": "钻石礼盒", "cost": 100, "stock": 3, "min_level": "白银"},
         {"name": "圣诞限定", "cost": 10, "stock": 3, "starts_at": T0 + timedelta(days=1),
          "ends_at": T0 + timedelta(days=2)},
         {"name": "定制外套", "cost": 500, "stock": 2, "approval": True},
@@ -70,11 +70,11 @@ async def unit(bot: SandboxClient, name: str) -> tuple[int, int, int]:
 
 
 async def test_a_minimum_level_counts_lifetime_points_earned(shop: SandboxClient) -> None:
-    await give(shop, "u1", 1000)  # granted, not earned: still 白银
-    assert await pick(shop, "u1", "钻石礼盒") == "「钻石礼盒」需要「白金」及以上等级才能兑换，你现在是「白银」。"
+    await give(shop, "u1", 1000)  # granted, not earned: still 青铜
+    assert await pick(shop, "u1", "钻石礼盒") == "「钻石礼盒」需要「白银」及以上等级才能兑换，你现在是「青铜」。"
     await give(shop, "u2", 600, earned=True)
     assert "兑换成功" in await redeem(shop, "u2", "钻石礼盒")
-    assert "（白金及以上）" in (await shop.say("u2", "兑换"))[0]["text"]
+    assert "（白银及以上）" in (await shop.say("u2", "兑换"))[0]["text"]
 
 
 async def test_a_reward_is_redeemable_only_inside_its_window(shop: SandboxClient, clock: FakeClock) -> None:

@@ -13,13 +13,16 @@ def _fmt(value: float) -> str:
     return f"{value:.0%}" if 0 < value < 1 and not float(value).is_integer() else f"{value:,.0f}"
 
 
-def _nice_max(value: float) -> float:
+def _nice_max(value: float, *, percent: bool = False) -> float:
+    """The top of the axis. A rate's is 100%; a count's is a whole number that halves into a
+    whole number (its middle line is a count too: 1 tops at 2, 7 at 8, 23 at 30)."""
+    if percent:
+        return 1.0 if value <= 1 else float(-(-value // 1))
     if value <= 0:
-        return 1.0
-    if value <= 1:
-        return 1.0  # a rate
+        return 2.0
     step = 10 ** (len(str(int(value))) - 1)
-    return float(-(-value // step) * step)
+    top = -(-value // step) * step
+    return float(top + 1 if top % 2 else top)
 
 
 def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *,
@@ -27,7 +30,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
     """One line per series over ``labels`` (days); None leaves a gap."""
     left, right, top, bottom = 48, 12, 28, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = _nice_max(max((v for _, values in series for v in values if v is not None), default=0))
+    peak = _nice_max(max((v for _, values in series for v in values if v is not None), default=0), percent=percent)
     n = max(len(labels), 1)
 
     def x(i: int) -> float:
@@ -37,7 +40,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
         return top + plot_h - plot_h * v / peak
 
     def label(v: float) -> str:
-        return f"{v:.0%}" if percent else _fmt(v)
+        return f"{v:.0%}" if percent else f"{v:,.0f}"  # a count, never a share
 
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" aria-label="{escape(title)}">',
              f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>']

@@ -3,7 +3,7 @@ process, result) for a date range, from the rollups."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from bot.console.config import CONSOLE
 from bot.console.params import query_date
 from bot.console.render import page, today
 from storage import audit, dashboard
+from storage import rollups as storage_rollups
 from storage.dashboard import Series
 
 MAX_DAYS = 366
@@ -108,9 +109,21 @@ async def overview(request: web.Request) -> web.Response:
         by_cohort, by_code = await dashboard.retention(session, first, last)
         funnel = await dashboard.koc_funnel(session)
         polls = await dashboard.polls(session)
+        rolled_up = await storage_rollups.rolled_up_at(session)
     return page(request, "overview.html", first=first, last=last, view=build(numbers, first, last), groups=groups,
                 snapshot=snapshot, by_cohort=by_cohort, by_code=by_code, funnel=funnel, polls=polls,
-                size_limit=config.group_size_limit)
+                size_limit=config.group_size_limit, rolled_up=freshness(request, rolled_up),
+                every_min=max(1, round(config.rollup_every_s / 60)))
+
+
+def freshness(request: web.Request, at: datetime | None) -> str | None:
+    """When the rolled-up numbers were computed, as operators read it: HH:MM today, else with
+    the date (None: never)."""
+    if at is None:
+        return None
+    zone = request.app[CONFIG].zone
+    local, now = at.astimezone(zone), request.app[DISPATCHER].clock.now().astimezone(zone)
+    return local.strftime("%H:%M" if local.date() == now.date() else "%m-%d %H:%M")
 
 
 @require("operator")

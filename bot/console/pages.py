@@ -2,11 +2,10 @@
 members (search, profile with ledger and flows), broadcasts in progress, the audit log."""
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlmodel import col
 
 from bot.appkeys import CONFIG, DB, DISPATCHER
@@ -14,10 +13,11 @@ from bot.console.auth import require
 from bot.console.config import CONSOLE
 from bot.console.params import path_id, query_int
 from bot.console.render import page, today
+from flows.engine import describe
+from handlers.broadcasts import services as broadcast_services
+from handlers.operators.services import profile
 from storage import audit, dashboard, flows, points
 from storage.models import (
-    Broadcast,
-    Delivery,
     Group,
     GroupMembership,
     KocApplication,
@@ -124,25 +124,20 @@ async def member(request: web.Request) -> web.Response:
                                           .where(col(Redemption.member_id) == member_id)
                                           .order_by(col(Redemption.id).desc())
                                           .limit(PAGE_SIZE))).all()
+    d = request.app[DISPATCHER]
+    defined = d.flows.flows if d.flows is not None else {}
     return page(request, "member.html", member=found, balance=balance, pending=pending, lifetime=lifetime,
-                ledger=ledger, tags=tags, flows=member_flows, applications=applications, groups=in_groups,
-                redeemed=redeemed)
+                ledger=ledger, tags=tags, applications=applications, groups=in_groups, redeemed=redeemed,
+                flows=[(f, *describe(defined, d.texts, f.flow, f.state)) for f in member_flows],
+                profile=profile(d.config, d.texts, found.attributes))
 
 
 @require("viewer")
 async def broadcasts(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
-        recent = list((await session.execute(select(Broadcast)
-                                             .order_by(col(Broadcast.id).desc())
-                                             .limit(PAGE_SIZE))).scalars())
-        progress: dict[int, dict[str, int]] = defaultdict(dict)
-        if recent:
-            rows = await session.execute(select(col(Delivery.broadcast_id), col(Delivery.status), func.count())
-                                         .where(col(Delivery.broadcast_id).in_([b.id for b in recent]))
-                                         .group_by(col(Delivery.broadcast_id), col(Delivery.status)))
-            for broadcast_id, status, n in rows:
-                progress[broadcast_id][status] = n
-    return page(request, "broadcasts.html", rows=recent, progress=progress)
+        d = request.app[DISPATCHER]
+        rows = await broadcast_services.summaries(session, d.texts, limit=PAGE_SIZE, now=d.clock.now())
+    return page(request, "broadcasts.html", rows=rows)
 
 
 @require("admin")

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from bot.appkeys import CONFIG
+from bot.appkeys import CONFIG, DISPATCHER
 from bot.console.auth import SESSION
 from bot.console.charts import bar_chart, line_chart, sparkline
 
@@ -45,9 +45,11 @@ def today(request: web.Request, now: datetime) -> date:
 
 def page(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
     session = request.get(SESSION)
+    texts = request.app[DISPATCHER].texts
+    # label(prefix, value): a stored state, kind or key in the operators' words (the texts).
     html = env.get_template(template).render(
         request=request, session=session, csrf=session.csrf if session else "", url=request.app.router,
-        at=lambda when: local_time(request, when), **values)
+        at=lambda when: local_time(request, when), label=texts.label, **values)
     response = web.Response(text=html, content_type="text/html", status=status)
     # Pages show members' data: never cached, never framed by another site.
     response.headers["Cache-Control"] = "no-store"

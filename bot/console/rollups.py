@@ -34,9 +34,14 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
     async with db.read() as session:
         done_days = await rollups.days_with_metrics(session, first)
         done_cohorts = await rollups.cohorts_with_rows(session, first)
+        last = await rollups.rolled_up_at(session)
     # Deliveries settle for days after their slot (owners confirm late): the last 3 days again.
+    # And every day since the last rollup: it was rolled up before it had ended (at a start, or
+    # before siyu stopped for a while).
+    since_last = max(first, last.astimezone(zone).date()) if last else today
     days = {today, yesterday, today - timedelta(days=2)} | {
-        first + timedelta(days=i) for i in range(window + 1) if first + timedelta(days=i) not in done_days}
+        first + timedelta(days=i) for i in range(window + 1) if first + timedelta(days=i) not in done_days} | {
+        since_last + timedelta(days=i) for i in range((today - since_last).days + 1)}
     cohorts = {today, yesterday} | {yesterday - timedelta(days=n) for n in rollups.RETENTION_DAYS} | {
         first + timedelta(days=i) for i in range(window + 1) if first + timedelta(days=i) not in done_cohorts}
     # One transaction per day: short write transactions (SQLite has one writer).
@@ -47,9 +52,34 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
         groups = await rollups.snapshot_groups(session, today, active_since=now - ACTIVE_WINDOW)
     async with db.transaction() as session:
         await rollups.rollup_cohorts(session, [local_day(c, zone) for c in sorted(cohorts)], last_complete=yesterday)
+        await rollups.mark_rolled_up(session, now)
     log.debug("rolled up %d day(s), %d group(s), %d cohort(s)", len(days), groups, len(cohorts))
     return len(days)
 
 
+async def refresh_today(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Today's numbers and group snapshot only: quick, for right after a start (the full
+    ``refresh`` fills earlier days at its first interval)."""
+    today = now.astimezone(config.zone).date()
+    async with db.transaction() as session:
+        await rollups.rollup_day(session, local_day(today, config.zone))
+    async with db.transaction() as session:
+        await rollups.snapshot_groups(session, today, active_since=now - ACTIVE_WINDOW)
+        await rollups.mark_rolled_up(session, now)
+    return 1
+
+
 def jobs(config: Config) -> list[Job]:
-    return [Job("metrics_rollup", refresh, every_s=config[CONSOLE].rollup_every_s)]
+    """The rollup job. Its first run is at start and quick (today's numbers: right after a start,
+    or a restart after days away, the overview would otherwise show old numbers until the first
+    interval has passed); then the whole refresh, every ``[console] rollup_every_s``."""
+    started = False
+
+    async def run(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+        nonlocal started
+        if not started:
+            started = True
+            return await refresh_today(db, config, texts, now)
+        return await refresh(db, config, texts, now)
+
+    return [Job("metrics_rollup", run, every_s=config[CONSOLE].rollup_every_s, at_start=True)]

@@ -14,10 +14,10 @@ from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id
 from bot.router import Router
-from handlers.broadcasts.config import PLAYBOOKS
+from handlers.broadcasts.config import PLAYBOOKS, PlaybookConfig
 from handlers.broadcasts.planner import render
 from handlers.broadcasts.services import parse_target
-from handlers.broadcasts.status import status_text
+from handlers.broadcasts.status import state_now, status_text
 from storage import audit, broadcasts, outbox
 from storage.models import Broadcast, Group
 
@@ -33,7 +33,8 @@ async def _status(ctx: Context, broadcast_id: int | None) -> None:
     if b is None:
         ctx.reply(ctx.texts("broadcast_unknown", id=broadcast_id or "—"))
         return
-    ctx.reply(status_text(ctx.texts, b, await broadcasts.progress(ctx.session, b.id)))
+    counts = await broadcasts.progress(ctx.session, b.id)
+    ctx.reply(status_text(ctx.texts, b, counts, await state_now(ctx.session, b, counts, ctx.now)))
 
 
 @router.command("broadcast", role="operator")
@@ -116,8 +117,35 @@ async def grouptag_command(ctx: Context) -> None:
     ctx.reply(ctx.texts("grouptag_done", tag=tag, count=len(found), missing=len(ids) - len(found)))
 
 
-def _last_slot(ctx: Context, last: Broadcast) -> str:
-    return f"{last.slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{last.status}')}"
+async def _last_slot(ctx: Context, last: Broadcast) -> str:
+    """The playbook's latest slot and where it stands (read from its groups, as everywhere)."""
+    state = await state_now(ctx.session, last, await broadcasts.progress(ctx.session, last.id), ctx.now)
+    return f"{last.slot.astimezone(ctx.zone).strftime('%m-%d %H:%M')} {ctx.texts(f'broadcast_state_{state}')}"
+
+
+def _when(ctx: Context, p: PlaybookConfig) -> str:
+    if p.cron:
+        return p.cron
+    if p.at is not None:
+        return ctx.texts("sop_when_once", at=p.at.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M"))
+    if p.after_group_created_days is not None:
+        return ctx.texts("sop_when_group_day", days=p.after_group_created_days)
+    return ctx.texts("sop_when_member_day", days=p.after_member_joined_days)
+
+
+def _state(ctx: Context, p: PlaybookConfig, paused: set[str], last: list[Broadcast]) -> str:
+    """A one-shot playbook (``at``) ends once its slot is planned: it reads sent, missed or
+    cancelled after it, and waiting before; the others run until disabled or paused."""
+    if not p.enabled:
+        return "off"
+    if p.at is not None:
+        ran = last[0] if last and last[0].slot == p.at else None
+        if ran is not None:
+            return {broadcasts.MISSED: "missed", broadcasts.CANCELLED: "cancelled"}.get(ran.status, "done")
+        if p.name in paused:
+            return "paused"
+        return "due" if p.at <= ctx.now else "waiting"
+    return "paused" if p.name in paused else "on"
 
 
 @router.command("sop", role="operator")
@@ -135,12 +163,9 @@ async def sop_command(ctx: Context) -> None:
         lines = []
         for p in configured:
             last = await broadcasts.recent(ctx.session, p.name, limit=1)
-            when = p.cron or (p.at.isoformat() if p.at else None) or (
-                f"建群第 {p.after_group_created_days} 天" if p.after_group_created_days is not None
-                else f"入群第 {p.after_member_joined_days} 天")
-            state = "off" if not p.enabled else "paused" if p.name in paused else "on"
-            lines.append(ctx.texts("sop_line", name=p.name, when=when, state=ctx.texts(f"sop_state_{state}"),
-                                   last=_last_slot(ctx, last[0]) if last else "—"))
+            lines.append(ctx.texts("sop_line", name=p.name, when=_when(ctx, p),
+                                   state=ctx.texts(f"sop_state_{_state(ctx, p, paused, last)}"),
+                                   last=await _last_slot(ctx, last[0]) if last else "—"))
         ctx.reply("\n".join(lines) or ctx.texts("sop_none"))
         return
     name = args.choice(1, "名称", names) if names else args.word(1, "名称")

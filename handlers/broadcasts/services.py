@@ -1,10 +1,12 @@
 """Broadcasts for other features and surfaces: reading an operator's target, planning a
-broadcast's deliveries, and the hook through which a feature fills its own placeholders."""
+broadcast's deliveries, the hook through which a feature fills its own placeholders, and where
+broadcasts stand (the console's list)."""
 from __future__ import annotations
 
 from handlers.broadcasts.planner import TEMPLATE_VALUES, Placeholders, Planned, plan
+from handlers.broadcasts.status import Summary, state_of, summaries
 
-__all__ = ["TEMPLATE_VALUES", "Placeholders", "Planned", "parse_target", "plan"]
+__all__ = ["TEMPLATE_VALUES", "Placeholders", "Planned", "Summary", "parse_target", "plan", "state_of", "summaries"]
 
 
 def parse_target(word: str) -> dict[str, object] | None:

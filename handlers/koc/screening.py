@@ -18,6 +18,7 @@ from flows.engine import Flow, State, not_empty, remember
 from flows.questions import answer, choice, number, store, valid
 from handlers.koc.config import KOC, KocRubric
 from handlers.koc.services import NAME, SHARER, TESTER, TYPES
+from handlers.lifecycle.services import after_purchase
 from storage import community, koc
 
 BOUGHT = ("买过/用过", "还没有")
@@ -67,6 +68,8 @@ async def _submit(rubric: KocRubric, event: Any) -> None:
     await koc.submit(ctx.session, ctx.member.id, score=total, recommended_type=role, answers=answers, now=ctx.now)
     # Whether they bought is part of the profile: lifecycle stages read it.
     await community.set_attributes(ctx.session, ctx.member.id, {"bought": answers.get("bought") == BOUGHT[0]})
+    if answers.get("bought") == BOUGHT[0]:
+        await after_purchase(ctx)
 
 
 def _no_platform(event: Any) -> bool:

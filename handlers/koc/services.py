@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bot.context import Context
+from handlers.lifecycle.services import recompute
 from storage import audit, community, koc
 from storage import tags as member_tags
 from storage.models import KocApplication, Member
@@ -59,6 +60,7 @@ async def decide(ctx: Context, application_id: int, *, approve: bool, role: str 
     if approve:
         await member_tags.add(ctx.session, member.id, [f"KOC:{chosen}"], source="koc", now=ctx.now)
         await community.set_attributes(ctx.session, member.id, {"koc_type": chosen})
+        await recompute(ctx, member.id)  # an approved KOC is a 超级用户 from now, not in 10 minutes
         ctx.send(ctx.texts("koc_approved", type=chosen), to=member.external_id, channel=member.channel)
     else:
         ctx.send(ctx.texts("koc_rejected", reason=reason or "—"), to=member.external_id, channel=member.channel)

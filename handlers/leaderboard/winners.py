@@ -10,13 +10,14 @@ from bot.config import Config
 from bot.texts import Texts
 from handlers.broadcasts.services import plan
 from handlers.leaderboard.config import LEADERBOARD
-from storage import broadcasts, community, leaderboards
+from storage import broadcasts, community, leaderboards, once
 from storage.engine import Database
 
 log = logging.getLogger("siyu.leaderboard")
 # A winners announcement later than this after its time is not posted (stale news): it is
 # logged as missed instead.
 ANNOUNCE_GRACE = timedelta(days=1)
+SOURCE = "winners"  # the broadcasts' source (its label: the text broadcast_source_winners)
 
 
 async def announce_winners(db: Database, config: Config, texts: Texts, now: datetime) -> int:
@@ -32,10 +33,16 @@ async def announce_winners(db: Database, config: Config, texts: Texts, now: date
         if not enabled or now < post_at:
             continue
         async with db.read() as session:
-            if await broadcasts.exists(session, key):
+            if await broadcasts.exists(session, key) or await once.claimed(session, key):
                 continue
             groups = [g.external_id for g in await community.active_groups(session)
                       if await leaderboards.top(session, since=start, until=end, group_id=g.id, limit=1)]
+        if not groups:
+            # Nobody earned points: nothing to announce, and no empty broadcast in the operators'
+            # list. The key remembers it was checked (the period has ended: it stays so).
+            async with db.transaction() as session:
+                await once.claim(session, key, now=now)
+            continue
         late = now > post_at + ANNOUNCE_GRACE
         label = texts(f"period_last_{period}")
         span = f"{start.strftime('%m.%d')}–{(end - timedelta(days=1)).strftime('%m.%d')}"
@@ -45,16 +52,14 @@ async def announce_winners(db: Database, config: Config, texts: Texts, now: date
                          lines="{leaderboard}" if period == "week" else "{leaderboard_month}")
         async with db.transaction() as session:
             broadcast_id = await broadcasts.create(
-                session, key=key, source="job", slot=end - timedelta(microseconds=1), template=template,
-                target={"groups": groups}, status=broadcasts.MISSED if late and groups else broadcasts.PLANNED,
-                created_by="system:winners", now=now,
-                reason="siyu was not running when it was due" if late else None if groups else "nobody earned points")
+                session, key=key, source=SOURCE, slot=end - timedelta(microseconds=1), template=template,
+                target={"groups": groups}, status=broadcasts.MISSED if late else broadcasts.PLANNED,
+                created_by="system:winners", now=now, reason="siyu was not running when it was due" if late else None)
             if broadcast_id is None:
                 continue  # another process got there first
-            if late and groups:
+            if late:
                 log.warning("winners of the %s from %s not posted: due at %s, siyu was not running then",
                             period, start.date(), post_at.isoformat())
-            if late or not groups:
                 continue
             planned = await plan(session, config, texts, broadcast_id, now=now)
         posted += planned.groups

@@ -1,4 +1,5 @@
-"""``[levels]``: game-like member tiers by lifetime points (白银 → 白金 → 黄金 → 钻石)."""
+"""``[levels]``: member tiers by lifetime points, named by default after the game ranks players
+know (游戏排位: 青铜 → 白银 → 黄金 → 铂金 → 钻石), so each step reads as a rise."""
 from __future__ import annotations
 
 from pydantic import Field, model_validator
@@ -13,8 +14,9 @@ class Tier(Section):
 
 
 def _default_tiers() -> list[Tier]:
-    return [Tier(name="白银", min_points=0), Tier(name="白金", min_points=500),
-            Tier(name="黄金", min_points=2000), Tier(name="钻石", min_points=5000)]
+    # Not 白金 between 白银 and 黄金: in Chinese 白金 (platinum) ranks above 黄金.
+    return [Tier(name="青铜", min_points=0), Tier(name="白银", min_points=500), Tier(name="黄金", min_points=2000),
+            Tier(name="铂金", min_points=5000), Tier(name="钻石", min_points=10000)]
 
 
 class LevelsConfig(Section):

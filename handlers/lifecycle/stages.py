@@ -4,10 +4,12 @@ A member without a stage (``None``) is 泛用户: most members are, and need no 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.config import Config
@@ -39,9 +41,31 @@ def _bought(attributes: dict[str, Any]) -> bool:
     return attributes.get("bought") is True
 
 
+async def decide(session: AsyncSession, rules: LifecycleConfig, rows: Sequence[Any], *,
+                 since: datetime) -> dict[int, str]:
+    """The stage of each member of ``rows`` (each with ``id`` and ``attributes``), from their
+    sign-in days since ``since``, an approved KOC application and a purchase."""
+    ids = [r.id for r in rows]
+    days: dict[int, int] = {member: count for member, count in (await session.execute(
+        select(col(SignIn.member_id), func.count())
+        .where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
+        .group_by(col(SignIn.member_id))))}
+    koc = set((await session.execute(select(col(KocApplication.member_id)).where(
+        col(KocApplication.member_id).in_(ids), col(KocApplication.status) == "approved"))).scalars())
+    bought: set[int] = set()
+    if rules.purchase_tasks:
+        bought = set((await session.execute(select(col(TaskCheckin.member_id)).where(
+            col(TaskCheckin.member_id).in_(ids), col(TaskCheckin.task).in_(rules.purchase_tasks),
+            col(TaskCheckin.status) == "credited"))).scalars())
+    return {r.id: stage_of(rules, active_days=days.get(r.id, 0), koc=r.id in koc,
+                           bought=r.id in bought or _bought(r.attributes or {})) for r in rows}
+
+
 async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> int:
     """Recompute the stage of every member seen in the window, and of those with a stage above
-    泛用户 (who may fall back); returns how many changed. Reads in batches of ``BATCH``."""
+    泛用户 (who may fall back); returns how many changed. Reads in batches of ``BATCH``. (What
+    raises a stage is also recomputed at once, by ``services``: this job catches the rest, such
+    as a member falling back.)"""
     rules = config[LIFECYCLE]
     since = now - timedelta(days=rules.window_days)
     changed, after = 0, 0
@@ -56,31 +80,16 @@ async def refresh(db: Database, config: Config, texts: Texts, now: datetime) -> 
             )).all()
             if not rows:
                 return changed
-            ids = [r.id for r in rows]
-            days: dict[int, int] = {member: count for member, count in (await session.execute(
-                select(col(SignIn.member_id), func.count())
-                .where(col(SignIn.member_id).in_(ids), col(SignIn.at) >= since)
-                .group_by(col(SignIn.member_id))))}
-            koc = set((await session.execute(select(col(KocApplication.member_id)).where(
-                col(KocApplication.member_id).in_(ids), col(KocApplication.status) == "approved"))).scalars())
-            bought: set[int] = set()
-            if rules.purchase_tasks:
-                bought = set((await session.execute(select(col(TaskCheckin.member_id)).where(
-                    col(TaskCheckin.member_id).in_(ids), col(TaskCheckin.task).in_(rules.purchase_tasks),
-                    col(TaskCheckin.status) == "credited"))).scalars())
-        updates = []
-        for r in rows:
-            now_at = stage_of(rules, active_days=days.get(r.id, 0), koc=r.id in koc,
-                              bought=r.id in bought or _bought(r.attributes or {}))
-            if now_at != (r.stage or BROAD):  # no stage yet reads as 泛用户: no write for most members
-                updates.append({"member": r.id, "stage": now_at})
+            decided = await decide(session, rules, rows, since=since)
+        # No stage yet reads as 泛用户: no write for most members.
+        updates = [{"member": r.id, "stage": decided[r.id]} for r in rows if decided[r.id] != (r.stage or BROAD)]
         if updates:
             table = table_of(Member)
             async with db.transaction() as session:
                 await session.execute(update(table).where(table.c.id == bindparam("member"))
                                       .values(stage=bindparam("stage")), updates)
             changed += len(updates)
-        after = ids[-1]
+        after = rows[-1].id
 
 
 router = Router("lifecycle")

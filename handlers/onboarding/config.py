@@ -17,6 +17,8 @@ class Question(Section):
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     text: str = Field(min_length=1, max_length=500)
+    # What operators see the answer under (/member, the console); default: the question.
+    label: str | None = Field(None, min_length=1, max_length=32)
     kind: Literal["choice", "number", "text"] = "text"
     choices: list[str] = Field(default_factory=list)
     min: int | None = None

@@ -10,7 +10,9 @@ from bot.commandline import UsageError, find_member, parse
 from bot.context import Context
 from bot.roles import ROLES, has_role
 from bot.router import Router
+from flows.engine import describe
 from handlers.levels.services import levels_of
+from handlers.operators.services import profile
 from storage import audit, points, roles
 from storage import flows as member_flows
 from storage import tags as member_tags
@@ -57,17 +59,20 @@ async def member_command(ctx: Context) -> None:
     member = await find_member(ctx, args.word(0, "用户"))
     args.no_more_than(1)
     lifetime = await points.lifetime(ctx.session, member.id)
-    flows = [f"{f.flow}:{f.state}{'' if f.active else '（已结束）'}"
+    flows = ["：".join(describe(ctx.flows.flows, ctx.texts, f.flow, f.state))
              for f in await member_flows.of_member(ctx.session, member.id)]
-    profile = {k: v for k, v in (member.attributes or {}).items() if k not in ("level",)}
+    # The level is on its own line, from the points (the attribute may lag a changed ladder).
+    lines = profile(ctx.config, ctx.texts, member.attributes, leave_out=("level",))
     ctx.reply(ctx.texts(
         "member_card", id=member.id, external_id=member.external_id, channel=member.channel,
-        name=member.name or "—", status=member.status, source=member.channel_code or "—",
+        name=member.name or "—", status=ctx.texts.label("member_status", member.status),
+        source=member.channel_code or "—",
         first_seen=member.first_seen_at.astimezone(ctx.zone).strftime("%Y-%m-%d"), messages=member.message_count,
         tags="、".join(await member_tags.of_member(ctx.session, member.id)) or "—",
         balance=await points.balance(ctx.session, member.id), pending=await points.pending(ctx.session, member.id),
         level=levels_of(ctx.config).tier(lifetime), lifetime=lifetime, stage=member.stage or "泛用户",
-        flows="、".join(flows) or "—", profile="，".join(f"{k}={v}" for k, v in profile.items()) or "—",
+        flows="、".join(flows) or "—",
+        profile="，".join(ctx.texts("profile_item", key=k, value=v) for k, v in lines) or "—",
     ))
 
 

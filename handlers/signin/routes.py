@@ -5,6 +5,7 @@ from bot import filters, periods
 from bot.config import Config
 from bot.context import Context
 from bot.router import Keyword, Router
+from handlers.lifecycle.services import after_signin
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.signin.config import SIGNIN
 from storage import points, signins
@@ -23,6 +24,7 @@ def router(config: Config) -> Router:
             ctx.reply(ctx.texts("signin_already", streak=await signins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
             return
+        await after_signin(ctx)  # the day that reaches a stage's sign-in days raises it at once
         extra = settings.streak_bonus.get(str(streak), 0)
         if await over_cap(ctx, settings.daily_points + extra):
             # The sign-in counts (the streak goes on); the points would pass the daily cap.

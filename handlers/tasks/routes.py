@@ -10,6 +10,7 @@ from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id, parse_int
 from bot.router import Keyword, Router
+from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
 from handlers.tasks.services import current, done_text, get, review, waiting
@@ -49,6 +50,7 @@ async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
         return
     earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
                         pending_days=task.pending_days)
+    await after_purchase(ctx, task.name)  # a purchase task (晒单) raises the lifecycle stage at once
     ctx.reply(done_text(ctx, task, earned))
     await celebrate(ctx, earned)
 
@@ -116,7 +118,8 @@ async def task_command(ctx: Context) -> None:
         rows = await task_definitions.every(ctx.session)
         ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
                                       month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
-                                      source=t.source) for t in rows) or ctx.texts("task_list_none"))
+                                      source=ctx.texts.label("task_source", t.source)) for t in rows)
+                  or ctx.texts("task_list_none"))
         return
     if action == "pending":
         await list_pending(ctx)

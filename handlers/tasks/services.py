@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
+from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, Earned, celebrate, earn
 from handlers.tasks.config import TaskConfig
 from storage import audit, task_definitions, tasks
@@ -69,4 +70,5 @@ async def review(ctx: Context, checkin_id: int, *, approve: bool, reason: str | 
             else ctx.texts("task_approved", task=settled.task, points=settled.points, balance=earned.balance))
     ctx.send(text, to=member.external_id, channel=member.channel)
     await celebrate(ctx, earned)
+    await after_purchase(ctx, settled.task, member_id=settled.member_id)  # a purchase task's stage
     return settled
