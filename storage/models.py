@@ -26,7 +26,7 @@ from storage.points import PointBalance, PointEntry, PointLot
 from storage.polls import Poll, PollVote
 from storage.rewards import Redemption, Reward, RewardCode
 from storage.roles import OperatorRole
-from storage.rollups import CohortRetention, DailyMetric, GroupDay, MemberDay
+from storage.rollups import CohortRetention, DailyMetric, GroupDay, MemberDay, RollupRun
 from storage.scheduler_jobs import SchedulerJob
 from storage.sessions import ConsoleSession
 from storage.signins import SignIn
@@ -40,5 +40,5 @@ __all__ = [
     "GroupDay", "GroupMembership", "GroupTag", "IdempotencyKey", "InboundUpdate", "KfCursor", "KfSession",
     "KocApplication", "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage",
     "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",
-    "SchedulerJob", "SeenNonce", "SignIn", "TaskCheckin", "TaskDefinition",
+    "RollupRun", "SchedulerJob", "SeenNonce", "SignIn", "TaskCheckin", "TaskDefinition",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from storage.rewards import Redemption, Reward
 from storage.signins import SignIn
 from storage.sql import table_of
 from storage.tasks import TaskCheckin
+from storage.types import utc_field
 from storage.upsert import insert_for
 
 
@@ -63,6 +64,15 @@ class DailyMetric(SQLModel, table=True):
     metric: str = Field(sa_column=Column(String(32), primary_key=True))
     dimension: str = Field(default="", sa_column=Column(String(128), primary_key=True))
     value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RollupRun(SQLModel, table=True):
+    """When a rollup last finished: the console says how fresh its numbers are."""
+
+    __tablename__ = "rollup_runs"
+
+    name: str = Field(sa_column=Column(String(32), primary_key=True))
+    finished_at: datetime = utc_field()
 
 
 class GroupDay(SQLModel, table=True):
@@ -98,6 +108,9 @@ class CohortRetention(SQLModel, table=True):
 M, GM, MD = table_of(Member), table_of(GroupMembership), table_of(MemberDay)
 DM, GD, CR = table_of(DailyMetric), table_of(GroupDay), table_of(CohortRetention)
 PE, G = table_of(PointEntry), table_of(Group)
+RUNS = table_of(RollupRun)
+# The one rollup whose finish the console shows (the job of bot.console.rollups).
+ROLLUP = "console_metrics"
 CHUNK = 1000  # rows per multi-row insert: well inside SQLite's bound-parameter limit
 RETENTION_DAYS = (1, 7, 30)
 # The channel code, '' for none; inline (not a bound parameter) so PostgreSQL sees the GROUP
@@ -259,19 +272,12 @@ async def cohorts_with_rows(session: AsyncSession, since: date) -> set[date]:
 
 
 
-# When the numbers were last rolled up, for the console to say how fresh they are: kept as one
-# metric of a day no date range reaches (no table of its own, so no migration).
-ROLLED_UP_AT, NO_DAY = "rolled_up_at", date(1970, 1, 1)
-
-
 async def mark_rolled_up(session: AsyncSession, at: datetime) -> None:
-    stmt = insert_for(session, DM).values(day=NO_DAY, metric=ROLLED_UP_AT, dimension="", value=int(at.timestamp()))
-    await session.execute(stmt.on_conflict_do_update(index_elements=[DM.c.day, DM.c.metric, DM.c.dimension],
-                                                     set_={"value": stmt.excluded.value}))
+    stmt = insert_for(session, RUNS).values(name=ROLLUP, finished_at=at)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[RUNS.c.name],
+                                                     set_={"finished_at": stmt.excluded.finished_at}))
 
 
 async def rolled_up_at(session: AsyncSession) -> datetime | None:
     """When the rollup job last finished (None: never)."""
-    value = (await session.execute(select(DM.c.value).where(DM.c.day == NO_DAY, DM.c.metric == ROLLED_UP_AT))
-             ).scalar_one_or_none()
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return (await session.execute(select(RUNS.c.finished_at).where(RUNS.c.name == ROLLUP))).scalar_one_or_none()

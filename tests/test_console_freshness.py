@@ -62,7 +62,7 @@ async def test_the_overview_says_when_nothing_was_rolled_up_yet(
     async with sandbox_app(config, clock=clock) as bot:
         await rolled_up(bot, clock)
         async with bot.db.transaction() as s:  # as if the first rollup had not run yet
-            await s.execute(rollups.DM.delete())
+            await s.execute(rollups.RUNS.delete())
         html = await overview(bot)
         assert "数据尚未汇总" in html and "数据更新于" not in html
 
