@@ -137,5 +137,5 @@ async def test_rewards_sop_stats_audit_and_help(bot: SandboxClient) -> None:
         "抱歉，/points 只有运营及以上可以使用。"
     assert "你是不是想输入 /stats" in await cmd(bot, "boss", "/stat")
     trail = await cmd(bot, "boss", "/audit 5")
-    assert len(trail.splitlines()) == 5 and "/stats" in trail
+    assert len(trail.splitlines()) == 5 and "/stats → 成功" in trail and "→ ok" not in trail
     assert "引号不成对" in await cmd(bot, "boss", '/reward add "坏 200 1')

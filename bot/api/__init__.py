@@ -57,4 +57,4 @@ def _jobs(config: Config) -> list[Job]:
 
 
 # The REST API is a web surface registered like a feature: its section, its routes, its job.
-feature = Feature("api", settings=(API,), web=_web, jobs=_jobs)
+feature = Feature("api", settings=(API,), texts=Feature.texts_beside(__file__), web=_web, jobs=_jobs)

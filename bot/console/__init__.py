@@ -134,4 +134,4 @@ def _jobs(config: Config) -> list[Job]:
 
 # The console is a web surface registered like a feature: its section, its jobs (the rollups,
 # deleting ended sessions), its pages.
-feature = Feature("console", settings=(CONSOLE,), jobs=_jobs, web=_web)
+feature = Feature("console", settings=(CONSOLE,), texts=Feature.texts_beside(__file__), jobs=_jobs, web=_web)

@@ -119,7 +119,9 @@ async def audit_command(ctx: Context) -> None:
     limit = args.number(0, "条数", low=1, high=AUDIT_MAX) if args.words else 10
     entries = await audit.latest(ctx.session, limit=limit)
     ctx.reply("\n".join(ctx.texts("audit_line", at=e.at.astimezone(ctx.zone).strftime("%m-%d %H:%M"), actor=e.actor,
-                                  action=e.action, result=e.result, args=_short(e.args)) for e in entries)
+                                  action=ctx.texts.label("audit", e.action.replace(".", "_")),
+                                  result=ctx.texts.label("audit_result", e.result), args=_short(e.args))
+              for e in entries)
               or ctx.texts("audit_none"))
 
 
