@@ -31,6 +31,8 @@ class Capability(StrEnum):
     SEND_OWNER_TASK = "send_owner_task"
     SEND_PRIVATE = "send_private"
     WELCOME_MEMBER = "welcome_member"
+    # Hand a staff member's customers and groups to another (WeCom 在职/离职继承).
+    TRANSFER_CONTACTS = "transfer_contacts"
 
 
 def cap_bytes(text: str, limit: int) -> str:
