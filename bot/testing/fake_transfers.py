@@ -11,6 +11,7 @@ in WeCom the customer has 24 h to refuse.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -30,15 +31,35 @@ class TransfersMixin:
     requests: list[Any]
 
     def _transfer_state(self) -> None:
-        if not hasattr(self, "customers"):
-            self.customers: dict[str, list[str]] = {}
-            self.departed: set[str] = set()
-            self.transfers: dict[tuple[str, str], dict[str, int]] = {}
-            self.cancelled: list[str] = []
+        # FakeWeCom.__init__ is not ours to change (other endpoints' state lives there): made on first use.
+        if "_customers" not in self.__dict__:
+            self._customers: dict[str, list[str]] = {}
+            self._departed: set[str] = set()
+            self._transfers: dict[tuple[str, str], dict[str, int]] = {}
+            self._cancelled: list[str] = []
+
+    @property
+    def customers(self) -> dict[str, list[str]]:
+        self._transfer_state()
+        return self._customers
+
+    @property
+    def departed(self) -> set[str]:
+        self._transfer_state()
+        return self._departed
+
+    @property
+    def transfers(self) -> dict[tuple[str, str], dict[str, int]]:
+        self._transfer_state()
+        return self._transfers
+
+    @property
+    def cancelled(self) -> list[str]:
+        self._transfer_state()
+        return self._cancelled
 
     def takeover(self, customer: str, status: int = 1) -> None:
         """How a waiting transfer of ``customer`` ended (1 接替完毕, 3 客户拒绝, 4 达到上限)."""
-        self._transfer_state()
         for (handover, takeover), waiting in self.transfers.items():
             if waiting.get(customer) == 2:
                 waiting[customer] = status
@@ -51,14 +72,12 @@ class TransfersMixin:
         return web.json_response({"errcode": errcode, "errmsg": errmsg, **data})
 
     def _externalcontact_list(self, body: dict[str, Any]) -> web.Response:
-        self._transfer_state()
         staff = self.requests[-1].query.get("userid", "")  # a GET: the staff member is in the query
         if staff in self.departed or staff not in self.customers:
             return self._reply(NOT_A_CONTACT, "not external contact")
         return self._reply(external_userid=list(self.customers[staff]))
 
     def _externalcontact_get_unassigned_list(self, body: dict[str, Any]) -> web.Response:
-        self._transfer_state()
         info = [{"handover_userid": s, "external_userid": c, "dimission_time": 1}
                 for s in sorted(self.departed) for c in self.customers.get(s, [])]
         start = int(body.get("cursor") or 0) if str(body.get("cursor") or "0").isdigit() else 0
@@ -67,7 +86,6 @@ class TransfersMixin:
         return self._reply(info=page, is_last=end >= len(info), next_cursor=str(end) if end < len(info) else "")
 
     def _move_customers(self, body: dict[str, Any], *, resigned: bool) -> web.Response:
-        self._transfer_state()
         handover, takeover = str(body.get("handover_userid")), str(body.get("takeover_userid"))
         wanted = list(body.get("external_userid") or [])
         if not wanted or len(wanted) > 100:
@@ -90,7 +108,6 @@ class TransfersMixin:
         return self._move_customers(body, resigned=True)
 
     def _results(self, body: dict[str, Any]) -> web.Response:
-        self._transfer_state()
         waiting = self.transfers.get((str(body.get("handover_userid")), str(body.get("takeover_userid"))), {})
         return self._reply(customer=[{"external_userid": c, "status": s, "takeover_time": 1}
                                      for c, s in waiting.items()], next_cursor="")
@@ -102,7 +119,6 @@ class TransfersMixin:
         return self._results(body)
 
     def _move_groups(self, body: dict[str, Any], *, resigned: bool) -> web.Response:
-        self._transfer_state()
         chats, owner = list(body.get("chat_id_list") or []), str(body.get("new_owner") or "")
         if not chats or len(chats) > 100 or not owner:
             return self._reply(40058, "chat_id_list: 1 to 100, and new_owner")
@@ -125,10 +141,17 @@ class TransfersMixin:
         return self._move_groups(body, resigned=False)
 
     def _externalcontact_cancel_groupmsg_send(self, body: dict[str, Any]) -> web.Response:
-        self._transfer_state()
         msgid = str(body.get("msgid") or "")
         if msgid not in self.tasks:
             return self._reply(BAD_MSGID, "invalid msgid")
         self.cancelled.append(msgid)
         del self.tasks[msgid]  # its owner can no longer confirm it
         return self._reply()
+
+
+def staff_deleted(staff: str, *, corp_id: str = "ww-test-corp", at: int | None = None) -> str:
+    """WeCom's 删除成员事件 (change_contact / delete_user): ``staff`` left the company."""
+    return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[change_contact]]></Event><ChangeType><![CDATA[delete_user]]></ChangeType>"
+            f"<UserID><![CDATA[{staff}]]></UserID></xml>")

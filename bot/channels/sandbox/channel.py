@@ -29,7 +29,8 @@ from storage import outbox
 from storage.outbox import Claimed
 
 NAME = "sandbox"
-CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK}  # it posts directly
+# It posts directly, and has no staff whose customers could be handed over.
+CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK, Capability.TRANSFER_CONTACTS}
 MAX_TEXT = 4000
 
 
