@@ -190,7 +190,7 @@ async def test_a_handover_from_the_api_is_made_once_per_key_and_reported_to_oper
     bot: SandboxClient, fake: FakeWeCom,
 ) -> None:
     fake.customers["zhangsan"] = ["wm1"]
-    assert (await post(bot, {"from": "zhangsan", "to": "zhangsan"}))[0] == 422
+    assert (await post(bot, {"from": "zhangsan", "to": "zhangsan"}))[0] == 409
     assert (await post(bot, {"from": "zhangsan", "to": "wangwu", "scope": "朋友"}))[0] == 422
     assert (await post(bot, {"from": "zhang san", "to": "wangwu"}))[0] == 422
     status, first, _ = await post(bot, {"from": "zhangsan", "to": "wangwu"}, key="h-1")

@@ -15,7 +15,7 @@ from storage.handovers import Handover
 
 # A refusal's key → (HTTP status, code, message for the client).
 REFUSALS = {"handover_bad_staff": (422, "invalid", "from and to are WeCom UserIDs: letters, digits and _ . @ -"),
-            "handover_same_staff": (422, "invalid", "from and to must be two different staff members"),
+            "handover_same_staff": (409, "same_staff", "from and to must be two different staff members"),
             "handover_no_channel": (409, "no_channel", "no channel that can transfer contacts is enabled ([wecom])"),
             "handover_busy": (409, "busy", "this staff member has a handover that has not finished")}
 
