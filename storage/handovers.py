@@ -34,7 +34,8 @@ class Handover(SQLModel, table=True):
     mode: str = Field(max_length=12)  # onjob | resigned
     from_staff: str = Field(max_length=128)
     to_staff: str = Field(max_length=128)
-    # pending (the channel has not started it) | running (items wait for the platform) | done | failed
+    # pending (the channel has not started it) | starting (its transfers are being asked for) |
+    # running (items wait for the platform) | done | failed
     status: str = Field(max_length=12)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     requested_by: str = Field(max_length=160)  # "channel:id" or "api:token"
@@ -74,7 +75,8 @@ H, HI, DS = table_of(Handover), table_of(HandoverItem), table_of(DepartedStaff)
 
 SCOPES = ("customers", "groups", "all")
 MODES = ("onjob", "resigned")
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, STARTING, RUNNING, DONE, FAILED = "pending", "starting", "running", "done", "failed"
+OPEN = (PENDING, STARTING, RUNNING)
 WAITING, REFUSED = "waiting", "refused"
 ITEM_STATUSES = (WAITING, DONE, REFUSED, FAILED)
 
@@ -97,7 +99,7 @@ async def open_for(session: AsyncSession, from_staff: str) -> Handover | None:
     """A handover of ``from_staff`` not finished yet (one at a time: WeCom refuses a customer
     already being transferred)."""
     return (await session.execute(select(Handover).where(
-        col(Handover.from_staff) == from_staff, col(Handover.status).in_((PENDING, RUNNING)),
+        col(Handover.from_staff) == from_staff, col(Handover.status).in_(OPEN),
     ).limit(1))).scalar_one_or_none()
 
 
@@ -109,8 +111,15 @@ async def of_status(session: AsyncSession, channel: str, status: str, *, limit: 
 
 async def start(session: AsyncSession, handover_id: int) -> bool:
     """The channel takes a pending handover; False if another process took it first."""
-    done = await session.execute(update(H).where(H.c.id == handover_id, H.c.status == PENDING).values(status=RUNNING))
+    done = await session.execute(update(H).where(H.c.id == handover_id, H.c.status == PENDING)
+                                 .values(status=STARTING))
     return rowcount(done) == 1
+
+
+async def started(session: AsyncSession, handover_id: int) -> None:
+    """Every transfer of the handover was asked for: from now on its results are polled (not
+    before, or a poll would find nothing waiting yet and call it done)."""
+    await session.execute(update(H).where(H.c.id == handover_id, H.c.status == STARTING).values(status=RUNNING))
 
 
 async def add_items(session: AsyncSession, handover_id: int, kind: str,
@@ -138,7 +147,7 @@ async def settle(session: AsyncSession, handover_id: int, results: dict[str, tup
 
 async def finish(session: AsyncSession, handover_id: int, *, status: str, now: datetime,
                  error: str | None = None) -> None:
-    await session.execute(update(H).where(H.c.id == handover_id, H.c.status.in_((PENDING, RUNNING)))
+    await session.execute(update(H).where(H.c.id == handover_id, H.c.status.in_(OPEN))
                           .values(status=status, error=error, finished_at=now))
 
 

@@ -64,6 +64,8 @@ class Handovers:
             # What moved before the error stays recorded and is reported with the error.
             await self._finish(h, handovers.FAILED, error=str(exc))
             return 1
+        async with self.db.transaction() as session:
+            await handovers.started(session, h.id)
         return await self._poll(h)
 
     async def _customers(self, h: Handover, resigned: bool) -> None:
@@ -123,4 +125,6 @@ class Handovers:
         async def follow(db: Database, config: Config, texts: Texts, now: datetime) -> int:
             return await self.run_once()
 
-        return Job("wecom_handovers", follow, every_s=POLL_EVERY_S, at_start=True)
+        # Not at start: a handover is never due at once (WeCom gives customers 24 h), and a run
+        # at start would race the first requests of a test or an operator to nothing's benefit.
+        return Job("wecom_handovers", follow, every_s=POLL_EVERY_S)
