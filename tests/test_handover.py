@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, wecom_section
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.appkeys import CHANNELS, JOBS
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_transfers import staff_deleted
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, chat_changed
-from storage.models import AuditEntry, Delivery, Group, OutboxMessage
+from storage.models import AuditEntry, Delivery, Group, Handover, OutboxMessage
 
 OPERATOR = "o" * 32
 GROUPS = [("wrA", "zhangsan"), ("wrB", "zhangsan"), ("wrC", "lisi")]
@@ -213,3 +213,24 @@ async def test_a_handover_from_the_api_is_made_once_per_key_and_reported_to_oper
     async with bot.db.read() as s:
         audited = (await s.execute(select(AuditEntry.actor).where(AuditEntry.action == "api.handover.create")))
         assert audited.scalars().all() == ["api:crm"]
+
+
+async def test_what_wecom_refuses_is_reported_with_its_reason_and_an_interrupted_handover_ends(
+    bot: SandboxClient, fake: FakeWeCom, clock: FakeClock,
+) -> None:
+    [started] = await bot.say("op1", "/handover zhangsan wangwu groups mode=离职")  # zhangsan has not left
+    assert "离职继承" in started["text"]
+    assert await bot.app[JOBS].run("wecom_handovers") == 1
+    assert fake.groups["wrA"].owner == "zhangsan"  # WeCom refused: 90500
+    assert await bot.app[JOBS].run("handover_reports") == 1
+    [report] = await told(bot, "op1", containing="客户转接 #1 已结束")
+    assert "群失败 2 个" in report and "wrA（群主尚未离职，不能按离职继承转群（用 mode=在职））" in report
+
+    await bot.say("op1", "/handover lisi wangwu")
+    async with bot.db.transaction() as s:  # siyu stopped while asking WeCom
+        await s.execute(update(Handover).where(Handover.id == 2).values(status="starting"))
+    clock.advance(minutes=31)
+    assert await bot.app[JOBS].run("wecom_handovers") == 1
+    assert await bot.app[JOBS].run("handover_reports") == 1
+    [report] = await told(bot, "op1", containing="客户转接 #2 已结束")
+    assert "出错" in report and "被中断" in report

@@ -91,7 +91,9 @@ class TransfersMixin:
         if not wanted or len(wanted) > 100:
             return self._reply(40058, "external_userid: 1 to 100")
         if resigned != (handover in self.departed):
-            return self._reply(40097 if resigned else NOT_A_CONTACT, "handover user status mismatch")
+            # WeCom's code for 离职继承 of a serving staff member (or the reverse) is not confirmed by
+            # a public source; 84061 (not their external contact) stands for it here.
+            return self._reply(NOT_A_CONTACT, "handover user status mismatch")
         waiting = self.transfers.setdefault((handover, takeover), {})
         answer = []
         for c in wanted:

@@ -96,11 +96,18 @@ async def status_text(session: AsyncSession, texts: Texts, h: Handover) -> str:
     return texts("handover_status", **_words(texts, h), counts=_counts(texts, await counts(session, h.id)))
 
 
+def reason_text(texts: Texts, code: str) -> str:
+    """A stored reason (a platform's error code, or a word) in operators' words."""
+    key = f"handover_reason_{code}"
+    return texts(key) if key in texts else texts("handover_reason_code", code=code[:32])
+
+
 async def report_text(session: AsyncSession, texts: Texts, h: Handover) -> str:
     """The report of a finished handover: the counts, some that did not move, the error."""
     problems = await handovers.reasons(session, h.id)
-    extra = texts("handover_problem", items="；".join(f"{t}（{r}）" for t, r in problems)) if problems else ""
+    extra = texts("handover_problem", items="；".join(f"{t}（{reason_text(texts, r)}）" for t, r in problems)
+                  ) if problems else ""
     if h.error:
-        extra += texts("handover_error", error=h.error[:200])
+        extra += texts("handover_error", error=reason_text(texts, h.error))
     return texts("handover_finished", **_words(texts, h), counts=_counts(texts, await counts(session, h.id)),
                  problems=extra)

@@ -13,7 +13,7 @@ waiting owner tasks are withdrawn and planned again for the new owner (``Reassig
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.channels.wecom import transfers
 from bot.channels.wecom.api import WeComAPI, WeComError
@@ -29,6 +29,10 @@ from storage.handovers import Handover
 
 log = logging.getLogger("siyu.wecom.handover")
 POLL_EVERY_S = 60.0
+# A handover still asking WeCom this long after it was made was interrupted (a restart mid-way):
+# it is failed, with what it moved recorded, rather than asked again (WeCom refuses a customer
+# already in a transfer).
+INTERRUPTED_AFTER = timedelta(minutes=30)
 
 
 class Handovers:
@@ -40,7 +44,12 @@ class Handovers:
         async with self.db.read() as session:
             pending = await handovers.of_status(session, NAME, handovers.PENDING)
             running = await handovers.of_status(session, NAME, handovers.RUNNING)
+            starting = await handovers.of_status(session, NAME, handovers.STARTING)
         finished = 0
+        for h in starting:
+            if self.clock.now() - h.created_at > INTERRUPTED_AFTER:
+                await self._finish(h, handovers.FAILED, error="interrupted")
+                finished += 1
         for h in pending:
             finished += await self._start(h)
         for h in running:
@@ -62,7 +71,8 @@ class Handovers:
                 await self._groups(h, resigned)
         except WeComError as exc:
             # What moved before the error stays recorded and is reported with the error.
-            await self._finish(h, handovers.FAILED, error=str(exc))
+            log.warning("handover %s stopped: %s", h.id, exc)
+            await self._finish(h, handovers.FAILED, error=transfers.reason(exc.errcode))
             return 1
         async with self.db.transaction() as session:
             await handovers.started(session, h.id)
@@ -75,7 +85,7 @@ class Handovers:
             codes = await transfers.transfer_customers(self.api, resigned=resigned, from_staff=h.from_staff,
                                                        to_staff=h.to_staff, customers=batch)
             results: dict[str, tuple[str, str | None]] = {
-                c: (handovers.WAITING, None) if not codes.get(c) else (handovers.FAILED, f"WeCom {codes[c]}")
+                c: (handovers.WAITING, None) if not codes.get(c) else (handovers.FAILED, transfers.reason(codes[c]))
                 for c in batch}
             async with self.db.transaction() as session:
                 await handovers.add_items(session, h.id, "customer", results, now=self.clock.now())
@@ -88,7 +98,8 @@ class Handovers:
                                                      new_owner=h.to_staff)
             moved = [c for c in batch if c not in failed]
             results: dict[str, tuple[str, str | None]] = {
-                c: (handovers.FAILED, f"WeCom {failed[c]}") if c in failed else (handovers.DONE, None) for c in batch}
+                c: (handovers.FAILED, transfers.reason(failed[c])) if c in failed else (handovers.DONE, None)
+                for c in batch}
             async with self.db.transaction() as session:
                 await handovers.add_items(session, h.id, "group", results, now=self.clock.now())
                 await handovers.set_owner(session, NAME, moved, h.to_staff)

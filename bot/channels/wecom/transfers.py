@@ -18,14 +18,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from bot.channels.wecom.api import WeComAPI
+from bot.channels.wecom.api import BUSY, NETWORK, WeComAPI
 
 # At most 100 customers, and 100 groups, a call (documents 92125, 94081, 92127, 95703 as the SDKs
 # above quote them: "每次最多分配100个客户" / "最多支持传100个").
 BATCH = 100
-# transfer_result's status → (our item status, the reason in WeCom's words).
-TAKEOVER = {1: ("done", None), 2: ("waiting", None), 3: ("refused", "客户拒绝"),
-            4: ("failed", "接替成员客户达到上限"), 5: ("failed", "无接替记录")}
+# transfer_result's status → (our item status, the reason's code, which operators read in Chinese).
+TAKEOVER = {1: ("done", None), 2: ("waiting", None), 3: ("refused", "customer_refused"),
+            4: ("failed", "takeover_limit"), 5: ("failed", "no_record")}
 
 
 async def cancel_groupmsg_send(api: WeComAPI, msgid: str) -> None:
@@ -75,13 +75,17 @@ async def transfer_results(api: WeComAPI, *, resigned: bool, from_staff: str, to
             return out
 
 
-async def transfer_groups(api: WeComAPI, *, resigned: bool, chat_ids: list[str], new_owner: str) -> dict[str, str]:
-    """Give groups (at most ``BATCH``) a new owner; the ones that failed, with WeCom's reason.
+async def transfer_groups(api: WeComAPI, *, resigned: bool, chat_ids: list[str], new_owner: str) -> dict[str, int]:
+    """Give groups (at most ``BATCH``) a new owner; the ones that failed, with WeCom's errcode.
     A departed owner's groups go through ``groupchat/transfer`` (离职), a serving one's through
     ``groupchat/onjob_transfer`` (在职); WeCom answers 90500 "the owner of this chat is not
     resigned" for the wrong one (ArtisanCloud/PowerWeChat:src/work/externalContact/response/
     responseGroupChatTransfer.go)."""
     endpoint = "externalcontact/groupchat/transfer" if resigned else "externalcontact/groupchat/onjob_transfer"
     data = await api.call(endpoint, {"chat_id_list": chat_ids, "new_owner": new_owner})
-    return {str(f["chat_id"]): f"{f.get('errcode')} {f.get('errmsg') or ''}".strip()
-            for f in data.get("failed_chat_list") or []}
+    return {str(f["chat_id"]): int(f.get("errcode") or 0) for f in data.get("failed_chat_list") or []}
+
+
+def reason(errcode: int) -> str:
+    """A WeCom errcode as a stored reason: the code, or a word for ours (no answer, busy)."""
+    return {NETWORK: "network", BUSY: "busy"}.get(errcode, str(errcode))
