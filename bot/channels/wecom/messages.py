@@ -39,9 +39,8 @@ class Inbound:
     # kf_msg_or_event: (Token, OpenKfId) to pull the 微信客服 messages with (wecom.md §3.11).
     kf: tuple[str, str] | None = None
     # change_contact / delete_user: a staff member left the company (删除成员事件, developer.work.
-    # weixin.qq.com/document/path/90970 as colinin/abp-next-admin:aspnet-core/framework/wechat/
-    # LINGYUN.Abp.WeChat.Work.Contacts/README.md links it; sudiyi/wechat-java-cp:src/main/java/com/
-    # sdk/wx/cp/enums/ChangeContactConstants.java: DELETE_USER = "delete_user").
+    # weixin.qq.com/document/path/90970; binarywang/WxJava:weixin-java-cp/src/main/java/me/chanjar/
+    # weixin/cp/constant/WxCpConsts.java: CHANGE_CONTACT = "change_contact", DELETE_USER = "delete_user").
     staff_left: str | None = None
 
 

@@ -2,7 +2,8 @@
 their groups planned again, so that the next digest packs them to whoever owns each group now.
 
 A group's owner changes by a ``change_external_chat`` event with ``UpdateDetail`` = ``change_owner``
-(wecom.md §3.2), by a handover siyu made itself (``groupchat/transfer``: changes made through
+(wecom.md §3.2; binarywang/WxJava:weixin-java-cp/.../constant/WxCpConsts.java CHANGE_OWNER), by a
+handover siyu made itself (``groupchat/transfer``: changes made through
 the API produce no callback), or a staff member leaves (``change_contact`` / ``delete_user``).
 A task left with the old owner would never be confirmed (WeCom answers status 2 for a group
 whose owner is not its sender, wecom.md §3.5) and would hold the group's quota until it expired.

@@ -7,10 +7,12 @@ another) and of withdrawing a mass-send task, each checked against public SDKs:
   ``groupchat/transfer`` (92127): bodies ``handover_userid``, ``takeover_userid``,
   ``external_userid`` [...], ``transfer_success_msg`` (在职 only); answers ``customer`` [{external_userid,
   errcode}], ``failed_chat_list`` [{chat_id, errcode, errmsg}], ``next_cursor``.
-- silenceper/wechat:work/externalcontact/msg.go: ``cancel_groupmsg_send`` {msgid} (停止企业群发).
-- WxJava weixin-java-cp ``WxCpApiPathConsts.ExternalContact``: the same paths (TRANSFER_CUSTOMER,
-  TRANSFER_RESULT, TRANSFER_GROUP_CHAT = groupchat/onjob_transfer, OFF_TRANSFER_CUSTOMER,
-  OFF_TRANSFER_RESULT); ``WxCpUserTransferResultResp``: transfer status 1 接替完毕, 2 等待接替,
+- silenceper/wechat:work/externalcontact/msg.go: ``cancel_groupmsg_send`` {msgid} (停止企业群发,
+  document 97611).
+- binarywang/WxJava:weixin-java-cp/src/main/java/me/chanjar/weixin/cp/constant/WxCpApiPathConsts.java:
+  TRANSFER_CUSTOMER, TRANSFER_RESULT, RESIGNED_TRANSFER_CUSTOMER, RESIGNED_TRANSFER_RESULT,
+  GROUP_CHAT_TRANSFER, GROUP_CHAT_ONJOB_TRANSFER, LIST_UNASSIGNED_CONTACT, CANCEL_GROUP_MSG_SEND: the same
+  paths; .../bean/external/WxCpUserTransferResultResp.java: transfer status 1 接替完毕, 2 等待接替,
   3 客户拒绝, 4 接替成员客户达到上限, 5 无接替记录.
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ from urllib.parse import quote
 
 from bot.channels.wecom.api import BUSY, NETWORK, WeComAPI
 
-# At most 100 customers, and 100 groups, a call (documents 92125, 94081, 92127, 95703 as the SDKs
-# above quote them: "每次最多分配100个客户" / "最多支持传100个").
+# At most 100 customers, and 100 groups, a call (WxJava WxCpUserTransferCustomerReq.java: "每次最多分配
+# 100个客户"; WxCpExternalContactService.java transferGroupChat: chatIds "取值范围： 1 ~ 100").
 BATCH = 100
 # transfer_result's status → (our item status, the reason's code, which operators read in Chinese).
 TAKEOVER = {1: ("done", None), 2: ("waiting", None), 3: ("refused", "customer_refused"),
