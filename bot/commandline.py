@@ -14,7 +14,7 @@ and the dispatcher answers with the problem and the command's usage (its docstri
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -54,11 +54,18 @@ class Args:
             raise UsageError(f"{name}要是 {low} 到 {high} 之间的整数，不是「{value[:32]}」")
         return number
 
-    def choice(self, index: int, name: str, choices: Sequence[str]) -> str:
+    def choice(self, index: int, name: str, choices: Sequence[str], labels: Mapping[str, str] | None = None) -> str:
+        """One of ``choices``, typed as it is or as its label (运营 for operator): operators
+        type the words the bot shows them."""
         value = self.word(index, name)
-        if value not in choices:
-            raise UsageError(f"{name}要是 {' / '.join(choices)} 之一，不是「{value[:32]}」")
-        return value
+        if value in choices:
+            return value
+        named = labels or {}
+        for choice in choices:
+            if named.get(choice) == value:
+                return choice
+        shown = [named.get(c, c) for c in choices]
+        raise UsageError(f"{name}要是 {' / '.join(shown)} 之一，不是「{value[:32]}」")
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.options.get(key, default)
