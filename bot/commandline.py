@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlmodel import col
 
 from bot.context import Context
@@ -133,10 +133,15 @@ def parse(text: str, *, options: Sequence[str] = ()) -> Args:
 
 
 async def _lookup(ctx: Context, model: type[Member] | type[Group], ref: str) -> list[Any]:
-    """Rows of ``model`` whose id on their channel or name is ``ref``; the exact ids first."""
-    found: list[Any] = list((await ctx.session.execute(select(model).where(
-        or_(col(model.external_id) == ref, col(model.name) == ref)).order_by(col(model.id)).limit(5))).scalars())
-    return [row for row in found if row.external_id == ref] or found
+    """Rows of ``model`` whose id on their channel, ``channel:id`` (as /member and /role list
+    write it) or name is ``ref``; the exact ids first."""
+    channel, colon, bare = ref.partition(":")
+    match = [col(model.external_id) == ref, col(model.name) == ref]
+    if colon and bare:
+        match.append(and_(col(model.channel) == channel, col(model.external_id) == bare))
+    found: list[Any] = list((await ctx.session.execute(
+        select(model).where(or_(*match)).order_by(col(model.id)).limit(5))).scalars())
+    return [row for row in found if ref in (row.external_id, f"{row.channel}:{row.external_id}")] or found
 
 
 def _only(found: list[T], ref: str, what: str, listed: Callable[[T], str], hint: str = "") -> T:
@@ -156,7 +161,7 @@ async def find_member(ctx: Context, ref: str) -> Member:
         found = [member] if member is not None else []
     else:
         found = await _lookup(ctx, Member, ref)
-    return _only(found, ref, "用户", lambda m: f"#{m.id} {m.external_id}", "，请用 # 加编号指定")
+    return _only(found, ref, "用户", lambda m: f"#{m.id} {m.channel}:{m.external_id}", "，请用 # 加编号指定")
 
 
 async def find_group(ctx: Context, ref: str) -> Group:

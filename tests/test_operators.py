@@ -115,6 +115,13 @@ async def test_a_flow_the_member_left_reads_left_on_the_card(bot: SandboxClient)
     assert "流程：KOC 申请：已退出" in card and "进行中" not in card
 
 
+async def test_a_member_is_found_by_the_identity_the_bot_writes(bot: SandboxClient) -> None:
+    """/member writes 「sandbox:u1」 and admins are configured so: operators may type it back."""
+    assert "sandbox:u1" in await cmd(bot, "boss", "/member u1")
+    assert "积分" in await cmd(bot, "boss", "/member sandbox:u1")
+    assert "没有找到用户「wecom:u1」" in await cmd(bot, "boss", "/member wecom:u1")  # another channel's u1
+
+
 async def test_roles_are_typed_and_shown_in_the_operators_words(bot: SandboxClient) -> None:
     assert "运营" in await cmd(bot, "boss", "/role grant u2 运营")
     listed = await cmd(bot, "boss", "/role list")
