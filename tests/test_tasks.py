@@ -166,4 +166,6 @@ async def test_task_list_without_tasks_says_how_to_add_one(make_config: Callable
                                                            clock: FakeClock) -> None:
     async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as bot:
         answer = await op(bot, "/task list")
+        menu = await say(bot, "打卡")
     assert answer.startswith("还没有打卡任务。") and "[[tasks]]" in answer and "/task add" in answer
+    assert menu.startswith("现在还没有可以打卡的任务") and "—" not in menu  # not a menu of nothing

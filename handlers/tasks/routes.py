@@ -61,9 +61,11 @@ async def task_checkin(ctx: Context) -> None:
     name = words[0] if words else ""
     tasks_now = await current(ctx)
     if not name:
+        if not tasks_now:
+            ctx.reply(ctx.texts("task_menu_empty"))
+            return
         ctx.reply(ctx.texts("task_menu", tasks="\n".join(
-            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))
-            or "—"))
+            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))))
         return
     # By name, or by its number in the menu ("打卡 1").
     by_name = {t.name: t for t in tasks_now}
