@@ -209,13 +209,24 @@ def _from_env(problem: tuple[str, str], origins: Mapping[str, str]) -> tuple[str
     return (f"{name} ({key})", message) if name else problem
 
 
+def _chosen(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    return Path(path or env.get("SIYU_CONFIG") or "config.toml")
+
+
+def config_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The file ``load_config`` reads for ``path`` (None: no file, the built-in defaults), for the
+    log line that says which configuration a process runs on."""
+    chosen = _chosen(path, os.environ if env is None else env)
+    return chosen if chosen.is_file() else None
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, *, schema: type[Config] = Config, env: Mapping[str, str] | None = None,
 ) -> Config:
     """Load ``path``, else ``$SIYU_CONFIG``, else ``./config.toml``, else the built-in defaults."""
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("SIYU_CONFIG"))
-    chosen = Path(path or env.get("SIYU_CONFIG") or "config.toml")
+    chosen = _chosen(path, env)
     source = str(chosen)
     data: dict[str, Any] = {}
     if chosen.is_file():
