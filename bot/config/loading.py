@@ -8,7 +8,7 @@ import os
 import re
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +186,25 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+def _keys_at(schema: type[Any], loc: Sequence[str]) -> list[str]:
+    """The keys a table at ``loc`` (a section, or the top level) may have: what a misspelt key
+    is compared with."""
+    model: Any = schema
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = field.annotation if field is not None else None
+        if not isinstance(model, type):
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(error: Mapping[str, Any], schema: type[Any] = Config) -> tuple[str, str]:
     loc = [str(p) for p in error["loc"] if not str(p).startswith("function-after[")]
     key = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return key, "unknown key"
+        close = difflib.get_close_matches(loc[-1], _keys_at(schema, loc[:-1]), n=1, cutoff=0.6) if loc else []
+        return key, "unknown key" + (f"; did you mean {'.'.join([*loc[:-1], close[0]])}?" if close else "")
     if kind == "value_error":
         return key, URL_PASSWORD.sub(r"\1***@", str(error["msg"]).removeprefix("Value error, "))
     if kind == "missing":
@@ -260,7 +273,7 @@ def config_from_dict(data: Mapping[str, Any], *, schema: type[Config] = Config, 
     try:
         config = schema.model_validate({**data, "texts": texts})
     except ValidationError as exc:
-        problems += [_from_env(_describe(e), origins) for e in exc.errors()]
+        problems += [_from_env(_describe(e, schema), origins) for e in exc.errors()]
     if problems or config is None:
         from_env = [key.startswith("SIYU_") for key, _ in problems]
         if all(from_env):  # the file (or the defaults) are fine: the environment is not
