@@ -90,6 +90,8 @@ async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
                                      "3. 写测评（+300 积分）"]
     assert "打卡成功：「转发品牌文章」+100 积分" in await say(bot, "打卡 1 https://mp.weixin.qq.com/s/abc")
     assert "没有「4」这个任务" in (await bot.say("u1", "打卡 4"))[0]["text"]
+    # Full-width, as a Chinese input method types it (兑换 ２ is taken the same way).
+    assert "已收到你的「晒单」打卡" in await say(bot, "打卡 ２ 订单123")
 
 
 async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config], clock: FakeClock) -> None:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from bot import filters, periods
 from bot.commandline import UsageError, parse
 from bot.context import Context
-from bot.numbers import parse_id, parse_int
+from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
@@ -69,7 +69,7 @@ async def task_checkin(ctx: Context) -> None:
         return
     # By name, or by its number in the menu ("打卡 1").
     by_name = {t.name: t for t in tasks_now}
-    number = parse_int(name, 1, len(tasks_now))
+    number = parse_int(name.translate(FULL_WIDTH_DIGITS), 1, len(tasks_now))  # 打卡 ２ as 兑换 ２: members' digits
     task = by_name.get(name) or (tasks_now[number - 1] if number is not None else None)
     if task is None:
         if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
