@@ -23,23 +23,36 @@ KF = "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw"
 _tokens = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def fake_on_our_clock(fake: FakeWeCom, clock: FakeClock) -> None:
+    """Users write at the test's time (send_time), which dates their window."""
+    fake.now = lambda: clock.now().timestamp()
+
+
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
     wecom = wecom_section(fake.base_url, kf=True)
     config = make_config(wecom=wecom, operators={"admins": ["sandbox:op1", "wecom:op1"]})
     async with sandbox_app(config, clock=clock) as client:
+        await user_says(client, fake)  # the account's first pull: siyu takes its cursor
         yield client
 
 
-async def user_says(bot: SandboxClient, fake: FakeWeCom, *texts: str, user: str = "wmUser1") -> None:
-    """The user writes; WeCom calls back; siyu pulls, handles and replies."""
-    for text in texts:
-        fake.kf_user_says(KF, user, text)
-    path, body = CallbackBuilder(TOKEN, AES_KEY, CORP).post(kf_event(KF, f"tok{next(_tokens)}", corp_id=CORP))
-    resp = await bot.http.post(path, data=body, headers={"Content-Type": "text/xml"})
-    assert resp.status == 200
+async def callback(bot: SandboxClient, *events: str) -> None:
+    """WeCom calls back with each event (all posted before any is handled)."""
+    for event in events:
+        path, body = CallbackBuilder(TOKEN, AES_KEY, CORP).post(event)
+        resp = await bot.http.post(path, data=body, headers={"Content-Type": "text/xml"})
+        assert resp.status == 200
     assert await bot.app[CHANNELS]["wecom"].endpoint.idle(10)  # type: ignore[attr-defined]
     await bot.deliver()
+
+
+async def user_says(bot: SandboxClient, fake: FakeWeCom, *texts: str, user: str = "wmUser1", kf: str = KF) -> None:
+    """The user writes; WeCom calls back; siyu pulls, handles and replies."""
+    for text in texts:
+        fake.kf_user_says(kf, user, text)
+    await callback(bot, kf_event(kf, f"tok{next(_tokens)}", corp_id=CORP))
 
 
 async def test_sign_in_and_a_koc_screening_over_kf(bot: SandboxClient, fake: FakeWeCom) -> None:
@@ -58,16 +71,19 @@ async def test_sign_in_and_a_koc_screening_over_kf(bot: SandboxClient, fake: Fak
 
 async def test_a_rejected_cursor_is_retried_and_nothing_is_handled_twice(bot: SandboxClient, fake: FakeWeCom) -> None:
     await user_says(bot, fake, "签到")  # the cursor is now past that message
-    fake.kf_bad_cursors.add("1")  # WeCom refuses it once: the pull fails, the cursor stays
+    async with bot.db.read() as s:
+        from storage import kf
+
+        cursor = await kf.cursor(s, KF)
+    assert cursor and not cursor.isdigit()  # WeCom's cursors are opaque strings, kept as they come
+    fake.kf_bad_cursors.add(cursor)  # WeCom refuses it once: the pull fails, the cursor stays
     await user_says(bot, fake, "积分")
     assert len(fake.kf_to("wmUser1")) == 1
     fake.kf_bad_cursors.clear()
     await user_says(bot, fake, "等级")  # pulled from the last good cursor: both messages, in order
     assert [t[:4] for t in fake.kf_to("wmUser1")] == ["签到成功", "你现在有", "你现在是"]
     async with bot.db.transaction() as s:  # even a pull from the very start handles nothing twice
-        from storage import kf
-
-        await kf.save_cursor(s, KF, "0", now=bot.dispatcher.clock.now())
+        await kf.save_cursor(s, KF, "", now=bot.dispatcher.clock.now())
     await user_says(bot, fake)
     assert len(fake.kf_to("wmUser1")) == 3
 
@@ -105,6 +121,7 @@ async def test_redemption_over_kf(make_config: Callable[..., Config], fake: Fake
     config = make_config(wecom=wecom, signin={"daily_points": 100}).model_copy(update={
         "rewards": SiyuConfig.model_validate({"rewards": [{"name": "小样", "cost": 50, "stock": 3}]}).rewards})
     async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake)
         await user_says(bot, fake, "签到", "兑换 1")
         assert "需要 50 积分，你现在有 100 积分" in fake.kf_to("wmUser1")[-1]
         await user_says(bot, fake, "确认")
@@ -128,6 +145,7 @@ async def test_onboarding_over_kf(make_config: Callable[..., Config], fake: Fake
     wecom = wecom_section(fake.base_url, kf=True)
     config = make_config(wecom=wecom, onboarding={"start_on": ["first_message"]})
     async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake)
         await user_says(bot, fake, "你好")
         city = fake.calls("kf/send_msg")[-1].body
         assert city["msgtype"] == "msgmenu" and city["msgmenu"]["head_content"].endswith("\n你在哪个城市？")

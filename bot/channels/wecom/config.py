@@ -45,6 +45,9 @@ class WecomConfig(Section):
     kf: bool = False
     # Send a question's numbered options (KOC screening, votes ...) as a 微信客服 menu to tap.
     kf_menus: bool = True
+    # The first pull of a 客服 account returns up to 3 days of history: answer it (true), or
+    # only take the cursor and answer what comes after (false).
+    kf_replay_history: bool = False
     # Customer groups: the receive quota, the daily digest and owners' tasks.
     group_quota: GroupQuotaConfig = GroupQuotaConfig()
 
