@@ -160,3 +160,89 @@ async def test_onboarding_over_kf(make_config: Callable[..., Config], fake: Fake
             member = (await s.execute(select(Member).where(Member.channel == "wecom_kf"))).scalar_one()
         assert {k: member.attributes[k] for k in ("city", "age", "source", "consent")} == {
             "city": "上海", "age": 30, "source": "朋友推荐", "consent": True}
+
+
+# -- never a dropped message (issue 18) ---------------------------------------------------------
+
+KF2 = "wkSecondAccountBBBBBBBBBBBBBBBBBB"
+
+
+async def test_two_callbacks_in_one_second_are_both_handled(bot: SandboxClient, fake: FakeWeCom) -> None:
+    """A real kf_msg_or_event has no FromUserName: two accounts' callbacks of the same second
+    differ only in Token and OpenKfId, and each must be pulled."""
+    await user_says(bot, fake, kf=KF2)  # the second account's first pull
+    fake.kf_user_says(KF, "wmUser1", "签到")
+    fake.kf_user_says(KF2, "wmUser2", "签到")
+    second = 1_795_400_000
+    await callback(bot, kf_event(KF, "ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR", corp_id=CORP, at=second),
+                   kf_event(KF2, "ENCBpWs8oLkGB7a3j5UqeE3FZcJpLR7HgxMfSvEDr9Y2vNE", corp_id=CORP, at=second))
+    assert fake.kf_to("wmUser1")[-1].startswith("签到成功")
+    assert fake.kf_to("wmUser2")[-1].startswith("签到成功")
+
+
+async def test_history_is_not_replayed_on_the_first_pull(
+    make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock,
+) -> None:
+    """A brand turns 微信客服 on: the first pull returns up to 3 days of history, which nobody
+    answers out of the blue; what users write afterwards is answered."""
+    now = int(clock.now().timestamp())
+    fake.kf_user_says(KF, "wmOld", "签到", at=now - 2 * 86400)
+    fake.kf_user_says(KF, "wmOld", "申请KOC", at=now - 86400)
+    config = make_config(wecom=wecom_section(fake.base_url, kf=True))
+    async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake)
+        assert fake.kf_sent == []
+        await user_says(bot, fake, "积分", user="wmOld")
+        assert [t[:4] for t in fake.kf_to("wmOld")] == ["你现在有"]  # no sign-in, no screening from history
+
+
+async def test_history_opens_no_fresh_window(make_config: Callable[..., Config], fake: FakeWeCom,
+                                             clock: FakeClock) -> None:
+    """The window runs from the user's own message: one written 50 h ago and pulled now leaves
+    nothing to send until they write again."""
+    fake.kf_user_says(KF, "wmOld", "你好", at=int(clock.now().timestamp()) - 50 * 3600)
+    config = make_config(wecom=wecom_section(fake.base_url, kf=True, kf_replay_history=True))
+    async with sandbox_app(config, clock=clock) as bot:
+        await user_says(bot, fake)  # pulled (and answered: replay on), but the window is long closed
+        async with bot.db.read() as s:
+            held = (await s.execute(select(OutboxMessage).where(OutboxMessage.to == "wmOld"))).scalars().all()
+        assert fake.kf_sent == [] and {m.status for m in held} == {"held"}
+        assert "48 h window" in (held[0].last_error or "")
+
+
+async def test_an_oversized_menu_goes_as_a_text_question(bot: SandboxClient, fake: FakeWeCom) -> None:
+    await user_says(bot, fake, "你好")
+    long_question = "请仔细阅读以下活动规则后作答。" * 30 + "\n你愿意参加吗？"  # 1,400 bytes: > a menu head, < a text
+    long_option = "愿意，并且" + "我会邀请朋友一起来" * 6  # > 128 bytes: no menu item can hold it
+    async with bot.db.transaction() as s:
+        from storage import outbox
+
+        await outbox.enqueue(s, [outbox.Outgoing("wecom_kf", f"{long_question}\n1 愿意  2 不愿意", to="wmUser1"),
+                                 outbox.Outgoing("wecom_kf", f"你会来吗？\n1 {long_option}  2 不会", to="wmUser1"),
+                                 outbox.Outgoing("wecom_kf", "你会来吗？\n1 会  2 不会", to="wmUser1")],
+                             now=bot.dispatcher.clock.now())
+    await bot.deliver()
+    sent = [c.body for c in fake.calls("kf/send_msg")[-3:]]
+    assert [b["msgtype"] for b in sent] == ["text", "text", "msgmenu"]  # all three questions reached the user
+    assert sent[0]["text"]["content"].endswith("1 愿意  2 不愿意")
+    async with bot.db.read() as s:
+        rows = (await s.execute(select(OutboxMessage).where(OutboxMessage.channel == "wecom_kf"))).scalars().all()
+    assert {r.status for r in rows} == {"delivered"}
+
+
+async def test_a_resend_refused_as_a_duplicate_msgid_is_probably_delivered(bot: SandboxClient,
+                                                                           fake: FakeWeCom) -> None:
+    """The answer to kf/send_msg is lost; the retry (same msgid) is refused with 95033: the
+    message counts as delivered, with the reason kept, and reached the user once."""
+    await user_says(bot, fake, "你好")
+    fake.lose_answers("kf/send_msg")
+    async with bot.db.transaction() as s:
+        from storage import outbox
+
+        await outbox.enqueue(s, [outbox.Outgoing("wecom_kf", "你的会员卡已激活", to="wmUser1")],
+                             now=bot.dispatcher.clock.now())
+    await bot.deliver()
+    assert fake.kf_to("wmUser1").count("你的会员卡已激活") == 1
+    async with bot.db.read() as s:
+        row = (await s.execute(select(OutboxMessage).where(OutboxMessage.text == "你的会员卡已激活"))).scalar_one()
+    assert row.status == "delivered" and "95033" in (row.last_error or "")
