@@ -37,6 +37,8 @@ NAME = "wecom_kf"
 FROM_USER = 3  # msg_list[].origin: 3 the WeChat user, 4 the system, 5 a servicer
 # Practitioners read 95033 as "msgid already used"; no public source confirms it (wecom.md
 # §3.11), so it counts as "probably delivered" only after an attempt whose answer was lost.
+# Nor can a send be checked afterwards: kf/sync_msg "不支持读取通过发送消息接口发送的消息"
+# (wechatpy/wechatpy:wechatpy/work/client/api/kf.py, sync_msg).
 DUPLICATE_MSGID = 95033
 # kf/send_msg limits in bytes (developer.work.weixin.qq.com/document/path/94677;
 # silenceper/wechat:work/kf/sendmsg/message.go): text content at most 2048; a msgmenu's
