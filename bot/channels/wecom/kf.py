@@ -10,9 +10,10 @@ return up to three days of history: it only takes the cursor (and the users' win
 ``[wecom] kf_replay_history``.
 
 Sending (``kf/send_msg``) keeps to the window: at most 5 messages within 48 h of the user's
-last message, dated by that message's ``send_time``. A message that would break it is held
-(outbox status ``held``, with the reason) and released when the user writes again; nothing is
-sent against the rule or dropped.
+last message (developer.work.weixin.qq.com/document/path/94677, wecom.md §3.11), dated by that
+message's ``send_time`` (msg_list[].send_time: silenceper/wechat:work/kf/syncmsg.go). A
+message that would break it is held (outbox status ``held``, with the reason) and released when
+the user writes again; nothing is sent against the rule or dropped.
 """
 from __future__ import annotations
 
