@@ -246,3 +246,21 @@ async def test_a_resend_refused_as_a_duplicate_msgid_is_probably_delivered(bot: 
     async with bot.db.read() as s:
         row = (await s.execute(select(OutboxMessage).where(OutboxMessage.text == "你的会员卡已激活"))).scalar_one()
     assert row.status == "delivered" and "95033" in (row.last_error or "")
+
+
+async def test_messages_pulled_again_open_no_window(bot: SandboxClient, fake: FakeWeCom) -> None:
+    """A pull from an older cursor returns messages handled before: they are not answered
+    again, and they do not reset the count of the user's window."""
+    await user_says(bot, fake, "签到")
+    for n in range(5):
+        await bot.say("op1", f"/points grant wmUser1 {n + 1} 活动奖励")
+    await bot.deliver()  # 5 sent in this window, the 6th held
+    async with bot.db.transaction() as s:
+        from storage import kf
+
+        await kf.save_cursor(s, KF, "", now=bot.dispatcher.clock.now())
+    await user_says(bot, fake)  # the whole history again
+    assert len(fake.kf_to("wmUser1")) == 5
+    async with bot.db.read() as s:
+        statuses = (await s.execute(select(OutboxMessage.status).where(OutboxMessage.to == "wmUser1"))).scalars()
+        assert sorted(statuses) == ["delivered"] * 5 + ["held"]

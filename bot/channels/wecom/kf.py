@@ -27,7 +27,7 @@ from bot.channels.wecom.api import WeComError
 from bot.clock import Clock
 from bot.locks import KeyedLocks
 from bot.update import Update
-from storage import kf, outbox
+from storage import inbox, kf, outbox
 from storage.outbox import Claimed
 
 if TYPE_CHECKING:
@@ -139,7 +139,11 @@ class KfSync:
         except (TypeError, ValueError, OverflowError, OSError):
             at = self.clock.now()
         at = min(at, self.clock.now())  # a clock ahead of ours must not stretch the window
+        text = (msg.get("text") or {}).get("content") if msg.get("msgtype") == "text" else None
+        key = f"{NAME}:{msgid}"
         async with db.transaction() as session:
+            if text and await inbox.seen(session, key):
+                return 0  # pulled again (from an older cursor): handled, and its window counted, before
             # The window runs from the message's own send_time, not from the pull: history pulled
             # after an outage opens no fresh 48 h (an older message than the last changes nothing).
             moved = await kf.heard(session, str(user), open_kfid, at=at)
@@ -147,12 +151,11 @@ class KfSync:
                                                  now=self.clock.now()) if moved else 0
         if released:
             log.info("%d held message(s) to %s released: the user wrote again", released, user)
-        text = (msg.get("text") or {}).get("content") if msg.get("msgtype") == "text" else None
         if not text:
             return 0  # images, voice ... are not understood yet; the window opened all the same
         if not feed:
             return 1
-        await dispatcher.feed(Update(channel=NAME, key=f"{NAME}:{msgid}", sender=str(user), at=at,
+        await dispatcher.feed(Update(channel=NAME, key=key, sender=str(user), at=at,
                                      text=str(text).strip()))
         return 1
 
