@@ -101,8 +101,12 @@ async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config
 
         assert "已添加打卡任务「晒单」（+50 积分）" in await op("/task add 晒单 50 day=2 approval=yes")
         assert "已经有进行中的任务「晒单」" in await op("/task add 晒单 80")
-        assert (await op("/task add 测评 100 koc=大使")).startswith("参数不对：Input should be '分享官'")
-        assert "「晒单」+50 积分，每天 2" in await op("/task list")
+        refused = await op("/task add 测评 100 koc=大使")
+        assert "koc 要是 分享官 / 内容官 / 体验官 / 带货官" in refused and "Input should" not in refused
+        assert "已添加打卡任务「测评」（+100 积分）" in await op("/task add 测评 100 proof=yes koc=体验官")
+        listed = await op("/task list")
+        assert "「晒单」+50 积分，每天 2" in listed and "需运营审核" in listed
+        assert "「测评」+100 积分" in listed and "需附证明，仅限 体验官" in listed
         assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
         assert "只有运营及以上可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
         assert "已停用打卡任务「晒单」" in await op("/task disable 晒单")
