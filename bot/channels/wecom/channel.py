@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.appkeys import DB, DISPATCHER
 from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner, cap_bytes
 from bot.channels.wecom.api import WeComAPI, WeComError
+from bot.channels.wecom.attachments import attachments_of
 from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
@@ -56,6 +57,7 @@ class WeComChannel(Channel):
     name = NAME
     capabilities = frozenset({
         Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_OWNER_TASK,
+        Capability.GROUP_CARDS,
     })
     # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
     rate_per_s = 20.0
@@ -204,7 +206,8 @@ class WeComChannel(Channel):
         chat_ids = list(message.meta.get("chat_ids") or [])
         if not message.to or not chat_ids:
             raise DeliveryError("a group task needs an owner and its groups", retryable=False)
-        result = await self.api.add_group_msg_template(message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES))
+        result = await self.api.add_group_msg_template(message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES),
+                                                       attachments=attachments_of(message.meta))
         return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to,
                               "fail_list": result.get("fail_list") or []})
 
@@ -213,6 +216,7 @@ class WeComChannel(Channel):
         owner = await self.groups.owner_of(message.chat)
         if owner is None:
             raise DeliveryError(f"group {message.chat} has no known owner to confirm the task", retryable=False)
-        result = await self.api.add_group_msg_template(owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES))
+        result = await self.api.add_group_msg_template(owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES),
+                                                       attachments=attachments_of(message.meta))
         # Nothing is sent yet: the owner must confirm the task in the WeCom client.
         return HandedToOwner({"msgid": result.get("msgid"), "owner": owner})

@@ -1,0 +1,164 @@
+"""Link and mini-program cards on broadcasts and playbooks (issue 18 §5).
+
+A card is kept channel-neutral, ``{"type": "link", "title", "url", "desc", "picurl"}`` or
+``{"type": "miniprogram", "title", "appid", "page", "pic_media_id"}``; a channel that can show
+it (``Capability.GROUP_CARDS``: WeCom's ``add_msg_template`` attachments) gets it beside the
+text, every other gets the text with the card's title and URL after it.
+
+WeCom's rules, from the parameter table of developer.work.weixin.qq.com/document/path/92135
+(as quoted in SDK comments: ``find_string "图文消息的链接，最长2048个字节"``, ``"小程序消息标题，最多64个字节"``)
+and the shapes of silenceper/wechat:work/externalcontact/msg.go (``AttachmentLink``,
+``AttachmentMiniProgram``) and WxJava's ``bean/external/msg/Link.java``, ``MiniProgram.java``
+(xz-wtx/WxJava, a copy of binarywang/WxJava): link title required, at most 128 bytes; desc at
+most 512 bytes; picurl and url at most 2048 bytes, url required; mini-program title at most 64
+bytes, pic_media_id, appid and page required. https only is siyu's rule: a card opens in the
+customer's WeChat, and a plain-http page there can be read and changed on the way.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from bot.channels.base import cap_bytes
+from bot.config import read_texts
+from bot.texts import Texts
+
+LINK, MINIPROGRAM = "link", "miniprogram"
+LIMITS = {  # bytes, UTF-8 (see the module's sources)
+    (LINK, "title"): 128, (LINK, "desc"): 512, (LINK, "url"): 2048, (LINK, "picurl"): 2048,
+    (MINIPROGRAM, "title"): 64,
+    # No documented bound for these two: ours, far above any real page path or media id.
+    (MINIPROGRAM, "page"): 1024, (MINIPROGRAM, "pic_media_id"): 512,
+}
+FIELDS = {LINK: ("title", "url", "desc", "picurl"), MINIPROGRAM: ("title", "appid", "page", "pic_media_id")}
+REQUIRED = {LINK: ("title", "url"), MINIPROGRAM: ("title", "appid", "page", "pic_media_id")}
+URL_FIELDS = ("url", "picurl")
+# Placeholders whose value is itself a URL: put in as they are, at the start of a URL field.
+URL_VALUES = frozenset({"member_center"})
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# A mini-program's appid: "wx" and 16 letters or digits (wechatpy's example: wx8bd80126147dfAAA).
+APPID = re.compile(r"^wx[0-9A-Za-z]{16}$")
+MEDIA_ID = re.compile(r"^[\x21-\x7e]+$")
+_SAMPLE_URL = "https://member.example"
+# The feature's own texts, for config errors (found before any [texts] override is read).
+DEFAULT_TEXTS = Texts(read_texts(Path(__file__).with_name("texts.toml")))
+
+Problem = tuple[str, dict[str, Any]]
+
+
+def _fill_url(template: str, values: Mapping[str, str]) -> str:
+    """Fill a URL: a URL value ({member_center}) as it is where the URL starts with it, every
+    other value percent-encoded (a group's name must not end the path or add a parameter)."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in values:
+            return m.group(0)
+        return values[name] if name in URL_VALUES and m.start() == 0 else quote(values[name], safe="")
+
+    return PLACEHOLDER.sub(one, template)
+
+
+def url_problem(field: str, template: str) -> Problem | None:
+    # Placeholders are checked with stand-ins: {member_center} is an https URL, others plain words.
+    stand_ins = {name: _SAMPLE_URL if name in URL_VALUES else "x" for name in PLACEHOLDER.findall(template)}
+    sample = _fill_url(template, stand_ins)
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in sample):
+        return "card_url_invalid", {"field": field}
+    if not sample.lower().startswith("https://"):
+        return "card_url_https", {"field": field}
+    try:
+        parts = urlsplit(sample)
+    except ValueError:
+        return "card_url_invalid", {"field": field}
+    # user:password@ in front of the host shows one site and opens another.
+    if not parts.hostname or "@" in parts.netloc:
+        return "card_url_invalid", {"field": field}
+    return None
+
+
+def problems(card: Mapping[str, Any], *, member_center_url: str | None = None) -> list[Problem]:
+    """What is wrong with ``card`` (a text key and its values each), none if it can be sent."""
+    kind = card.get("type")
+    if kind not in FIELDS:
+        return [("card_kind_unknown", {})]
+    found: list[Problem] = []
+    unknown = sorted(set(card) - {"type", *FIELDS[kind]})
+    if unknown:
+        found.append(("card_field_unknown", {"fields": "、".join(str(u)[:32] for u in unknown[:5])}))
+    for field in FIELDS[kind]:
+        value = card.get(field, "")
+        if not isinstance(value, str):
+            found.append(("card_field_not_text", {"field": field}))
+            continue
+        if not value.strip():
+            if field in REQUIRED[kind]:
+                found.append(("card_field_missing", {"field": field}))
+            continue
+        limit = LIMITS.get((kind, field))
+        if limit is not None and len(value.encode()) > limit:
+            found.append(("card_too_long", {"field": field, "limit": limit, "size": len(value.encode())}))
+        if field in URL_FIELDS and (problem := url_problem(field, value)) is not None:
+            found.append(problem)
+        if field == "appid" and not APPID.match(value):
+            found.append(("card_appid_invalid", {}))
+        if field == "pic_media_id" and not MEDIA_ID.match(value):
+            found.append(("card_media_id_invalid", {}))
+        if "member_center" in PLACEHOLDER.findall(value) and not member_center_url:
+            found.append(("card_member_center_unset", {"field": field}))
+    return found
+
+
+def explain(texts: Texts, found: list[Problem]) -> str:
+    """The problems in the operator's words, one sentence each."""
+    return "；".join(texts(key, **{**values, "field": texts(f"card_field_{values['field']}")}
+                         if "field" in values else values) for key, values in found)
+
+
+def render(card: Mapping[str, Any], values: Mapping[str, str], *, cut: bool = True) -> dict[str, Any]:
+    """The card with its placeholders filled. In a URL a value is percent-encoded (a group's name
+    must not end the query), except a URL value such as {member_center}; texts over WeCom's
+    limits after filling are cut on a character boundary."""
+    out: dict[str, Any] = {"type": card["type"]}
+    for field in FIELDS[card["type"]]:
+        template = str(card.get(field) or "")
+        if not template:
+            continue
+        if field in URL_FIELDS:
+            value = _fill_url(template, values)
+        else:
+            value = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+            limit = LIMITS.get((card["type"], field))
+            if cut and limit is not None:
+                value = cap_bytes(value, limit)
+        out[field] = value
+    return out
+
+
+def sendable(card: Mapping[str, Any]) -> bool:
+    """A filled card still fit to send (its URLs are https after filling)."""
+    return not problems(card, member_center_url="filled")
+
+
+def fallback(texts: Texts, text: str, card: Mapping[str, Any]) -> str:
+    """What a channel without cards gets: the text, then the card's title and URL."""
+    if card["type"] == LINK:
+        return f"{text}\n\n{texts('card_fallback_link', title=card['title'], url=card['url'])}"
+    return f"{text}\n\n{texts('card_fallback_miniprogram', title=card['title'])}"
+
+
+def preview(texts: Texts, card: Mapping[str, Any]) -> str:
+    """The card as the operator's preview (and the console) shows it."""
+    if card["type"] == LINK:
+        return texts("card_preview_link", title=card.get("title", ""), url=card.get("url", ""),
+                     desc=card.get("desc") or "—")
+    return texts("card_preview_miniprogram", title=card.get("title", ""), appid=card.get("appid", ""),
+                 page=card.get("page", ""))
+
+
+def used_placeholders(card: Mapping[str, Any] | None) -> str:
+    """The card's fields joined: what the planner scans for placeholders."""
+    return " ".join(str(v) for k, v in (card or {}).items() if k != "type")
