@@ -16,7 +16,7 @@ from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
 from handlers.broadcasts import playbooks as sop
-from storage.models import Group, OutboxMessage
+from storage.models import Broadcast, Group, OutboxMessage
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai: the digest's time
 MEMBER_CENTER = "https://vip.example.com/center"
@@ -63,3 +63,36 @@ async def test_a_playbooks_link_card_reaches_owner_tasks_filled_and_the_sandbox_
         sandbox = (await s.execute(select(OutboxMessage.text).where(
             OutboxMessage.chat == "g1", OutboxMessage.text.startswith("本群的朋友们")))).scalars().all()
     assert sandbox == [f"本群的朋友们，新品到了\n\n本群专属：新品上市：{MEMBER_CENTER}/new?group=%E6%9C%AC%E7%BE%A4"]
+
+
+async def test_an_operators_broadcast_with_a_link_card_previews_it_and_the_sandbox_gets_text_and_url(
+    bot: SandboxClient,
+) -> None:
+    assert "链接卡片" in await op(bot, "/broadcast help")
+    preview = await op(bot, "/broadcast g1 周末活动开始啦\n标题：{group}的周末福利\n链接：https://shop.example.com/w?g={group}"
+                            "\n描述：满100减20")
+    card = "【链接卡片】本群的周末福利\n满100减20\nhttps://shop.example.com/w?g=%E6%9C%AC%E7%BE%A4"
+    assert f"——\n周末活动开始啦\n{card}" in preview
+    assert "群发 #1 已开始" in await op(bot, "确认")
+    await bot.deliver()
+    async with bot.db.read() as s:
+        texts = (await s.execute(select(OutboxMessage.text).where(
+            OutboxMessage.chat == "g1", OutboxMessage.text.startswith("周末活动")))).scalars().all()
+    assert texts == ["周末活动开始啦\n\n本群的周末福利：https://shop.example.com/w?g=%E6%9C%AC%E7%BE%A4"]
+
+
+@pytest.mark.parametrize(("card", "said"), [
+    ("标题：福利\n链接：http://shop.example.com/", "卡片的链接必须是以 https:// 开头的完整网址"),
+    ("标题：福利\n链接：javascript:alert(1)", "卡片的链接必须是以 https:// 开头的完整网址"),
+    ("标题：福利\n链接：https://shop.example.com@evil.example/", "卡片的链接不是有效的网址"),
+    ("链接：https://shop.example.com/", "卡片缺少标题"),
+    ("标题：" + "福" * 43 + "\n链接：https://shop.example.com/", "标题最多 128 字节（企业微信的上限），现在是 129"),
+    ("标题：福利\n链接：https://shop.example.com/\n小程序：wx8bd80126147dfAAA", "一次群发只能带一张卡片"),
+    ("标题：会员\n小程序：gh_123\n页面：/pages/index\n封面素材：MEDIA", "小程序要写它的 appid"),
+    ("标题：会员\n小程序：wx8bd80126147dfAAA\n页面：/pages/index", "卡片缺少封面素材"),
+])
+async def test_a_bad_card_is_refused_in_chat_with_what_is_wrong(bot: SandboxClient, card: str, said: str) -> None:
+    answer = await op(bot, f"/broadcast all 今天的话题\n{card}")
+    assert said in answer and "没有创建群发" in answer and "/broadcast help" in answer
+    async with bot.db.read() as s:
+        assert (await s.execute(select(Broadcast))).first() is None

@@ -162,3 +162,29 @@ def preview(texts: Texts, card: Mapping[str, Any]) -> str:
 def used_placeholders(card: Mapping[str, Any] | None) -> str:
     """The card's fields joined: what the planner scans for placeholders."""
     return " ".join(str(v) for k, v in (card or {}).items() if k != "type")
+
+
+# The chat syntax: lines "项目：值" after the text (ASCII names as in config work too).
+LINE_NAMES = {"标题": "title", "链接": "url", "描述": "desc", "封面": "picurl", "小程序": "appid", "页面": "page",
+              "封面素材": "pic_media_id", **{f: f for f in ("title", "url", "desc", "picurl", "appid", "page",
+                                                          "pic_media_id")}}
+CARD_LINE = re.compile(r"^\s*(" + "|".join(sorted(LINE_NAMES, key=len, reverse=True)) + r")\s*[:：]\s*(.*?)\s*$")
+MINI_ONLY = frozenset({"appid", "page", "pic_media_id"})
+LINK_ONLY = frozenset({"url", "desc", "picurl"})
+
+
+def from_lines(content: str) -> tuple[str, dict[str, str] | None, list[Problem]]:
+    """Split an operator's message into its text and the card its last lines give
+    (``标题：…`` ``链接：…``): (text, card or None, problems)."""
+    lines = content.splitlines()
+    fields: dict[str, str] = {}
+    while lines and (m := CARD_LINE.match(lines[-1])):
+        fields.setdefault(LINE_NAMES[m.group(1)], m.group(2))  # the later line of a repeated name wins
+        lines.pop()
+    text = "\n".join(lines).strip()
+    if not fields:
+        return text, None, []
+    if fields.keys() & MINI_ONLY and fields.keys() & LINK_ONLY:
+        return text, None, [("card_one_kind", {})]
+    card = {"type": MINIPROGRAM if fields.keys() & MINI_ONLY else LINK, **fields}
+    return text, card, []
