@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from conftest import wecom_section
@@ -96,3 +97,55 @@ async def test_a_bad_card_is_refused_in_chat_with_what_is_wrong(bot: SandboxClie
     assert said in answer and "没有创建群发" in answer and "/broadcast help" in answer
     async with bot.db.read() as s:
         assert (await s.execute(select(Broadcast))).first() is None
+
+
+OPERATOR = "operator-token-0123456789abcdef"
+
+
+async def api(bot: SandboxClient, body: dict[str, Any], path: str = "/api/broadcasts") -> tuple[int, Any]:
+    resp = await bot.http.request("POST", path, json=body, headers={"Authorization": f"Bearer {OPERATOR}"})
+    return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def api_bot(make_config: Callable[..., Config], fake: FakeWeCom,
+                  clock: FakeClock) -> AsyncIterator[SandboxClient]:
+    config = make_config(wecom=wecom_section(fake.base_url, group_quota={"rule": "daily", "digest_at": "09:00"}),
+                         api={"tokens": [{"token": OPERATOR, "role": "operator", "name": "crm"}]},
+                         scheduler={"enabled": False}, broadcasts={"member_center_url": MEMBER_CENTER})
+    async with sandbox_app(config, clock=clock) as client:
+        async with client.db.transaction() as s:
+            s.add(Group(channel="wecom", external_id="wrA", name="客户群A", owner="zhangsan", created_at=clock.now(),
+                        last_active_at=clock.now()))
+        yield client
+
+
+async def test_the_api_sends_a_mini_program_card_to_owner_tasks_and_refuses_a_bad_link_with_422(
+    api_bot: SandboxClient, fake: FakeWeCom, clock: FakeClock,
+) -> None:
+    bot = api_bot
+    mini = {"title": "{group}会员中心", "appid": "wx8bd80126147dfAAA", "page": "/pages/vip/index",
+            "pic_media_id": "2-G6nrLmr5EC3MMb_-zK1dDdzmd0p7cNliYu9V5w7o8K0"}
+    status, created = await api(bot, {"target": "wrA", "text": "会员日", "miniprogram": mini})
+    assert status == 201 and created["card"] == {"type": "miniprogram", **mini}
+    clock.set(MONDAY_9)
+    assert await bot.app[JOBS].run("owner_tasks") == 1
+    await bot.deliver()
+    [task] = fake.calls("externalcontact/add_msg_template")
+    assert task.body["attachments"] == [{"msgtype": "miniprogram", "miniprogram": {**mini, "title": "客户群A会员中心"}}]
+
+    for link, said in [({"title": "福利", "url": "http://shop.example.com/"}, "必须是以 https:// 开头"),
+                       ({"title": "福利", "url": "https://a.example.com", "picurl": "ftp://x"}, "卡片的封面必须是以 https://"),
+                       ({"title": "福利", "url": "https://a.example.com/封面"}, "不是有效的网址"),  # ASCII
+                       ({"title": "福利", "url": "https://a.example.com/ x"}, "不是有效的网址"),
+                       ({"title": "福利", "url": "https://a.example.com", "onclick": "x"}, "onclick")]:
+        status, answer = await api(bot, {"target": "all", "text": "x", "link": link})
+        assert status == 422 and said in answer["error"]["message"], (link, answer)
+    status, answer = await api(bot, {"target": "all", "text": "x", "link": {"title": "a", "url": "https://a.example"},
+                                     "miniprogram": mini})
+    assert status == 422 and "只能带一张卡片" in answer["error"]["message"]
+    assert len(fake.calls("externalcontact/add_msg_template")) == 1
+    # The schema counts characters, WeCom bytes: a title over 128 bytes is cut there.
+    status, created = await api(bot, {"target": "wrA", "text": "x", "link": {"title": "福" * 43,
+                                                                             "url": "https://a.example.com"}})
+    assert status == 201 and created["card"]["title"] == "福" * 41 + "…"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from bot.channels.base import cap_bytes
 from bot.config import read_texts
@@ -39,10 +39,13 @@ URL_FIELDS = ("url", "picurl")
 # Placeholders whose value is itself a URL: put in as they are, at the start of a URL field.
 URL_VALUES = frozenset({"member_center"})
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# An https URL with a host (no user:password@ in front of it: that shows one site and opens
+# another), printable ASCII (the rest percent-encoded), placeholders allowed; or one that starts
+# with {member_center}. The same pattern is in the REST API's OpenAPI file.
+URL = re.compile(r"https://[A-Za-z0-9._~%!$&'()*+,;={}-]+(:[0-9]*)?([/?#][\x21-\x7e]*)?|\{member_center\}[\x21-\x7e]*")
 # A mini-program's appid: "wx" and 16 letters or digits (wechatpy's example: wx8bd80126147dfAAA).
-APPID = re.compile(r"^wx[0-9A-Za-z]{16}$")
-MEDIA_ID = re.compile(r"^[\x21-\x7e]+$")
-_SAMPLE_URL = "https://member.example"
+APPID = re.compile(r"wx[0-9A-Za-z]{16}")
+ASCII_WORD = re.compile(r"[\x21-\x7e]+")
 # The feature's own texts, for config errors (found before any [texts] override is read).
 DEFAULT_TEXTS = Texts(read_texts(Path(__file__).with_name("texts.toml")))
 
@@ -63,21 +66,28 @@ def _fill_url(template: str, values: Mapping[str, str]) -> str:
 
 
 def url_problem(field: str, template: str) -> Problem | None:
-    # Placeholders are checked with stand-ins: {member_center} is an https URL, others plain words.
-    stand_ins = {name: _SAMPLE_URL if name in URL_VALUES else "x" for name in PLACEHOLDER.findall(template)}
-    sample = _fill_url(template, stand_ins)
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in sample):
-        return "card_url_invalid", {"field": field}
-    if not sample.lower().startswith("https://"):
+    """Why ``template`` is not an https URL a card may carry (None if it is)."""
+    if not template.startswith(("https://", "{member_center}")):
         return "card_url_https", {"field": field}
-    try:
-        parts = urlsplit(sample)
-    except ValueError:
-        return "card_url_invalid", {"field": field}
-    # user:password@ in front of the host shows one site and opens another.
-    if not parts.hostname or "@" in parts.netloc:
+    if not URL.fullmatch(template):
         return "card_url_invalid", {"field": field}
     return None
+
+
+def normalize(card: Mapping[str, Any]) -> dict[str, Any]:
+    """An operator's card with the non-ASCII characters of its URLs percent-encoded (a
+    Chinese path pasted from a browser) and the spaces around its values taken off."""
+    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in card.items()}
+    for field in URL_FIELDS:
+        if isinstance(out.get(field), str):
+            out[field] = "".join(c if ord(c) < 0x80 else quote(c, safe="") for c in out[field])
+    return out
+
+
+def cut(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card with its title and description cut to WeCom's limits (the REST API's rule)."""
+    return {k: cap_bytes(v, LIMITS[(card["type"], k)]) if k in ("title", "desc") and isinstance(v, str)
+            and (card["type"], k) in LIMITS else v for k, v in card.items()}
 
 
 def problems(card: Mapping[str, Any], *, member_center_url: str | None = None) -> list[Problem]:
@@ -94,7 +104,7 @@ def problems(card: Mapping[str, Any], *, member_center_url: str | None = None) -
         if not isinstance(value, str):
             found.append(("card_field_not_text", {"field": field}))
             continue
-        if not value.strip():
+        if not value:
             if field in REQUIRED[kind]:
                 found.append(("card_field_missing", {"field": field}))
             continue
@@ -103,10 +113,12 @@ def problems(card: Mapping[str, Any], *, member_center_url: str | None = None) -
             found.append(("card_too_long", {"field": field, "limit": limit, "size": len(value.encode())}))
         if field in URL_FIELDS and (problem := url_problem(field, value)) is not None:
             found.append(problem)
-        if field == "appid" and not APPID.match(value):
+        if field == "appid" and not APPID.fullmatch(value):
             found.append(("card_appid_invalid", {}))
-        if field == "pic_media_id" and not MEDIA_ID.match(value):
+        if field == "pic_media_id" and not ASCII_WORD.fullmatch(value):
             found.append(("card_media_id_invalid", {}))
+        if field == "page" and not ASCII_WORD.fullmatch(value):
+            found.append(("card_page_invalid", {}))
         if "member_center" in PLACEHOLDER.findall(value) and not member_center_url:
             found.append(("card_member_center_unset", {"field": field}))
     return found
@@ -186,5 +198,5 @@ def from_lines(content: str) -> tuple[str, dict[str, str] | None, list[Problem]]
         return text, None, []
     if fields.keys() & MINI_ONLY and fields.keys() & LINK_ONLY:
         return text, None, [("card_one_kind", {})]
-    card = {"type": MINIPROGRAM if fields.keys() & MINI_ONLY else LINK, **fields}
+    card = normalize({"type": MINIPROGRAM if fields.keys() & MINI_ONLY else LINK, **fields})
     return text, card, []

@@ -97,9 +97,9 @@ class PlaybookConfig(Section):
     def card(self) -> dict[str, str] | None:
         """The playbook's card, channel-neutral (``cards``), or None."""
         if self.link is not None:
-            return {"type": cards.LINK, **self.link}
+            return cards.normalize({"type": cards.LINK, **self.link})
         if self.miniprogram is not None:
-            return {"type": cards.MINIPROGRAM, **self.miniprogram}
+            return cards.normalize({"type": cards.MINIPROGRAM, **self.miniprogram})
         return None
 
     def target(self) -> dict[str, object]:
@@ -125,7 +125,11 @@ class BroadcastsConfig(Section):
     @field_validator("member_center_url")
     @classmethod
     def _https(cls, value: str | None) -> str | None:
-        if value is not None and (problem := cards.url_problem("url", value)) is not None:
+        if value is None:
+            return value
+        problem = (cards.url_problem("url", value) if value.startswith("https://")
+                   else ("card_url_https", {"field": "url"}))
+        if problem is not None:
             raise ValueError(cards.explain(cards.DEFAULT_TEXTS, [problem]))
         return value
 
