@@ -4,6 +4,7 @@ cards (the sandbox) gets the text with the card's title and URL; a bad card is r
 operator's words, in chat, in the API and in config."""
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -149,3 +150,22 @@ async def test_the_api_sends_a_mini_program_card_to_owner_tasks_and_refuses_a_ba
     status, created = await api(bot, {"target": "wrA", "text": "x", "link": {"title": "福" * 43,
                                                                              "url": "https://a.example.com"}})
     assert status == 201 and created["card"]["title"] == "福" * 41 + "…"
+
+
+async def test_the_consoles_broadcasts_page_shows_the_card(make_config: Callable[..., Config],
+                                                          clock: FakeClock) -> None:
+    config = make_config(operators={"admins": ["sandbox:op1"]},
+                         console={"users": [{"name": "ops", "password": "operator-password-1", "role": "operator"}],
+                                  "secret": "s" * 32})
+    async with sandbox_app(config, clock=clock) as bot:
+        await bot.event("member_joined", "m1", chat="g1")
+        await op(bot, "/broadcast all 新品\n标题：<b>新品</b>上市\n链接：https://shop.example.com/new?a=1&b=2")
+        await op(bot, "确认")
+        page = await bot.http.get("/console/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+        assert csrf is not None
+        await bot.http.post("/console/login", data={"name": "ops", "password": "operator-password-1",
+                                                     "csrf": csrf.group(1), "next": "/console"})
+        html = await (await bot.http.get("/console/broadcasts")).text()
+    assert "链接卡片" in html and "&lt;b&gt;新品&lt;/b&gt;上市" in html  # escaped, as every operator's text
+    assert "https://shop.example.com/new?a=1&amp;b=2" in html
