@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.appkeys import JOBS
 from bot.config import Config
+from bot.config.loading import ConfigError
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
 from handlers.broadcasts import playbooks as sop
@@ -169,3 +170,33 @@ async def test_the_consoles_broadcasts_page_shows_the_card(make_config: Callable
         html = await (await bot.http.get("/console/broadcasts")).text()
     assert "链接卡片" in html and "&lt;b&gt;新品&lt;/b&gt;上市" in html  # escaped, as every operator's text
     assert "https://shop.example.com/new?a=1&amp;b=2" in html
+
+
+@pytest.mark.parametrize(("sections", "said"), [
+    ({"sop": [{**PLAYBOOK, "link": {"title": "福利", "url": "http://shop.example.com/"}}]},
+     "sop.0: 卡片的链接必须是以 https:// 开头的完整网址"),
+    ({"sop": [PLAYBOOK]}, "卡片的链接用了 {member_center}，但还没有配置会员中心网址"),
+    ({"broadcasts": {"member_center_url": "http://vip.example.com"}}, "必须是以 https:// 开头"),
+    ({"sop": [{**PLAYBOOK, "miniprogram": {"title": "会员"}}], "broadcasts": {"member_center_url": MEMBER_CENTER}},
+     "一次群发只能带一张卡片"),
+])
+def test_a_bad_card_in_config_is_refused_at_start_in_chinese(make_config: Callable[..., Config],
+                                                           sections: dict[str, Any], said: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_config(**sections)
+    assert said in str(refused.value)
+
+
+async def test_a_digest_carries_the_cards_of_its_items_once_each(bot: SandboxClient, fake: FakeWeCom,
+                                                                 clock: FakeClock) -> None:
+    for text in ("第一条\n标题：活动\n链接：https://shop.example.com/a", "第二条",
+                 "第三条\n标题：活动\n链接：https://shop.example.com/a"):  # the same card as the first
+        await op(bot, f"/broadcast wrA {text}")
+        await op(bot, "确认")
+    clock.set(MONDAY_9)
+    assert await bot.app[JOBS].run("owner_tasks") == 1
+    await bot.deliver()
+    [task] = fake.calls("externalcontact/add_msg_template")
+    assert task.body["text"]["content"] == "第一条\n\n第二条\n\n第三条"
+    assert task.body["attachments"] == [{"msgtype": "link", "link": {"title": "活动",
+                                                                     "url": "https://shop.example.com/a"}}]
