@@ -200,3 +200,19 @@ async def test_a_digest_carries_the_cards_of_its_items_once_each(bot: SandboxCli
     assert task.body["text"]["content"] == "第一条\n\n第二条\n\n第三条"
     assert task.body["attachments"] == [{"msgtype": "link", "link": {"title": "活动",
                                                                      "url": "https://shop.example.com/a"}}]
+
+
+async def test_a_one_to_one_playbook_gives_the_member_the_cards_title_and_url(make_config: Callable[..., Config],
+                                                                             clock: FakeClock) -> None:
+    playbook = {"name": "入群礼", "text": "欢迎！", "after_member_joined_days": 0,
+                "link": {"title": "新人礼包", "url": "{member_center}/gift"}}
+    config = make_config(scheduler={"enabled": False}, broadcasts={"member_center_url": MEMBER_CENTER},
+                         sop=[playbook])
+    async with sandbox_app(config, clock=clock) as bot:
+        await bot.say("u1", "你好")
+        d = bot.dispatcher
+        assert await sop.plan_relative(d.db, d.config, d.texts, clock.now()) == 1
+        async with bot.db.read() as s:
+            sent = (await s.execute(select(OutboxMessage.text).where(
+                OutboxMessage.to == "u1", OutboxMessage.text.startswith("欢迎！")))).scalars().all()
+    assert sent == [f"欢迎！\n\n新人礼包：{MEMBER_CENTER}/gift"]

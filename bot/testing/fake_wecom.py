@@ -24,6 +24,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.work.crypto import WeChatCrypto
 
+from bot.testing.fake_attachments import attachments_problem
+
 CGI = "/cgi-bin/"
 
 
@@ -217,7 +219,7 @@ class FakeWeCom:
         if len(chats) > 2000:
             return self._answer(40058, "chat_id_list exceeds 2000")
         attachments = body.get("attachments") or []
-        if (problem := _attachments_problem(body.get("text"), attachments)) is not None:
+        if (problem := attachments_problem(body.get("text"), attachments)) is not None:
             return self._answer(40058, problem)
         msgid = f"msgtpl-{next(self._counter)}"
         self.tasks[msgid] = (body.get("sender", ""), {c: 0 for c in chats})
@@ -289,29 +291,6 @@ class FakeWeCom:
             "chat_id": group.chat_id, "name": group.name, "owner": group.owner, "create_time": 1,
             "member_list": members, "admin_list": [], "member_version": group.member_version,
         })
-
-
-# What each attachment of add_msg_template must have (developer.work.weixin.qq.com/document/
-# path/92135; silenceper/wechat:work/externalcontact/msg.go): at most 9, and text and
-# attachments not both empty.
-ATTACHMENT_REQUIRED = {"image": (), "link": ("title", "url"), "miniprogram": ("title", "pic_media_id", "appid", "page"),
-                       "video": ("media_id",), "file": ("media_id",)}
-
-
-def _attachments_problem(text: Any, attachments: Any) -> str | None:
-    """Why WeCom would refuse these attachments (None: it takes them)."""
-    if not isinstance(attachments, list) or len(attachments) > 9:
-        return "attachments: a list of at most 9"
-    if not attachments and not (isinstance(text, dict) and text.get("content")):
-        return "text and attachments both empty"
-    for item in attachments:
-        kind = item.get("msgtype") if isinstance(item, dict) else None
-        if kind not in ATTACHMENT_REQUIRED or not isinstance(item.get(kind), dict):
-            return f"invalid attachment msgtype {kind!r}"
-        missing = [f for f in ATTACHMENT_REQUIRED[kind] if not item[kind].get(f)]
-        if missing:
-            return f"{kind} attachment missing {', '.join(missing)}"
-    return None
 
 
 class CallbackBuilder:

@@ -151,8 +151,10 @@ def render(card: Mapping[str, Any], values: Mapping[str, str], *, cut: bool = Tr
 
 
 def sendable(card: Mapping[str, Any]) -> bool:
-    """A filled card still fit to send (its URLs are https after filling)."""
-    return not problems(card, member_center_url="filled")
+    """A filled card still fit to send: its URLs https after filling (a {member_center} left
+    unfilled, its setting since removed, is not) and within WeCom's limits."""
+    urls = [str(card.get(f) or "") for f in URL_FIELDS]
+    return all(not u or u.startswith("https://") for u in urls) and not problems(card, member_center_url="filled")
 
 
 def fallback(texts: Texts, text: str, card: Mapping[str, Any]) -> str:
