@@ -89,6 +89,7 @@ async def test_an_operators_broadcast_with_a_link_card_previews_it_and_the_sandb
     ("标题：福利\n链接：javascript:alert(1)", "卡片的链接必须是以 https:// 开头的完整网址"),
     ("标题：福利\n链接：https://shop.example.com@evil.example/", "卡片的链接不是有效的网址"),
     ("链接：https://shop.example.com/", "卡片缺少标题"),
+    ("标题：福利\n链接：{member_center}@evil.example/", "卡片的链接不是有效的网址"),
     ("标题：" + "福" * 43 + "\n链接：https://shop.example.com/", "标题最多 128 字节（企业微信的上限），现在是 129"),
     ("标题：福利\n链接：https://shop.example.com/\n小程序：wx8bd80126147dfAAA", "一次群发只能带一张卡片"),
     ("标题：会员\n小程序：gh_123\n页面：/pages/index\n封面素材：MEDIA", "小程序要写它的 appid"),

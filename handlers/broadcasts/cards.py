@@ -40,9 +40,11 @@ URL_FIELDS = ("url", "picurl")
 URL_VALUES = frozenset({"member_center"})
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # An https URL with a host (no user:password@ in front of it: that shows one site and opens
-# another), printable ASCII (the rest percent-encoded), placeholders allowed; or one that starts
-# with {member_center}. The same pattern is in the REST API's OpenAPI file.
-URL = re.compile(r"https://[A-Za-z0-9._~%!$&'()*+,;={}-]+(:[0-9]*)?([/?#][\x21-\x7e]*)?|\{member_center\}[\x21-\x7e]*")
+# another), printable ASCII (the rest percent-encoded), placeholders allowed; or {member_center}
+# and a path, query or fragment after it ("{member_center}@evil" would make the member center's
+# host a user name). The same pattern is in the REST API's OpenAPI file.
+URL = re.compile(r"https://[A-Za-z0-9._~%!$&'()*+,;={}-]+(:[0-9]*)?([/?#][\x21-\x7e]*)?"
+                 r"|\{member_center\}([/?#][\x21-\x7e]*)?")
 # A mini-program's appid: "wx" and 16 letters or digits (wechatpy's example: wx8bd80126147dfAAA).
 APPID = re.compile(r"wx[0-9A-Za-z]{16}")
 ASCII_WORD = re.compile(r"[\x21-\x7e]+")

@@ -102,7 +102,7 @@ async def _digest(session: AsyncSession, config: Config, texts: Texts, group: Gr
             parts.append(d.text)
             continue
         text, card = await filled(session, config, texts, b, group)
-        if card is None:  # no longer fit to send once filled: its title and URL in the text
+        if card is None:  # not fit to send once filled: the text alone
             parts.append(text)
             continue
         if card not in shown and len(shown) < TASK_CARDS_MAX:

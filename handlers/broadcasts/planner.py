@@ -14,6 +14,7 @@ filled for it; any other gets the card's title and URL after the text.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from handlers.broadcasts.timing import WEEKDAYS, allowed_at, digest_time
 from storage import advisory, broadcasts, outbox
 from storage.models import Broadcast, Group
 
+log = logging.getLogger("siyu.broadcasts")
 # Planning against the per-group daily cap and packing against WeCom's group quota.
 QUOTA_LOCK = "siyu:group-quota"
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -91,9 +93,9 @@ def tasks_of(config: Config, b: Broadcast) -> list[str]:
 
 async def filled(session: AsyncSession, config: Config, texts: Texts, b: Broadcast, group: Group,
                  ) -> tuple[str, dict[str, str] | None]:
-    """The broadcast's text and card filled for ``group``: the card as the group's channel
-    shows it, or (a channel without cards, or a card no longer fit to send once filled) None
-    and the card's title and URL after the text."""
+    """The broadcast's text and card filled for ``group``: the card, for a channel that shows
+    cards; for any other, None and the card's title and URL after the text; None and the text
+    alone for a card no longer fit to send once filled."""
     card = broadcasts.card_of(b)
     values = await _values(session, config, texts, f"{b.template} {cards.used_placeholders(card)}", group, b.slot,
                            tasks_of(config, b))
@@ -101,7 +103,13 @@ async def filled(session: AsyncSession, config: Config, texts: Texts, b: Broadca
     if card is None:
         return text, None
     shown = cards.render(card, values)
-    if Capability.GROUP_CARDS in config.capabilities(group.channel) and cards.sendable(shown):
+    if not cards.sendable(shown):
+        # Filled, it breaks WeCom's limits, or its {member_center} setting was removed since:
+        # the text goes alone rather than a link nobody checked.
+        log.warning("broadcast %s: its card, filled for group %s, cannot be sent; the text goes alone", b.id,
+                    group.external_id)
+        return text, None
+    if Capability.GROUP_CARDS in config.capabilities(group.channel):
         return text, shown
     return cards.fallback(texts, text, shown), None
 
