@@ -31,6 +31,9 @@ class Capability(StrEnum):
     SEND_OWNER_TASK = "send_owner_task"
     SEND_PRIVATE = "send_private"
     WELCOME_MEMBER = "welcome_member"
+    # What it sends to groups can carry a link or mini-program card beside the text (WeCom's
+    # add_msg_template attachments); without it a card arrives as its title and URL in the text.
+    GROUP_CARDS = "group_cards"
 
 
 def cap_bytes(text: str, limit: int) -> str:

@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.work.crypto import WeChatCrypto
 
+from bot.testing.fake_attachments import attachments_problem
 from bot.testing.fake_kf import KfFake, kf_event
 
 __all__ = ["CallbackBuilder", "FakeWeCom", "kf_event"]
@@ -73,6 +74,8 @@ class FakeWeCom(KfFake):
         self.robot_posts: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         # Mass-send tasks by msgid: the owner and each target's status (0 until confirmed).
         self.tasks: dict[str, tuple[str, dict[str, int]]] = {}
+        # Each task's attachments (link, miniprogram ... cards), by msgid, as WeCom got them.
+        self.task_attachments: dict[str, list[dict[str, Any]]] = {}
         self._server: TestServer | None = None
 
     # -- programming it ----------------------------------------------------------------------
@@ -203,11 +206,15 @@ class FakeWeCom(KfFake):
         chats = body.get("chat_id_list") or []
         if len(chats) > 2000:
             return self._answer(40058, "chat_id_list exceeds 2000")
+        attachments = body.get("attachments") or []
+        if (problem := attachments_problem(body.get("text"), attachments)) is not None:
+            return self._answer(40058, problem)
         msgid = f"msgtpl-{next(self._counter)}"
         self.tasks[msgid] = (body.get("sender", ""), {c: 0 for c in chats})
         self.task_records[msgid] = {"msgid": msgid, "creator": body.get("sender", ""), "create_type": 0,
                                     "create_time": int(self.now()), "chat_type": body.get("chat_type") or "single",
-                                    "text": body.get("text") or {}, "attachments": body.get("attachments") or []}
+                                    "text": body.get("text") or {}, "attachments": list(attachments)}
+        self.task_attachments[msgid] = list(attachments)
         return self._answer(fail_list=[], msgid=msgid)
 
     def _externalcontact_get_groupmsg_list_v2(self, body: dict[str, Any]) -> web.Response:

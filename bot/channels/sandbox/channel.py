@@ -29,7 +29,8 @@ from storage import outbox
 from storage.outbox import Claimed
 
 NAME = "sandbox"
-CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK}  # it posts directly
+# It posts directly, and shows text only: a card reaches it as its title and URL in the text.
+CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK, Capability.GROUP_CARDS}
 MAX_TEXT = 4000
 
 

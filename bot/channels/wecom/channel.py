@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.appkeys import DB, DISPATCHER
 from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner, ProbablyDelivered, cap_bytes
 from bot.channels.wecom.api import WeComAPI, WeComError
+from bot.channels.wecom.attachments import attachments_of
 from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
@@ -59,6 +60,7 @@ class WeComChannel(Channel):
     name = NAME
     capabilities = frozenset({
         Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_OWNER_TASK,
+        Capability.GROUP_CARDS,
     })
     # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
     rate_per_s = 20.0
@@ -216,7 +218,8 @@ class WeComChannel(Channel):
         if not message.to or not chat_ids:
             raise DeliveryError("a group task needs an owner and its groups", retryable=False)
         result = await self.api.add_group_msg_template(
-            message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES), now=self.clock.now().timestamp(),
+            message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES), attachments=attachments_of(message.meta),
+            now=self.clock.now().timestamp(),
             look_first=message.attempts > 1)  # tried before: the task may exist (a lost answer)
         return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to,
                               "fail_list": result.get("fail_list") or [], "adopted": bool(result.get("adopted"))})
@@ -227,7 +230,7 @@ class WeComChannel(Channel):
         if owner is None:
             raise DeliveryError(f"group {message.chat} has no known owner to confirm the task", retryable=False)
         result = await self.api.add_group_msg_template(
-            owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES), now=self.clock.now().timestamp(),
-            look_first=message.attempts > 1)
+            owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES), attachments=attachments_of(message.meta),
+            now=self.clock.now().timestamp(), look_first=message.attempts > 1)
         # Nothing is sent yet: the owner must confirm the task in the WeCom client.
         return HandedToOwner({"msgid": result.get("msgid"), "owner": owner})
