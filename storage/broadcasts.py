@@ -18,9 +18,11 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -47,7 +49,8 @@ class Broadcast(SQLModel, table=True):
     playbook: str | None = Field(default=None, max_length=64)
     slot: datetime = utc_field()  # when it was due
     template: str = Field(sa_column=Column(Text, nullable=False))
-    # {"all": true} | {"tags": [...]} | {"groups": [external ids]}
+    # {"all": true} | {"tags": [...]} | {"groups": [external ids]}; with a card, also its
+    # template under "card" (``card_of``): kept here rather than in a new column, no migration.
     target: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     # preview (waits for 确认) | planned | cancelled | missed (its slot passed while siyu was down)
     status: str = Field(max_length=12)
@@ -120,6 +123,7 @@ PREVIEW, PLANNED, CANCELLED, MISSED = "preview", "planned", "cancelled", "missed
 QUEUED, DELIVERED, AWAITING_OWNER, FAILED, EXPIRED, SKIPPED = (
     "queued", "delivered", "awaiting_owner", "failed", "expired", "skipped")
 OPEN = (PLANNED, QUEUED, AWAITING_OWNER)
+CARD = "card"  # the key of a broadcast's card in its target
 # What counts toward a group's daily cap and quota: everything that was or will be sent.
 COUNTED = (PLANNED, QUEUED, AWAITING_OWNER, DELIVERED)
 
@@ -137,13 +141,22 @@ class NewDelivery:
 
 async def create(session: AsyncSession, *, key: str, source: str, slot: datetime, template: str,
                  target: dict[str, Any], status: str, created_by: str, now: datetime, playbook: str | None = None,
-                 reason: str | None = None) -> int | None:
-    """The new broadcast's id, or None if ``key`` exists (this slot was planned before)."""
+                 reason: str | None = None, card: dict[str, Any] | None = None) -> int | None:
+    """The new broadcast's id, or None if ``key`` exists (this slot was planned before).
+    ``card``: a link or mini-program card sent beside the text (its template)."""
+    if card is not None:
+        target = {**target, CARD: dict(card)}
     stmt = insert_for(session, B).values(
         key=key, source=source, playbook=playbook, slot=slot, template=template, target=target, status=status,
         reason=reason, created_by=created_by, created_at=now, planned_at=now if status == PLANNED else None,
     ).on_conflict_do_nothing(index_elements=[B.c.key]).returning(B.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def card_of(b: Broadcast) -> dict[str, Any] | None:
+    """The broadcast's card template, or None."""
+    card = (b.target or {}).get(CARD)
+    return dict(card) if isinstance(card, dict) else None
 
 
 async def exists(session: AsyncSession, key: str) -> bool:
@@ -153,6 +166,13 @@ async def exists(session: AsyncSession, key: str) -> bool:
 async def get(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
     return (await session.execute(select(Broadcast).where(col(Broadcast.id) == broadcast_id)
                                   .execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def by_ids(session: AsyncSession, ids: Iterable[int]) -> list[Broadcast]:
+    wanted = list(ids)
+    if not wanted:
+        return []
+    return list((await session.execute(select(Broadcast).where(col(Broadcast.id).in_(wanted)))).scalars())
 
 
 async def confirm(session: AsyncSession, broadcast_id: int, *, now: datetime) -> bool:
@@ -268,11 +288,16 @@ async def requeue(session: AsyncSession, outbox_id: int, *, reason: str) -> int:
     return rowcount(done)
 
 
-async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int]:
+async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int] | None:
     """Cancel what has not gone out; returns the outbox ids still pending, for the caller to
-    withdraw. A preview is simply cancelled."""
-    await session.execute(update(B).where(B.c.id == broadcast_id, B.c.status.in_((PREVIEW, PLANNED)))
-                          .values(status=CANCELLED))
+    withdraw, or None when nothing was left to cancel (every group already sent or settled: the
+    broadcast stays as it ended). A preview is simply cancelled."""
+    still_open = select(D.c.id).where(D.c.broadcast_id == broadcast_id, D.c.status.in_((PLANNED, QUEUED))).exists()
+    done = await session.execute(update(B).where(
+        B.c.id == broadcast_id, or_(B.c.status == PREVIEW, and_(B.c.status == PLANNED, still_open)),
+    ).values(status=CANCELLED))
+    if rowcount(done) == 0:
+        return None
     outbox_ids = list((await session.execute(select(D.c.outbox_id).where(
         D.c.broadcast_id == broadcast_id, D.c.status == QUEUED, D.c.outbox_id.is_not(None)))).scalars())
     await session.execute(update(D).where(D.c.broadcast_id == broadcast_id, D.c.status.in_((PLANNED, QUEUED)))

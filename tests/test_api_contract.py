@@ -27,7 +27,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("api")
     (folder / "config.toml").write_text(
         f'[api]\ntokens = [{{ token = "{TOKEN}", role = "admin", name = "contract" }}]\n'
-        '[[rewards]]\nname = "保温杯"\ncost = 100\nstock = 5\n', encoding="utf-8")
+        '[[rewards]]\nname = "保温杯"\ncost = 100\nstock = 5\n'
+        '[broadcasts]\nmember_center_url = "https://vip.example.com"\n', encoding="utf-8")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

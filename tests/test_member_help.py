@@ -74,8 +74,8 @@ async def test_refusals_say_the_lowest_role_that_may_and_help_agrees(shipped: Sa
 
 async def test_help_of_a_command_gives_its_real_usage(shipped: SandboxClient) -> None:
     usage = (await text(shipped, "boss", "/help broadcast")).split("用法：\n")[1]
-    assert usage.splitlines() == ["/broadcast <all|tag:标签|群ID,群ID> <内容>", "/broadcast status [编号]",
-                                  "/broadcast cancel <编号>"]
+    assert usage.splitlines() == ["/broadcast <all|tag:标签|群ID,群ID> <内容>（另起几行「标题：」「链接：」加卡片）",
+                                  "/broadcast status [编号]", "/broadcast cancel <编号>", "/broadcast help"]
     assert "需要运营及以上" in await text(shipped, "boss", "/help broadcast")
     # Every command with arguments shows them: no usage is the bare command when its description
     # names forms of it.

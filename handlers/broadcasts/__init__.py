@@ -12,7 +12,7 @@ from bot.feature import Feature
 from bot.jobs import Job
 from handlers.broadcasts import digests, flow, status
 from handlers.broadcasts.commands import router
-from handlers.broadcasts.config import PLAYBOOKS, SCHEDULER
+from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER, member_center_set
 from handlers.broadcasts.scheduler import PlaybookScheduler
 
 
@@ -38,6 +38,6 @@ async def lifespan(dispatcher: Dispatcher) -> AsyncIterator[None]:
         await scheduler.stop()
 
 
-feature = Feature("broadcasts", settings=(SCHEDULER, PLAYBOOKS), texts=Feature.texts_beside(__file__),
+feature = Feature("broadcasts", settings=(SCHEDULER, PLAYBOOKS, BROADCASTS), texts=Feature.texts_beside(__file__),
                   routers=lambda config: [router], flows=lambda config: [flow.build(config)], jobs=jobs,
-                  lifespan=lifespan)
+                  lifespan=lifespan, checks=(member_center_set,))

@@ -14,7 +14,8 @@ from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id
 from bot.router import Router
-from handlers.broadcasts.config import PLAYBOOKS, PlaybookConfig
+from handlers.broadcasts import cards
+from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, PlaybookConfig
 from handlers.broadcasts.planner import render
 from handlers.broadcasts.services import parse_target
 from handlers.broadcasts.status import state_now, status_text
@@ -40,11 +41,15 @@ async def _status(ctx: Context, broadcast_id: int | None) -> None:
 @router.command("broadcast", role="operator")
 async def broadcast_command(ctx: Context) -> None:
     """群发到多个群（先预览，回复「确认」才发出），查看进度或撤回
-    /broadcast <all|tag:标签|群ID,群ID> <内容>
+    /broadcast <all|tag:标签|群ID,群ID> <内容>（另起几行「标题：」「链接：」加卡片）
     /broadcast status [编号]
-    /broadcast cancel <编号>"""
-    head, _, rest = ctx.args.strip().partition(" ")
-    rest = rest.strip()
+    /broadcast cancel <编号>
+    /broadcast help"""
+    words = ctx.args.strip().split(maxsplit=1)
+    head, rest = (words[0] if words else ""), (words[1].strip() if len(words) > 1 else "")
+    if head in ("help", "--help", "帮助"):
+        ctx.reply(ctx.texts("broadcast_help"))
+        return
     if head == "status":
         if rest and parse_id(rest) is None:
             ctx.reply(ctx.texts("broadcast_unknown", id=rest[:32]))
@@ -57,20 +62,28 @@ async def broadcast_command(ctx: Context) -> None:
             ctx.reply(ctx.texts("broadcast_usage"))
             return
         b = await broadcasts.get(ctx.session, broadcast_id)
-        withdrawn = 0
-        if b is not None:
-            withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, b.id, now=ctx.now))
-        await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel", result="ok" if b else "refused",
-                           now=ctx.now, args={"broadcast": rest})
+        pending = await broadcasts.cancel(ctx.session, b.id, now=ctx.now) if b is not None else None
+        await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel",
+                           result="ok" if pending is not None else "refused", now=ctx.now, args={"broadcast": rest})
         if b is None:
             ctx.reply(ctx.texts("broadcast_unknown", id=rest))
             return
         await _status(ctx, b.id)
+        if pending is None:
+            ctx.reply(ctx.texts("broadcast_nothing_to_cancel", id=b.id))
+            return
+        withdrawn = await outbox.withdraw(ctx.session, pending)
         ctx.reply(ctx.texts("broadcast_cancelled", id=b.id, withdrawn=withdrawn))
         return
     target = parse_target(head) if head else None
+    rest, card, problems = cards.from_lines(rest)
     if target is None or not rest or len(rest) > MAX_TEXT:
         ctx.reply(ctx.texts("broadcast_usage"))
+        return
+    if card is not None:
+        problems += cards.problems(card, member_center_url=ctx.config[BROADCASTS].member_center_url)
+    if problems:
+        ctx.reply(ctx.texts("broadcast_card_refused", problems=cards.explain(ctx.texts, problems)))
         return
     groups = await broadcasts.targets(ctx.session, target)
     if not groups:
@@ -78,13 +91,19 @@ async def broadcast_command(ctx: Context) -> None:
         return
     broadcast_id = await broadcasts.create(
         ctx.session, key=f"adhoc:{ctx.update.key}", source="adhoc", slot=ctx.now, template=rest, target=target,
-        status=broadcasts.PREVIEW, created_by=ctx.actor, now=ctx.now)
+        status=broadcasts.PREVIEW, created_by=ctx.actor, now=ctx.now, card=card)
     if broadcast_id is None:
         return  # a retry of this very command
     await audit.record(ctx.session, actor=ctx.actor, action="broadcast.create", result="ok", now=ctx.now,
-                       args={"broadcast": broadcast_id, "target": target, "groups": len(groups)})
+                       args={"broadcast": broadcast_id, "target": target, "groups": len(groups),
+                             **({"card": card} if card else {})})
     first = groups[0]
-    preview = render(rest, {"group": first.name or ctx.texts("group_name_unknown")})
+    values = {"group": first.name or ctx.texts("group_name_unknown")}
+    if (member_center := ctx.config[BROADCASTS].member_center_url) is not None:
+        values["member_center"] = member_center
+    preview = render(rest, values)
+    if card is not None:  # the card as the first group gets it (channels without cards: in the text)
+        preview += "\n" + cards.preview(ctx.texts, cards.render(card, values))
     # Groups a person must post to (WeCom customer groups): the operator is told how many.
     owners = sum(1 for g in groups if Capability.SEND_OWNER_TASK in ctx.config.capabilities(g.channel))
     await ctx.flows.start(ctx, flow.NAME, {

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from bot.config import Section, Setting
+from bot.config import Config, Section, Setting
 from bot.periods import hours_pair
+from handlers.broadcasts import cards
 
 
 class SchedulerConfig(Section):
@@ -56,6 +57,11 @@ class PlaybookConfig(Section):
     window: list[str] = Field(default_factory=list)
     # {task}: one a day, in turn.
     daily_tasks: list[str] = Field(default_factory=list)
+    # A card beside the text (WeCom customer groups show it; other channels get its title and
+    # URL after the text): link = {title, url, desc, picurl} or miniprogram = {title, appid,
+    # page, pic_media_id}. Placeholders work in them; {member_center} starts a URL.
+    link: dict[str, str] | None = None
+    miniprogram: dict[str, str] | None = None
 
     @field_validator("window")
     @classmethod
@@ -79,7 +85,22 @@ class PlaybookConfig(Section):
             raise ValueError("at needs a UTC offset (e.g. 2026-12-01T10:00:00+08:00)")
         if self.tags and self.groups != "all":
             raise ValueError("target groups by tags or by ids, not both")
+        if self.link is not None and self.miniprogram is not None:
+            raise ValueError(cards.DEFAULT_TEXTS("card_one_kind"))
+        card = self.card()
+        # {member_center} is checked across sections (``member_center_set``).
+        found = [p for p in cards.problems(card, member_center_url="later")] if card else []
+        if found:
+            raise ValueError(cards.explain(cards.DEFAULT_TEXTS, found))
         return self
+
+    def card(self) -> dict[str, str] | None:
+        """The playbook's card, channel-neutral (``cards``), or None."""
+        if self.link is not None:
+            return cards.normalize({"type": cards.LINK, **self.link})
+        if self.miniprogram is not None:
+            return cards.normalize({"type": cards.MINIPROGRAM, **self.miniprogram})
+        return None
 
     def target(self) -> dict[str, object]:
         if self.tags:
@@ -94,7 +115,37 @@ def _unique_names(playbooks: list[PlaybookConfig]) -> list[PlaybookConfig]:
     return playbooks
 
 
+class BroadcastsConfig(Section):
+    """``[broadcasts]``: what broadcasts and playbooks share."""
+
+    # What {member_center} stands for (in texts and cards) until siyu has its own member
+    # center: the brand's member page, https only.
+    member_center_url: str | None = Field(None, max_length=1024)
+
+    @field_validator("member_center_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        problem = (cards.url_problem("url", value) if value.startswith("https://")
+                   else ("card_url_https", {"field": "url"}))
+        if problem is not None:
+            raise ValueError(cards.explain(cards.DEFAULT_TEXTS, [problem]))
+        return value
+
+
 SCHEDULER = Setting("scheduler", SchedulerConfig)
+BROADCASTS = Setting("broadcasts", BroadcastsConfig)
 # Operators call playbooks SOP: the config keeps their word ([[sop]]).
 PLAYBOOKS: Setting[list[PlaybookConfig]] = Setting(
     "sop", Annotated[list[PlaybookConfig], AfterValidator(_unique_names)], default=list)
+
+
+def member_center_set(config: Config) -> None:
+    """A playbook's card that uses {member_center} needs ``[broadcasts] member_center_url``."""
+    url = config[BROADCASTS].member_center_url
+    for playbook in config[PLAYBOOKS]:
+        card = playbook.card()
+        found = cards.problems(card, member_center_url=url) if card else []
+        if found:
+            raise ValueError(f"[[sop]] {playbook.name}: {cards.explain(cards.DEFAULT_TEXTS, found)}")

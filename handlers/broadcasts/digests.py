@@ -1,26 +1,34 @@
 """The day's digests for groups reached only through their owner (WeCom customer groups,
 DESIGN §3): each group's due items merged into one digest, held to the group's receive quota,
-and packed into one owner task per (owner, digest) of at most 2,000 groups."""
+and packed into one owner task per (owner, digest) of at most 2,000 groups. The items' cards
+(filled for the group now, as the planner fills them) go with the digest, at most 9."""
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import periods
 from bot.channels.base import Capability
 from bot.channels.wecom.config import WECOM
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts.planner import QUOTA_LOCK
+from handlers.broadcasts import cards
+from handlers.broadcasts.planner import QUOTA_LOCK, filled
 from storage import advisory, broadcasts, handovers, outbox
 from storage.engine import Database
-from storage.models import Delivery, Group
+from storage.models import Broadcast, Delivery, Group
 
 log = logging.getLogger("siyu.broadcasts")
 # add_msg_template takes at most 2,000 chat ids (wecom.md §3.5).
 TASK_GROUPS_MAX = 2000
+# ... and at most 9 attachments (wecom.md §3.4; 92135: "附件，最多支持添加9个附件", quoted in SDK
+# comments: find_string "最多支持添加9个附件"); more cards go as their title and URL in the text.
+TASK_CARDS_MAX = 9
 QUOTA_PERIOD = {"daily": "day", "weekly": "week", "monthly": "month"}
 
 
@@ -57,7 +65,9 @@ async def pack_owner_tasks(db: Database, config: Config, texts: Texts, now: date
             used = await broadcasts.messages_since(session, list(by_group), since)
             # An owner who left cannot confirm: their groups' items wait, planned, for the handover.
             gone = await handovers.departed(session, channel, sorted({g.owner for g in groups.values() if g.owner}))
-            packs: dict[tuple[str, str], list[tuple[Group, list[int]]]] = defaultdict(list)
+            with_cards = {b.id: b for b in await broadcasts.by_ids(session, {d.broadcast_id for d in due})
+                          if broadcasts.card_of(b) is not None}
+            packs: dict[tuple[str, str, str], list[tuple[Group, list[int]]]] = defaultdict(list)
             for group_id, items in by_group.items():
                 group = groups[group_id]
                 ids = [d.id for d in items]
@@ -69,16 +79,37 @@ async def pack_owner_tasks(db: Database, config: Config, texts: Texts, now: date
                 elif used[group_id] >= limit:
                     await broadcasts.skip(session, ids, f"receive quota used: {limit} a {QUOTA_PERIOD[rule]}", now=now)
                 else:
-                    digest = "\n\n".join(d.text for d in items)
-                    packs[(group.owner, digest)].append((group, ids))
-            for (owner, digest), members in packs.items():
+                    digest, shown = await _digest(session, config, texts, group, items, with_cards)
+                    packs[(group.owner, digest, json.dumps(shown, ensure_ascii=False))].append((group, ids))
+            for (owner, digest, shown_json), members in packs.items():
                 for start in range(0, len(members), TASK_GROUPS_MAX):
                     chunk = members[start:start + TASK_GROUPS_MAX]
                     [row] = await outbox.enqueue(session, [outbox.Outgoing(
                         channel, digest, to=owner, kind=outbox.OWNER_TASK,
-                        meta={"chat_ids": [g.external_id for g, _ in chunk]})], now=now)
+                        meta={"chat_ids": [g.external_id for g, _ in chunk],
+                              **({"cards": json.loads(shown_json)} if shown_json != "[]" else {})})], now=now)
                     await broadcasts.queue(session, [(d, row) for _, ids in chunk for d in ids])
                     queued += 1
         if queued:
             log.info("%d owner task(s) queued on %s", queued, channel)
     return queued
+
+
+async def _digest(session: AsyncSession, config: Config, texts: Texts, group: Group, items: list[Delivery],
+                  with_cards: dict[int, Broadcast]) -> tuple[str, list[dict[str, str]]]:
+    """The group's digest text and its cards, filled for the group (past the 9th, in the text)."""
+    parts: list[str] = []
+    shown: list[dict[str, str]] = []
+    for d in items:
+        b = with_cards.get(d.broadcast_id)
+        if b is None:
+            parts.append(d.text)
+            continue
+        text, card = await filled(session, config, texts, b, group)
+        if card is None:  # not fit to send once filled: the text alone
+            parts.append(text)
+            continue
+        if card not in shown and len(shown) < TASK_CARDS_MAX:
+            shown.append(card)
+        parts.append(d.text if card in shown else cards.fallback(texts, d.text, card))
+    return "\n\n".join(parts), shown

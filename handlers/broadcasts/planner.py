@@ -7,11 +7,14 @@ owner-confirmed tasks (WeCom customer groups) keeps the delivery planned for the
 (``digests``). The broadcast's unique key and the deliveries' (broadcast, group) key make all
 of it happen once.
 
-Placeholders: {group}, {date}, {weekday} and {task} are the planner's; other features add
-theirs through ``TEMPLATE_VALUES`` (the leaderboard's {leaderboard}).
+Placeholders: {group}, {date}, {weekday}, {task} and {member_center} are the planner's; other
+features add theirs through ``TEMPLATE_VALUES`` (the leaderboard's {leaderboard}). They work in
+the text and in a broadcast's card (``cards``): a group whose channel shows cards gets the card
+filled for it; any other gets the card's title and URL after the text.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -26,11 +29,13 @@ from bot.channels.wecom.config import WECOM
 from bot.config import Config
 from bot.feature import Hook
 from bot.texts import Texts
-from handlers.broadcasts.config import PLAYBOOKS, SCHEDULER
+from handlers.broadcasts import cards
+from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER
 from handlers.broadcasts.timing import WEEKDAYS, allowed_at, digest_time
 from storage import advisory, broadcasts, outbox
-from storage.models import Group
+from storage.models import Broadcast, Group
 
+log = logging.getLogger("siyu.broadcasts")
 # Planning against the per-group daily cap and packing against WeCom's group quota.
 QUOTA_LOCK = "siyu:group-quota"
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -71,11 +76,42 @@ def day_values(config: Config, slot: datetime, tasks: list[str]) -> dict[str, st
 async def _values(session: AsyncSession, config: Config, texts: Texts, template: str, group: Group,
                   slot: datetime, tasks: list[str]) -> dict[str, str]:
     values = {"group": group.name or texts("group_name_unknown"), **day_values(config, slot, tasks)}
+    if (member_center := config[BROADCASTS].member_center_url) is not None:
+        values["member_center"] = member_center
     used = frozenset(PLACEHOLDER.findall(template))
     for provider in config.hooked(TEMPLATE_VALUES):
         if provider.names & used:
             values |= await provider.values(session, config, texts, group, slot, provider.names & used)
     return values
+
+
+def tasks_of(config: Config, b: Broadcast) -> list[str]:
+    """The {task}s of the broadcast's playbook (none for an operator's broadcast)."""
+    playbook = next((p for p in config[PLAYBOOKS] if p.name == b.playbook), None)
+    return playbook.daily_tasks if playbook else []
+
+
+async def filled(session: AsyncSession, config: Config, texts: Texts, b: Broadcast, group: Group,
+                 ) -> tuple[str, dict[str, str] | None]:
+    """The broadcast's text and card filled for ``group``: the card, for a channel that shows
+    cards; for any other, None and the card's title and URL after the text; None and the text
+    alone for a card no longer fit to send once filled."""
+    card = broadcasts.card_of(b)
+    values = await _values(session, config, texts, f"{b.template} {cards.used_placeholders(card)}", group, b.slot,
+                           tasks_of(config, b))
+    text = render(b.template, values)
+    if card is None:
+        return text, None
+    shown = cards.render(card, values)
+    if not cards.sendable(shown):
+        # Filled, it breaks WeCom's limits, or its {member_center} setting was removed since:
+        # the text goes alone rather than a link nobody checked.
+        log.warning("broadcast %s: its card, filled for group %s, cannot be sent; the text goes alone", b.id,
+                    group.external_id)
+        return text, None
+    if Capability.GROUP_CARDS in config.capabilities(group.channel):
+        return text, shown
+    return cards.fallback(texts, text, shown), None
 
 
 async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id: int, *, now: datetime) -> Planned:
@@ -95,9 +131,11 @@ async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id
     counted = await broadcasts.counted_since(session, [g.id for g in groups], day, day_end)
     result = Planned(groups=len(groups))
     rows: list[broadcasts.NewDelivery] = []
+    shown: dict[int, dict[str, str]] = {}  # group id -> its card (channels that show cards)
     for group in groups:
-        text = render(b.template, await _values(session, config, texts, b.template, group, b.slot,
-                                                playbook.daily_tasks if playbook else []))
+        text, card = await filled(session, config, texts, b, group)
+        if card is not None:
+            shown[group.id] = card
         can = config.capabilities(group.channel)
         reason = None
         if settings.per_group_daily_cap and counted[group.id] >= settings.per_group_daily_cap:
@@ -119,7 +157,8 @@ async def plan(session: AsyncSession, config: Config, texts: Texts, broadcast_id
     direct = [r for r in rows
               if r.status == broadcasts.PLANNED and Capability.SEND_GROUP in config.capabilities(r.channel)]
     outbox_ids = await outbox.enqueue(session, [
-        outbox.Outgoing(r.channel, r.text, chat=external[r.group_id], meta={"broadcast": b.id}, not_before=r.not_before)
+        outbox.Outgoing(r.channel, r.text, chat=external[r.group_id], not_before=r.not_before,
+                        meta={"broadcast": b.id, **({"card": shown[r.group_id]} if r.group_id in shown else {})})
         for r in direct], now=now)
     row_of = {id(r): o for r, o in zip(direct, outbox_ids, strict=True)}
     await broadcasts.add_deliveries(session, b.id, [

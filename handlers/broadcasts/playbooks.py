@@ -19,7 +19,8 @@ from sqlmodel import col
 import handlers.broadcasts.planner as planner
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts.config import PLAYBOOKS, SCHEDULER, PlaybookConfig
+from handlers.broadcasts import cards
+from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER, PlaybookConfig
 from storage import broadcasts, once, outbox
 from storage.engine import Database
 from storage.models import Group, Member
@@ -71,7 +72,7 @@ async def plan_slot(db: Database, config: Config, texts: Texts, playbook: Playbo
         paused = playbook.name in await broadcasts.paused(session)
         broadcast_id = await broadcasts.create(
             session, key=slot_key(playbook, slot), source="sop", playbook=playbook.name, slot=slot,
-            template=playbook.text, target=playbook.target(),
+            template=playbook.text, target=playbook.target(), card=playbook.card(),
             status=broadcasts.CANCELLED if paused else broadcasts.PLANNED,
             created_by=SYSTEM, now=now, reason="paused by an operator (/sop pause)" if paused else None)
         if broadcast_id is None or paused:
@@ -87,8 +88,8 @@ async def record_missed(db: Database, playbook: PlaybookConfig, slot: datetime, 
     async with db.transaction() as session:
         done = await broadcasts.create(
             session, key=slot_key(playbook, slot), source="sop", playbook=playbook.name, slot=slot,
-            template=playbook.text, target=playbook.target(), status=broadcasts.MISSED, created_by=SYSTEM, now=now,
-            reason=reason)
+            template=playbook.text, target=playbook.target(), card=playbook.card(), status=broadcasts.MISSED,
+            created_by=SYSTEM, now=now, reason=reason)
     if done is not None:
         log.warning("playbook %s: the slot of %s was missed and is not sent (%s)", playbook.name, slot.isoformat(),
                     reason)
@@ -150,7 +151,8 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
                     broadcast_id = await broadcasts.create(
                         session, key=f"sop:{playbook.name}:group:{group.id}", source="sop", playbook=playbook.name,
                         slot=group.created_at + timedelta(days=days), template=playbook.text,
-                        target={"groups": [group.external_id]}, status=broadcasts.PLANNED, created_by=SYSTEM, now=now)
+                        target={"groups": [group.external_id]}, card=playbook.card(), status=broadcasts.PLANNED,
+                        created_by=SYSTEM, now=now)
                     if broadcast_id is not None:
                         await planner.plan(session, config, texts, broadcast_id, now=now)
                         planned += 1
@@ -160,8 +162,12 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
                 async with db.transaction() as session:
                     # One-to-one, not a group fan-out: the claimed key is what makes it once.
                     if await once.claim(session, f"sop:{playbook.name}:member:{member.id}", now=now):
-                        text = planner.render(playbook.text, {
-                            "group": "", **planner.day_values(config, now, playbook.daily_tasks)})
+                        values = {"group": "", **planner.day_values(config, now, playbook.daily_tasks)}
+                        if (member_center := config[BROADCASTS].member_center_url) is not None:
+                            values["member_center"] = member_center
+                        text = planner.render(playbook.text, values)
+                        if (card := playbook.card()) is not None:  # one-to-one: its title and URL
+                            text = cards.fallback(texts, text, cards.render(card, values))
                         await outbox.enqueue(session, [outbox.Outgoing(member.channel, text, to=member.external_id,
                                                                        meta={"playbook": playbook.name})], now=now)
                         planned += 1

@@ -3,10 +3,26 @@ broadcast's deliveries, the hook through which a feature fills its own placehold
 broadcasts stand (the console's list)."""
 from __future__ import annotations
 
+from typing import Any
+
+from bot.config import Config
+from bot.texts import Texts
+from handlers.broadcasts import cards
+from handlers.broadcasts.config import BROADCASTS
 from handlers.broadcasts.planner import TEMPLATE_VALUES, Placeholders, Planned, plan
 from handlers.broadcasts.status import Summary, state_of, summaries
 
-__all__ = ["TEMPLATE_VALUES", "Placeholders", "Planned", "Summary", "parse_target", "plan", "state_of", "summaries"]
+__all__ = ["TEMPLATE_VALUES", "Placeholders", "Planned", "Summary", "api_card", "parse_target", "plan",
+           "state_of", "summaries"]
+
+
+def api_card(config: Config, texts: Texts, card: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A card from the REST API (``{"type": "link"|"miniprogram", ...}``): its title and
+    description cut to WeCom's limits (the schema counts characters, WeCom bytes), and what is
+    still wrong with it in the operator's words (None if it can be sent)."""
+    card = cards.cut(card)
+    found = cards.problems(card, member_center_url=config[BROADCASTS].member_center_url)
+    return card, (cards.explain(texts, found) if found else None)
 
 
 def parse_target(word: str) -> dict[str, object] | None:

@@ -72,6 +72,7 @@ class Summary:
     text: str  # what a group got (the first one), or the template before any delivery
     varies: bool  # its groups got different texts (placeholders such as {group})
     counts: Mapping[str, int]
+    card: dict[str, str] | None = None  # its link or mini-program card, as written (placeholders unfilled)
 
 
 def source_label(texts: Texts, b: Broadcast) -> str:
@@ -91,7 +92,7 @@ async def summaries(session: AsyncSession, texts: Texts, *, limit: int, now: dat
         state = state_of(b, counts[b.id], waits_until=due.get(b.id), now=now)
         text, variants = samples.get(b.id, (b.template, 1))
         out.append(Summary(b, source_label(texts, b), state, texts(f"broadcast_state_{state}"), text, variants > 1,
-                           counts[b.id]))
+                           counts[b.id], broadcasts.card_of(b)))
     return out
 
 
