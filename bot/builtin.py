@@ -25,6 +25,7 @@ from bot.config import load_config as _load
 from bot.feature import Feature
 from handlers import (
     broadcasts,
+    handover,
     help,
     koc,
     leaderboard,
@@ -46,7 +47,7 @@ CHANNELS: tuple[ChannelKind, ...] = (sandbox.kind, wecom.kind, bridge.kind, robo
 FEATURES: tuple[Feature, ...] = (
     help.feature, onboarding.feature, signin.feature, points.feature, levels.feature, leaderboard.feature,
     rewards.feature, votes.feature, tasks.feature, koc.feature, lifecycle.feature, broadcasts.feature,
-    operators.feature, reports.feature, api.feature, console.feature,
+    handover.feature, operators.feature, reports.feature, api.feature, console.feature,
 )
 
 

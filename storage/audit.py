@@ -41,3 +41,11 @@ async def record(
 async def latest(session: AsyncSession, *, limit: int = 20, offset: int = 0) -> list[AuditEntry]:
     rows = await session.execute(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit).offset(offset))
     return list(rows.scalars())
+
+
+async def of_action(session: AsyncSession, action: str, *, since: datetime, limit: int = 200) -> list[AuditEntry]:
+    """Entries of ``action`` since ``since``, oldest first (what a job reports on)."""
+    rows = await session.execute(select(AuditEntry).where(col(AuditEntry.action) == action,
+                                                          col(AuditEntry.at) >= since)
+                                 .order_by(col(AuditEntry.id)).limit(limit))
+    return list(rows.scalars())

@@ -280,6 +280,14 @@ async def settle_groups(session: AsyncSession, outbox_id: int, chat_ids: dict[st
     return changed
 
 
+async def requeue(session: AsyncSession, outbox_id: int, *, reason: str) -> int:
+    """A withdrawn owner task: its groups' deliveries not sent yet are planned again (packed
+    anew, to whoever owns each group now, within its quota: a withdrawn task used none)."""
+    done = await session.execute(update(D).where(D.c.outbox_id == outbox_id, D.c.status.in_((QUEUED, AWAITING_OWNER)))
+                                 .values(status=PLANNED, outbox_id=None, reason=reason, settled_at=None))
+    return rowcount(done)
+
+
 async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int] | None:
     """Cancel what has not gone out; returns the outbox ids still pending, for the caller to
     withdraw, or None when nothing was left to cancel (every group already sent or settled: the

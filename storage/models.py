@@ -15,6 +15,7 @@ from storage.audit import AuditEntry
 from storage.broadcasts import Broadcast, Delivery, GroupTag, PlaybookState
 from storage.community import Group, GroupMembership, Member
 from storage.flows import MemberFlow
+from storage.handovers import DepartedStaff, Handover, HandoverItem
 from storage.idempotency import IdempotencyKey
 from storage.inbox import InboundUpdate
 from storage.kf import KfCursor, KfSession
@@ -36,7 +37,8 @@ from storage.tasks import TaskCheckin
 from storage.tokens import AccessToken
 
 __all__ = [
-    "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "ConsoleSession", "DailyMetric", "Delivery", "Group",
+    "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "ConsoleSession", "DailyMetric", "Delivery",
+    "DepartedStaff", "Group", "Handover", "HandoverItem",
     "GroupDay", "GroupMembership", "GroupTag", "IdempotencyKey", "InboundUpdate", "KfCursor", "KfSession",
     "KocApplication", "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage",
     "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",

@@ -72,6 +72,9 @@ TEXT, WELCOME = "text", "welcome"
 # it; ``to`` is the owner and ``meta["chat_ids"]`` the groups (at most 2,000, wecom.md §3.5).
 # The stored kind keeps its first name.
 OWNER_TASK = "group_task"
+# The audit action of an owner task withdrawn because its owner changed or left (the channel
+# records it, the operators are told from it).
+OWNER_TASK_MOVED = "owner_task.moved"
 WELCOME_PRIORITY = 10
 
 
@@ -256,6 +259,25 @@ async def close_owner_task(session: AsyncSession, row_id: int, *, status: str, n
     if status == DELIVERED:
         values["delivered_at"] = now
     await session.execute(update(T).where(T.c.id == row_id, T.c.status == AWAITING_OWNER).values(**values))
+
+
+async def open_owner_tasks(session: AsyncSession, *, channel: str, owners: Iterable[str] | None = None,
+                           limit: int = 2000) -> list[OutboxMessage]:
+    """Owner tasks not sent yet or waiting for their owner (of ``owners``, or all), oldest first."""
+    query = select(OutboxMessage).where(col(OutboxMessage.channel) == channel, col(OutboxMessage.kind) == OWNER_TASK,
+                                        col(OutboxMessage.status).in_((PENDING, AWAITING_OWNER)))
+    if owners is not None:
+        query = query.where(col(OutboxMessage.to).in_(list(owners)))
+    rows = await session.execute(query.order_by(col(OutboxMessage.id)).limit(limit)
+                                 .execution_options(populate_existing=True))
+    return list(rows.scalars())
+
+
+async def withdraw_owner_task(session: AsyncSession, row_id: int, *, reason: str) -> bool:
+    """An owner task withdrawn (its owner changed or left); False if it was settled meanwhile."""
+    done = await session.execute(update(T).where(T.c.id == row_id, T.c.status.in_((PENDING, AWAITING_OWNER)))
+                                 .values(status=CANCELLED, last_error=reason))
+    return rowcount(done) == 1
 
 
 async def for_update(session: AsyncSession, update_key: str) -> list[OutboxMessage]:

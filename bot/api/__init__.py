@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.api import catalog, community, members, tasks
+from bot.api import catalog, community, handovers, members, tasks
 from bot.api.base import api_errors
 from bot.api.config import API
 from bot.appkeys import CONFIG
@@ -36,7 +36,7 @@ async def openapi(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.middlewares.append(api_errors)
     app.router.add_get("/api/openapi.json", openapi)
-    for module in (members, catalog, community, tasks):
+    for module in (members, catalog, community, tasks, handovers):
         module.add_routes(app.router)
 
 

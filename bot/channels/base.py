@@ -31,6 +31,8 @@ class Capability(StrEnum):
     SEND_OWNER_TASK = "send_owner_task"
     SEND_PRIVATE = "send_private"
     WELCOME_MEMBER = "welcome_member"
+    # Hand a staff member's customers and groups to another (WeCom 在职/离职继承).
+    TRANSFER_CONTACTS = "transfer_contacts"
     # What it sends to groups can carry a link or mini-program card beside the text (WeCom's
     # add_msg_template attachments); without it a card arrives as its title and URL in the text.
     GROUP_CARDS = "group_cards"

@@ -26,6 +26,7 @@ from wechatpy.work.crypto import WeChatCrypto
 
 from bot.testing.fake_attachments import attachments_problem
 from bot.testing.fake_kf import KfFake, kf_event
+from bot.testing.fake_transfers import TransfersMixin
 
 __all__ = ["CallbackBuilder", "FakeWeCom", "kf_event"]
 
@@ -49,7 +50,7 @@ class FakeGroup:
     member_version: str = "v0"
 
 
-class FakeWeCom(KfFake):
+class FakeWeCom(KfFake, TransfersMixin):
     def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -258,7 +259,8 @@ class FakeWeCom(KfFake):
         return self._answer()
 
     def _externalcontact_groupchat_list(self, body: dict[str, Any]) -> web.Response:
-        chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values()]
+        owners = set((body.get("owner_filter") or {}).get("userid_list") or [])
+        chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values() if not owners or g.owner in owners]
         return self._answer(group_chat_list=chats, next_cursor="")
 
     def _externalcontact_groupchat_get(self, body: dict[str, Any]) -> web.Response:

@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.texts import Texts
 from handlers.broadcasts import cards
 from handlers.broadcasts.planner import QUOTA_LOCK, filled
-from storage import advisory, broadcasts, outbox
+from storage import advisory, broadcasts, handovers, outbox
 from storage.engine import Database
 from storage.models import Broadcast, Delivery, Group
 
@@ -63,6 +63,8 @@ async def pack_owner_tasks(db: Database, config: Config, texts: Texts, now: date
             groups = {g.id: g for g in await broadcasts.groups_by_id(session, list(by_group))}
             limit, since = quota_limit(rule, now, config.zone)
             used = await broadcasts.messages_since(session, list(by_group), since)
+            # An owner who left cannot confirm: their groups' items wait, planned, for the handover.
+            gone = await handovers.departed(session, channel, sorted({g.owner for g in groups.values() if g.owner}))
             with_cards = {b.id: b for b in await broadcasts.by_ids(session, {d.broadcast_id for d in due})
                           if broadcasts.card_of(b) is not None}
             packs: dict[tuple[str, str, str], list[tuple[Group, list[int]]]] = defaultdict(list)
@@ -72,6 +74,8 @@ async def pack_owner_tasks(db: Database, config: Config, texts: Texts, now: date
                 if not group.owner:
                     await broadcasts.skip(session, ids, "no owner known for this group: nobody can confirm a task",
                                           now=now)
+                elif group.owner in gone:
+                    continue
                 elif used[group_id] >= limit:
                     await broadcasts.skip(session, ids, f"receive quota used: {limit} a {QUOTA_PERIOD[rule]}", now=now)
                 else:

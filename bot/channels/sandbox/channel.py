@@ -29,8 +29,10 @@ from storage import outbox
 from storage.outbox import Claimed
 
 NAME = "sandbox"
-# It posts directly, and shows text only: a card reaches it as its title and URL in the text.
-CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK, Capability.GROUP_CARDS}
+# It posts directly, shows text only (a card reaches it as its title and URL in the text), and
+# has no staff whose customers could be handed over.
+CAPABILITIES = frozenset(Capability) - {Capability.SEND_OWNER_TASK, Capability.GROUP_CARDS,
+                                        Capability.TRANSFER_CONTACTS}
 MAX_TEXT = 4000
 
 

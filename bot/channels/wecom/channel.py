@@ -24,10 +24,12 @@ from bot.channels.wecom.attachments import attachments_of
 from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.crypto import CallbackCrypto
 from bot.channels.wecom.groups import GroupSync
+from bot.channels.wecom.handover import Handovers
 from bot.channels.wecom.inbound import CallbackEndpoint
 from bot.channels.wecom.kf import KfChannel, KfSync
 from bot.channels.wecom.messages import NAME, Inbound
 from bot.channels.wecom.owner_tasks import OwnerTasks
+from bot.channels.wecom.reassign import Reassign
 from bot.channels.wecom.tokens import TokenCache, cache_key
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
@@ -60,7 +62,7 @@ class WeComChannel(Channel):
     name = NAME
     capabilities = frozenset({
         Capability.RECEIVE_PRIVATE, Capability.SEND_PRIVATE, Capability.WELCOME_MEMBER, Capability.SEND_OWNER_TASK,
-        Capability.GROUP_CARDS,
+        Capability.GROUP_CARDS, Capability.TRANSFER_CONTACTS,
     })
     # Far under WeCom's 10,000 calls a minute per API: the quota is the corp's, not siyu's alone.
     rate_per_s = 20.0
@@ -73,10 +75,12 @@ class WeComChannel(Channel):
         self._http: aiohttp.ClientSession | None = None
         self._group_locks = KeyedLocks()
         self.owner_tasks: OwnerTasks | None = None
+        self.handovers: Handovers | None = None
         self.kf_sync: KfSync | None = None
         self.kf_channel: KfChannel | None = None  # set by the app when [wecom] kf is on
         self.api: WeComAPI
         self.groups: GroupSync
+        self.reassign: Reassign
         self._db: Database
         self._dispatcher: Dispatcher
 
@@ -94,6 +98,8 @@ class WeComChannel(Channel):
                                      self.api.fetch_token)
         self.groups = GroupSync(self._db, self.api, self.clock)
         self.owner_tasks = OwnerTasks(self._db, self.api, self.clock, self.config.group_quota)
+        self.reassign = Reassign(self._db, self.api, self.clock)
+        self.handovers = Handovers(self._db, self.api, self.clock, self.reassign)
         if self.config.kf:
             self.kf_sync = KfSync(self, self.clock)
         self._endpoint = CallbackEndpoint(
@@ -108,7 +114,8 @@ class WeComChannel(Channel):
             await self._http.close()
 
     def jobs(self) -> list[Job]:
-        return [self.owner_tasks.job()] if self.owner_tasks is not None else []
+        jobs = [self.owner_tasks.job()] if self.owner_tasks is not None else []
+        return jobs + ([self.handovers.job()] if self.handovers is not None else [])
 
     @property
     def db(self) -> Database:
@@ -149,6 +156,11 @@ class WeComChannel(Channel):
                 await self._dispatcher.feed(update)
             if message.group_change is not None:
                 await self.groups.apply(message.group_change)
+                if message.group_change.detail == "change_owner":
+                    # Tasks waiting for the old owner are withdrawn and packed again for the new.
+                    await self.reassign.reconcile([message.group_change.chat_id])
+        if message.staff_left is not None:
+            await self.reassign.staff_left(message.staff_left)
         if not any(u.key == message.key for u in message.updates):
             # No update carried the row's own key, so the dispatcher did not close it.
             async with self._db.transaction() as session:

@@ -38,6 +38,10 @@ class Inbound:
     urgent: bool = False
     # kf_msg_or_event: (Token, OpenKfId) to pull the 微信客服 messages with (wecom.md §3.11).
     kf: tuple[str, str] | None = None
+    # change_contact / delete_user: a staff member left the company (删除成员事件, developer.work.
+    # weixin.qq.com/document/path/90970; binarywang/WxJava:weixin-java-cp/src/main/java/me/chanjar/
+    # weixin/cp/constant/WxCpConsts.java: CHANGE_CONTACT = "change_contact", DELETE_USER = "delete_user").
+    staff_left: str | None = None
 
 
 def dedup_key(data: dict[str, Any], plaintext: bytes) -> str:
@@ -103,6 +107,8 @@ def parse(plaintext: bytes) -> Inbound:
         if not data.get("Token") or not data.get("OpenKfId"):
             raise CallbackError("kf_msg_or_event without Token or OpenKfId")
         inbound.kf = (str(data["Token"]), str(data["OpenKfId"]))
+    elif msg_type == "event" and event == "change_contact" and data.get("ChangeType") == "delete_user":
+        inbound.staff_left = str(data.get("UserID") or "") or None
     return inbound
 
 
