@@ -24,6 +24,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.work.crypto import WeChatCrypto
 
+from bot.testing.fake_contacts import FakeContacts
+
 CGI = "/cgi-bin/"
 
 
@@ -44,7 +46,7 @@ class FakeGroup:
     member_version: str = "v0"
 
 
-class FakeWeCom:
+class FakeWeCom(FakeContacts):
     def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -268,21 +270,6 @@ class FakeWeCom:
         if body.get("msgid") not in self.tasks:
             return self._answer(41047, "invalid msgid")
         return self._answer()
-
-    def _externalcontact_groupchat_list(self, body: dict[str, Any]) -> web.Response:
-        chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values()]
-        return self._answer(group_chat_list=chats, next_cursor="")
-
-    def _externalcontact_groupchat_get(self, body: dict[str, Any]) -> web.Response:
-        group = self.groups.get(str(body.get("chat_id")))
-        if group is None:
-            return self._answer(40050, "chatid not exist")
-        members = [{"userid": m, "type": 2 if m.startswith("wm") else 1, "join_time": 1, "join_scene": 1}
-                   for m in group.members]
-        return self._answer(group_chat={
-            "chat_id": group.chat_id, "name": group.name, "owner": group.owner, "create_time": 1,
-            "member_list": members, "admin_list": [], "member_version": group.member_version,
-        })
 
 
 class CallbackBuilder:

@@ -1,0 +1,203 @@
+"""Day one on WeCom: the staff's customers and the customer groups a brand already has, read page
+by page from the fake WeCom (opaque cursors, errors mid-way), resumed after a failure, and a
+second run that changes nothing; staff relationships, where a transfer is not a loss."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.channels.wecom.config import WecomConfig
+from bot.channels.wecom.sync import ContactSync, SyncAborted, for_channel
+from bot.config import Config
+from bot.testing import FakeClock, SandboxClient, sandbox_app
+from bot.testing.fake_contacts import BY_USER, GROUP_GET, contact_removed
+from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, contact_added
+from storage.contact_sync import RunState
+from storage.engine import Database
+from storage.models import Group, GroupMembership, Member, StaffRelationship
+from tests.conftest import WECOM_AES_KEY, WECOM_CORP, WECOM_TOKEN, wecom_section
+
+STAFF = ("LiLei", "HanMeimei", "ZhangWei")
+ADDED = 1_700_000_000
+
+
+def brand(fake: FakeWeCom, customers: int = 1000, groups: int = 60) -> None:
+    """3 staff with ``customers`` each (the first 100 are also HanMeimei's: two relationships),
+    and ``groups`` customer groups of 20 customers and their owner."""
+    for s, staff in enumerate(STAFF):
+        for i in range(customers):
+            fake.add_customer(staff, f"wm{s}-{i:04d}", name=f"客户{s}-{i}", createtime=ADDED + i,
+                              state="poster-2026" if i % 2 else "", remark=f"备注{i}" if i % 3 == 0 else "")
+    for i in range(100):
+        fake.add_customer("HanMeimei", f"wm0-{i:04d}", name=f"客户0-{i}", createtime=ADDED + 10_000 + i)
+    for g in range(groups):
+        owner = STAFF[g % 3]
+        fake.add_group(f"wrChat{g:03d}AAAA", owner, [owner, *(f"wm{g % 3}-{g * 10 + k:04d}" for k in range(20))],
+                       name=f"老客户群{g}", version=f"ver{g}")
+    for staff in STAFF:
+        fake.name(staff, staff)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def make_sync(db: Database, http: aiohttp.ClientSession, fake: FakeWeCom,
+              clock: FakeClock) -> Callable[..., ContactSync]:
+    settings = WecomConfig(**wecom_section(fake.base_url))
+
+    def make(**options: Any) -> ContactSync:
+        options = {"calls_per_s": 2000.0, "max_wait_s": 0.0, "backoff_s": 0.0, **options}
+        return for_channel(db, http, settings, clock, **options)
+
+    return make
+
+
+async def count(db: Database, model: Any, *where: Any) -> int:
+    async with db.read() as s:
+        return (await s.execute(select(func.count()).select_from(model).where(*where))).scalar_one()
+
+
+async def snapshot(db: Database) -> list[Any]:
+    async with db.read() as s:
+        return [sorted(tuple(r) for r in await s.execute(select(*model.__table__.columns)))  # type: ignore[attr-defined]
+                for model in (Member, StaffRelationship, Group, GroupMembership)]
+
+
+def first_page_calls(fake: FakeWeCom, staff: str) -> int:
+    return sum(1 for r in fake.calls(BY_USER) if r.body and r.body["userid_list"] == [staff] and not r.body["cursor"])
+
+
+async def test_a_sync_over_many_pages_survives_a_failure_and_a_restart(
+        db: Database, fake: FakeWeCom, make_sync: Callable[..., ContactSync]) -> None:
+    brand(fake)
+    fake.fail_at(BY_USER, 7, -1)  # one page fails once: it is asked again
+    fake.fail_at(BY_USER, 15, 45009, times=4)  # rate limited past the retries: the run stops
+    seen: list[RunState] = []
+    with pytest.raises(SyncAborted, match="45009"):
+        await make_sync(attempts=2, report=seen.append).run()
+    assert seen and 0 < seen[-1].counts["customers"] < 3100
+    cut_short = await count(db, StaffRelationship)
+    assert 0 < cut_short < 3100
+
+    state = await make_sync(report=seen.append).run()  # the restart
+    assert state is not None and state.resumed
+    # It continued from the stored cursors: no staff member's list was read from the start twice.
+    assert [first_page_calls(fake, s) for s in STAFF] == [1, 1, 1]
+    assert any("-1" in e for e in state.errors) and any("45009" in e for e in state.errors)
+    assert state.counts["staff"] == 3 and state.counts["customers"] == 3100 and state.counts["groups"] == 60
+    # 11 pages of 100 for HanMeimei, 10 for the others; 60 groupchat/get
+    assert fake.contact_calls(GROUP_GET) == 60
+    assert await count(db, StaffRelationship) == 3100
+    assert await count(db, StaffRelationship, StaffRelationship.ended_at.is_(None)) == 3100  # type: ignore[union-attr]
+    assert await count(db, Member, Member.external_id.startswith("wm")) == 3000  # type: ignore[attr-defined]
+    assert await count(db, Group) == 60
+    assert await count(db, GroupMembership, GroupMembership.left_at.is_(None)) == 60 * 21  # type: ignore[union-attr]
+    async with db.read() as s:
+        shared = (await s.execute(select(Member).where(Member.external_id == "wm0-0021"))).scalar_one()
+        rels = list((await s.execute(select(StaffRelationship).where(StaffRelationship.member_id == shared.id)
+                                     .order_by(StaffRelationship.staff))).scalars())  # type: ignore[arg-type]
+        group = (await s.execute(select(Group).where(Group.external_id == "wrChat007AAAA"))).scalar_one()
+    # The customer came on the day WeCom says, by their channel code: not a new member of today.
+    assert shared.first_seen_at == datetime.fromtimestamp(ADDED + 21, tz=UTC)
+    assert shared.channel_code == "poster-2026" and shared.name == "客户0-21"
+    assert [(r.staff, r.channel_code) for r in rels] == [("HanMeimei", None), ("LiLei", "poster-2026")]
+    assert (group.name, group.owner, group.member_version) == ("老客户群7", "HanMeimei", "ver7")
+
+
+async def test_the_same_sync_again_changes_nothing_and_a_change_is_seen(
+        db: Database, fake: FakeWeCom, make_sync: Callable[..., ContactSync]) -> None:
+    brand(fake, customers=250, groups=12)
+    first = await make_sync().run()
+    assert first is not None and first.counts["relationships_added"] == 850
+    before = await snapshot(db)
+
+    again = await make_sync().run()
+    assert again is not None and not again.resumed
+    changed = {k: v for k, v in again.counts.items()
+               if k.endswith(("_added", "_changed", "_joins", "_leaves")) and v}
+    assert changed == {}
+    assert await snapshot(db) == before
+
+    fake.add_customer("LiLei", "wm0-0003", name="改了名", createtime=ADDED + 3, state="poster-2026",
+                      remark="新备注")
+    fake.groups["wrChat000AAAA"].members.remove("wm0-0001")
+    third = await make_sync().run()
+    assert third is not None
+    assert (third.counts.get("members_changed"), third.counts.get("relationships_changed"),
+            third.counts.get("group_leaves")) == (1, 1, 1)
+
+
+async def test_a_second_process_does_not_run_the_same_sync(
+        db: Database, fake: FakeWeCom, make_sync: Callable[..., ContactSync]) -> None:
+    brand(fake, customers=150, groups=0)
+    fake.latency(0.05)
+    import asyncio
+
+    first, second = await asyncio.gather(make_sync().run(), make_sync().run())
+    assert sorted([first is None, second is None]) == [False, True]
+
+
+# -- staff relationships from callbacks ----------------------------------------------------------
+
+
+@pytest.fixture
+async def bot(make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> AsyncIterator[SandboxClient]:
+    config = make_config(wecom=wecom_section(fake.base_url, sync_every_h=0))
+    async with sandbox_app(config, clock=clock) as client:
+        yield client
+
+
+async def callback(bot: SandboxClient, xml: str) -> None:
+    path, body = CallbackBuilder(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP).post(xml)
+    resp = await bot.http.post(path, data=body, headers={"Content-Type": "text/xml"})
+    assert resp.status == 200
+    from bot.appkeys import CHANNELS
+    assert await bot.app[CHANNELS]["wecom"].endpoint.idle(10)  # type: ignore[attr-defined]
+
+
+async def customer(bot: SandboxClient, external_id: str) -> tuple[Member, list[tuple[str, str | None]]]:
+    async with bot.db.read() as s:
+        member = (await s.execute(select(Member).where(Member.external_id == external_id))).scalar_one()
+        rels = (await s.execute(select(StaffRelationship.staff, StaffRelationship.ended_by)
+                                .where(StaffRelationship.member_id == member.id)
+                                .order_by(StaffRelationship.staff))).all()  # type: ignore[arg-type]
+    return member, [tuple(r) for r in rels]  # type: ignore[misc]
+
+
+async def test_a_transfer_is_not_a_loss_and_the_last_real_deletion_is(bot: SandboxClient) -> None:
+    await callback(bot, contact_added("wmAlice", "LiLei", state="poster-2026", at=1_790_000_001))
+    await callback(bot, contact_added("wmAlice", "HanMeimei", at=1_790_000_002))
+    # 在职继承: LiLei's customer is handed to a colleague; WeCom removes LiLei's contact.
+    await callback(bot, contact_removed("wmAlice", "LiLei", source="DELETE_BY_TRANSFER", at=1_790_000_003))
+    member, rels = await customer(bot, "wmAlice")
+    assert member.status == "active" and member.lost_at is None
+    assert rels == [("HanMeimei", None), ("LiLei", "transfer")]
+
+    await callback(bot, contact_removed("wmAlice", "HanMeimei", by_customer=True, at=1_790_000_004))
+    member, rels = await customer(bot, "wmAlice")
+    assert member.status == "lost" and member.lost_at is not None
+    assert rels == [("HanMeimei", "customer"), ("LiLei", "transfer")]
+
+
+async def test_a_deletion_while_another_staff_member_keeps_the_customer_is_not_a_loss(bot: SandboxClient) -> None:
+    await callback(bot, contact_added("wmBob", "LiLei", at=1_790_000_001))
+    await callback(bot, contact_added("wmBob", "ZhangWei", at=1_790_000_002))
+    await callback(bot, contact_removed("wmBob", "LiLei", at=1_790_000_003))
+    member, rels = await customer(bot, "wmBob")
+    assert member.status == "active"
+    assert rels == [("LiLei", "staff"), ("ZhangWei", None)]
+    await callback(bot, contact_removed("wmBob", "ZhangWei", at=1_790_000_004))
+    assert (await customer(bot, "wmBob"))[0].status == "lost"
+    # Added again: a customer again.
+    await callback(bot, contact_added("wmBob", "ZhangWei", at=1_790_000_005))
+    member, rels = await customer(bot, "wmBob")
+    assert member.status == "active" and rels == [("LiLei", "staff"), ("ZhangWei", None)]
