@@ -3,8 +3,13 @@ by page from the fake WeCom (opaque cursors, errors mid-way), resumed after a fa
 second run that changes nothing; staff relationships, where a transfer is not a loss."""
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +20,7 @@ from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.sync import ContactSync, SyncAborted, for_channel
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from bot.testing.fake_contacts import BY_USER, GROUP_GET, contact_removed
+from bot.testing.fake_contacts import BY_USER, FOLLOW, GROUP_GET, contact_removed
 from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, contact_added
 from storage.contact_sync import RunState
 from storage.engine import Database
@@ -140,8 +145,6 @@ async def test_a_second_process_does_not_run_the_same_sync(
         db: Database, fake: FakeWeCom, make_sync: Callable[..., ContactSync]) -> None:
     brand(fake, customers=150, groups=0)
     fake.latency(0.05)
-    import asyncio
-
     first, second = await asyncio.gather(make_sync().run(), make_sync().run())
     assert sorted([first is None, second is None]) == [False, True]
 
@@ -201,3 +204,40 @@ async def test_a_deletion_while_another_staff_member_keeps_the_customer_is_not_a
     await callback(bot, contact_added("wmBob", "ZhangWei", at=1_790_000_005))
     member, rels = await customer(bot, "wmBob")
     assert member.status == "active" and rels == [("LiLei", "staff"), ("ZhangWei", None)]
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+async def siyu(*args: str, cwd: Path) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_siyu_wecom_sync_has_help(tmp_path: Path) -> None:
+    code, out, _ = await siyu("wecom", "sync", "--help", cwd=tmp_path)
+    assert code == 0 and "usage: siyu wecom sync" in out and "sync_calls_per_s" in out
+
+
+async def test_siyu_wecom_sync_shows_progress_and_a_summary_and_says_when_it_stops(
+        tmp_path: Path, fake: FakeWeCom) -> None:
+    brand(fake, customers=120, groups=3)
+    section = "\n".join(f"{k} = {json.dumps(v)}" for k, v in wecom_section(fake.base_url).items())
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "s.db"}"\n[logging]\nlevel = "WARNING"\n'
+                      f"[wecom]\n{section}\nsync_calls_per_s = 150\n", encoding="utf-8")
+    fake.fail_at(FOLLOW, 1, -1, times=3)  # busy past the retries: the run stops, and says how to go on
+    code, out, err = await siyu("wecom", "sync", "--config", str(config), cwd=tmp_path)
+    assert code == 1 and "同步中断" in err and "get_follow_user_list: -1" in err and "从中断处继续" in err
+    fake.fail_at(BY_USER, 2, -1)
+
+    code, out, err = await siyu("wecom", "sync", "--config", str(config), cwd=tmp_path)
+    assert code == 0, err
+    assert "同步中 [" in out and "员工 3/3" in out
+    assert "同步完成" in out and "客户 460 位" in out and "客户群 3 个" in out and "接口错误" in out
+
+    code, _, err = await siyu("wecom", "sync", "--config", str(tmp_path / "none.toml"), cwd=tmp_path)
+    assert code == 2
