@@ -241,3 +241,25 @@ async def test_siyu_wecom_sync_shows_progress_and_a_summary_and_says_when_it_sto
 
     code, _, err = await siyu("wecom", "sync", "--config", str(tmp_path / "none.toml"), cwd=tmp_path)
     assert code == 2
+
+
+async def test_the_daily_job_syncs_when_due_and_not_again_within_sync_every_h(
+        make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
+    from bot.appkeys import CHANNELS, JOBS
+
+    brand(fake, customers=120, groups=2)
+    config = make_config(wecom=wecom_section(fake.base_url, sync_every_h=24, sync_calls_per_s=150))
+    async with sandbox_app(config, clock=clock) as bot:
+        jobs, daily = bot.app[JOBS], bot.app[CHANNELS]["wecom"].daily_sync  # type: ignore[attr-defined]
+        assert await jobs.run("wecom_sync") == 1
+        await daily.task  # beside the job runner, which goes on with the other jobs meanwhile
+        assert await count(bot.db, StaffRelationship) == 460
+        clock.advance(hours=23)
+        assert await jobs.run("wecom_sync") == 0
+        clock.advance(hours=2)
+        fake.add_customer("LiLei", "wmNew", name="新客户", createtime=ADDED)
+        assert await jobs.run("wecom_sync") == 1
+        await daily.task
+        assert await count(bot.db, StaffRelationship) == 461
+    async with sandbox_app(make_config(wecom=wecom_section(fake.base_url, sync_every_h=0)), clock=clock) as bot:
+        assert "wecom_sync" not in [job.name for job in bot.app[JOBS].jobs]
