@@ -40,6 +40,7 @@ class SyncRun(SQLModel, table=True):
 
 
 S = table_of(SyncRun)
+CHUNK = 1000
 
 
 @dataclass
@@ -119,16 +120,24 @@ async def people(session: AsyncSession, channel: str, seen: Sequence[Person], co
     if not by_id:
         return {}
     cols = (M.c.id, M.c.external_id, M.c.name, M.c.channel_code, M.c.first_seen_at)
-    query = select(*cols).where(M.c.channel == channel, M.c.external_id.in_(sorted(by_id)))
-    stored = {r.external_id: r for r in await session.execute(query)}
+
+    async def read(keys: list[str]) -> dict[str, Any]:
+        # In chunks: a page of groups may name tens of thousands of members, past the number of
+        # parameters a statement may have (SQLite 32,766, PostgreSQL 65,535).
+        found: dict[str, Any] = {}
+        for i in range(0, len(keys), CHUNK):
+            found |= {r.external_id: r for r in await session.execute(
+                select(*cols).where(M.c.channel == channel, M.c.external_id.in_(keys[i:i + CHUNK])))}
+        return found
+
+    stored = await read(sorted(by_id))
     new = [{"channel": channel, "external_id": e, "name": p.name, "channel_code": p.channel_code, "status": "active",
             "message_count": 0, "first_seen_at": p.since, "last_seen_at": p.since}
            for e, p in sorted(by_id.items()) if e not in stored]
     if new:
         await session.execute(insert_for(session, M).on_conflict_do_nothing(), new)
         counts["members_added"] = counts.get("members_added", 0) + len(new)
-        stored |= {r.external_id: r for r in await session.execute(
-            select(*cols).where(M.c.channel == channel, M.c.external_id.in_([n["external_id"] for n in new])))}
+        stored |= await read([str(n["external_id"]) for n in new])
     for e, p in sorted(by_id.items()):
         row = stored[e]
         values: dict[str, Any] = {}
@@ -170,38 +179,51 @@ class GroupSeen:
     members: tuple[Person, ...]  # ``since``: when they joined
 
 
-async def group(session: AsyncSession, channel: str, seen: GroupSeen, counts: dict[str, int], *,
-                now: datetime) -> None:
-    """One group as the platform describes it: the group row, its members, and who is in it
-    (joins dated from the platform's join time, leaves from now)."""
-    row = (await session.execute(select(G.c.id, G.c.name, G.c.owner, G.c.member_version, G.c.status)
-                                 .where(G.c.channel == channel, G.c.external_id == seen.external_id))).first()
-    wanted = {"name": seen.name, "owner": seen.owner, "member_version": seen.version, "status": "active"}
-    if row is None:
-        stmt = insert_for(session, G).values(channel=channel, external_id=seen.external_id, message_count=0,
-                                             created_at=seen.created, last_active_at=seen.created, **wanted)
-        group_id = (await session.execute(stmt.returning(G.c.id))).scalar_one()
-        counts["groups_added"] = counts.get("groups_added", 0) + 1
-    else:
-        group_id = row.id
+async def groups(session: AsyncSession, channel: str, seen: Sequence[GroupSeen], counts: dict[str, int], *,
+                 now: datetime) -> None:
+    """A page of groups as the platform describes them: the group rows, their members, and who
+    is in which (joins dated from the platform's join time, leaves from now). A handful of
+    statements for the whole page, whatever its size: each round trip counts on a busy server."""
+    if not seen:
+        return
+    stored = {r.external_id: r for r in await session.execute(
+        select(G.c.id, G.c.external_id, G.c.name, G.c.owner, G.c.member_version, G.c.status)
+        .where(G.c.channel == channel, G.c.external_id.in_(sorted(g.external_id for g in seen))))}
+    group_ids: dict[str, int] = {}
+    for g in seen:
+        wanted = {"name": g.name, "owner": g.owner, "member_version": g.version, "status": "active"}
+        row = stored.get(g.external_id)
+        if row is None:
+            stmt = insert_for(session, G).values(channel=channel, external_id=g.external_id, message_count=0,
+                                                 created_at=g.created, last_active_at=g.created, **wanted)
+            group_ids[g.external_id] = (await session.execute(stmt.returning(G.c.id))).scalar_one()
+            counts["groups_added"] = counts.get("groups_added", 0) + 1
+            continue
+        group_ids[g.external_id] = row.id
         values = {k: v for k, v in wanted.items() if getattr(row, k) != v and (v is not None or k == "status")}
         if values:
-            await session.execute(update(G).where(G.c.id == group_id).values(**values))
+            await session.execute(update(G).where(G.c.id == row.id).values(**values))
             counts["groups_changed"] = counts.get("groups_changed", 0) + 1
-    ids = await people(session, channel, seen.members, counts, names_win=False)
-    joined = {ids[p.external_id]: p.since for p in seen.members}
-    current = {r.member_id for r in await session.execute(
-        select(GM.c.member_id).where(GM.c.group_id == group_id, GM.c.left_at.is_(None)))}
-    joins = [{"group_id": group_id, "member_id": m, "joined_at": t, "message_count": 0}
-             for m, t in sorted(joined.items()) if m not in current]
+    ids = await people(session, channel, [p for g in seen for p in g.members], counts, names_win=False)
+    current: dict[int, set[int]] = {}
+    for r in await session.execute(select(GM.c.group_id, GM.c.member_id).where(
+            GM.c.group_id.in_(sorted(group_ids.values())), GM.c.left_at.is_(None))):
+        current.setdefault(r.group_id, set()).add(r.member_id)
+    joins = []
+    for g in seen:
+        group_id = group_ids[g.external_id]
+        joined = {ids[p.external_id]: p.since for p in g.members}
+        inside = current.get(group_id, set())
+        joins += [{"group_id": group_id, "member_id": m, "joined_at": t, "message_count": 0}
+                  for m, t in sorted(joined.items()) if m not in inside]
+        gone = sorted(inside - set(joined))
+        if gone:
+            await session.execute(update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone),
+                                                   GM.c.left_at.is_(None)).values(left_at=now))
+            counts["group_leaves"] = counts.get("group_leaves", 0) + len(gone)
     if joins:
         stmt = insert_for(session, GM)
         await session.execute(stmt.on_conflict_do_update(
             index_elements=[GM.c.group_id, GM.c.member_id],
             set_={"joined_at": stmt.excluded.joined_at, "left_at": None}), joins)
         counts["group_joins"] = counts.get("group_joins", 0) + len(joins)
-    gone = sorted(current - set(joined))
-    if gone:
-        await session.execute(update(GM).where(GM.c.group_id == group_id, GM.c.member_id.in_(gone),
-                                               GM.c.left_at.is_(None)).values(left_at=now))
-        counts["group_leaves"] = counts.get("group_leaves", 0) + len(gone)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, func, select, tuple_, update
+from sqlalchemy import Column, ForeignKey, Index, Integer, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -97,10 +97,11 @@ async def merge(session: AsyncSession, seen: Sequence[Seen]) -> tuple[int, int]:
     updated, the others are left untouched. Returns (added, changed)."""
     if not seen:
         return 0, 0
-    keys = [(s.member_id, s.staff) for s in seen]
+    # By member only (the primary key's first column): a row-value IN list of 100 pairs is planned
+    # as a scan of the whole table by PostgreSQL's generic plans.
     stored = {(r.member_id, r.staff): r for r in await session.execute(
         select(R.c.member_id, R.c.staff, R.c.added_at, R.c.channel_code, R.c.remark, R.c.ended_at)
-        .where(tuple_(R.c.member_id, R.c.staff).in_(keys))
+        .where(R.c.member_id.in_(sorted({s.member_id for s in seen})))
     )}
     new, changed = [], 0
     for s in sorted(seen, key=lambda s: (s.member_id, s.staff)):

@@ -263,3 +263,25 @@ async def test_the_daily_job_syncs_when_due_and_not_again_within_sync_every_h(
         assert await count(bot.db, StaffRelationship) == 461
     async with sandbox_app(make_config(wecom=wecom_section(fake.base_url, sync_every_h=0)), clock=clock) as bot:
         assert "wecom_sync" not in [job.name for job in bot.app[JOBS].jobs]
+
+
+async def test_synced_customers_are_new_on_the_day_they_came_not_on_the_day_of_the_sync(
+        db: Database, fake: FakeWeCom, make_sync: Callable[..., ContactSync], clock: FakeClock) -> None:
+    from datetime import timedelta
+
+    from storage import rollups
+    from storage.rollups import DailyMetric, Day
+
+    brand(fake, customers=10, groups=0)  # 30 customers on 2023-11-14, HanMeimei's 90 more the day after
+    await make_sync().run()
+
+    async def new_on(at: datetime) -> int:
+        start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        async with db.transaction() as s:
+            await rollups.rollup_day(s, Day(start.date(), start, start + timedelta(days=1)))
+            return sum((await s.execute(select(DailyMetric.value).where(
+                DailyMetric.day == start.date(), DailyMetric.metric == "new_by_channel"))).scalars())
+
+    assert await new_on(clock.now()) == 0
+    assert await new_on(datetime.fromtimestamp(ADDED, tz=UTC)) == 30
+    assert await new_on(datetime.fromtimestamp(ADDED + 10_000, tz=UTC)) == 90

@@ -247,8 +247,7 @@ class ContactSync:
             async def write(session: Any, counts: dict[str, int], chats: list[GroupSeen] = chats,
                             now: datetime = now) -> None:
                 counts["groups"] = len(chats)
-                for chat in chats:
-                    await contact_sync.group(session, NAME, chat, counts, now=now)
+                await contact_sync.groups(session, NAME, chats, counts, now=now)
 
             def undo(was: dict[str, Any] = was) -> None:
                 where.update(was)
