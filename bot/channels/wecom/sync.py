@@ -10,10 +10,10 @@ staff relationships (跟进人), groups and memberships (``siyu wecom sync``, an
 Resumable: each page is written in one transaction with the run's progress (cursors), so a run
 cut short (an error that outlasts its retries, a crash, Ctrl-C) continues from there, and a page
 is never half written. Writes compare with what is stored, so a second run of unchanged data
-changes nothing. Paced: every call takes a token from one bucket (``[wecom] sync_calls_per_s``)
-and at most ``LANES`` calls are in flight, so the sync stays a small share of WeCom's per-API
-quota (10,000 calls a minute per corp, wecom.md §4.1, document/path/90312), which the app's
-welcomes, callbacks' group reads and owner tasks share.
+changes nothing. Paced: every call takes a token from one bucket (``[wecom] sync_calls_per_s``),
+at most ``LANES`` calls are in flight and ``WRITERS`` pages written at once, so the sync stays a
+small share of WeCom's per-API quota (10,000 calls a minute per corp, wecom.md §4.1,
+document/path/90312), which the app's welcomes, callbacks' group reads and owner tasks share.
 """
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ log = logging.getLogger("siyu.wecom.sync")
 
 RUN = "wecom"
 LEASE = timedelta(minutes=5)
-LANES = 4
+LANES = 8  # calls in flight at once (the bucket still holds them to sync_calls_per_s)
+# Pages written at once: the sync never holds more than this many of the pool's connections,
+# which the app's callbacks and welcomes need too.
+WRITERS = 2
 # batch/get_by_user: "limit 返回的最大记录数，整型，最大值100" (wechatpy/wechatpy:wechatpy/work/client/
 # api/external_contact.py batch_get_by_user; developer.work.weixin.qq.com/document/path/92994).
 CUSTOMERS_PAGE = 100
@@ -81,6 +84,7 @@ class ContactSync:
         self.db, self.api, self.clock = db, api, clock
         self.bucket = TokenBucket(calls_per_s, burst=1)
         self.lanes = lanes
+        self._writers = asyncio.Semaphore(WRITERS)
         self.attempts = attempts
         self.max_wait_s = max_wait_s
         self.backoff_s = backoff_s
@@ -149,7 +153,7 @@ class ContactSync:
         delta: dict[str, int] = {}
         added = False
         try:
-            async with self.db.transaction() as session:
+            async with self._writers, self.db.transaction() as session:
                 if write is not None:
                     await write(session, delta)
                 _add(state.counts, delta)
