@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, select, update
+from sqlalchemy import JSON, Column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -93,6 +93,15 @@ async def save(session: AsyncSession, name: str, state: RunState, *, now: dateti
 async def release(session: AsyncSession, name: str) -> None:
     """Give the lease back (a run cut short); the progress stays for the next run."""
     await session.execute(update(S).where(S.c.name == name).values(lease_until=None))
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    """PostgreSQL: refresh the planner's statistics of the tables a sync fills. Loading tens of
+    thousands of members into a young table leaves the planner believing it holds a few rows,
+    and then it reads every member for each page's lookup (seen here: 0.3 s a page at 70,000
+    members, against milliseconds after ANALYZE); autovacuum catches up only later."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("ANALYZE members, staff_relationships, chat_groups, group_memberships"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ OWNERS_UNFILTERED = 1000
 OWNERS_CHUNK = 100
 DONE, FAILED = "<done>", "<failed>"
 ERRORS_KEPT = 50
+# Rows added between two refreshes of the database's statistics (storage.contact_sync).
+ANALYZE_EVERY = 10_000
 
 Report = Callable[[RunState], None]
 
@@ -85,6 +87,7 @@ class ContactSync:
         self.bucket = TokenBucket(calls_per_s, burst=1)
         self.lanes = lanes
         self._writers = asyncio.Semaphore(WRITERS)
+        self._added = 0
         self.attempts = attempts
         self.max_wait_s = max_wait_s
         self.backoff_s = backoff_s
@@ -165,6 +168,11 @@ class ContactSync:
             if undo is not None:
                 undo()
             raise
+        self._added += delta.get("members_added", 0) + delta.get("relationships_added", 0)
+        if self._added >= ANALYZE_EVERY:
+            self._added = 0
+            async with self._writers, self.db.transaction() as session:
+                await contact_sync.refresh_statistics(session)
         self.report(state)
 
     # -- customers -------------------------------------------------------------------------------
