@@ -288,3 +288,37 @@ async def test_synced_customers_are_new_on_the_day_they_came_not_on_the_day_of_t
     assert await new_on(clock.now()) == 0
     assert await new_on(datetime.fromtimestamp(ADDED, tz=UTC)) == 30
     assert await new_on(datetime.fromtimestamp(ADDED + 10_000, tz=UTC)) == 90
+
+
+async def test_a_real_sdk_reads_the_fakes_lists_page_by_page(fake: FakeWeCom) -> None:
+    """wechatpy's WeChatClient, pointed at the fake (wecom.md §2.4), follows its cursors and reads
+    the shapes it expects."""
+    from wechatpy.work import WeChatClient
+
+    brand(fake, customers=230, groups=3)
+    base = fake.base_url
+
+    class FakeClient(WeChatClient):  # type: ignore[misc]
+        API_BASE_URL = base
+
+        def fetch_access_token(self) -> Any:
+            return self._fetch_access_token(url=base + "gettoken", params={"corpid": self.corp_id,
+                                                                             "corpsecret": self.secret})
+
+    def read() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        client = FakeClient(WECOM_CORP, "app-secret", timeout=10, auto_retry=False)
+        staff = client.external_contact.get_follow_user_list()["follow_user"]
+        customers = list(client.external_contact.gen_all_by_user("LiLei", 100))
+        first = client.external_contact.get_group_chat_list(limit=2)
+        rest = client.external_contact.get_group_chat_list(limit=2, cursor=first["next_cursor"])
+        info = client.external_contact.get_group_chat_info(first["group_chat_list"][0]["chat_id"])
+        return staff, customers, first["group_chat_list"] + rest["group_chat_list"], info
+
+    staff, customers, chats, info = await asyncio.to_thread(read)
+    assert staff == list(STAFF)
+    assert len(customers) == 230 and len(fake.calls(BY_USER)) == 3  # pages of 100, 100, 30
+    assert {c["external_contact"]["external_userid"] for c in customers} == {f"wm0-{i:04d}" for i in range(230)}
+    assert customers[1]["follow_info"] == {**customers[1]["follow_info"], "userid": "LiLei",
+                                           "createtime": ADDED + 1, "state": "poster-2026"}
+    assert [c["chat_id"] for c in chats] == ["wrChat000AAAA", "wrChat001AAAA", "wrChat002AAAA"]
+    assert info["group_chat"]["owner"] == "LiLei" and len(info["group_chat"]["member_list"]) == 21
