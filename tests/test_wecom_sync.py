@@ -322,3 +322,30 @@ async def test_a_real_sdk_reads_the_fakes_lists_page_by_page(fake: FakeWeCom) ->
                                            "createtime": ADDED + 1, "state": "poster-2026"}
     assert [c["chat_id"] for c in chats] == ["wrChat000AAAA", "wrChat001AAAA", "wrChat002AAAA"]
     assert info["group_chat"]["owner"] == "LiLei" and len(info["group_chat"]["member_list"]) == 21
+
+
+async def test_a_welcome_goes_out_in_time_while_a_sync_runs(
+        make_config: Callable[..., Config], fake: FakeWeCom, clock: FakeClock) -> None:
+    import time
+
+    from bot.appkeys import CHANNELS, JOBS
+
+    brand(fake)  # 31 pages and 60 groups: about 3 s at 30 calls a second
+    fake.latency(0.05)
+    config = make_config(wecom=wecom_section(fake.base_url, sync_every_h=24))
+    async with sandbox_app(config, clock=clock) as bot:
+        daily = bot.app[CHANNELS]["wecom"].daily_sync  # type: ignore[attr-defined]
+        assert await bot.app[JOBS].run("wecom_sync") == 1
+        await asyncio.sleep(0.5)
+        path, body = CallbackBuilder(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP).post(
+            contact_added("wmNewcomer", "LiLei", welcome_code="CODE-SYNC"))
+        started = time.monotonic()
+        assert (await bot.http.post(path, data=body, headers={"Content-Type": "text/xml"})).status == 200
+        for _ in range(400):  # the worker delivers on its own
+            if fake.calls("externalcontact/send_welcome_msg"):
+                break
+            await asyncio.sleep(0.005)
+        [welcome] = fake.calls("externalcontact/send_welcome_msg")
+        assert welcome.at - started < 2.0 and not daily.task.done()  # in time, while the sync goes on
+        await daily.task
+        assert await count(bot.db, StaffRelationship) == 3101  # the sync's 3,100 and the newcomer
