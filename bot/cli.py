@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import ipaddress
 import logging
@@ -13,7 +14,7 @@ from typing import IO
 from bot import logs
 from bot.builtin import FEATURES, load_config
 from bot.channels.sandbox.config import SANDBOX
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, config_file
 from bot.feature import Feature
 
 EXIT_CONFIG = 2
@@ -122,6 +123,9 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
     logs.setup(config.logging, config.zone)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state change otherwise
+    read = config_file(args.config)
+    logging.getLogger("siyu.config").info(
+        "config: %s", f"read {read.resolve()}" if read else "no config.toml here: the built-in defaults")
     if args.command == "db":
         from storage.migrate import head_revision, upgrade
 
@@ -164,6 +168,9 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
         asyncio.run(serve(app, host, port, ready_message=f"siyu: serving on http://{host}:{port}{sandbox}"))
     except OSError as exc:  # the port is taken, the address is not this machine's ...
         print(f"siyu: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print(f"siyu: another program (another siyu run?) listens on port {port}: stop it, or choose "
+                  "another port with --port N (or [server] port)", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - explained if it is the database, re-raised if not
         return _explained(exc, config.storage.url)

@@ -14,11 +14,11 @@ and the dispatcher answers with the problem and the command's usage (its docstri
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlmodel import col
 
 from bot.context import Context
@@ -54,11 +54,18 @@ class Args:
             raise UsageError(f"{name}要是 {low} 到 {high} 之间的整数，不是「{value[:32]}」")
         return number
 
-    def choice(self, index: int, name: str, choices: Sequence[str]) -> str:
+    def choice(self, index: int, name: str, choices: Sequence[str], labels: Mapping[str, str] | None = None) -> str:
+        """One of ``choices``, typed as it is or as its label (运营 for operator): operators
+        type the words the bot shows them."""
         value = self.word(index, name)
-        if value not in choices:
-            raise UsageError(f"{name}要是 {' / '.join(choices)} 之一，不是「{value[:32]}」")
-        return value
+        if value in choices:
+            return value
+        named = labels or {}
+        for choice in choices:
+            if named.get(choice) == value:
+                return choice
+        shown = [named.get(c, c) for c in choices]
+        raise UsageError(f"{name}要是 {' / '.join(shown)} 之一，不是「{value[:32]}」")
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.options.get(key, default)
@@ -126,10 +133,15 @@ def parse(text: str, *, options: Sequence[str] = ()) -> Args:
 
 
 async def _lookup(ctx: Context, model: type[Member] | type[Group], ref: str) -> list[Any]:
-    """Rows of ``model`` whose id on their channel or name is ``ref``; the exact ids first."""
-    found: list[Any] = list((await ctx.session.execute(select(model).where(
-        or_(col(model.external_id) == ref, col(model.name) == ref)).order_by(col(model.id)).limit(5))).scalars())
-    return [row for row in found if row.external_id == ref] or found
+    """Rows of ``model`` whose id on their channel, ``channel:id`` (as /member and /role list
+    write it) or name is ``ref``; the exact ids first."""
+    channel, colon, bare = ref.partition(":")
+    match = [col(model.external_id) == ref, col(model.name) == ref]
+    if colon and bare:
+        match.append(and_(col(model.channel) == channel, col(model.external_id) == bare))
+    found: list[Any] = list((await ctx.session.execute(
+        select(model).where(or_(*match)).order_by(col(model.id)).limit(5))).scalars())
+    return [row for row in found if ref in (row.external_id, f"{row.channel}:{row.external_id}")] or found
 
 
 def _only(found: list[T], ref: str, what: str, listed: Callable[[T], str], hint: str = "") -> T:
@@ -149,7 +161,7 @@ async def find_member(ctx: Context, ref: str) -> Member:
         found = [member] if member is not None else []
     else:
         found = await _lookup(ctx, Member, ref)
-    return _only(found, ref, "用户", lambda m: f"#{m.id} {m.external_id}", "，请用 # 加编号指定")
+    return _only(found, ref, "用户", lambda m: f"#{m.id} {m.channel}:{m.external_id}", "，请用 # 加编号指定")
 
 
 async def find_group(ctx: Context, ref: str) -> Group:

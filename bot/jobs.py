@@ -65,6 +65,7 @@ class JobRunner:
             raise ValueError(f"two jobs share a name: {sorted(n for n in names if names.count(n) > 1)}")
         self._last_run: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._current: asyncio.Future[int] | None = None
 
     async def run(self, name: str) -> int:
         """Run the job ``name`` now (operators' tools and tests); how much it did."""
@@ -83,8 +84,11 @@ class JobRunner:
             if not force and at - last < job.every_s:
                 continue
             self._last_run[job.name] = at
+            # Shielded: stopping lets the job under way finish (see stop) rather than cutting it
+            # inside a transaction.
+            self._current = asyncio.ensure_future(self.run(job.name))
             try:
-                done[job.name] = await self.run(job.name)
+                done[job.name] = await asyncio.shield(self._current)
             except Exception:
                 log.exception("job %s failed; trying again in %.0fs", job.name, job.every_s)
         return done
@@ -107,6 +111,17 @@ class JobRunner:
     def start(self) -> None:
         self._task = every(self.tick_s, self.run_due, name="jobs", log=log)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop running jobs; one under way may finish (at most ``timeout`` seconds). A job cut
+        off inside a transaction left its connection checked out when the database closed,
+        and on SQLite that connection kept the only writer from the next process."""
         await cancel(self._task)
         self._task = None
+        if self._current is not None and not self._current.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._current), timeout)
+            except TimeoutError:
+                self._current.cancel()
+            except Exception:
+                log.exception("a job failed while siyu was stopping")
+        self._current = None

@@ -13,7 +13,7 @@ import logging
 import random
 from datetime import timedelta
 
-from bot.channels.base import DeliveryError, HandedToOwner, Held
+from bot.channels.base import DeliveryError, HandedToOwner, Held, ProbablyDelivered
 from bot.clock import Clock
 from storage import broadcasts, outbox
 from storage.engine import Database, is_transient
@@ -21,7 +21,7 @@ from storage.outbox import Claimed
 
 log = logging.getLogger("siyu.outbox")
 
-Outcome = DeliveryError | HandedToOwner | Held | None
+Outcome = DeliveryError | HandedToOwner | Held | ProbablyDelivered | None
 
 # A mark met by a busy database is tried again after these pauses; after them the rows stay
 # claimed and come back when their lease runs out (sent again: the one case a mark is lost).
@@ -88,7 +88,7 @@ class Settlements:
         failed: list[tuple[Claimed, str]] = []
         async with self.db.transaction() as session:
             for message, outcome in items:
-                if outcome is None:
+                if outcome is None or isinstance(outcome, ProbablyDelivered):
                     delivered.append(message)
                 elif isinstance(outcome, Held):
                     await outbox.mark_held(session, message, reason=outcome.reason)
@@ -103,6 +103,9 @@ class Settlements:
                     await outbox.mark_retry(session, message, error=outcome.reason,
                                             not_before=now + timedelta(seconds=delay))
             await outbox.mark_delivered(session, delivered, now=now)
+            for message, outcome in items:
+                if isinstance(outcome, ProbablyDelivered):
+                    await outbox.note(session, message.id, outcome.reason)
             await broadcasts.mirror(session, [m.id for m in delivered], broadcasts.DELIVERED, now=now)
             await broadcasts.mirror(session, [m.id for m, _ in handed], broadcasts.AWAITING_OWNER, now=now)
             for message, reason in failed:
@@ -111,6 +114,9 @@ class Settlements:
         for message, outcome in items:
             if isinstance(outcome, Held):
                 log.warning("outbox message %s to %s held: %s", message.id, message.to or message.chat, outcome.reason)
+            elif isinstance(outcome, ProbablyDelivered):
+                log.warning("outbox message %s to %s probably delivered: %s", message.id, message.to or message.chat,
+                            outcome.reason)
             elif isinstance(outcome, HandedToOwner):
                 log.info("outbox message %s to %s awaits its group owner's confirmation", message.id,
                          message.chat or message.meta.get("chat_ids"))

@@ -147,10 +147,15 @@ def not_empty(event: Any) -> bool:
     return bool(answer(event))
 
 
-def describe(flows: Mapping[str, Flow], texts: Texts, name: str, state: str) -> tuple[str, str]:
+def describe(flows: Mapping[str, Flow], texts: Texts, name: str, state: str,
+             active: bool = True) -> tuple[str, str]:
     """A member's flow row in operators' words: the flow's title and where they are in it (a
-    flow no longer defined keeps its stored name)."""
+    flow no longer defined keeps its stored name). A flow the member left (退出, or another
+    flow started) before its end reads 已退出, not 进行中."""
     flow = flows.get(name)
     if flow is None:
-        return name, texts("flow_state_open")
+        return name, texts("flow_state_open" if active else "flow_state_left")
+    spec = flow.states.get(state)
+    if not active and (spec is None or not spec.final):
+        return flow.title, texts("flow_state_left")
     return flow.title, flow.state_label(texts, state)

@@ -22,6 +22,23 @@ def number(text: str, low: int | None = None, high: int | None = None) -> int | 
                      999_999_999 if high is None else high)
 
 
+# How people write a count in Chinese chat: 5千, 1.2万, 3w, 2k.
+UNITS = {"千": 1_000, "k": 1_000, "K": 1_000, "万": 10_000, "w": 10_000, "W": 10_000}
+
+
+def count(text: str, low: int = 0, high: int = 999_999_999) -> int | None:
+    """A count as people write it (5000, 5千, 1.2万, 3w), in ``low``..``high``; None otherwise."""
+    text = text.strip().translate(FULL_WIDTH_DIGITS).replace(",", "")
+    unit = UNITS.get(text[-1:], 1) if text else 1
+    if unit == 1:
+        return number(text, low, high)
+    whole, dot, tenths = text[:-1].partition(".")
+    if parse_int(whole, 0, high) is None or (dot and (len(tenths) != 1 or parse_int(tenths, 0, 9) is None)):
+        return None
+    value = int(whole) * unit + (int(tenths) * unit // 10 if dot else 0)
+    return value if low <= value <= high else None
+
+
 def choices_line(choices: Sequence[str]) -> str:
     return "  ".join(f"{i} {c}" for i, c in enumerate(choices, 1))
 

@@ -18,9 +18,11 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -260,11 +262,16 @@ async def settle_groups(session: AsyncSession, outbox_id: int, chat_ids: dict[st
     return changed
 
 
-async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int]:
+async def cancel(session: AsyncSession, broadcast_id: int, *, now: datetime) -> list[int] | None:
     """Cancel what has not gone out; returns the outbox ids still pending, for the caller to
-    withdraw. A preview is simply cancelled."""
-    await session.execute(update(B).where(B.c.id == broadcast_id, B.c.status.in_((PREVIEW, PLANNED)))
-                          .values(status=CANCELLED))
+    withdraw, or None when nothing was left to cancel (every group already sent or settled: the
+    broadcast stays as it ended). A preview is simply cancelled."""
+    still_open = select(D.c.id).where(D.c.broadcast_id == broadcast_id, D.c.status.in_((PLANNED, QUEUED))).exists()
+    done = await session.execute(update(B).where(
+        B.c.id == broadcast_id, or_(B.c.status == PREVIEW, and_(B.c.status == PLANNED, still_open)),
+    ).values(status=CANCELLED))
+    if rowcount(done) == 0:
+        return None
     outbox_ids = list((await session.execute(select(D.c.outbox_id).where(
         D.c.broadcast_id == broadcast_id, D.c.status == QUEUED, D.c.outbox_id.is_not(None)))).scalars())
     await session.execute(update(D).where(D.c.broadcast_id == broadcast_id, D.c.status.in_((PLANNED, QUEUED)))

@@ -77,6 +77,11 @@ async def begin_handling(
     return fresh
 
 
+async def seen(session: AsyncSession, key: str) -> bool:
+    """Whether an update with this key was stored before."""
+    return (await session.execute(select(T.c.id).where(T.c.key == key))).first() is not None
+
+
 async def mark_handled(session: AsyncSession, key: str, *, now: datetime, error: str | None = None) -> None:
     await session.execute(update(T).where(T.c.key == key).values(handled_at=now, error=error))
 

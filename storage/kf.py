@@ -41,8 +41,9 @@ WINDOW = timedelta(hours=48)
 PER_WINDOW = 5
 
 
-async def cursor(session: AsyncSession, open_kfid: str) -> str:
-    return (await session.execute(select(C.c.cursor).where(C.c.open_kfid == open_kfid))).scalar_one_or_none() or ""
+async def cursor(session: AsyncSession, open_kfid: str) -> str | None:
+    """Where the last pull of the account stopped; None if it was never pulled."""
+    return (await session.execute(select(C.c.cursor).where(C.c.open_kfid == open_kfid))).scalar_one_or_none()
 
 
 async def save_cursor(session: AsyncSession, open_kfid: str, value: str, *, now: datetime) -> None:
@@ -51,13 +52,16 @@ async def save_cursor(session: AsyncSession, open_kfid: str, value: str, *, now:
                                                      set_={"cursor": value, "updated_at": now}))
 
 
-async def heard(session: AsyncSession, external_userid: str, open_kfid: str, *, at: datetime) -> None:
-    """The user wrote: a new window of 48 h and 5 messages opens."""
+async def heard(session: AsyncSession, external_userid: str, open_kfid: str, *, at: datetime) -> bool:
+    """The user wrote at ``at`` (the message's own send_time): a new window of 48 h and 5
+    messages opens from then. A message older than the last one known (history pulled late)
+    changes nothing; returns whether the window opened again."""
     stmt = insert_for(session, S).values(external_userid=external_userid, open_kfid=open_kfid, last_inbound_at=at,
                                          sent_since=0)
-    await session.execute(stmt.on_conflict_do_update(index_elements=[S.c.external_userid],
-                                                     set_={"open_kfid": open_kfid, "last_inbound_at": at,
-                                                           "sent_since": 0}))
+    stmt = stmt.on_conflict_do_update(index_elements=[S.c.external_userid],
+                                      set_={"open_kfid": open_kfid, "last_inbound_at": at, "sent_since": 0},
+                                      where=S.c.last_inbound_at <= at)  # two in one second: both count
+    return (await session.execute(stmt.returning(S.c.external_userid))).first() is not None
 
 
 async def take_slot(session: AsyncSession, external_userid: str, *, now: datetime) -> tuple[str | None, str | None]:

@@ -183,6 +183,11 @@ async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *
     )
 
 
+async def note(session: AsyncSession, row_id: int, text: str) -> None:
+    """Keep a word on a delivered row (why it counts as delivered without the platform saying so)."""
+    await session.execute(update(T).where(T.c.id == row_id, T.c.status == DELIVERED).values(last_error=text))
+
+
 async def mark_retry(session: AsyncSession, row: Claimed | int, *, error: str, not_before: datetime) -> None:
     await session.execute(
         update(T).where(_held(row)).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)

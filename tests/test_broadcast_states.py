@@ -30,13 +30,7 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
 
 
 async def broadcasts_page(bot: SandboxClient) -> str:
-    bot.http.session.cookie_jar.clear()
-    login = await (await bot.http.get("/console/login")).text()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', login)
-    assert csrf
-    await bot.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf.group(1),
-                                                "next": "/console"})
-    return await (await bot.http.get("/console/broadcasts")).text()
+    return await bot.console_page("/console/broadcasts", name="ops", password=PASSWORD)
 
 
 def row(html: str, broadcast_id: int) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -136,6 +137,10 @@ async def test_a_broadcast_by_tag_and_its_cancellation(make_config: Callable[...
         started = await op(bot, "确认")
         assert "2 个群" in started
         assert await received(bot, "上海门店活动") == Counter({"g1": 1, "g3": 1})
+        first = int(re.search(r"#(\d+)", started).group(1))  # type: ignore[union-attr]
+        # Everything went out: nothing to cancel, and the broadcast stays delivered.
+        assert "没有可以取消的了" in await op(bot, f"/broadcast cancel {first}")
+        assert "已送达" in await op(bot, f"/broadcast status {first}")
         clock.set(datetime(2026, 11, 22, 15, 0, tzinfo=UTC))  # 23:00: held for the morning
         await op(bot, "/broadcast all 明早见")
         await op(bot, "确认")

@@ -31,13 +31,7 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock) -> AsyncIter
 
 
 async def console_page(bot: SandboxClient, path: str) -> str:
-    bot.http.session.cookie_jar.clear()
-    login = await (await bot.http.get("/console/login")).text()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', login)
-    assert csrf
-    await bot.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf.group(1),
-                                                "next": "/console"})
-    return await (await bot.http.get(path)).text()
+    return await bot.console_page(path, name="ops", password=PASSWORD)
 
 
 def visible(html: str, table: str) -> str:

@@ -318,3 +318,16 @@ async def test_the_sandbox_answers_this_machine_only_and_run_warns_when_it_liste
     assert "sandbox" in warning and "0.0.0.0" in warning and "enabled = false" in warning
     with sqlite3.connect(tmp_path / "siyu-cli.db") as db:
         assert db.execute("SELECT count(*) FROM inbox").fetchone() == (1,)  # the local one only
+
+
+async def test_a_taken_port_says_how_to_choose_another_and_the_log_names_the_config(tmp_path: Path) -> None:
+    (tmp_path / "cfg.toml").write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "siyu-cli.db"}"\n', encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with serving(tmp_path, ["--config", "cfg.toml", "--port", str(port)]) as (proc, _line):
+            code = await asyncio.wait_for(proc.wait(), STARTUP_TIMEOUT_S)
+    stderr = (tmp_path / "stderr.log").read_text()
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in stderr and "--port" in stderr
+    assert f"config: read {(tmp_path / 'cfg.toml').resolve()}" in stderr

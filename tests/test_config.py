@@ -168,12 +168,15 @@ def test_file_errors_name_the_file_as_source(in_empty_dir: Path) -> None:
 # --- errors name the key and the problem ----------------------------------------------------------
 
 
-def test_unknown_key_is_named() -> None:
-    assert problems_of({"server": {"prot": 8080}}) == [("server.prot", "unknown key")]
+def test_unknown_key_is_named_with_the_closest_key() -> None:
+    assert problems_of({"server": {"prot": 8080}}) == [("server.prot", "unknown key; did you mean server.port?")]
+    assert problems_of({"signin": {"daily_point": 20}}) == [
+        ("signin.daily_point", "unknown key; did you mean signin.daily_points?")]
+    assert problems_of({"server": {"zzz": 1}}) == [("server.zzz", "unknown key")]  # nothing close: no guess
 
 
 def test_unknown_section_is_named() -> None:
-    assert problems_of({"sever": {"port": 8080}}) == [("sever", "unknown key")]
+    assert problems_of({"sever": {"port": 8080}}) == [("sever", "unknown key; did you mean server?")]
 
 
 def test_string_port_is_a_type_error_naming_the_key() -> None:

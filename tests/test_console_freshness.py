@@ -15,13 +15,7 @@ PASSWORD = "operator-password-1"
 
 
 async def overview(bot: SandboxClient) -> str:
-    bot.http.session.cookie_jar.clear()
-    login = await (await bot.http.get("/console/login")).text()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', login)
-    assert csrf
-    await bot.http.post("/console/login", data={"name": "ops", "password": PASSWORD, "csrf": csrf.group(1),
-                                                "next": "/console"})
-    return await (await bot.http.get("/console")).text()
+    return await bot.console_page("/console", name="ops", password=PASSWORD)
 
 
 async def rolled_up(bot: SandboxClient, clock: FakeClock) -> None:

@@ -234,3 +234,12 @@ async def test_operators_can_move_a_member_and_it_is_audited(bot: SandboxClient)
     async with bot.db.read() as s:
         entry = (await s.execute(select(AuditEntry).where(AuditEntry.action == "flow.move"))).scalar_one()
     assert entry.actor == "sandbox:op1" and entry.args["from"] == "ask_name" and entry.args["to"] == "ask_city"
+
+
+def test_a_count_is_read_as_people_write_it() -> None:
+    """A KOC's followers come as 5千 or 1.2万 as often as 5000: asked again they would give up."""
+    from flows.questions import count
+
+    assert [count(t) for t in ("5000", "5千", "1.2万", "3w", "2k", "５千", "1,000")] == [
+        5000, 5000, 12000, 30000, 2000, 5000, 1000]
+    assert [count(t) for t in ("abc", "千", "1.25万", "-5", "²", "9" * 40)] == [None] * 6

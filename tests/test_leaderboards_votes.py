@@ -93,6 +93,16 @@ async def test_a_vote_from_opening_to_the_catalog(bot: SandboxClient) -> None:
     assert catalog == {"贴纸": 100, "帆布袋": 10}
 
 
+async def test_a_tie_for_the_last_place_is_called_a_tie(bot: SandboxClient) -> None:
+    await bot.say("u1", "大家好", chat="g1")
+    await text(bot, "op1", "/vote open 下期奖品 保温杯:300:5 帆布袋:200:10")
+    await text(bot, "u1", "投票 1")
+    await text(bot, "u2", "投票 2")
+    await text(bot, "op1", "/vote close")
+    results = (await bot.outbox(chat="g1"))[-1]["text"]
+    assert "（「保温杯」、「帆布袋」票数相同，按选项顺序选出）" in results and "「保温杯」将上架" in results
+
+
 async def test_a_poll_closes_at_its_time(bot: SandboxClient, clock: FakeClock) -> None:
     await bot.say("u1", "大家好", chat="g1")
     await text(bot, "op1", "/vote open 下期奖品 保温杯:300:5 帆布袋:200:10 hours=48")

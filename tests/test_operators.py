@@ -49,7 +49,8 @@ async def test_roles_are_granted_and_revoked_with_immediate_effect(bot: SandboxC
     assert "只有管理员可以使用" in await cmd(bot, "op", "/role grant u1 admin")
     assert "不能修改自己的角色" in await cmd(bot, "boss", "/role revoke boss")
     listing = await cmd(bot, "boss", "/role list")
-    assert "boss（sandbox）：管理员，由 config 授予" in listing and "op（sandbox）：运营" in listing
+    assert "boss（sandbox）：管理员，由 配置文件（[operators] admins） 授予" in listing
+    assert "op（sandbox）：运营" in listing
     assert "已撤销 运营小张 的 1 个角色" in await cmd(bot, "boss", "/role revoke op")
     assert "只有运营及以上可以使用" in await cmd(bot, "op", "/points grant u1 10 测试")
     trail = await audited(bot)
@@ -99,9 +100,34 @@ async def test_member_card_tags_and_flows(bot: SandboxClient) -> None:
     assert "小王 的标签：上海" in await cmd(bot, "boss", "/tag remove u1 VIP")
     card = await cmd(bot, "boss", "/member 小王")
     assert "标签：上海" in card and "积分：0" in card and "等级：青铜" in card and "分层：泛用户" in card
-    assert "已把 小王 的流程「koc_screening」设为「bought」" in await cmd(bot, "boss", "/flow reset u1 koc_screening")
+    assert "已把 小王 的流程「KOC 申请」设为「进行中」" in await cmd(bot, "boss", "/flow reset u1 koc_screening")
     assert "流程：KOC 申请：进行中" in await cmd(bot, "boss", f"/member #{await member_id(bot, 'u1')}")
-    assert "流程要是" in await cmd(bot, "boss", "/flow reset u1 nope")
+    assert "已把 小王 的流程「KOC 申请」" in await cmd(bot, "boss", '/flow reset u1 "KOC 申请"')  # as the bot names it
+    refused = await cmd(bot, "boss", "/flow reset u1 nope")
+    assert "流程要是" in refused and "KOC 申请" in refused and "koc_screening" not in refused
+
+
+async def test_a_flow_the_member_left_reads_left_on_the_card(bot: SandboxClient) -> None:
+    await bot.say("u1", "申请KOC")
+    assert "流程：KOC 申请：进行中" in await cmd(bot, "boss", "/member u1")
+    await bot.say("u1", "退出")
+    card = await cmd(bot, "boss", "/member u1")
+    assert "流程：KOC 申请：已退出" in card and "进行中" not in card
+
+
+async def test_a_member_is_found_by_the_identity_the_bot_writes(bot: SandboxClient) -> None:
+    """/member writes 「sandbox:u1」 and admins are configured so: operators may type it back."""
+    assert "sandbox:u1" in await cmd(bot, "boss", "/member u1")
+    assert "积分" in await cmd(bot, "boss", "/member sandbox:u1")
+    assert "没有找到用户「wecom:u1」" in await cmd(bot, "boss", "/member wecom:u1")  # another channel's u1
+
+
+async def test_roles_are_typed_and_shown_in_the_operators_words(bot: SandboxClient) -> None:
+    assert "运营" in await cmd(bot, "boss", "/role grant u2 运营")
+    listed = await cmd(bot, "boss", "/role list")
+    assert "运营" in listed and "由 配置文件（[operators] admins） 授予" in listed and "config" not in listed
+    refused = await cmd(bot, "boss", "/role grant u2 老板")
+    assert "角色要是 观察员 / 运营 / 管理员 之一" in refused and "operator" not in refused
 
 
 async def test_koc_review_from_chat(bot: SandboxClient, clock: FakeClock) -> None:

@@ -174,3 +174,10 @@ async def test_units_and_points_stay_whole_over_any_sequence(db: Database, steps
             for m in members:
                 balance, entries, lots = await points.check(s, m)
                 assert balance == entries == lots >= 0
+
+
+async def test_a_rewards_end_is_shown_in_the_communitys_time(shop: SandboxClient, clock: FakeClock) -> None:
+    """Ends 2026-11-24 02:00 UTC: a member in the community (Asia/Shanghai) reads 10:00, not 02:00."""
+    clock.set(T0 + timedelta(days=1, hours=1))
+    catalog = (await shop.say("u1", "兑换"))[0]["text"]
+    assert "圣诞限定" in catalog and "11-24 10:00 截止" in catalog

@@ -86,3 +86,21 @@ def test_the_documented_line_makes_boss_an_admin_of_the_sandbox() -> None:
 
     config = config_from_dict({}, env={"SIYU_OPERATORS_ADMINS": '["sandbox:boss"]'})
     assert config.operators.identities() == [("sandbox", "boss")]
+
+
+async def test_on_a_phone_the_input_and_the_latest_answer_stay_on_screen(bot: SandboxClient, browser: Any) -> None:
+    """At 390×844 the chat scrolls inside its own area: with a long history the input stays
+    at the bottom of the screen and the newest answer shows above it (the page grew to 4,000 px
+    and opened at the oldest message)."""
+    for n in range(15):
+        await bot.say("u1", "帮助", chat="g1", id=f"phone-{n}")
+    await bot.deliver()
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(str(bot.http.make_url("/sandbox")))
+    await page.wait_for_selector("#log .msg")
+    footer = await page.locator("footer").bounding_box()
+    assert footer is not None and footer["y"] + footer["height"] <= 844
+    assert await page.evaluate("document.documentElement.scrollHeight") <= 844
+    at_bottom = ("(() => { const l = document.getElementById('log');"
+                 " return l.scrollHeight - l.scrollTop - l.clientHeight; })()")
+    assert await page.evaluate(at_bottom) <= 2

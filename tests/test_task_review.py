@@ -4,7 +4,6 @@ often; the member is told either way; every decision is audited."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -137,20 +136,8 @@ async def test_racing_approvals_grant_the_points_once(bot: SandboxClient) -> Non
 
 # The console, over HTTP as a browser without scripts uses it.
 
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
 async def sign_in(bot: SandboxClient, name: str = "ops", password: str = PASSWORD) -> str:
-    bot.http.session.cookie_jar.clear()
-    page = await bot.http.get("/console/login")
-    resp = await bot.http.post("/console/login", data={"name": name, "password": password,
-                                                       "csrf": csrf_of(await page.text()), "next": "/console"},
-                               allow_redirects=False)
-    assert resp.status == 302, await resp.text()
-    return csrf_of(await (await bot.http.get("/console")).text())
+    return await bot.sign_in(name, password)
 
 
 async def test_the_console_queue_shows_the_proof_and_decides(bot: SandboxClient) -> None:

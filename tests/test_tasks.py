@@ -90,6 +90,8 @@ async def test_the_task_menu_and_check_in_by_number(bot: SandboxClient) -> None:
                                      "3. 写测评（+300 积分）"]
     assert "打卡成功：「转发品牌文章」+100 积分" in await say(bot, "打卡 1 https://mp.weixin.qq.com/s/abc")
     assert "没有「4」这个任务" in (await bot.say("u1", "打卡 4"))[0]["text"]
+    # Full-width, as a Chinese input method types it (兑换 ２ is taken the same way).
+    assert "已收到你的「晒单」打卡" in await say(bot, "打卡 ２ 订单123")
 
 
 async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config], clock: FakeClock) -> None:
@@ -99,8 +101,12 @@ async def test_operators_add_and_disable_tasks(make_config: Callable[..., Config
 
         assert "已添加打卡任务「晒单」（+50 积分）" in await op("/task add 晒单 50 day=2 approval=yes")
         assert "已经有进行中的任务「晒单」" in await op("/task add 晒单 80")
-        assert (await op("/task add 测评 100 koc=大使")).startswith("参数不对：Input should be '分享官'")
-        assert "「晒单」+50 积分，每天 2" in await op("/task list")
+        refused = await op("/task add 测评 100 koc=大使")
+        assert "koc 要是 分享官 / 内容官 / 体验官 / 带货官" in refused and "Input should" not in refused
+        assert "已添加打卡任务「测评」（+100 积分）" in await op("/task add 测评 100 proof=yes koc=体验官")
+        listed = await op("/task list")
+        assert "「晒单」+50 积分，每天 2" in listed and "需运营审核" in listed
+        assert "「测评」+100 积分" in listed and "需附证明，仅限 体验官" in listed
         assert "审核通过后发放 50 积分" in await say(bot, "打卡 晒单 订单截图")
         assert "只有运营及以上可以使用" in (await bot.say("u1", "/task disable 晒单"))[0]["text"]
         assert "已停用打卡任务「晒单」" in await op("/task disable 晒单")
@@ -166,4 +172,6 @@ async def test_task_list_without_tasks_says_how_to_add_one(make_config: Callable
                                                            clock: FakeClock) -> None:
     async with sandbox_app(make_config(operators={"admins": ["sandbox:op1"]}), clock=clock) as bot:
         answer = await op(bot, "/task list")
+        menu = await say(bot, "打卡")
     assert answer.startswith("还没有打卡任务。") and "[[tasks]]" in answer and "/task add" in answer
+    assert menu.startswith("现在还没有可以打卡的任务") and "—" not in menu  # not a menu of nothing

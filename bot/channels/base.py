@@ -69,6 +69,15 @@ class HandedToOwner:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ProbablyDelivered:
+    """Sent, as far as can be told, though the platform never said so: a retry after an answer
+    that was lost (a timeout, a network error) was refused as already done, such as a WeCom
+    welcome code already used. The row is delivered, and ``reason`` kept on it."""
+
+    reason: str
+
+
 class Channel(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
@@ -76,9 +85,10 @@ class Channel(ABC):
     rate_per_s: float | None = None
 
     @abstractmethod
-    async def send(self, message: Claimed) -> HandedToOwner | None:
-        """Deliver one outbox message (return None), hand it to a person (``HandedToOwner``),
-        or raise ``DeliveryError``. Must not block the loop."""
+    async def send(self, message: Claimed) -> HandedToOwner | ProbablyDelivered | None:
+        """Deliver one outbox message (return None, or ``ProbablyDelivered`` when only the
+        evidence says so), hand it to a person (``HandedToOwner``), or raise ``DeliveryError``.
+        Must not block the loop."""
 
     # Optional hooks: a channel without routes or connections leaves them as they are.
     def add_routes(self, app: web.Application) -> None:  # noqa: B027

@@ -5,7 +5,7 @@ of one siyu, as Django puts its installed apps' settings together. ``config[SETT
 section, typed. ``config.example.toml`` documents every key; a bad file raises ``ConfigError``
 whose lines each name the key and the problem.
 """
-from bot.config.loading import ConfigError, config_from_dict, load_config
+from bot.config.loading import ConfigError, config_file, config_from_dict, load_config
 from bot.config.schema import (
     Config,
     LoggingConfig,
@@ -20,5 +20,5 @@ from bot.config.schema import (
 
 __all__ = [
     "Config", "ConfigError", "LoggingConfig", "MetricsConfig", "OutboxConfig", "Section", "Setting", "config_from_dict",
-    "config_schema", "load_config", "read_texts", "zone_name",
+    "config_file", "config_schema", "load_config", "read_texts", "zone_name",
 ]

@@ -8,7 +8,7 @@ import os
 import re
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +186,25 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+def _keys_at(schema: type[Any], loc: Sequence[str]) -> list[str]:
+    """The keys a table at ``loc`` (a section, or the top level) may have: what a misspelt key
+    is compared with."""
+    model: Any = schema
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = field.annotation if field is not None else None
+        if not isinstance(model, type):
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(error: Mapping[str, Any], schema: type[Any] = Config) -> tuple[str, str]:
     loc = [str(p) for p in error["loc"] if not str(p).startswith("function-after[")]
     key = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return key, "unknown key"
+        close = difflib.get_close_matches(loc[-1], _keys_at(schema, loc[:-1]), n=1, cutoff=0.6) if loc else []
+        return key, "unknown key" + (f"; did you mean {'.'.join([*loc[:-1], close[0]])}?" if close else "")
     if kind == "value_error":
         return key, URL_PASSWORD.sub(r"\1***@", str(error["msg"]).removeprefix("Value error, "))
     if kind == "missing":
@@ -209,13 +222,24 @@ def _from_env(problem: tuple[str, str], origins: Mapping[str, str]) -> tuple[str
     return (f"{name} ({key})", message) if name else problem
 
 
+def _chosen(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    return Path(path or env.get("SIYU_CONFIG") or "config.toml")
+
+
+def config_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The file ``load_config`` reads for ``path`` (None: no file, the built-in defaults), for the
+    log line that says which configuration a process runs on."""
+    chosen = _chosen(path, os.environ if env is None else env)
+    return chosen if chosen.is_file() else None
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, *, schema: type[Config] = Config, env: Mapping[str, str] | None = None,
 ) -> Config:
     """Load ``path``, else ``$SIYU_CONFIG``, else ``./config.toml``, else the built-in defaults."""
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get("SIYU_CONFIG"))
-    chosen = Path(path or env.get("SIYU_CONFIG") or "config.toml")
+    chosen = _chosen(path, env)
     source = str(chosen)
     data: dict[str, Any] = {}
     if chosen.is_file():
@@ -249,7 +273,7 @@ def config_from_dict(data: Mapping[str, Any], *, schema: type[Config] = Config, 
     try:
         config = schema.model_validate({**data, "texts": texts})
     except ValidationError as exc:
-        problems += [_from_env(_describe(e), origins) for e in exc.errors()]
+        problems += [_from_env(_describe(e, schema), origins) for e in exc.errors()]
     if problems or config is None:
         from_env = [key.startswith("SIYU_") for key, _ in problems]
         if all(from_env):  # the file (or the defaults) are fine: the environment is not

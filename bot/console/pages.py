@@ -128,7 +128,7 @@ async def member(request: web.Request) -> web.Response:
     defined = d.flows.flows if d.flows is not None else {}
     return page(request, "member.html", member=found, balance=balance, pending=pending, lifetime=lifetime,
                 ledger=ledger, tags=tags, applications=applications, groups=in_groups, redeemed=redeemed,
-                flows=[(f, *describe(defined, d.texts, f.flow, f.state)) for f in member_flows],
+                flows=[(f, *describe(defined, d.texts, f.flow, f.state, f.active)) for f in member_flows],
                 profile=profile(d.config, d.texts, found.attributes))
 
 

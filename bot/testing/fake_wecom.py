@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +25,9 @@ from aiohttp.test_utils import TestServer
 from wechatpy.work.crypto import WeChatCrypto
 
 from bot.testing.fake_contacts import FakeContacts
+from bot.testing.fake_kf import KfFake, kf_event
+
+__all__ = ["CallbackBuilder", "FakeWeCom", "kf_event"]
 
 CGI = "/cgi-bin/"
 
@@ -46,7 +49,7 @@ class FakeGroup:
     member_version: str = "v0"
 
 
-class FakeWeCom(FakeContacts):
+class FakeWeCom(KfFake, FakeContacts):
     def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -58,10 +61,14 @@ class FakeWeCom(FakeContacts):
         self._failures: dict[str, list[int]] = {}
         self._delays: dict[str, float] = {}
         self._used_welcome_codes: set[str] = set()
-        # 微信客服: users' messages (pulled by kf/sync_msg, the cursor is an index) and sends.
-        self.kf_messages: list[dict[str, Any]] = []
-        self.kf_sent: list[dict[str, Any]] = []
-        self.kf_bad_cursors: set[str] = set()
+        # The fake's clock in unix seconds (send_time, create_time): tests with a FakeClock set it.
+        self.now: Callable[[], float] = time.time
+        # Endpoint -> how many of its next calls are carried out but answered with a gateway
+        # error, as when WeCom's answer is lost on the way back (the client cannot tell).
+        self._lost_answers: dict[str, int] = {}
+        self._init_kf()
+        # Mass-send tasks by msgid as get_groupmsg_list_v2 lists them: creator, create_time, text.
+        self.task_records: dict[str, dict[str, Any]] = {}
         # Group robots: key -> what they posted, and when (20 a minute, then 45009).
         self.robot_keys: set[str] = set()
         self.robot_posts: dict[str, list[tuple[float, dict[str, Any]]]] = {}
@@ -74,6 +81,11 @@ class FakeWeCom(FakeContacts):
     def fail(self, endpoint: str, errcode: int, times: int = 1) -> None:
         """The next ``times`` calls of ``endpoint`` answer ``errcode`` (after the token check)."""
         self._failures.setdefault(endpoint, []).extend([errcode] * times)
+
+    def lose_answers(self, endpoint: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``endpoint`` are carried out, but their answer is lost:
+        the client gets HTTP 502 and cannot tell whether the call took effect."""
+        self._lost_answers[endpoint] = self._lost_answers.get(endpoint, 0) + times
 
     def delay(self, endpoint: str, seconds: float) -> None:
         """Answer ``endpoint`` only after ``seconds`` (to hit client timeouts)."""
@@ -104,34 +116,6 @@ class FakeWeCom(FakeContacts):
                         targets[chat] = status
                         changed += 1
         return changed
-
-    def kf_user_says(self, open_kfid: str, user: str, text: str, *, at: int = 1_790_000_000) -> str:
-        """A WeChat user writes to a 客服 account; returns the msgid (pull it with a callback)."""
-        msgid = f"kfmsg-{next(self._counter)}"
-        self.kf_messages.append({"msgid": msgid, "open_kfid": open_kfid, "external_userid": user, "send_time": at,
-                                 "origin": 3, "msgtype": "text", "text": {"content": text}})
-        return msgid
-
-    def kf_to(self, user: str) -> list[str]:
-        """What was sent to ``user``: texts, and menus as their head with the options numbered."""
-        out = []
-        for m in self.kf_sent:
-            if m["touser"] != user:
-                continue
-            if m["msgtype"] == "msgmenu":
-                menu = m["msgmenu"]
-                out.append("\n".join([menu.get("head_content", ""), *(f"{i}. {o['click']['content']}"
-                                                                        for i, o in enumerate(menu["list"], 1)),
-                                       menu.get("tail_content", "")]).strip())
-            else:
-                out.append(m["text"]["content"])
-        return out
-
-    def kf_user_taps(self, open_kfid: str, user: str, option: str, menu_id: str) -> str:
-        """The user taps a menu option: a text message with the option's content and its id."""
-        msgid = self.kf_user_says(open_kfid, user, option)
-        self.kf_messages[-1]["text"]["menu_id"] = menu_id
-        return msgid
 
     def calls(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -181,7 +165,11 @@ class FakeWeCom(FakeContacts):
         handler = getattr(self, "_" + endpoint.replace("/", "_"), None)
         if handler is None:
             return self._answer(60011, f"no privilege to access/modify contact/party/agent ({endpoint})")
-        return handler(body or {})
+        answer: web.Response = handler(body or {})
+        if self._lost_answers.get(endpoint):
+            self._lost_answers[endpoint] -= 1
+            return web.Response(status=502, text="Bad Gateway")
+        return answer
 
     @staticmethod
     def _answer(errcode: int = 0, errmsg: str = "ok", **data: Any) -> web.Response:
@@ -218,7 +206,23 @@ class FakeWeCom(FakeContacts):
             return self._answer(40058, "chat_id_list exceeds 2000")
         msgid = f"msgtpl-{next(self._counter)}"
         self.tasks[msgid] = (body.get("sender", ""), {c: 0 for c in chats})
+        self.task_records[msgid] = {"msgid": msgid, "creator": body.get("sender", ""), "create_type": 0,
+                                    "create_time": int(self.now()), "chat_type": body.get("chat_type") or "single",
+                                    "text": body.get("text") or {}, "attachments": body.get("attachments") or []}
         return self._answer(fail_list=[], msgid=msgid)
+
+    def _externalcontact_get_groupmsg_list_v2(self, body: dict[str, Any]) -> web.Response:
+        """The tasks created between start_time and end_time (at most a month apart), by creator."""
+        try:
+            start, end = int(body["start_time"]), int(body["end_time"])
+        except (KeyError, TypeError, ValueError):
+            return self._answer(40058, "start_time and end_time required")
+        if end < start or end - start > 31 * 86400:
+            return self._answer(40058, "invalid time range")
+        found = [{k: v for k, v in t.items() if k != "chat_type"} for t in self.task_records.values()
+                 if start <= t["create_time"] <= end and t["chat_type"] == (body.get("chat_type") or "single")
+                 and (not body.get("creator") or t["creator"] == body["creator"])]
+        return self._answer(group_msg_list=found, next_cursor="")
 
     def _externalcontact_get_groupmsg_send_result(self, body: dict[str, Any]) -> web.Response:
         task = self.tasks.get(body.get("msgid", ""))
@@ -229,30 +233,6 @@ class FakeWeCom(FakeContacts):
             return self._answer(send_list=[], next_cursor="")
         return self._answer(send_list=[{"chat_id": c, "userid": owner, "status": st} for c, st in targets.items()],
                             next_cursor="")
-
-    def _kf_sync_msg(self, body: dict[str, Any]) -> web.Response:
-        if not body.get("token") or not body.get("open_kfid"):
-            return self._answer(95000, "invalid token or open_kfid")
-        cursor = str(body.get("cursor") or "0")
-        if cursor in self.kf_bad_cursors or not cursor.isdigit():
-            return self._answer(95010, "invalid cursor")
-        start, limit = int(cursor), int(body.get("limit") or 1000)
-        mine = [m for m in self.kf_messages if m["open_kfid"] == body["open_kfid"]]
-        page = mine[start:start + limit]
-        return self._answer(msg_list=page, next_cursor=str(start + len(page)),
-                            has_more=int(start + len(page) < len(mine)))
-
-    def _kf_send_msg(self, body: dict[str, Any]) -> web.Response:
-        if any(m["msgid"] == body.get("msgid") for m in self.kf_sent):
-            return self._answer(95033, "duplicate msgid")
-        heard = [i for i, m in enumerate(self.kf_messages) if m["external_userid"] == body.get("touser")]
-        if not heard:
-            return self._answer(95018, "send msg not allowed: no session")
-        since = [m for m in self.kf_sent if m["touser"] == body["touser"] and m["_after"] == heard[-1]]
-        if len(since) >= 5:
-            return self._answer(95018, "send msg count exceed limit")
-        self.kf_sent.append({**body, "_after": heard[-1]})
-        return self._answer(msgid=body.get("msgid"))
 
     def _robot(self, key: str, body: dict[str, Any]) -> web.Response:
         if key not in self.robot_keys:
@@ -341,11 +321,3 @@ def chat_changed(chat_id: str, change: str, *, detail: str | None = None, member
             f"<ChangeType><![CDATA[{change}]]></ChangeType>{detail_xml}<JoinScene>0</JoinScene><QuitScene>0</QuitScene>"
             f"<MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>{items}</MemChangeList>"
             f"<LastMemVer>{last_version}</LastMemVer><CurMemVer>{current_version}</CurMemVer></xml>")
-
-
-def kf_event(open_kfid: str, token: str, *, corp_id: str = "ww-test-corp", at: int | None = None) -> str:
-    """WeCom's word that a 客服 account has messages to pull (wecom.md §3.11)."""
-    return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
-            f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[kf_msg_or_event]]></Event><Token><![CDATA[{token}]]></Token>"
-            f"<OpenKfId><![CDATA[{open_kfid}]]></OpenKfId></xml>")

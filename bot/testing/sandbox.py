@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,14 @@ from storage.engine import Database
 from storage.models import OutboxMessage
 
 
+def csrf_of(html: str) -> str:
+    """The CSRF token in a console page's forms."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    if found is None:
+        raise AssertionError("the page has no CSRF field")
+    return found.group(1)
+
+
 class SandboxClient:
     """``say`` and ``event`` return the bot's replies; ``outbox`` what it delivered."""
 
@@ -36,6 +45,23 @@ class SandboxClient:
     @property
     def db(self) -> Database:
         return self.app[DB]
+
+    async def sign_in(self, name: str, password: str) -> str:
+        """Sign in to the console as a fresh browser does (no cookies, the sign-in form's CSRF
+        token); the CSRF token of the session's forms."""
+        self.http.session.cookie_jar.clear()
+        page = await self.http.get("/console/login")
+        resp = await self.http.post("/console/login", data={
+            "name": name, "password": password, "csrf": csrf_of(await page.text()), "next": "/console"},
+            allow_redirects=False)
+        if resp.status != 302:
+            raise AssertionError(f"console sign-in as {name} answered {resp.status}: {await resp.text()}")
+        return csrf_of(await (await self.http.get("/console")).text())
+
+    async def console_page(self, path: str, *, name: str, password: str) -> str:
+        """A console page as ``name`` sees it, signed in afresh."""
+        await self.sign_in(name, password)
+        return await (await self.http.get(path)).text()
 
     async def say(self, sender: str, text: str, *, chat: str | None = None, name: str | None = None,
                   id: str | None = None) -> list[dict[str, Any]]:

@@ -57,15 +57,17 @@ async def broadcast_command(ctx: Context) -> None:
             ctx.reply(ctx.texts("broadcast_usage"))
             return
         b = await broadcasts.get(ctx.session, broadcast_id)
-        withdrawn = 0
-        if b is not None:
-            withdrawn = await outbox.withdraw(ctx.session, await broadcasts.cancel(ctx.session, b.id, now=ctx.now))
-        await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel", result="ok" if b else "refused",
-                           now=ctx.now, args={"broadcast": rest})
+        pending = await broadcasts.cancel(ctx.session, b.id, now=ctx.now) if b is not None else None
+        await audit.record(ctx.session, actor=ctx.actor, action="broadcast.cancel",
+                           result="ok" if pending is not None else "refused", now=ctx.now, args={"broadcast": rest})
         if b is None:
             ctx.reply(ctx.texts("broadcast_unknown", id=rest))
             return
         await _status(ctx, b.id)
+        if pending is None:
+            ctx.reply(ctx.texts("broadcast_nothing_to_cancel", id=b.id))
+            return
+        withdrawn = await outbox.withdraw(ctx.session, pending)
         ctx.reply(ctx.texts("broadcast_cancelled", id=b.id, withdrawn=withdrawn))
         return
     target = parse_target(head) if head else None

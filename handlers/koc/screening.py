@@ -15,7 +15,7 @@ from typing import Any
 from bot.config import Config
 from bot.context import Context
 from flows.engine import Flow, State, not_empty, remember
-from flows.questions import answer, choice, number, store, valid
+from flows.questions import answer, choice, count, number, store, valid
 from handlers.koc.config import KOC, KocRubric
 from handlers.koc.services import NAME, SHARER, TESTER, TYPES
 from handlers.lifecycle.services import after_purchase
@@ -88,7 +88,7 @@ def build(config: Config) -> Flow:
     asking = ["bought", "product", "activities", "platforms", "followers", "preference", "hours"]
     deadlines = ((timedelta(seconds=settings.remind_after_s), "remind"),
                  (timedelta(seconds=settings.expire_after_s), "expire"))
-    followers = partial(number, low=0, high=1_000_000_000)
+    followers = partial(count, low=0, high=1_000_000_000)  # 5千 and 1.2万 as fans write them
     hours = partial(number, low=0, high=168)
     transitions: list[dict[str, Any]] = [
         {"trigger": "answer", "source": "bought", "dest": "product",

@@ -24,7 +24,7 @@ AUDIT_MAX = 50
 async def role_command(ctx: Context) -> None:
     """查看或修改运营角色（授予、撤销需要管理员）
     /role list
-    /role grant <用户> <viewer|operator|admin>
+    /role grant <用户> <观察员|运营|管理员>
     /role revoke <用户>"""
     args = parse(ctx.args)
     action = args.choice(0, "动作", ("list", "grant", "revoke"))
@@ -32,7 +32,8 @@ async def role_command(ctx: Context) -> None:
         held = await roles.all_roles(ctx.session)
         ctx.reply("\n".join(ctx.texts("role_line", who=r.external_id, channel=r.channel,
                                       role=ctx.texts(f"role_{r.role}"),
-                                      by=r.granted_by) for r in held) or ctx.texts("role_none"))
+                                      by=ctx.texts.label("granted_by", r.granted_by)) for r in held)
+                  or ctx.texts("role_none"))
         return
     if not has_role(ctx.role, "admin"):
         ctx.reply(ctx.texts("command_refused", command="role " + action, role=ctx.texts("role_min_admin")))
@@ -43,7 +44,7 @@ async def role_command(ctx: Context) -> None:
     if member.external_id == ctx.update.sender and member.channel == ctx.update.channel:
         raise UsageError("不能修改自己的角色")
     if action == "grant":
-        role = args.choice(2, "角色", ROLES[1:])
+        role = args.choice(2, "角色", ROLES[1:], {r: ctx.texts(f"role_{r}") for r in ROLES[1:]})
         await roles.grant(ctx.session, member.channel, member.external_id, role, by=ctx.actor, now=ctx.now)
         ctx.reply(ctx.texts("role_granted", who=member.name or member.external_id, role=ctx.texts(f"role_{role}")))
     else:
@@ -59,7 +60,7 @@ async def member_command(ctx: Context) -> None:
     member = await find_member(ctx, args.word(0, "用户"))
     args.no_more_than(1)
     lifetime = await points.lifetime(ctx.session, member.id)
-    flows = ["：".join(describe(ctx.flows.flows, ctx.texts, f.flow, f.state))
+    flows = ["：".join(describe(ctx.flows.flows, ctx.texts, f.flow, f.state, f.active))
              for f in await member_flows.of_member(ctx.session, member.id)]
     # The level is on its own line, from the points (the attribute may lag a changed ladder).
     lines = profile(ctx.config, ctx.texts, member.attributes, leave_out=("level",))
@@ -104,11 +105,12 @@ async def flow_command(ctx: Context) -> None:
     action = args.choice(0, "动作", ("reset", "move"))
     member = await find_member(ctx, args.word(1, "用户"))
     engine = ctx.flows
-    flow_name = args.choice(2, "流程", sorted(engine.flows))
+    flow_name = args.choice(2, "流程", sorted(engine.flows), {n: f.title for n, f in engine.flows.items()})
     flow = engine.flows[flow_name]
     state = flow.initial if action == "reset" else args.choice(3, "状态", list(flow.states))
     await engine.move(ctx, member.id, flow_name, state, reason=f"/flow {action}")
-    ctx.reply(ctx.texts("flow_moved", who=member.name or member.external_id, flow=flow_name, state=state))
+    ctx.reply(ctx.texts("flow_moved", who=member.name or member.external_id, flow=flow.title,
+                        state=flow.state_label(ctx.texts, state)))
 
 
 @router.command("audit", role="admin")

@@ -30,7 +30,7 @@ def _conditions(ctx: Context, reward: Reward) -> str:
     if reward.min_level:
         notes.append(ctx.texts("redeem_note_level", level=reward.min_level))
     if reward.ends_at is not None:
-        notes.append(ctx.texts("redeem_note_until", date=reward.ends_at.strftime("%m-%d %H:%M")))
+        notes.append(ctx.texts("redeem_note_until", date=reward.ends_at.astimezone(ctx.zone).strftime("%m-%d %H:%M")))
     if reward.approval:
         notes.append(ctx.texts("redeem_note_approval"))
     return "（" + "，".join(notes) + "）" if notes else ""

@@ -3,19 +3,22 @@ with caps per day, week and month, proof, operator approval, pending days and KO
 and the operators' ``/task``."""
 from __future__ import annotations
 
+from typing import get_args
+
 from pydantic import ValidationError
 
 from bot import filters, periods
 from bot.commandline import UsageError, parse
 from bot.context import Context
-from bot.numbers import parse_id, parse_int
+from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
+from handlers.koc.services import KocType
 from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
 from handlers.tasks.services import current, done_text, get, review, waiting
 from storage import community, task_definitions, tasks
-from storage.models import Member
+from storage.models import Member, TaskDefinition
 
 router = Router("tasks")
 KEYWORD = "打卡"
@@ -61,19 +64,30 @@ async def task_checkin(ctx: Context) -> None:
     name = words[0] if words else ""
     tasks_now = await current(ctx)
     if not name:
+        if not tasks_now:
+            ctx.reply(ctx.texts("task_menu_empty"))
+            return
         ctx.reply(ctx.texts("task_menu", tasks="\n".join(
-            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))
-            or "—"))
+            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))))
         return
     # By name, or by its number in the menu ("打卡 1").
     by_name = {t.name: t for t in tasks_now}
-    number = parse_int(name, 1, len(tasks_now))
+    number = parse_int(name.translate(FULL_WIDTH_DIGITS), 1, len(tasks_now))  # 打卡 ２ as 兑换 ２: members' digits
     task = by_name.get(name) or (tasks_now[number - 1] if number is not None else None)
     if task is None:
         if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
             ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
         return
     await check_in(ctx, task, words[1].strip() if len(words) > 1 else None)
+
+
+def _rules(ctx: Context, task: TaskDefinition) -> str:
+    """What a member must bring or be for this task (proof, an operator's approval, KOC types)."""
+    rules = [ctx.texts(key) for key, on in (("task_rule_proof", task.proof), ("task_rule_approval", task.approval))
+             if on]
+    if task.koc_types:
+        rules.append(ctx.texts("task_rule_koc", types="、".join(task.koc_types)))
+    return "".join(f"，{rule}" for rule in rules)
 
 
 async def list_pending(ctx: Context) -> None:
@@ -118,7 +132,8 @@ async def task_command(ctx: Context) -> None:
         rows = await task_definitions.every(ctx.session)
         ctx.reply("\n".join(ctx.texts("task_line", task=t.name, points=t.points, day=t.per_day, week=t.per_week,
                                       month=t.per_month, state=ctx.texts("reward_on" if t.active else "reward_off"),
-                                      source=ctx.texts.label("task_source", t.source)) for t in rows)
+                                      rules=_rules(ctx, t), source=ctx.texts.label("task_source", t.source))
+                            for t in rows)
                   or ctx.texts("task_list_none"))
         return
     if action == "pending":
@@ -146,9 +161,13 @@ async def task_command(ctx: Context) -> None:
             if number is None:
                 raise UsageError(f"{key} 要是 0 到 1000000 之间的整数")
             spec[field] = number
+    koc_types = [k for k in (args.option("koc") or "").replace("，", ",").split(",") if k]
+    known = get_args(KocType)
+    if unknown := [k for k in koc_types if k not in known]:
+        raise UsageError(f"koc 要是 {' / '.join(known)} 中的一个或几个（逗号分开），不是「{unknown[0][:32]}」")
     spec |= {"proof": args.option("proof") in ("yes", "true", "1"),
              "approval": args.option("approval") in ("yes", "true", "1"),
-             "koc_types": [k for k in (args.option("koc") or "").split(",") if k]}
+             "koc_types": koc_types}
     try:
         task = TaskConfig.model_validate(spec)
     except ValidationError as exc:

@@ -109,11 +109,16 @@ async def finish(session: AsyncSession, texts: Texts, poll_id: int, *, now: date
         return None
     poll = await polls.get(session, poll_id)
     assert poll is not None
-    winners = [t for t in tally if t.votes > 0][: poll.winners]
+    voted = [t for t in tally if t.votes > 0]
+    winners = voted[: poll.winners]
     for t in winners:
         o = poll.options[t.option - 1]
         await rewards.add(session, rewards.RewardSpec(o["name"], o["cost"], o["stock"]), now=now)
     results = "\n".join(texts("vote_result_line", name=t.name, votes=t.votes) for t in tally)
+    if winners and len(voted) > len(winners) and voted[len(winners)].votes == winners[-1].votes:
+        # A tie across the cut: say how it was settled (the lower option number), not just who won.
+        tied = "、".join(f"「{t.name}」" for t in voted if t.votes == winners[-1].votes)
+        results += "\n" + texts("vote_tie", names=tied)
     names = "、".join(f"「{t.name}」" for t in winners) or texts("vote_no_winner")
     told = await _to_groups(session, texts("vote_results", title=poll.title, lines=results, winners=names),
                             now=now, job=f"poll:{poll_id}:results")

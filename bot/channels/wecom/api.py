@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any
 
 import aiohttp
@@ -24,16 +25,25 @@ BUSY = -1
 RATE_LIMITED = frozenset({45009, 45033})
 RATE_LIMIT_BACKOFF_S = 60.0
 NETWORK = -2  # ours: no answer (timeout, connection refused, a non-JSON or non-2xx answer)
+# Failures after which WeCom may have done the call all the same: the answer, not the request,
+# may be what was lost. -1 is "系统繁忙" (wechatpy/wechatpy:wechatpy/constants.py WeChatErrorCode).
+AMBIGUOUS = frozenset({BUSY, NETWORK})
+# How far back an ambiguous add_msg_template looks for the task it may have created: the
+# outbox's retries of one row (backoff up to 5 minutes, a lease after a kill) end well within it.
+TASK_LOOKBACK_S = 6 * 3600
 
 
 class WeComError(Exception):
     """A call that failed for good. ``retryable`` says whether the outbox should try later."""
 
-    def __init__(self, endpoint: str, errcode: int, errmsg: str) -> None:
+    def __init__(self, endpoint: str, errcode: int, errmsg: str, *, after_ambiguous: bool = False) -> None:
         super().__init__(f"{endpoint}: {errcode} {errmsg}")
         self.endpoint = endpoint
         self.errcode = errcode
         self.errmsg = errmsg
+        # An earlier attempt of this call failed ambiguously (AMBIGUOUS): it may have taken effect,
+        # so a refusal now ("code used", "msgid used") may be WeCom refusing the repeat.
+        self.after_ambiguous = after_ambiguous
 
     @property
     def retryable(self) -> bool:
@@ -67,11 +77,15 @@ class WeComAPI:
             raise WeComError("gettoken", int(data["errcode"]), str(data.get("errmsg", "")))
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
-    async def call(self, endpoint: str, body: dict[str, Any] | None = None, *, method: str = "POST") -> dict[str, Any]:
+    async def call(self, endpoint: str, body: dict[str, Any] | None = None, *, method: str = "POST",
+                   retry_ambiguous: bool = True) -> dict[str, Any]:
+        """``retry_ambiguous=False``: a -1 or network failure is raised at once, for calls that
+        must not be repeated blindly (a repeat may do the thing twice)."""
         if self.tokens is None:
             raise RuntimeError("WeComAPI.call needs a token cache")
         refreshed = False
         attempt = 0
+        ambiguous = False
         while True:
             try:
                 token = await self.tokens.get()
@@ -93,10 +107,11 @@ class WeComAPI:
                 await self.tokens.invalidate(token)
                 continue
             attempt += 1
-            if code in (BUSY, NETWORK) and attempt < self.attempts:
+            if code in AMBIGUOUS and retry_ambiguous and attempt < self.attempts:
+                ambiguous = True
                 await self._pause(endpoint, code, attempt)
                 continue
-            raise WeComError(endpoint, code, str(data.get("errmsg", "")))
+            raise WeComError(endpoint, code, str(data.get("errmsg", "")), after_ambiguous=ambiguous)
 
     async def _pause(self, endpoint: str, code: int, attempt: int) -> None:
         delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
@@ -138,12 +153,55 @@ class WeComAPI:
         return await self.call("externalcontact/send_welcome_msg",
                                {"welcome_code": welcome_code, "text": {"content": content}})
 
-    async def add_group_msg_template(self, owner: str, chat_ids: list[str], content: str) -> dict[str, Any]:
+    async def add_group_msg_template(self, owner: str, chat_ids: list[str], content: str, *,
+                                     now: float | None = None, look_first: bool = False) -> dict[str, Any]:
         """A mass-send task to customer groups: nothing is sent until ``owner`` confirms it.
-        At most 2000 chat ids; content at most 4000 bytes."""
-        return await self.call("externalcontact/add_msg_template", {
-            "chat_type": "group", "sender": owner, "chat_id_list": chat_ids, "text": {"content": content},
-        })
+        At most 2000 chat ids; content at most 4000 bytes.
+
+        add_msg_template has no idempotency key (developer.work.weixin.qq.com/document/path/92135;
+        silenceper/wechat:work/externalcontact/msg.go AddMsgTemplateRequest has none), so a
+        call whose answer was lost (-1, network, timeout) may have created the task: before
+        creating it again, and first of all when ``look_first`` (the outbox tries the row again
+        after such a failure), the owner's tasks of the last hours are looked up and one with
+        this content is adopted (``"adopted": True``) rather than a second made for the owner."""
+        body = {"chat_type": "group", "sender": owner, "chat_id_list": chat_ids, "text": {"content": content}}
+        now = time.time() if now is None else now  # the channel passes its clock's
+        for attempt in range(1, self.attempts + 1):
+            if look_first or attempt > 1:
+                found = await self.find_group_msg(owner, content, since=now - TASK_LOOKBACK_S, until=now + 3600)
+                if found is not None:
+                    log.warning("add_msg_template for %s: adopting task %s, created by a call whose answer was lost",
+                                owner, found)
+                    return {"msgid": found, "fail_list": [], "adopted": True}
+            try:
+                return await self.call("externalcontact/add_msg_template", body, retry_ambiguous=False)
+            except WeComError as exc:
+                if exc.errcode not in AMBIGUOUS or attempt >= self.attempts:
+                    raise
+                await self._pause("externalcontact/add_msg_template", exc.errcode, attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def find_group_msg(self, creator: str, content: str, *, since: float, until: float) -> str | None:
+        """The newest group task ``creator`` has with this text, created between ``since`` and
+        ``until`` (unix seconds), or None. ``get_groupmsg_list_v2``: chat_type, start_time,
+        end_time (at most a month apart), creator, filter_type (0: created by the company, as
+        API tasks are), cursor; it answers group_msg_list[] of msgid, creator, create_time,
+        text (document/path/93338; silenceper/wechat:work/externalcontact/msg.go)."""
+        best: tuple[int, str] | None = None
+        cursor = ""
+        while True:
+            page = await self.call("externalcontact/get_groupmsg_list_v2", {
+                "chat_type": "group", "start_time": int(since), "end_time": int(until), "creator": creator,
+                "filter_type": 0, "limit": 100, "cursor": cursor})
+            for task in page.get("group_msg_list") or []:
+                text = (task.get("text") or {}).get("content")
+                if task.get("creator") == creator and text == content and task.get("msgid"):
+                    at = int(task.get("create_time") or 0)
+                    if best is None or at >= best[0]:
+                        best = (at, str(task["msgid"]))
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                return best[1] if best else None
 
     async def get_groupmsg_send_result(self, msgid: str, userid: str) -> list[dict[str, Any]]:
         """Every target of a mass-send task with its ``status`` (0 not sent, 1 sent, 2 not a

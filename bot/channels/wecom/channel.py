@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.appkeys import DB, DISPATCHER
-from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner, cap_bytes
+from bot.channels.base import Capability, Channel, DeliveryError, HandedToOwner, ProbablyDelivered, cap_bytes
 from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.channels.wecom.config import WecomConfig
 from bot.channels.wecom.crypto import CallbackCrypto
@@ -44,8 +44,11 @@ log = logging.getLogger("siyu.wecom")
 MESSAGE_BYTES = 2048
 WELCOME_BYTES = 4000
 TEMPLATE_BYTES = 4000
-# WeCom answers these for a welcome code that is expired, used, or not ours to use.
+# WeCom answers these for a welcome code that is expired, used, or not ours to use: 41050
+# invalid or expired, 41051 used ("externaluser has started chatting"; wecom.md §3.4, from
+# developer.work.weixin.qq.com/document/path/92137: the code is valid 20 s and used once).
 WELCOME_CODE_GONE = frozenset({41050, 41051})
+WELCOME_CODE_USED = 41051
 
 
 def is_external(user_id: str) -> bool:
@@ -160,23 +163,23 @@ class WeComChannel(Channel):
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def send(self, message: Claimed) -> HandedToOwner | None:
+    async def send(self, message: Claimed) -> HandedToOwner | ProbablyDelivered | None:
         try:
             if message.kind == WELCOME:
-                await self._send_welcome(message)
+                return await self._send_welcome(message)
             elif message.kind == OWNER_TASK:
                 return await self._send_group_task(message)
             elif message.chat is not None:
                 return await self._send_to_group(message)
             elif message.to is not None:
-                await self._send_to_member(message)
+                return await self._send_to_member(message)
             else:
                 raise DeliveryError("a message with neither chat nor recipient", retryable=False)
         except WeComError as exc:
             raise DeliveryError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after) from None
         return None
 
-    async def _send_welcome(self, message: Claimed) -> None:
+    async def _send_welcome(self, message: Claimed) -> ProbablyDelivered | None:
         code = message.meta.get("welcome_code")
         expires = message.meta.get("expires_at")
         if not code:
@@ -186,19 +189,26 @@ class WeComChannel(Channel):
         try:
             await self.api.send_welcome_msg(code, cap_bytes(message.text, WELCOME_BYTES))
         except WeComError as exc:
+            if exc.errcode == WELCOME_CODE_USED and (exc.after_ambiguous or message.attempts > 1):
+                # This very code was sent before and its answer lost (an earlier attempt of this
+                # call, or of this row: a row is tried again only after a -1, a network error or a
+                # timeout, since a rate limit's minute outlives the code's 20 s). WeCom takes a
+                # code once, so the refusal most likely means the first attempt went through.
+                return ProbablyDelivered(f"probably delivered: a retry after a lost answer was refused with "
+                                         f"{exc.errcode} (welcome code already used): the first attempt went out")
             if exc.errcode in WELCOME_CODE_GONE:
                 raise DeliveryError(f"welcome code unusable ({exc.errcode} {exc.errmsg}); is a welcome message "
                                     "configured in the WeCom admin console?", retryable=False) from None
             raise
+        return None
 
-    async def _send_to_member(self, message: Claimed) -> None:
+    async def _send_to_member(self, message: Claimed) -> ProbablyDelivered | None:
         assert message.to is not None
         if is_external(message.to):
             if self.kf_channel is not None:
                 # The app cannot write to a customer; 微信客服 can, within its window (the same
                 # external_userid): the message goes that way, or is held there.
-                await self.kf_channel.send(message)
-                return
+                return await self.kf_channel.send(message)
             raise DeliveryError(
                 "the WeCom app cannot write one-to-one to a customer; turn on [wecom] kf (微信客服)", retryable=False,
             )
@@ -207,21 +217,26 @@ class WeComChannel(Channel):
         result = await self.api.send_text(self.config.agent_id, [message.to], cap_bytes(message.text, MESSAGE_BYTES))
         if result.get("invaliduser"):
             raise DeliveryError(f"WeCom does not know member {message.to} (invaliduser)", retryable=False)
+        return None
 
     async def _send_group_task(self, message: Claimed) -> HandedToOwner:
         """A broadcast's digest to several groups of one owner: one task for all of them."""
         chat_ids = list(message.meta.get("chat_ids") or [])
         if not message.to or not chat_ids:
             raise DeliveryError("a group task needs an owner and its groups", retryable=False)
-        result = await self.api.add_group_msg_template(message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES))
+        result = await self.api.add_group_msg_template(
+            message.to, chat_ids, cap_bytes(message.text, TEMPLATE_BYTES), now=self.clock.now().timestamp(),
+            look_first=message.attempts > 1)  # tried before: the task may exist (a lost answer)
         return HandedToOwner({"msgid": result.get("msgid"), "owner": message.to,
-                              "fail_list": result.get("fail_list") or []})
+                              "fail_list": result.get("fail_list") or [], "adopted": bool(result.get("adopted"))})
 
     async def _send_to_group(self, message: Claimed) -> HandedToOwner:
         assert message.chat is not None
         owner = await self.groups.owner_of(message.chat)
         if owner is None:
             raise DeliveryError(f"group {message.chat} has no known owner to confirm the task", retryable=False)
-        result = await self.api.add_group_msg_template(owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES))
+        result = await self.api.add_group_msg_template(
+            owner, [message.chat], cap_bytes(message.text, TEMPLATE_BYTES), now=self.clock.now().timestamp(),
+            look_first=message.attempts > 1)
         # Nothing is sent yet: the owner must confirm the task in the WeCom client.
         return HandedToOwner({"msgid": result.get("msgid"), "owner": owner})

@@ -43,6 +43,9 @@ class WecomConfig(Section):
     # 微信客服: pull WeChat users' one-to-one messages on kf_msg_or_event and reply with
     # kf/send_msg (channel wecom_kf). The app must be allowed to manage the 客服 accounts.
     kf: bool = False
+    # The first pull of a 客服 account returns up to 3 days of history: answer it (true), or
+    # only take the cursor and answer what comes after (false).
+    kf_replay_history: bool = False
     # Send a question's numbered options (KOC screening, votes ...) as a 微信客服 menu to tap.
     kf_menus: bool = True
     # Day one and every day after: read the staff's customers and the customer groups from WeCom

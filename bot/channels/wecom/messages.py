@@ -42,10 +42,19 @@ class Inbound:
 
 
 def dedup_key(data: dict[str, Any], plaintext: bytes) -> str:
-    """MsgId when there is one; for 客户联系 events (FromUserName ``sys``, which makes
-    sender + CreateTime collide) a digest of the plaintext; else sender + time + event."""
+    """MsgId when there is one; for 微信客服 callbacks their account and Token; for 客户联系
+    events (FromUserName ``sys``, which makes sender + CreateTime collide) a digest of the
+    plaintext; else sender + time + event."""
     if data.get("MsgId"):
         return f"{NAME}:msg:{data['MsgId']}"
+    if data.get("Event") == "kf_msg_or_event":
+        # A real kf_msg_or_event has no FromUserName (ToUserName, CreateTime, MsgType, Event,
+        # Token, OpenKfId: silenceper/wechat:work/kf/callback.go CallbackMessage; wecom.md §3.11),
+        # so sender + time would make two accounts' callbacks of one second one key, and the
+        # second would never be pulled. Each callback carries its own Token: key by it and the
+        # account (hashed: a Token may be 128 bytes, the key at most 200).
+        token = hashlib.sha256(str(data.get("Token") or "").encode()).hexdigest()[:32]
+        return f"{NAME}:kf:{str(data.get('OpenKfId') or '')[:64]}:{token}"
     sender = str(data.get("FromUserName") or "")
     if sender == "sys":
         return f"{NAME}:sys:{hashlib.sha256(plaintext).hexdigest()}"
