@@ -39,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     up = db_sub.add_parser("upgrade", help="apply all migrations", description="Apply all Alembic migrations.")
     up.add_argument("--config", metavar="PATH", help="TOML config file")
+
+    wecom = sub.add_parser("wecom", help="WeCom (企业微信) maintenance", description="WeCom (企业微信) maintenance.")
+    wecom_sub = wecom.add_subparsers(dest="wecom_command", metavar="ACTION", required=True)
+    sync = wecom_sub.add_parser(
+        "sync", help="read the staff's customers and the customer groups from WeCom",
+        description="Read from WeCom the staff who have the customer-contact feature, their customers (跟进人 "
+                    "relationships) and the customer groups with their members, and write them as members, "
+                    "relationships, groups and memberships. Paced by [wecom] sync_calls_per_s; an interrupted "
+                    "run continues where it stopped; a second run changes only what changed. Exit status: 0 "
+                    "done, 1 cut short (run it again) or another process is syncing, 2 WeCom not configured.")
+    sync.add_argument("--config", metavar="PATH", help="TOML config file")
     return parser
 
 
@@ -127,6 +138,12 @@ def main(argv: Sequence[str] | None = None, *, features: Iterable[Feature] = FEA
             return _explained(exc, config.storage.url)
         print(f"siyu: database at revision {head_revision()}")
         return 0
+
+    if args.command == "wecom":
+        from bot.channels.wecom.sync_cli import run as sync
+
+        _database(config.storage.url, serving=False)
+        return sync(config)
 
     from bot.app import create_app
     from bot.serve import serve

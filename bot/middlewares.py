@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Context
 from bot.router import Command
 from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT
-from storage import audit, community, inbox, rollups
+from storage import audit, community, inbox, relationships, rollups
 from storage.community import Sighting
 
 Next = Callable[[Context], Awaitable[None]]
@@ -70,13 +70,33 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     # Joins, leaves and contact changes are rare and order-sensitive: one statement each, in order.
     for ctx in ctxs:
         if ctx.update.event in (CONTACT_ADDED, CONTACT_LOST):
-            status = "active" if ctx.update.event == CONTACT_ADDED else "lost"
+            status = await _contact_status(session, ctx)
             if ctx.member.status != status:
                 await community.set_member_status(session, ctx.member.id, status, now=now)
         if ctx._group is not None and ctx.update.event == MEMBER_JOINED:
             ctx.joined = await community.record_join(session, ctx._group.id, ctx.member.id, now=now)
         elif ctx._group is not None and ctx.update.event == MEMBER_LEFT:
             await community.record_leave(session, ctx._group.id, ctx.member.id, now=now)
+
+
+async def _contact_status(session: AsyncSession, ctx: Context) -> str:
+    """Keep the staff relationship the contact event is about, and say the customer's status:
+    active while any staff member still has them; lost only when the last relationship ends by
+    a real deletion (a transfer to a colleague is no loss). A channel that names no staff member
+    (the sandbox) has one relationship per customer: its end is a loss."""
+    u = ctx.update
+    if u.event == CONTACT_ADDED:
+        if u.staff:
+            await relationships.begin(session, ctx.member.id, u.staff, at=u.at, channel_code=u.channel_code)
+        return "active"
+    if u.ended_by == relationships.BY_TRANSFER:
+        if u.staff:
+            await relationships.end(session, ctx.member.id, u.staff, how=u.ended_by, at=u.at)
+        return ctx.member.status
+    if not u.staff:
+        return "lost"
+    await relationships.end(session, ctx.member.id, u.staff, how=u.ended_by or relationships.BY_STAFF, at=u.at)
+    return "active" if await relationships.still_a_customer(session, ctx.member.id) else "lost"
 
 
 async def audit_command(ctx: Context, cmd: Command, result: str) -> None:

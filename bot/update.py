@@ -7,7 +7,7 @@ from datetime import datetime
 MEMBER_JOINED = "member_joined"
 MEMBER_LEFT = "member_left"
 CONTACT_ADDED = "contact_added"
-CONTACT_LOST = "contact_lost"  # the contact was deleted, by the member or by the brand's staff
+CONTACT_LOST = "contact_lost"  # a contact ended (``Update.ended_by`` says how); lost if it was the last
 FLOW_DEADLINE = "flow_deadline"  # a member's flow state ran out of time (from the job runner)
 
 
@@ -33,6 +33,9 @@ class Update:
     # staff member the customer added.
     welcome_code: str | None = None
     staff: str | None = None
+    # contact_lost: how the staff relationship ended (storage.relationships: staff, customer,
+    # transfer). A transfer is a handover, not a loss; None where the channel cannot tell.
+    ended_by: str | None = None
     # The channel stored this update in the inbox before answering the platform (WeCom).
     stored: bool = False
     # flow_deadline: which flow, at which row version (a later change makes it moot).

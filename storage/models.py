@@ -14,6 +14,7 @@ from __future__ import annotations
 from storage.audit import AuditEntry
 from storage.broadcasts import Broadcast, Delivery, GroupTag, PlaybookState
 from storage.community import Group, GroupMembership, Member
+from storage.contact_sync import SyncRun
 from storage.flows import MemberFlow
 from storage.handovers import DepartedStaff, Handover, HandoverItem
 from storage.idempotency import IdempotencyKey
@@ -25,6 +26,7 @@ from storage.once import OnceKey
 from storage.outbox import OutboxMessage
 from storage.points import PointBalance, PointEntry, PointLot
 from storage.polls import Poll, PollVote
+from storage.relationships import StaffRelationship
 from storage.rewards import Redemption, Reward, RewardCode
 from storage.roles import OperatorRole
 from storage.rollups import CohortRetention, DailyMetric, GroupDay, MemberDay, RollupRun
@@ -42,5 +44,6 @@ __all__ = [
     "GroupDay", "GroupMembership", "GroupTag", "IdempotencyKey", "InboundUpdate", "KfCursor", "KfSession",
     "KocApplication", "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage",
     "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",
-    "RollupRun", "SchedulerJob", "SeenNonce", "SignIn", "TaskCheckin", "TaskDefinition",
+    "RollupRun", "SchedulerJob", "SeenNonce", "SignIn", "StaffRelationship", "SyncRun", "TaskCheckin",
+    "TaskDefinition",
 ]

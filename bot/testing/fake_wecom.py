@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestServer
 from wechatpy.work.crypto import WeChatCrypto
 
 from bot.testing.fake_attachments import attachments_problem
+from bot.testing.fake_contacts import FakeContacts
 from bot.testing.fake_kf import KfFake, kf_event
 from bot.testing.fake_transfers import TransfersMixin
 
@@ -50,7 +51,7 @@ class FakeGroup:
     member_version: str = "v0"
 
 
-class FakeWeCom(KfFake, TransfersMixin):
+class FakeWeCom(KfFake, FakeContacts, TransfersMixin):
     def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -257,22 +258,6 @@ class FakeWeCom(KfFake, TransfersMixin):
         if body.get("msgid") not in self.tasks:
             return self._answer(41047, "invalid msgid")
         return self._answer()
-
-    def _externalcontact_groupchat_list(self, body: dict[str, Any]) -> web.Response:
-        owners = set((body.get("owner_filter") or {}).get("userid_list") or [])
-        chats = [{"chat_id": g.chat_id, "status": 0} for g in self.groups.values() if not owners or g.owner in owners]
-        return self._answer(group_chat_list=chats, next_cursor="")
-
-    def _externalcontact_groupchat_get(self, body: dict[str, Any]) -> web.Response:
-        group = self.groups.get(str(body.get("chat_id")))
-        if group is None:
-            return self._answer(40050, "chatid not exist")
-        members = [{"userid": m, "type": 2 if m.startswith("wm") else 1, "join_time": 1, "join_scene": 1}
-                   for m in group.members]
-        return self._answer(group_chat={
-            "chat_id": group.chat_id, "name": group.name, "owner": group.owner, "create_time": 1,
-            "member_list": members, "admin_list": [], "member_version": group.member_version,
-        })
 
 
 class CallbackBuilder:

@@ -30,6 +30,7 @@ from bot.channels.wecom.kf import KfChannel, KfSync
 from bot.channels.wecom.messages import NAME, Inbound
 from bot.channels.wecom.owner_tasks import OwnerTasks
 from bot.channels.wecom.reassign import Reassign
+from bot.channels.wecom.sync import DailySync, for_channel
 from bot.channels.wecom.tokens import TokenCache, cache_key
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
@@ -78,6 +79,7 @@ class WeComChannel(Channel):
         self.handovers: Handovers | None = None
         self.kf_sync: KfSync | None = None
         self.kf_channel: KfChannel | None = None  # set by the app when [wecom] kf is on
+        self.daily_sync: DailySync | None = None
         self.api: WeComAPI
         self.groups: GroupSync
         self.reassign: Reassign
@@ -102,12 +104,18 @@ class WeComChannel(Channel):
         self.handovers = Handovers(self._db, self.api, self.clock, self.reassign)
         if self.config.kf:
             self.kf_sync = KfSync(self, self.clock)
+        if self.config.sync_every_h:
+            http, tokens = self._http, self.api.tokens
+            self.daily_sync = DailySync(lambda: for_channel(self._db, http, settings, self.clock, tokens=tokens),
+                                        self._db, self.config.sync_every_h)
         self._endpoint = CallbackEndpoint(
             self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
         )
         await self._endpoint.start()
 
     async def stop(self) -> None:
+        if self.daily_sync is not None:
+            await self.daily_sync.stop()
         if self._endpoint is not None:
             await self._endpoint.stop()
         if self._http is not None:
@@ -115,7 +123,8 @@ class WeComChannel(Channel):
 
     def jobs(self) -> list[Job]:
         jobs = [self.owner_tasks.job()] if self.owner_tasks is not None else []
-        return jobs + ([self.handovers.job()] if self.handovers is not None else [])
+        jobs += [self.handovers.job()] if self.handovers is not None else []
+        return jobs + ([self.daily_sync.job()] if self.daily_sync is not None else [])
 
     @property
     def db(self) -> Database:

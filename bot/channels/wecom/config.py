@@ -48,6 +48,12 @@ class WecomConfig(Section):
     kf_replay_history: bool = False
     # Send a question's numbered options (KOC screening, votes ...) as a 微信客服 menu to tap.
     kf_menus: bool = True
+    # Day one and every day after: read the staff's customers and the customer groups from WeCom
+    # (siyu wecom sync) every this many hours; 0: only when an operator runs it.
+    sync_every_h: int = Field(24, ge=0, le=24 * 30)
+    # The sync's pace in WeCom API calls a second, at most 8 at a time. WeCom allows each API
+    # 10,000 calls a minute per company, shared with everything else the company runs.
+    sync_calls_per_s: float = Field(30.0, gt=0, le=150)
     # Customer groups: the receive quota, the daily digest and owners' tasks.
     group_quota: GroupQuotaConfig = GroupQuotaConfig()
 

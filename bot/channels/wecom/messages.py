@@ -14,6 +14,7 @@ from wechatpy.work import parse_message
 
 from bot.channels.wecom.crypto import CallbackError
 from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
+from storage import relationships
 
 NAME = "wecom"
 
@@ -135,8 +136,20 @@ def _contact_change(inbound: Inbound, data: dict[str, Any], at: datetime) -> Non
     elif change in ("del_external_contact", "del_follow_user"):
         inbound.updates.append(Update(
             channel=NAME, key=inbound.key, sender=str(customer), at=at, event=CONTACT_LOST,
-            staff=str(data.get("UserID") or "") or None, stored=True,
+            staff=str(data.get("UserID") or "") or None, stored=True, ended_by=_ended_by(change, data.get("Source")),
         ))
+
+
+def _ended_by(change: str, source: object) -> str:
+    """How a contact ended. del_external_contact: the staff member deleted the customer;
+    del_follow_user: the customer deleted the staff member; either with Source
+    DELETE_BY_TRANSFER: a handover (在职继承) moved the customer to a colleague, which is no loss.
+    Sources: developer.work.weixin.qq.com/document/path/92130 (客户联系事件: "删除客户的操作来源，
+    DELETE_BY_TRANSFER表示此客户是因在职继承自动被转接成员删除"), as parsed by
+    wechatpy/wechatpy:wechatpy/work/events.py (ChangeExternalContactEvent.del_source = Source); wecom.md §3.1."""
+    if source == "DELETE_BY_TRANSFER":
+        return relationships.BY_TRANSFER
+    return relationships.BY_CUSTOMER if change == "del_follow_user" else relationships.BY_STAFF
 
 
 def _chat_change(inbound: Inbound, data: dict[str, Any], at: datetime) -> None:

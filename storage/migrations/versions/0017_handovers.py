@@ -6,7 +6,7 @@ WeCom says where it ended. ``departed_staff`` keeps who left, so that no owner t
 them.
 
 Revision ID: 0017
-Revises: 0015 (0016 is another branch's; relinked at merge)
+Revises: 0016
 Create Date: 2026-12-07 03:00:00.000000
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import storage.types
 
 
 revision = '0017'
-down_revision = '0015'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
