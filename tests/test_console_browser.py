@@ -3,38 +3,22 @@ operator sees and clicks. Skipped where /usr/bin/chromium is missing, unless
 SIYU_REQUIRE_BROWSER=1 (CI installs it and sets that, so a missing browser fails there)."""
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import browser_missing
 from sqlalchemy import select
 
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from storage.models import KocApplication, MemberTag
 
-CHROMIUM = os.environ.get("SIYU_CHROMIUM", "/usr/bin/chromium")
-# As root in a sandbox with no network: no setuid sandbox, no background calls home.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 KOC_ANSWERS = ["1", "空气炸锅，去年双11", "1", "1 2", "5000", "3", "6"]
 
-if not shutil.which(CHROMIUM) and os.environ.get("SIYU_REQUIRE_BROWSER") != "1":
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; CI sets SIYU_REQUIRE_BROWSER=1)",
-                allow_module_level=True)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        await chromium.close()
+if (_missing := browser_missing()) is not None:
+    pytest.skip(_missing, allow_module_level=True)
 
 
 @pytest.fixture

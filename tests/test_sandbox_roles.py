@@ -4,8 +4,6 @@ that makes one. The page runs in a real headless Chromium (skipped without one, 
 browser tests are); the endpoint behind it is checked without a browser."""
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,22 +11,6 @@ import pytest
 
 from bot.config import Config
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-
-CHROMIUM = os.environ.get("SIYU_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not shutil.which(CHROMIUM) and os.environ.get("SIYU_REQUIRE_BROWSER") != "1":
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; CI sets SIYU_REQUIRE_BROWSER=1)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
