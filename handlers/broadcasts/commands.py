@@ -8,13 +8,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import col
 
+import handlers.broadcasts.cards as cards
 import handlers.broadcasts.flow as flow
 from bot.channels.base import Capability
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id
 from bot.router import Router
-from handlers.broadcasts import cards
 from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, PlaybookConfig
 from handlers.broadcasts.planner import render
 from handlers.broadcasts.services import parse_target

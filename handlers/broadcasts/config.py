@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+import handlers.broadcasts.cards as cards
 from bot.config import Config, Section, Setting
 from bot.periods import hours_pair
-from handlers.broadcasts import cards
 
 
 class SchedulerConfig(Section):

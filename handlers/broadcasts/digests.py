@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import handlers.broadcasts.cards as cards
 from bot import periods
 from bot.channels.base import Capability
 from bot.channels.wecom.config import WECOM
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts import cards
 from handlers.broadcasts.planner import QUOTA_LOCK, filled
 from storage import advisory, broadcasts, handovers, outbox
 from storage.engine import Database

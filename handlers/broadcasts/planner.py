@@ -23,13 +23,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import handlers.broadcasts.cards as cards
 from bot import periods
 from bot.channels.base import Capability
 from bot.channels.wecom.config import WECOM
 from bot.config import Config
 from bot.feature import Hook
 from bot.texts import Texts
-from handlers.broadcasts import cards
 from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER
 from handlers.broadcasts.timing import WEEKDAYS, allowed_at, digest_time
 from storage import advisory, broadcasts, outbox

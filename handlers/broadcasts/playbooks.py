@@ -16,10 +16,10 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
 from sqlmodel import col
 
+import handlers.broadcasts.cards as cards
 import handlers.broadcasts.planner as planner
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts import cards
 from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER, PlaybookConfig
 from storage import broadcasts, once, outbox
 from storage.engine import Database

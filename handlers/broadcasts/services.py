@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import handlers.broadcasts.cards as cards
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts import cards
 from handlers.broadcasts.config import BROADCASTS
 from handlers.broadcasts.planner import TEMPLATE_VALUES, Placeholders, Planned, plan
 from handlers.broadcasts.status import Summary, state_of, summaries

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import handlers.handover.services as services
 from bot.channels.base import Capability
 from bot.channels.robot.config import ROBOT
 from bot.config import Config
 from bot.jobs import Job
 from bot.texts import Texts
-from handlers.handover import services
 from storage import audit, handovers, once, outbox
 from storage.engine import Database
 

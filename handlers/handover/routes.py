@@ -3,11 +3,11 @@
 comes when the channel has carried it out (``jobs.report_finished``)."""
 from __future__ import annotations
 
+import handlers.handover.services as services
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id
 from bot.router import Router
-from handlers.handover import services
 from storage import audit
 
 router = Router("handover")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot.channels.wecom import transfers
+import bot.channels.wecom.transfers as transfers
 from bot.channels.wecom.api import WeComAPI, WeComError
 from bot.channels.wecom.messages import NAME
 from bot.channels.wecom.owner_tasks import OUTCOMES
