@@ -31,6 +31,7 @@ from handlers import (
     leaderboard,
     levels,
     lifecycle,
+    member_center,
     onboarding,
     operators,
     points,
@@ -47,7 +48,7 @@ CHANNELS: tuple[ChannelKind, ...] = (sandbox.kind, wecom.kind, bridge.kind, robo
 FEATURES: tuple[Feature, ...] = (
     help.feature, onboarding.feature, signin.feature, points.feature, levels.feature, leaderboard.feature,
     rewards.feature, votes.feature, tasks.feature, koc.feature, lifecycle.feature, broadcasts.feature,
-    handover.feature, operators.feature, reports.feature, api.feature, console.feature,
+    handover.feature, operators.feature, reports.feature, member_center.feature, api.feature, console.feature,
 )
 
 

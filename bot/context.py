@@ -44,6 +44,8 @@ class Context:
     # Set by the dedup stage: this update was handled before (a retry); it is not handled again.
     duplicate: bool = False
     outgoing: list[Outgoing] = field(default_factory=list)
+    # What an update from a page (``Update.page``) answers: shown there, not sent.
+    shown: list[str] = field(default_factory=list)
     # Scratch space for middlewares to hand things to handlers (aiogram's ``data``).
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
@@ -69,8 +71,11 @@ class Context:
         return self.member.name or self.update.sender_name or self.texts("member_name_unknown")
 
     def reply(self, text: str) -> None:
-        """Answer where the update came from: in its group, or one-to-one to the sender."""
-        if self.update.chat is not None:
+        """Answer where the update came from: in its group, or one-to-one to the sender; a
+        member's web page shows it there (``Update.page``)."""
+        if self.update.page:
+            self.shown.append(text)
+        elif self.update.chat is not None:
             self.send(text, chat=self.update.chat)
         else:
             self.send(text, to=self.update.sender)
@@ -112,5 +117,8 @@ class Context:
         the update's; an operator's decision goes out on the member's own channel)."""
         if chat is None and to is None:
             raise ValueError("send needs a chat or a member")
+        if self.update.page and chat is None and to == self.update.sender and channel in (None, self.update.channel):
+            self.shown.append(text)  # the member is on the page: told there (a level-up)
+            return
         self.outgoing.append(Outgoing(channel or self.update.channel, text, chat=chat, to=to,
                                       update_key=self.update.key))

@@ -116,6 +116,7 @@ class FeedResult:
     replies: list[Reply]
     duplicate: bool = False
     failed: bool = False
+    shown: tuple[str, ...] = ()  # an update from a page: what the page shows (``Context.shown``)
 
 
 RoleResolver = Callable[[Context], Awaitable[str]]
@@ -293,7 +294,8 @@ class Dispatcher:
                 replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, ctx.update.key)]
                 results.append(FeedResult(replies, duplicate=True))
             else:
-                results.append(FeedResult([Reply(next(ids), m.chat, m.to, m.text) for m in ctx.outgoing]))
+                results.append(FeedResult([Reply(next(ids), m.chat, m.to, m.text) for m in ctx.outgoing],
+                                          shown=tuple(ctx.shown)))
         return results
 
     async def _record_failure(self, update: Update) -> FeedResult:
@@ -316,6 +318,8 @@ class Dispatcher:
             if not await inbox.claim(session, update.key, update.channel, now=now, handled=True,
                                      error="handler failed"):
                 await inbox.mark_handled(session, update.key, now=now, error="handler failed")
+            if update.page:  # the page shows the apology; nothing is sent
+                return FeedResult([], failed=True, shown=(message,))
             ids = await outbox.enqueue(session, [target], now=now)
         return FeedResult([Reply(ids[0], target.chat, target.to, message)], failed=True)
 
@@ -331,6 +335,9 @@ class Dispatcher:
 
     async def _route(self, ctx: Context) -> None:
         update = ctx.update
+        if update.action is not None:
+            await update.action(ctx)
+            return
         if update.is_command:
             # Only commands need the sender's role (one read): a chat message does not pay for it.
             ctx.role = await self.role_of(ctx)
@@ -340,7 +347,7 @@ class Dispatcher:
             if self.flows is not None:
                 await self.flows.on_deadline(ctx)
             return
-        if update.event is None and update.is_private and self.flows is not None:
+        if update.event is None and update.is_private and not update.page and self.flows is not None:
             if await self.flows.handle(ctx):
                 return
         for route in self._routes if update.event is not None else (*self._routes, *self._fallbacks):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.router import Command
-from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT
+from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
 from storage import audit, community, inbox, relationships, rollups
 from storage.community import Sighting
 
@@ -37,6 +37,11 @@ async def dedup(session: AsyncSession, ctxs: Sequence[Context]) -> None:
             ctx.duplicate = True
 
 
+def _spoke(u: Update) -> bool:
+    """A member's message in a chat (a page's button is not a word said in a group)."""
+    return u.text is not None and u.event is None and not u.page
+
+
 async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     """Keep members, groups and who-is-in-which-group true, with activity counters."""
     if not ctxs:
@@ -46,7 +51,7 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     groups: dict[community.Key, Sighting] = {}
     for ctx in ctxs:
         u = ctx.update
-        spoke = u.text is not None and u.event is None
+        spoke = _spoke(u)
         members.setdefault(u.member_key, Sighting()).add(
             name=u.sender_name, spoke=spoke, channel_code=u.channel_code if u.event == CONTACT_ADDED else None,
         )
@@ -60,10 +65,10 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
         ctx._member = member_refs[u.member_key]
         if u.chat is not None:
             ctx._group = group_refs[(u.channel, u.chat)]
-            if u.text is not None and u.event is None:
+            if _spoke(u):
                 spoken[(ctx._group.id, ctx._member.id)] += 1
     await community.record_spoken(session, dict(spoken), now=now)
-    speakers = [ctx.member.id for ctx in ctxs if ctx.update.text is not None and ctx.update.event is None]
+    speakers = [ctx.member.id for ctx in ctxs if _spoke(ctx.update)]
     if speakers:
         # The community's day (the sign-in day): retention counts who spoke on which day.
         await rollups.record_active(session, speakers, now.astimezone(ctxs[0].zone).date())

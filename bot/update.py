@@ -1,8 +1,13 @@
 """``Update``: one thing that happened on a channel, in a shape every handler understands."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.context import Context
 
 MEMBER_JOINED = "member_joined"
 MEMBER_LEFT = "member_left"
@@ -40,6 +45,13 @@ class Update:
     stored: bool = False
     # flow_deadline: which flow, at which row version (a later change makes it moot).
     flow: tuple[str, int] | None = None
+    # Sent from a member's web page (the member center) rather than a chat: it goes through the
+    # same pipeline as a chat message (dedup by ``key``, the member's lock, the batch's
+    # transaction, the outbox), its replies are shown on the page (``Context.shown``), not sent,
+    # and it neither counts as speaking nor answers a conversation's question.
+    page: bool = False
+    # A page's action (redeem, vote ...): run in place of routing the text.
+    action: Callable[[Context], Awaitable[None]] | None = None
 
     @property
     def is_private(self) -> bool:

@@ -21,6 +21,7 @@ from storage.idempotency import IdempotencyKey
 from storage.inbox import InboundUpdate
 from storage.kf import KfCursor, KfSession
 from storage.koc import KocApplication
+from storage.member_sessions import MemberSession
 from storage.nonces import SeenNonce
 from storage.once import OnceKey
 from storage.outbox import OutboxMessage
@@ -42,7 +43,8 @@ __all__ = [
     "AccessToken", "AuditEntry", "Broadcast", "CohortRetention", "ConsoleSession", "DailyMetric", "Delivery",
     "DepartedStaff", "Group", "Handover", "HandoverItem",
     "GroupDay", "GroupMembership", "GroupTag", "IdempotencyKey", "InboundUpdate", "KfCursor", "KfSession",
-    "KocApplication", "Member", "MemberDay", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole", "OutboxMessage",
+    "KocApplication", "Member", "MemberDay", "MemberSession", "MemberFlow", "MemberTag", "OnceKey", "OperatorRole",
+    "OutboxMessage",
     "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",
     "RollupRun", "SchedulerJob", "SeenNonce", "SignIn", "StaffRelationship", "SyncRun", "TaskCheckin",
     "TaskDefinition",

@@ -135,6 +135,11 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("POST", "/console/logout", form={}),
         Endpoint("GET", "/healthz"),
         Endpoint("GET", "/metrics"),
+        Endpoint("GET", "/m"),
+        Endpoint("GET", "/m/", texts=("as",)),
+        Endpoint("POST", "/m/checkin", form={}),
+        Endpoint("POST", "/m/signout", form={}),
+        Endpoint("GET", "/m/static/m.css", path_texts={"filename": "m.css"}, route="/m/static/{filename}"),
     ]
 
 

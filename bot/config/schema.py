@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -35,6 +36,13 @@ KERNEL_TEXTS = Path(__file__).resolve().parent.parent / "texts.toml"
 class Section(BaseModel):
     # strict: TOML has real types, so "8080" for a port is a mistake worth naming.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def zone_name(value: str) -> str:
@@ -78,7 +86,23 @@ class ServerConfig(Section):
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client
     # (``bot.http.client_address``); from anyone else the header is ignored: a client can forge it.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # The HTTPS address members reach siyu at (WeCom's trusted domain points here): the member
+    # center's links and its web-authorization redirect. Plain http only for a loopback address
+    # (development, tests). Empty: http://<host>:<port>, for this machine only.
+    public_url: str = Field("", max_length=512)
     _networks: tuple[IPNetwork, ...] = PrivateAttr(default=())
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an address such as https://club.example.com")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ValueError(f"{value!r}: members' browsers need https (plain http only for 127.0.0.1 or localhost)")
+        return value.rstrip("/")
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -95,6 +119,11 @@ class ServerConfig(Section):
     def _parsed(self) -> ServerConfig:
         self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
         return self
+
+    @property
+    def base_url(self) -> str:
+        """``public_url``, else this machine's address (no trailing slash)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def proxy_networks(self) -> tuple[IPNetwork, ...]:

@@ -63,6 +63,28 @@ class SandboxClient:
         await self.sign_in(name, password)
         return await (await self.http.get(path)).text()
 
+    async def open_member_center(self, member: str, path: str = "/m/") -> str:
+        """Open the member center as the sandbox member ``member`` on a fresh browser (this
+        machine signs in with ``?as=``); the page at ``path``."""
+        self.http.session.cookie_jar.clear()
+        resp = await self.http.get("/m/", params={"as": member})
+        assert resp.status == 200, f"/m/?as={member} answered {resp.status}: {await resp.text()}"
+        return await self.member_page(path)
+
+    async def member_page(self, path: str) -> str:
+        """A member-center page as the signed-in member sees it."""
+        resp = await self.http.get(path)
+        assert resp.status == 200, f"{path} answered {resp.status}: {await resp.text()}"
+        return await resp.text()
+
+    async def member_post(self, path: str, form: dict[str, str] | None = None, *, page: str = "/m/") -> str:
+        """Submit a member-center form (with the CSRF token of ``page``) and return the page it
+        leads to, which shows what the action answered."""
+        csrf = csrf_of(await self.member_page(page))
+        resp = await self.http.post(path, data={**(form or {}), "csrf": csrf})
+        assert resp.status == 200, f"POST {path} answered {resp.status}: {await resp.text()}"
+        return await resp.text()
+
     async def say(self, sender: str, text: str, *, chat: str | None = None, name: str | None = None,
                   id: str | None = None) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"from": sender, "chat": chat, "text": text}

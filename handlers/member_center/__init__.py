@@ -1,0 +1,44 @@
+"""会员中心: the members' own pages under /m/ (sign-in, points, mall, votes ...), opened from
+link cards in groups. On official WeCom the app hears nothing customers write in groups, so
+this is where those members act (DESIGN §3)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from bot.appkeys import CONFIG
+from bot.config import Config
+from bot.feature import Feature
+from bot.jobs import Job
+from bot.texts import Texts
+from handlers.member_center import auth
+from handlers.member_center.config import MEMBER_CENTER
+from handlers.member_center.web import add_routes
+from storage import member_sessions
+from storage.engine import Database
+
+SESSIONS_CLEANUP_S = 3600.0
+
+
+def _web(app: web.Application) -> None:
+    settings = app[CONFIG][MEMBER_CENTER]
+    if settings.enabled:
+        auth.install(app, settings)
+        add_routes(app)
+
+
+async def delete_ended_sessions(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Expired and ended sessions refuse their cookie already: their rows go."""
+    async with db.transaction() as s:
+        return await member_sessions.delete_ended(s, now=now)
+
+
+def _jobs(config: Config) -> list[Job]:
+    if not config[MEMBER_CENTER].enabled:
+        return []
+    return [Job("member_center_sessions_cleanup", delete_ended_sessions, every_s=SESSIONS_CLEANUP_S)]
+
+
+feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
+                  jobs=_jobs)

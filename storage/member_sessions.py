@@ -1,0 +1,64 @@
+"""Sessions of the member center (会员中心), kept server-side like the console's: the cookie only
+names a session, so ending it (or deleting the member) refuses the cookie in every process."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, ForeignKey, Integer, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
+
+from storage.community import Member
+from storage.sql import rowcount, table_of
+from storage.types import utc_field
+
+
+class MemberSession(SQLModel, table=True):
+    """A member signed in to the member center (by WeCom's web authorization, or the sandbox)."""
+
+    __tablename__ = "member_sessions"
+
+    id: str = Field(max_length=64, primary_key=True)  # random, the cookie's (signed) content
+    # A member the brand deletes takes their sessions along (nothing is shown for them again).
+    member_id: int = Field(sa_column=Column(Integer, ForeignKey("members.id", ondelete="CASCADE"),
+                                            nullable=False, index=True))
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field()
+    revoked_at: datetime | None = utc_field(default=None)
+
+
+T = table_of(MemberSession)
+
+
+async def open_session(session: AsyncSession, member_id: int, *, now: datetime, lifetime: timedelta) -> str:
+    """A new session of the member valid for ``lifetime``; its id (256 random bits)."""
+    sid = secrets.token_urlsafe(32)
+    await session.execute(insert(T).values(id=sid, member_id=member_id, created_at=now, expires_at=now + lifetime))
+    return sid
+
+
+async def member_of(session: AsyncSession, sid: str, *, now: datetime) -> Member | None:
+    """The member of session ``sid`` if it is open and the member still exists: one read by
+    primary key on every page (a revocation by any process holds at once)."""
+    return (await session.execute(
+        select(Member).join(T, T.c.member_id == col(Member.id))
+        .where(T.c.id == sid, T.c.revoked_at.is_(None), T.c.expires_at > now))).scalar_one_or_none()
+
+
+async def revoke(session: AsyncSession, sid: str, *, now: datetime) -> bool:
+    """End one session (signing out); whether it was still open."""
+    return rowcount(await session.execute(
+        update(T).where(T.c.id == sid, T.c.revoked_at.is_(None)).values(revoked_at=now))) > 0
+
+
+async def revoke_member(session: AsyncSession, member_id: int, *, now: datetime) -> int:
+    """End every open session of a member; how many."""
+    return rowcount(await session.execute(
+        update(T).where(T.c.member_id == member_id, T.c.revoked_at.is_(None)).values(revoked_at=now)))
+
+
+async def delete_ended(session: AsyncSession, *, now: datetime) -> int:
+    """Delete the sessions that expired or were revoked (they refuse their cookie already)."""
+    return rowcount(await session.execute(
+        delete(T).where(or_(T.c.revoked_at.is_not(None), T.c.expires_at <= now))))

@@ -1,0 +1,94 @@
+"""The member center (会员中心) as a member on this machine meets it: signing in as a sandbox
+member, the home page, the sign-in button (the same sign-in as 签到 in chat), and what a page
+refuses (no session, a forged cookie, a form from elsewhere)."""
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+from bot.testing.sandbox import SandboxClient
+from storage import points
+
+
+def notice(page: str) -> str:
+    found = re.search(r'<p class="notice"[^>]*>(.*?)</p>', page, re.S)
+    return html.unescape(found.group(1)) if found else ""
+
+
+async def test_a_sandbox_member_opens_the_member_center_and_sees_their_points(bot: SandboxClient) -> None:
+    await bot.say("u1", "签到", chat="g1", name="小王")
+    page = await bot.open_member_center("u1")
+    assert "小王" in page
+    assert re.search(r"<b>10</b><span class=\"muted\">可用积分", page)
+    assert "今日已签到" in page  # signed in in chat today: the button says so
+
+
+async def test_signing_in_on_the_page_is_the_chat_sign_in_once_a_day(bot: SandboxClient) -> None:
+    await bot.open_member_center("u2")
+    after = await bot.member_post("/m/checkin")
+    assert "签到成功" in notice(after) and "连续签到 1 天" in notice(after)
+    assert "今日已签到" in after
+    # The same member in chat the same day: already signed in, no second credit.
+    replies = await bot.say("u2", "签到", chat="g1")
+    assert "已经签到" in replies[0]["text"]
+    async with bot.db.read() as s:
+        member = await _member_id(bot, "u2")
+        assert await points.balance(s, member) == 10
+    # Nothing of the page's sign-in went to a chat: the page showed it.
+    assert not [m for m in await bot.outbox() if m.get("to") == "u2"]
+
+
+async def test_page_and_chat_sign_ins_racing_credit_once(bot: SandboxClient) -> None:
+    await bot.open_member_center("u3")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await bot.member_page("/m/"))
+    assert csrf is not None
+    results = await asyncio.gather(
+        *[bot.http.post("/m/checkin", data={"csrf": csrf.group(1)}) for _ in range(5)],
+        *[bot.say("u3", "签到", chat="g1") for _ in range(5)])
+    assert all(getattr(r, "status", 200) == 200 for r in results)
+    async with bot.db.read() as s:
+        assert await points.balance(s, await _member_id(bot, "u3")) == 10
+
+
+async def test_without_a_session_a_page_says_where_to_open_it(bot: SandboxClient) -> None:
+    bot.http.session.cookie_jar.clear()
+    resp = await bot.http.get("/m/")
+    assert resp.status == 401
+    assert "?as=" in await resp.text()  # on this machine, the sandbox's way in
+    resp = await bot.http.post("/m/checkin", data={"csrf": "x"})
+    assert resp.status == 401
+
+
+async def test_a_forged_cookie_or_a_form_from_elsewhere_is_refused(bot: SandboxClient) -> None:
+    await bot.open_member_center("u4")
+    resp = await bot.http.post("/m/checkin", data={"csrf": "not-the-token"})
+    assert resp.status == 403 and "页面已过期" in await resp.text()
+    bot.http.session.cookie_jar.clear()
+    bot.http.session.cookie_jar.update_cookies({"siyu_m": "eyJzIjoiYSIsImMiOiJiIn0.forged.sig"})
+    assert (await bot.http.get("/m/")).status == 401
+    async with bot.db.read() as s:
+        assert await points.balance(s, await _member_id(bot, "u4")) == 0
+
+
+async def test_signing_out_ends_the_session_for_a_copied_cookie_too(bot: SandboxClient) -> None:
+    await bot.open_member_center("u5")
+    cookie = {c.key: c.value for c in bot.http.session.cookie_jar}["siyu_m"]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await bot.member_page("/m/"))
+    assert csrf is not None
+    assert (await bot.http.post("/m/signout", data={"csrf": csrf.group(1)}, allow_redirects=False)).status == 303
+    bot.http.session.cookie_jar.update_cookies({"siyu_m": cookie})
+    assert (await bot.http.get("/m/")).status == 401
+
+
+async def test_an_action_notice_cannot_be_written_by_a_link(bot: SandboxClient) -> None:
+    page = await bot.open_member_center("u6", "/m/?notice=恭喜中奖，请转账")
+    assert "请转账" not in page
+
+
+async def _member_id(bot: SandboxClient, external_id: str) -> int:
+    from sqlalchemy import select
+
+    from storage.models import Member
+    async with bot.db.read() as s:
+        return (await s.execute(select(Member.id).where(Member.external_id == external_id))).scalar_one()
