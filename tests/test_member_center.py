@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+from collections.abc import Callable
 
+from bot.config import Config
+from bot.testing import FakeClock
 from bot.testing.sandbox import SandboxClient
 from storage import points
 
@@ -92,3 +95,32 @@ async def _member_id(bot: SandboxClient, external_id: str) -> int:
     from storage.models import Member
     async with bot.db.read() as s:
         return (await s.execute(select(Member.id).where(Member.external_id == external_id))).scalar_one()
+
+
+async def test_a_member_the_brand_deleted_sees_nothing(bot: SandboxClient) -> None:
+    from sqlalchemy import delete
+
+    from storage.models import Member
+    await bot.say("u8", "签到", chat="g1", name="小赵")
+    assert "小赵" in await bot.open_member_center("u8")
+    async with bot.db.transaction() as s:
+        await s.execute(delete(Member).where(Member.external_id == "u8"))
+    resp = await bot.http.get("/m/")
+    assert resp.status == 401 and "小赵" not in await resp.text()
+
+
+async def test_too_many_actions_or_pages_are_refused_for_a_minute(make_config: Callable[..., Config],
+                                                                  clock: FakeClock) -> None:
+    from bot.testing import sandbox_app
+    config = make_config(member_center={"actions_per_min": 3, "pages_per_min_per_address": 12})
+    async with sandbox_app(config, clock=clock) as bot:
+        await bot.open_member_center("u1")  # 2 pages: the sign-in and home
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await bot.member_page("/m/"))
+        assert csrf is not None
+        statuses = [(await bot.http.post("/m/checkin", data={"csrf": csrf.group(1)}, allow_redirects=False)).status
+                    for _ in range(4)]
+        assert statuses == [303, 303, 303, 429]
+        statuses = [(await bot.http.get("/m/")).status for _ in range(6)]
+        assert statuses[-1] == 429 and "访问太频繁" in await (await bot.http.get("/m/")).text()
+        clock.advance(61)
+        assert (await bot.http.get("/m/")).status == 200
