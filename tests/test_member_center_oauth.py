@@ -301,6 +301,8 @@ def test_wecom_with_the_member_center_needs_a_public_url() -> None:
     assert config_from_dict({"wecom": WECOM_ON, "server": {"public_url": "https://club.example.com"}}, env={})
     with pytest.raises(ConfigError, match="need https"):
         config_from_dict({"wecom": WECOM_ON, "server": {"public_url": "http://club.example.com"}}, env={})
+    with pytest.raises(ConfigError, match="without a path"):  # the session cookie is for /m, not /club/m
+        config_from_dict({"wecom": WECOM_ON, "server": {"public_url": "https://example.com/club"}}, env={})
 
 
 def test_the_add_contact_picture_is_an_https_address_or_a_picture_file(tmp_path: Path) -> None:

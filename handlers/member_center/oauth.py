@@ -66,7 +66,14 @@ def install(app: web.Application) -> bool:
 
 def public_url_set(config: Config) -> None:
     """WeCom sends members back to ``[server] public_url``/m/oauth: without it, no sign-in."""
-    if config[MEMBER_CENTER].enabled and config.running(WeComChannel.name) and not config.server.public_url:
+    if not (config[MEMBER_CENTER].enabled and config.running(WeComChannel.name)):
+        return
+    if urlsplit(config.server.public_url).path not in ("", "/"):
+        # The member center's cookies are for /m: behind a path prefix the browser would not send them.
+        raise ValueError(f"[server] public_url {config.server.public_url!r}: the address of siyu itself, without "
+                         "a path (the member center is <public_url>/m/ and WeCom's sign-in returns to "
+                         "<public_url>/m/oauth)")
+    if not config.server.public_url:
         raise ValueError(
             "[server] public_url is required when [wecom] and [member_center] are both enabled: the https "
             "address members reach siyu at, whose domain is the WeCom app's trusted domain (可信域名), such as "
