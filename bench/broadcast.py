@@ -102,6 +102,7 @@ async def wecom(groups: int, owners: int) -> tuple[float, float, float, int]:
     async with FakeWeCom(corp_id="wwbench", secret="s") as fake:
         fake.delay("externalcontact/add_msg_template", LATENCY_MS / 1000)
         config = config_from_dict({"storage": {"url": url}, "scheduler": {"quiet_hours": [], "per_group_daily_cap": 0},
+                                   "server": {"public_url": "http://127.0.0.1"},  # WeCom's sign-in returns there
                                    "wecom": {"enabled": True, "corp_id": "wwbench", "agent_id": 1, "secret": "s",
                                              "token": "t", "encoding_aes_key": "a" * 43, "api_base_url": fake.base_url,
                                              "group_quota": {"digest_at": "00:00"}}})

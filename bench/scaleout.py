@@ -497,7 +497,7 @@ async def failover(args: argparse.Namespace, config: Path) -> dict[str, Any]:
 def config_text(fake_url: str) -> str:
     # replay_window_s = 0: the callbacks are encrypted (with their timestamps) once, up front,
     # and reused by both runs; the check it turns off is one comparison.
-    return (f'[logging]\nlevel = "WARNING"\n[sandbox]\nenabled = true\n'
+    return (f'[logging]\nlevel = "WARNING"\n[sandbox]\nenabled = true\n[server]\npublic_url = "http://127.0.0.1"\n'
             f'[wecom]\nenabled = true\ncorp_id = "{CORP}"\nagent_id = {AGENT}\nsecret = "bench-secret"\n'
             f'token = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\napi_base_url = "{fake_url}"\nreplay_window_s = 0\n'
             f'[scheduler]\nleader_check_s = 0.2\n')

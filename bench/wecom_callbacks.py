@@ -55,6 +55,7 @@ def start(kind: str, port: int, fake_url: str, database_url: str | None) -> subp
     workdir, url = fresh_database(database_url)
     (workdir / "config.toml").write_text(
         f'[storage]\nurl = "{url}"\n[logging]\nlevel = "WARNING"\n[sandbox]\nenabled = false\n'
+        f'[server]\npublic_url = "http://127.0.0.1:{port}"\n'  # the member center's WeCom sign-in returns there
         f'[wecom]\nenabled = true\ncorp_id = "{CORP}"\nagent_id = 1000002\nsecret = "bench-secret"\n'
         f'token = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\napi_base_url = "{fake_url}"\n'
     )

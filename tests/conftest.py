@@ -75,6 +75,9 @@ def make_config(database_url: str) -> Callable[..., Config]:
                 data.setdefault(name, {}).update(values)
             else:  # a list of tables ([[rewards]], [[tasks]] ...)
                 data[name] = values
+        if data.get("wecom", {}).get("enabled") and "public_url" not in data.get("server", {}):
+            # WeCom with the member center needs the address its web authorization returns to.
+            data.setdefault("server", {})["public_url"] = "http://127.0.0.1:8080"
         return config_from_dict(data, features=features)
 
     return make

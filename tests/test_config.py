@@ -15,6 +15,7 @@ from bot.config import ConfigError, Section
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 AES_KEY = "a" * 43
+PUBLIC = {"public_url": "https://club.example.com"}  # the member center's WeCom sign-in returns there
 WECOM_OK = {
     "enabled": True, "corp_id": "ww0123456789", "agent_id": 1000002,
     "secret": "s3cret", "token": "tok", "encoding_aes_key": AES_KEY,
@@ -242,7 +243,7 @@ def test_wecom_enabled_lists_only_what_is_missing() -> None:
 
 
 def test_wecom_complete_config_is_accepted() -> None:
-    config = config_from_dict({"wecom": WECOM_OK})
+    config = config_from_dict({"wecom": WECOM_OK, "server": PUBLIC})
     assert config.wecom.enabled and config.wecom.agent_id == 1000002
 
 
@@ -268,7 +269,7 @@ def test_wecom_agent_id_must_be_an_integer() -> None:
 
 
 def test_env_secret_fills_the_wecom_secret() -> None:
-    data = {"wecom": {**WECOM_OK, "secret": ""}}
+    data = {"wecom": {**WECOM_OK, "secret": ""}, "server": PUBLIC}
     config = config_from_dict(data, env={"SIYU_WECOM_SECRET": "from-env"})
     assert config.wecom.secret == "from-env"
 
@@ -278,7 +279,7 @@ def test_env_supplies_every_wecom_secret_for_an_enabled_channel() -> None:
         "SIYU_WECOM_CORP_ID": "ww1", "SIYU_WECOM_AGENT_ID": "1000002", "SIYU_WECOM_SECRET": "s",
         "SIYU_WECOM_TOKEN": "t", "SIYU_WECOM_ENCODING_AES_KEY": AES_KEY,
     }
-    config = config_from_dict({"wecom": {"enabled": True}}, env=env)
+    config = config_from_dict({"wecom": {"enabled": True}, "server": PUBLIC}, env=env)
     assert config.wecom.agent_id == 1000002 and config.wecom.encoding_aes_key == AES_KEY
 
 

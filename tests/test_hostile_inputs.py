@@ -140,6 +140,8 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("POST", "/m/checkin", form={}),
         Endpoint("POST", "/m/signout", form={}),
         Endpoint("GET", "/m/static/m.css", path_texts={"filename": "m.css"}, route="/m/static/{filename}"),
+        Endpoint("GET", "/m/oauth", texts=("code", "state")),  # WeCom's web authorization comes back here
+        Endpoint("GET", "/m/contact-qr"),
     ]
 
 

@@ -45,6 +45,8 @@ leader_check_s = 0.5
 tokens = [{{ token = "{TOKEN}", role = "operator", name = "lb" }}]
 [onboarding]
 enabled = false
+[server]
+public_url = "http://127.0.0.1:8080"
 [wecom]
 enabled = true
 corp_id = "{WECOM_CORP}"

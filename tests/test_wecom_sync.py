@@ -231,6 +231,7 @@ async def test_siyu_wecom_sync_shows_progress_and_a_summary_and_says_when_it_sto
     section = "\n".join(f"{k} = {json.dumps(v)}" for k, v in wecom_section(fake.base_url).items())
     config = tmp_path / "config.toml"
     config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "s.db"}"\n[logging]\nlevel = "WARNING"\n'
+                      f'[server]\npublic_url = "http://127.0.0.1:8080"\n'  # the member center's sign-in
                       f"[wecom]\n{section}\nsync_calls_per_s = 150\n", encoding="utf-8")
     fake.fail_at(FOLLOW, 1, -1, times=3)  # busy past the retries: the run stops, and says how to go on
     code, out, err = await siyu("wecom", "sync", "--config", str(config), cwd=tmp_path)

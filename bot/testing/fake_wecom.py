@@ -27,6 +27,7 @@ from wechatpy.work.crypto import WeChatCrypto
 from bot.testing.fake_attachments import attachments_problem
 from bot.testing.fake_contacts import FakeContacts
 from bot.testing.fake_kf import KfFake, kf_event
+from bot.testing.fake_oauth import OAuthFake
 from bot.testing.fake_transfers import TransfersMixin
 
 __all__ = ["CallbackBuilder", "FakeWeCom", "kf_event"]
@@ -51,7 +52,7 @@ class FakeGroup:
     member_version: str = "v0"
 
 
-class FakeWeCom(KfFake, FakeContacts, TransfersMixin):
+class FakeWeCom(KfFake, FakeContacts, TransfersMixin, OAuthFake):
     def __init__(self, *, corp_id: str = "ww-test-corp", secret: str = "test-secret", token_ttl: int = 7200) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -69,6 +70,7 @@ class FakeWeCom(KfFake, FakeContacts, TransfersMixin):
         # error, as when WeCom's answer is lost on the way back (the client cannot tell).
         self._lost_answers: dict[str, int] = {}
         self._init_kf()
+        self._init_oauth()
         # Mass-send tasks by msgid as get_groupmsg_list_v2 lists them: creator, create_time, text.
         self.task_records: dict[str, dict[str, Any]] = {}
         # Group robots: key -> what they posted, and when (20 a minute, then 45009).

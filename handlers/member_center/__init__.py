@@ -12,7 +12,7 @@ from bot.config import Config
 from bot.feature import Feature
 from bot.jobs import Job
 from bot.texts import Texts
-from handlers.member_center import auth
+from handlers.member_center import auth, oauth
 from handlers.member_center.config import MEMBER_CENTER
 from handlers.member_center.web import add_routes
 from storage import member_sessions
@@ -25,6 +25,7 @@ def _web(app: web.Application) -> None:
     settings = app[CONFIG][MEMBER_CENTER]
     if settings.enabled:
         auth.install(app, settings)
+        oauth.install(app)  # WeCom's web authorization, when the WeCom channel is on
         add_routes(app)
 
 
@@ -41,4 +42,4 @@ def _jobs(config: Config) -> list[Job]:
 
 
 feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
-                  jobs=_jobs)
+                  jobs=_jobs, checks=(oauth.public_url_set,))

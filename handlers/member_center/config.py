@@ -3,9 +3,14 @@ groups: on official WeCom the only way a member in a customer group signs in, ea
 and votes (the app hears nothing customers write there, ../shared/wecom.md §1)."""
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
 
 from bot.config import Section, Setting
+
+QR_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 class MemberCenterConfig(Section):
@@ -23,6 +28,26 @@ class MemberCenterConfig(Section):
     # and how large one may be.
     upload_dir: str = Field("uploads", min_length=1, max_length=512)
     upload_max_bytes: int = Field(5 * 1024 * 1024, ge=10_000, le=50 * 1024 * 1024)
+    # The QR picture of a channel code (渠道活码) shown to a WeChat user who opens the member
+    # center but is not yet the brand's customer: an https URL, or a picture file siyu serves.
+    add_contact_qr_url: str = Field("", max_length=512)
+
+    @field_validator("add_contact_qr_url")
+    @classmethod
+    def _qr(cls, value: str) -> str:
+        if not value:
+            return value
+        if value.startswith(("https://", "http://")):
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ValueError(f"{value!r}: a picture members' phones load needs an https address")
+            return value
+        path = Path(value)
+        if path.suffix.lower() not in QR_TYPES:
+            raise ValueError(f"{value!r}: a picture file ({', '.join(QR_TYPES)}) or an https address")
+        if not path.is_file():
+            raise ValueError(f"{value!r}: no such file (relative to the working directory)")
+        return value
 
     @model_validator(mode="after")
     def _valid(self) -> MemberCenterConfig:

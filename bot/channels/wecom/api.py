@@ -78,9 +78,10 @@ class WeComAPI:
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     async def call(self, endpoint: str, body: dict[str, Any] | None = None, *, method: str = "POST",
-                   retry_ambiguous: bool = True) -> dict[str, Any]:
+                   retry_ambiguous: bool = True, query: dict[str, str] | None = None) -> dict[str, Any]:
         """``retry_ambiguous=False``: a -1 or network failure is raised at once, for calls that
-        must not be repeated blindly (a repeat may do the thing twice)."""
+        must not be repeated blindly (a repeat may do the thing twice). ``query``: a GET's
+        parameters besides the token (kept out of the endpoint, so out of errors and logs)."""
         if self.tokens is None:
             raise RuntimeError("WeComAPI.call needs a token cache")
         refreshed = False
@@ -96,7 +97,8 @@ class WeComAPI:
                     continue
                 raise
             try:
-                data = await self._request(method, endpoint, params={"access_token": token}, json=body)
+                data = await self._request(method, endpoint, params={**(query or {}), "access_token": token},
+                                           json=body)
             except WeComError as exc:  # network: retried like -1
                 data = {"errcode": exc.errcode, "errmsg": exc.errmsg}
             code = int(data.get("errcode", 0) or 0)
@@ -147,6 +149,15 @@ class WeComAPI:
             "safe": 0,
         }
         return await self.call("message/send", body)
+
+    async def get_user_info(self, code: str) -> dict[str, Any]:
+        """``auth/getuserinfo`` (GET, access token + ``code``): who a web-authorization code names
+        (developer.work.weixin.qq.com/document/path/91023; 96442 for its fields). A company member
+        comes back as ``userid``, anyone else as ``openid``, with ``external_userid`` when they are
+        a customer whose staff member is within the app's visibility; older answers spell them
+        ``UserId`` and ``OpenId``. A code is valid 5 minutes, once (40029 "invalid code" after):
+        a call whose answer was lost is not repeated, since WeCom may have taken the code."""
+        return await self.call("auth/getuserinfo", method="GET", query={"code": code}, retry_ambiguous=False)
 
     async def send_welcome_msg(self, welcome_code: str, content: str) -> dict[str, Any]:
         """Requires a welcome code at most 20 s old, used once. Content at most 4000 bytes."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -39,6 +40,9 @@ class WecomConfig(Section):
     token: str = ""
     encoding_aes_key: str = ""
     api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    # Where a browser goes for WeCom's web authorization (网页授权): {this}connect/oauth2/authorize
+    # (developer.work.weixin.qq.com/document/path/91022). Changed only for a test server.
+    oauth_base_url: str = Field("https://open.weixin.qq.com/", max_length=256)
     replay_window_s: int = Field(300, ge=0)
     # 微信客服: pull WeChat users' one-to-one messages on kf_msg_or_event and reply with
     # kf/send_msg (channel wecom_kf). The app must be allowed to manage the 客服 accounts.
@@ -56,6 +60,14 @@ class WecomConfig(Section):
     sync_calls_per_s: float = Field(30.0, gt=0, le=150)
     # Customer groups: the receive quota, the daily digest and owners' tasks.
     group_quota: GroupQuotaConfig = GroupQuotaConfig()
+
+    @field_validator("oauth_base_url")
+    @classmethod
+    def _oauth_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an address such as https://open.weixin.qq.com/")
+        return value if value.endswith("/") else value + "/"
 
     @model_validator(mode="after")
     def _secrets_when_enabled(self) -> WecomConfig:
