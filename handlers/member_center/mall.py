@@ -50,9 +50,9 @@ def why_not(request: web.Request, reason: str, reward: Reward, *, balance: int, 
                  limit=reward.per_member_limit, date=local_time(request, reward.starts_at, "%m-%d %H:%M"))
 
 
-async def _standing(request: web.Request, s: Any, reward: Reward, balance: int) -> dict[str, Any]:
-    visitor = request[VISITOR]
-    reason, mine = await redemptions.refusal(s, request.app[CONFIG], visitor.member_id, reward, now=now_of(request))
+def _item(request: web.Request, reward: Reward, standing: tuple[str | None, str | None], balance: int
+          ) -> dict[str, Any]:
+    reason, mine = standing
     return {"reward": reward, "picture": picture_url(request, reward),
             "why": why_not(request, reason, reward, balance=balance, mine=mine) if reason else ""}
 
@@ -62,7 +62,9 @@ async def mall(request: web.Request) -> web.Response:
     visitor = request[VISITOR]
     async with request.app[DB].read() as s:
         balance = await points.balance(s, visitor.member_id)
-        items = [await _standing(request, s, r, balance) for r in await rewards.listed(s, now=now_of(request))]
+        shown = await rewards.listed(s, now=now_of(request))
+        standings = await redemptions.refusals(s, request.app[CONFIG], visitor.member_id, shown, now=now_of(request))
+    items = [_item(request, r, standing, balance) for r, standing in zip(shown, standings, strict=True)]
     return page(request, "mall.html", notice=notice_of(request), balance=balance, items=items)
 
 
@@ -74,7 +76,8 @@ async def reward_page(request: web.Request) -> web.Response:
         if reward is None or not reward.active:
             raise web.HTTPNotFound(reason="没有这个奖品，或它已下架")
         balance = await points.balance(s, visitor.member_id)
-        item = await _standing(request, s, reward, balance)
+        standing = await redemptions.refusal(s, request.app[CONFIG], visitor.member_id, reward, now=now_of(request))
+    item = _item(request, reward, standing, balance)
     # A fresh name for this confirmation: the same form sent twice is one redemption.
     return page(request, "reward.html", notice=notice_of(request), balance=balance, nonce=secrets.token_hex(16),
                 **item)

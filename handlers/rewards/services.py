@@ -3,6 +3,7 @@ one through ``settle``: the same rules, the same audit entry, the member told; a
 from chat (兑换 N, 确认) or from the member center (``refusal``, ``redeem``) by the same rules."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from handlers.levels.services import levels_of
 from storage import audit, points, rewards
 from storage.models import Member, Redemption, Reward
 
-__all__ = ["ACTIONS", "REFUSED_TEXTS", "data_of", "redeem", "refusal", "settle"]
+__all__ = ["ACTIONS", "REFUSED_TEXTS", "data_of", "redeem", "refusal", "refusals", "settle"]
 
 REFUSED_TEXTS = flow.REFUSED_TEXTS  # a refusal's reason: the text key chat answers it with
 
@@ -55,12 +56,22 @@ async def refusal(session: AsyncSession, config: Config, member_id: int, reward:
                   now: datetime) -> tuple[str | None, str | None]:
     """Why the member cannot redeem ``reward`` now, as 「兑换 N」 refuses it at once (a reason of
     ``rewards.Unavailable`` or not_enough; None: it can be tried), and the member's tier."""
+    return (await refusals(session, config, member_id, [reward], now=now))[0]
+
+
+async def refusals(session: AsyncSession, config: Config, member_id: int, shown: Sequence[Reward], *,
+                   now: datetime) -> list[tuple[str | None, str | None]]:
+    """``refusal`` of each of ``shown`` (a catalog page): the member's points and tier read once."""
     levels = levels_of(config)
     level = levels.tier(await points.lifetime(session, member_id))
-    reason = await rewards.refusal(session, member_id, reward, now=now, level=level, levels=levels.names)
-    if reason is None and await points.balance(session, member_id) < reward.cost:
-        reason = "not_enough"
-    return reason, level
+    balance = await points.balance(session, member_id)
+    found: list[tuple[str | None, str | None]] = []
+    for reward in shown:
+        reason = await rewards.refusal(session, member_id, reward, now=now, level=level, levels=levels.names)
+        if reason is None and balance < reward.cost:
+            reason = "not_enough"
+        found.append((reason, level))
+    return found
 
 
 async def redeem(ctx: Context, reward_id: int) -> None:
