@@ -54,6 +54,10 @@ class Reward(SQLModel, table=True):
     # manual: an operator hands it over | code: a code from the pool, handed over at once
     fulfilment: str = Field(default="manual", max_length=8, sa_column_kwargs={"server_default": "manual"})
     created_at: datetime = utc_field()
+    # What the member center's mall shows, set by operators in the console: a few lines, and
+    # the file name of a picture under [member_center] upload_dir (made by the server, never a path).
+    description: str | None = Field(default=None, max_length=500)
+    picture: str | None = Field(default=None, max_length=64)
 
 
 class Redemption(SQLModel, table=True):
@@ -322,3 +326,31 @@ async def restock(session: AsyncSession, reward_id: int, change: int) -> bool:
 async def disable(session: AsyncSession, reward_id: int) -> None:
     """Take the reward off the catalog; redemptions made stay as they are."""
     await session.execute(update(R).where(R.c.id == reward_id).values(active=False))
+
+
+async def listed(session: AsyncSession, *, now: datetime) -> list[Reward]:
+    """The rewards a member center's mall shows at ``now``: active, not past their window (one
+    that opens later is shown with its date, so members can save up for it)."""
+    return list((await session.execute(
+        select(Reward)
+        .where(col(Reward.active).is_(True), or_(col(Reward.ends_at).is_(None), col(Reward.ends_at) > now))
+        .order_by(col(Reward.id)))).scalars())
+
+
+async def describe(session: AsyncSession, reward_id: int, *, description: str | None, picture: str | None) -> bool:
+    """Set what the mall shows of a reward (its rules and stock stay as they are); False if unknown."""
+    done = await session.execute(update(R).where(R.c.id == reward_id).values(description=description, picture=picture))
+    return rowcount(done) == 1
+
+
+async def of_member(session: AsyncSession, member_id: int, *, limit: int = 50) -> list[tuple[Redemption, str]]:
+    """The member's redemptions, newest first, each with its reward's name."""
+    rows = (await session.execute(
+        select(Redemption, col(Reward.name)).join(Reward, col(Reward.id) == col(Redemption.reward_id))
+        .where(col(Redemption.member_id) == member_id).order_by(col(Redemption.id).desc()).limit(limit))).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def by_key(session: AsyncSession, key: str) -> Redemption | None:
+    """The redemption made under ``key`` (what a repeated confirmation made the first time)."""
+    return (await session.execute(select(Redemption).where(col(Redemption.key) == key))).scalar_one_or_none()

@@ -142,6 +142,19 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("GET", "/m/static/m.css", path_texts={"filename": "m.css"}, route="/m/static/{filename}"),
         Endpoint("GET", "/m/oauth", texts=("code", "state")),  # WeCom's web authorization comes back here
         Endpoint("GET", "/m/contact-qr"),
+        Endpoint("GET", "/m/mall"),
+        Endpoint("GET", "/m/mall/1", path_numbers={"reward": "1"}, route="/m/mall/{reward}"),
+        Endpoint("POST", "/m/mall/1/redeem", path_numbers={"reward": "1"}, form={"nonce": "0" * 32},
+                 route="/m/mall/{reward}/redeem"),
+        Endpoint("GET", "/m/redemptions"),
+        Endpoint("GET", f"/m/redemptions/{redemption}", path_numbers={"redemption": redemption},
+                 route="/m/redemptions/{redemption}"),
+        Endpoint("GET", "/m/points"),
+        Endpoint("GET", "/m/pictures/reward/1", path_numbers={"reward": "1"}, free=("v",),
+                 route="/m/pictures/reward/{reward}"),
+        Endpoint("GET", "/console/rewards/1", path_numbers={"reward": "1"}, route="/console/rewards/{reward}"),
+        Endpoint("POST", "/console/rewards/1", path_numbers={"reward": "1"}, form={"description": "不锈钢保温杯"},
+                 route="/console/rewards/{reward}"),
     ]
 
 

@@ -18,7 +18,7 @@ from storage.models import KocApplication, Member, Redemption, Reward
 def reward_json(r: Reward) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "cost": r.cost, "stock": r.stock, "reserved": r.reserved,
             "fulfilled": r.fulfilled, "active": r.active, "per_member_limit": r.per_member_limit,
-            "min_level": r.min_level, "approval": r.approval}
+            "min_level": r.min_level, "approval": r.approval, "description": r.description}
 
 
 @require("viewer")

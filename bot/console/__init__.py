@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.appkeys import CONFIG, DISPATCHER
 from bot.config import Config
-from bot.console import actions, auth, overview, pages, params, rollups
+from bot.console import actions, auth, overview, pages, params, reward_details, rollups
 from bot.console.config import CONSOLE
 from bot.console.render import page
 from bot.feature import Feature
@@ -121,6 +121,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/console/refresh", overview.refresh, name="console_refresh")
     pages.add_routes(r)
     actions.add_routes(r)
+    reward_details.add_routes(r)
 
 
 def _web(app: web.Application) -> None:

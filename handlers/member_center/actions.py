@@ -20,19 +20,26 @@ log = logging.getLogger("siyu.member_center")
 
 
 async def act(request: web.Request, *, text: str | None = None,
-              action: Callable[[Context], Awaitable[None]] | None = None) -> FeedResult:
+              action: Callable[[Context], Awaitable[None]] | None = None, key: str | None = None) -> FeedResult:
     """Handle ``text`` (a keyword, routed as in chat) or run ``action`` as the signed-in member;
-    what the handler answered is in ``shown``. The database too busy: a 503 page, nothing kept."""
+    what the handler answered is in ``shown``. The database too busy: a 503 page, nothing kept.
+    ``key`` names the action (a form's one-time nonce): sent again, it is the dispatcher's
+    duplicate (``result.duplicate``) and nothing is done twice."""
     visitor = request[VISITOR]
     dispatcher = request.app[DISPATCHER]
     member = visitor.member
-    update = Update(channel=member.channel, key=f"page:{member.id}:{secrets.token_hex(8)}", sender=member.external_id,
+    update = Update(channel=member.channel, key=update_key(member.id, key), sender=member.external_id,
                     at=dispatcher.clock.now(), text=text, page=True, action=action)
     try:
         return await dispatcher.feed(update)
     except DatabaseBusy:
         log.warning("member center: database busy; member %s's %s answered 503", member.id, request.path)
         raise web.HTTPServiceUnavailable(reason="人有点多，请稍后再试", headers={"Retry-After": "2"}) from None
+
+
+def update_key(member_id: int | None, key: str | None = None) -> str:
+    """The key of a page action's update: the member's own namespace, so no member's nonce meets another's."""
+    return f"page:{member_id}:{key or secrets.token_hex(8)}"
 
 
 def back(request: web.Request, route: str, result: FeedResult | str) -> web.HTTPSeeOther:

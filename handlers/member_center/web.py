@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, pages, params
+from handlers.member_center import auth, ledger, mall, pages, params
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -120,3 +120,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/m/checkin", pages.checkin, name="m_checkin")
     r.add_post("/m/signout", sign_out, name="m_signout")
     r.add_get("/m/static/{filename}", static_file, name="m_static")
+    mall.add_routes(r)
+    ledger.add_routes(r)

@@ -4,7 +4,10 @@ choice); the confirmation reserves points and one unit together (``storage.rewar
 Unconfirmed for 10 minutes, it lapses. A pick certain to fail is refused before it is asked."""
 from __future__ import annotations
 
+from typing import Any
+
 from bot.config import Config
+from bot.context import Context
 from flows.confirm import confirmation
 from flows.engine import Conversation, Flow
 from handlers.levels.services import levels_of
@@ -20,7 +23,12 @@ REFUSED_TEXTS = {**OUTCOME_TEXTS, "out_of_stock": "redeem_sold_out", "not_enough
 
 async def redeem(conversation: Conversation) -> str:
     """On 确认: redeem; the member's answer says it worked or why not."""
-    ctx, data = conversation.ctx, conversation.data
+    return await confirmed(conversation.ctx, conversation.data)
+
+
+async def confirmed(ctx: Context, data: dict[str, Any]) -> str:
+    """Redeem the reward ``data`` names (as ``pick`` made it) for the member of ``ctx``: from
+    chat's 确认 and from the member center's confirm form alike."""
     levels = levels_of(ctx.config)
     level = levels.tier(await points.lifetime(ctx.session, ctx.member.id))
     code = None

@@ -16,7 +16,7 @@ from bot.context import Context
 from bot.numbers import parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.levels.services import levels_of
-from handlers.rewards.services import ACTIONS, settle
+from handlers.rewards.services import ACTIONS, data_of, refusal, settle
 from storage import points, rewards
 from storage.models import Member, Redemption, Reward
 
@@ -56,15 +56,9 @@ async def pick(ctx: Context) -> None:
     if reward is None or not reward.active:
         ctx.reply(ctx.texts("redeem_unknown", id=match.group(1)))
         return
-    balance = await points.balance(ctx.session, ctx.member.id)
-    data = {"id": reward.id, "name": reward.name, "cost": reward.cost, "limit": reward.per_member_limit,
-            "level": reward.min_level or "", "balance": balance}
+    data = data_of(reward, await points.balance(ctx.session, ctx.member.id))
     # What would refuse it anyway is said now: 确认 is asked only when it can work.
-    levels = levels_of(ctx.config)
-    level = levels.tier(await points.lifetime(ctx.session, ctx.member.id))
-    reason = await rewards.refusal(ctx.session, ctx.member.id, reward, now=ctx.now, level=level, levels=levels.names)
-    if reason is None and balance < reward.cost:
-        reason = "not_enough"
+    reason, level = await refusal(ctx.session, ctx.config, ctx.member.id, reward, now=ctx.now)
     if reason is not None:
         ctx.reply(ctx.texts(flow.REFUSED_TEXTS[reason], **data, mine=level))
         return
