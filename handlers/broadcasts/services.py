@@ -8,7 +8,7 @@ from typing import Any
 import handlers.broadcasts.cards as cards
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts.config import BROADCASTS
+from handlers.broadcasts.config import link_problems, member_center
 from handlers.broadcasts.planner import TEMPLATE_VALUES, Placeholders, Planned, plan
 from handlers.broadcasts.status import Summary, state_of, summaries
 
@@ -21,7 +21,8 @@ def api_card(config: Config, texts: Texts, card: dict[str, Any]) -> tuple[dict[s
     description cut to WeCom's limits (the schema counts characters, WeCom bytes), and what is
     still wrong with it in the operator's words (None if it can be sent)."""
     card = cards.cut(card)
-    found = cards.problems(card, member_center_url=config[BROADCASTS].member_center_url)
+    found = cards.problems(card, member_center_url=member_center(config))
+    found += link_problems(config, cards.used_placeholders(card))
     return card, (cards.explain(texts, found) if found else None)
 
 

@@ -11,9 +11,11 @@ from bot.appkeys import CONFIG
 from bot.config import Config
 from bot.feature import Feature
 from bot.jobs import Job
+from bot.links import LINKS
 from bot.texts import Texts
 from handlers.member_center import auth
 from handlers.member_center.config import MEMBER_CENTER
+from handlers.member_center.links import TARGET
 from handlers.member_center.web import add_routes
 from storage import member_sessions
 from storage.engine import Database
@@ -41,4 +43,4 @@ def _jobs(config: Config) -> list[Job]:
 
 
 feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
-                  jobs=_jobs)
+                  jobs=_jobs, hooks={LINKS: TARGET})
