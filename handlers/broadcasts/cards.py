@@ -71,8 +71,8 @@ def _fill_url(template: str, values: Mapping[str, str]) -> str:
             if m.end() == len(template):
                 return values[name]
             base, _, rest = values[name].partition("?")
-            query = rest.partition("#")[0]
-            return base.partition("#")[0]
+            query, base = rest.partition("#")[0], base.partition("#")[0]
+            return base.rstrip("/") if template[m.end()] == "/" else base  # ".../m/" + "/mall"
         return quote(values[name], safe="")
 
     filled = PLACEHOLDER.sub(one, template)
