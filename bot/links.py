@@ -10,6 +10,7 @@ center can count who came through which playbook and group. The code is random a
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,23 +108,40 @@ async def values(session: AsyncSession, config: Config, text: str, *, source: st
     return out
 
 
-def for_texts(filled: Mapping[str, str]) -> dict[str, object]:
+def for_texts(config: Config, filled: Mapping[str, str]) -> dict[str, object]:
     """Link values for a ``Texts`` template (``str.format_map``): there ``{member_center:mall}``
-    is the field ``member_center`` with the format spec ``mall``, so the field's value formats
-    to the page's URL by its spec."""
-    pages: dict[str, dict[str, str]] = {}
+    is the field ``member_center`` with the format spec ``mall``, so each target's value is a
+    ``Pages`` that formats to the page's URL by its spec (one without a URL stays as written)."""
+    pages: dict[str, dict[str, str]] = {name: {} for name in targets(config)}
     for k, url in filled.items():
         name, _, page = k.partition(":")
         pages.setdefault(name, {})[page] = url
-    return {name: Pages(urls) for name, urls in pages.items()}
+    return {name: Pages(name, urls) for name, urls in pages.items()}
 
 
 class Pages:
-    def __init__(self, urls: Mapping[str, str]) -> None:
-        self.urls = urls
+    def __init__(self, name: str, urls: Mapping[str, str]) -> None:
+        self.name, self.urls = name, urls
 
     def __format__(self, spec: str) -> str:
-        return self.urls.get(spec, "")
+        return self.urls.get(spec) or "{" + key(self.name, spec) + "}"
 
     def __str__(self) -> str:
-        return self.urls.get("", "")
+        return format(self, "")
+
+
+def text_problems(template: str, link_targets: Mapping[str, LinkTarget]) -> list[str]:
+    """What is wrong with the link placeholders of an operator's text override (a page that
+    does not exist), for the config loader; the text's other placeholders are its own."""
+    found = []
+    for _, field, spec, _ in string.Formatter().parse(template):
+        target = link_targets.get(field or "")
+        if target is not None and (spec or "") not in target.pages:
+            found.append(f"{{{field}:{spec}}} is not a page; the pages are "
+                         + ", ".join(p for p in target.pages if p))
+    return found
+
+
+def sample(link_targets: Mapping[str, LinkTarget]) -> dict[str, object]:
+    """Values to try an override with: every page of every target formats."""
+    return {name: Pages(name, {page: "https://example.com/" for page in t.pages}) for name, t in link_targets.items()}

@@ -244,3 +244,26 @@ async def test_without_the_member_center_the_placeholder_stays_and_with_an_overr
                     OutboxMessage.chat == "g1", OutboxMessage.text.contains("签到了吗"))
                     .order_by(OutboxMessage.id.desc()).limit(1))).scalar_one()
         assert text.endswith(expected), text
+
+
+async def test_a_welcome_may_carry_a_member_center_link_and_an_unknown_page_there_is_refused(
+    make_config: Callable[..., Config], clock: FakeClock,
+) -> None:
+    texts = {"welcome_group": "欢迎 {name} 加入{group}！每天来签到：{member_center:checkin}",
+             "welcome_contact": "你好 {name}，会员中心在这里：{member_center}"}
+    async with sandbox_app(make_config(texts=texts), clock=clock) as bot:
+        await bot.event("member_joined", "u5", chat="g1")
+        await bot.event("contact_added", "u6")
+        await bot.deliver()
+        async with bot.db.read() as s:
+            sent = (await s.execute(select(OutboxMessage.chat, OutboxMessage.text).where(
+                OutboxMessage.text.contains("/m/")))).all()
+            sources = (await s.execute(select(Campaign.source, Campaign.group_id).order_by(Campaign.id))).all()
+    assert len(sent) == 2 and all(re.search(r"/m/\?c=[A-Za-z0-9_-]{8}", text) for _, text in sent), sent
+    assert any(chat == "g1" and text.endswith("#checkin") for chat, text in sent)
+    assert [(source, group is None) for source, group in sources] == [("welcome", False), ("welcome", True)]
+    with pytest.raises(ConfigError) as refused:
+        make_config(texts={"welcome_group": "欢迎 {name}：{member_center:shop}"})
+    assert "{member_center:shop} is not a page" in str(refused.value) and "mall" in str(refused.value)
+    with pytest.raises(ConfigError):  # only where the feature fills them
+        make_config(texts={"signin_done": "签到成功 {member_center:mall}"})
