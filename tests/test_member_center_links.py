@@ -267,3 +267,26 @@ async def test_a_welcome_may_carry_a_member_center_link_and_an_unknown_page_ther
     assert "{member_center:shop} is not a page" in str(refused.value) and "mall" in str(refused.value)
     with pytest.raises(ConfigError):  # only where the feature fills them
         make_config(texts={"signin_done": "签到成功 {member_center:mall}"})
+
+
+async def test_the_api_refuses_a_broadcast_text_with_an_unknown_page(make_config: Callable[..., Config],
+                                                                     clock: FakeClock) -> None:
+    token = "operator-token-0123456789abcdef"
+    config = make_config(scheduler={"enabled": False},
+                         api={"tokens": [{"token": token, "role": "operator", "name": "crm"}]})
+    async with sandbox_app(config, clock=clock) as bot:
+        await bot.event("member_joined", "m1", chat="g1")
+        headers = {"Authorization": f"Bearer {token}"}
+        resp = await bot.http.post("/api/broadcasts", json={"target": "all", "text": "逛逛 {member_center:shop}"},
+                                   headers=headers)
+        assert resp.status == 422
+        body = await resp.json()
+        assert "{member_center:shop} 不是会员中心的页面" in str(body), body
+        resp = await bot.http.post("/api/broadcasts", json={"target": "all", "text": "逛逛 {member_center:mall}"},
+                                   headers=headers)
+        assert resp.status == 201, await resp.text()
+        await bot.deliver()
+        async with bot.db.read() as s:
+            text = (await s.execute(select(OutboxMessage.text).where(OutboxMessage.chat == "g1",
+                                                                     OutboxMessage.text.startswith("逛逛")))).scalar_one()
+        assert re.fullmatch(r"逛逛 http://\S+/m/mall\?c=[A-Za-z0-9_-]{8}", text), text
