@@ -290,3 +290,13 @@ async def test_the_api_refuses_a_broadcast_text_with_an_unknown_page(make_config
             text = (await s.execute(select(OutboxMessage.text).where(OutboxMessage.chat == "g1",
                                                                      OutboxMessage.text.startswith("逛逛")))).scalar_one()
         assert re.fullmatch(r"逛逛 http://\S+/m/mall\?c=[A-Za-z0-9_-]{8}", text), text
+
+
+async def test_a_member_who_sends_the_keyword_gets_the_link_with_the_chats_campaign(bot: SandboxClient) -> None:
+    [reply] = await bot.say("u8", "会员中心")
+    found = re.search(r"http://\S+(/m/\?c=[A-Za-z0-9_-]{8})", reply["text"])
+    assert found, reply
+    await bot.open_member_center("u8", found.group(1))
+    page = await console_overview(bot)
+    assert "聊天里发「会员中心」（sandbox）" in page and kpi(page, "visits") == 1
+    assert "会员中心" in "\n".join(r["text"] for r in await bot.say("u8", "帮助"))  # on the menu

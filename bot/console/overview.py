@@ -134,9 +134,10 @@ def member_center(f: campaigns.Figures) -> dict[str, int]:
 
 
 def source_label(source: str) -> str:
-    """A campaign's source as operators name it: SOP「早安」, 群发 #12, 欢迎语."""
+    """A campaign's source as operators name it: SOP「早安」, 群发 #12, 欢迎语, the chat keyword."""
     kind, _, name = source.partition(":")
-    return {"sop": f"SOP「{name}」", "broadcast": f"群发 #{name}", "welcome": "欢迎语"}.get(kind, source)
+    return {"sop": f"SOP「{name}」", "broadcast": f"群发 #{name}", "welcome": "欢迎语",
+            "chat": f"聊天里发「会员中心」（{name}）"}.get(kind, source)
 
 
 def freshness(request: web.Request, at: datetime | None) -> str | None:

@@ -16,6 +16,7 @@ from bot.texts import Texts
 from handlers.member_center import auth
 from handlers.member_center.config import MEMBER_CENTER
 from handlers.member_center.links import TARGET
+from handlers.member_center.routes import TEXT, router
 from handlers.member_center.web import add_routes
 from storage import member_sessions
 from storage.engine import Database
@@ -43,4 +44,5 @@ def _jobs(config: Config) -> list[Job]:
 
 
 feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
-                  jobs=_jobs, hooks={LINKS: TARGET})
+                  jobs=_jobs, hooks={LINKS: TARGET}, link_texts=(TEXT,),
+                  routers=lambda config: [router(config)] if config[MEMBER_CENTER].enabled else [])
