@@ -76,6 +76,9 @@ class Feature:
     # Config keys that moved, still read with a warning: {"checkin.timezone": "community.timezone"}.
     moved: Mapping[str, str] = field(default_factory=dict)
     hooks: Mapping[Hook[Any], Any] = field(default_factory=dict)
+    # Its texts in which an operator's override may use link placeholders ({member_center:mall},
+    # ``bot.links``): the feature fills them where it sends the text.
+    link_texts: tuple[str, ...] = ()
 
     @staticmethod
     def texts_beside(module_file: str) -> Path:

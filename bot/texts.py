@@ -18,6 +18,10 @@ class Texts:
         """Render ``key``; a placeholder left without a value stays visible rather than crash."""
         return self._templates[key].format_map(_Keep(values))
 
+    def template(self, key: str) -> str:
+        """The text ``key`` before rendering (what placeholders it uses)."""
+        return self._templates[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._templates
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from storage.audit import AuditEntry
 from storage.broadcasts import Broadcast, Delivery, GroupTag, PlaybookState
+from storage.campaigns import Campaign, Visit
 from storage.community import Group, GroupMembership, Member
 from storage.contact_sync import SyncRun
 from storage.flows import MemberFlow
@@ -48,4 +49,5 @@ __all__ = [
     "PlaybookState", "PointBalance", "PointEntry", "PointLot", "Poll", "PollVote", "Redemption", "Reward", "RewardCode",
     "RollupRun", "SchedulerJob", "SeenNonce", "SignIn", "StaffRelationship", "SyncRun", "TaskCheckin",
     "TaskDefinition",
+    "Campaign", "Visit",
 ]

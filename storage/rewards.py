@@ -79,6 +79,7 @@ class Redemption(SQLModel, table=True):
     code: str | None = Field(default=None, max_length=128)  # a code-pool reward's code
     created_at: datetime = utc_field()
     settled_at: datetime | None = utc_field(default=None)
+    via: str | None = Field(default=None, max_length=8)  # chat | page (the member center); None before 0021
 
 
 class RewardCode(SQLModel, table=True):
@@ -191,7 +192,7 @@ async def get(session: AsyncSession, reward_id: int) -> Reward | None:
 
 
 async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: str, now: datetime,
-                 level: str | None = None, levels: Sequence[str] = ()) -> Redemption:
+                 level: str | None = None, levels: Sequence[str] = (), via: str | None = None) -> Redemption:
     """Reserve one unit and its points together, or neither: raises ``Unavailable`` or
     ``points.NotEnoughPoints`` and leaves nothing behind. A repeated ``key`` returns the first.
 
@@ -221,7 +222,7 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
         await points.spend(session, member_id, reward.cost, key=f"redeem:{key}", reason=f"兑换 {reward.name}", now=now)
         status = AWAITING_APPROVAL if reward.approval else RESERVED
         result = await session.execute(X.insert().values(
-            member_id=member_id, reward_id=reward_id, cost=reward.cost, status=status, key=key, created_at=now,
+            member_id=member_id, reward_id=reward_id, cost=reward.cost, status=status, key=key, created_at=now, via=via,
         ).returning(X.c.id))
         redemption_id = int(result.scalar_one())
         if reward.fulfilment == "code":

@@ -23,19 +23,22 @@ class SignIn(SQLModel, table=True):
     streak: int
     points: int
     at: datetime = utc_field()
+    via: str | None = Field(default=None, max_length=8)  # chat | page (the member center); None before 0021
 
 
 T = table_of(SignIn)
 
 
-async def sign_in(session: AsyncSession, member_id: int, day: date, *, points: int, now: datetime) -> int | None:
+async def sign_in(session: AsyncSession, member_id: int, day: date, *, points: int, now: datetime,
+                  via: str | None = None) -> int | None:
     """Record today's sign-in; its streak, or None if the member signed in today already.
     The primary key (member, day) makes a second sign-in the same day impossible."""
     before = (await session.execute(
         select(T.c.streak).where(T.c.member_id == member_id, T.c.day == day - timedelta(days=1))
     )).scalar_one_or_none()
     streak = (before or 0) + 1
-    stmt = insert_for(session, T).values(member_id=member_id, day=day, streak=streak, points=points, at=now)
+    stmt = insert_for(session, T).values(member_id=member_id, day=day, streak=streak, points=points, at=now,
+                                             via=via)
     stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day]).returning(T.c.streak)
     return (await session.execute(stmt)).scalar_one_or_none()
 

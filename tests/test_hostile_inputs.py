@@ -136,7 +136,7 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("GET", "/healthz"),
         Endpoint("GET", "/metrics"),
         Endpoint("GET", "/m"),
-        Endpoint("GET", "/m/", texts=("as",)),
+        Endpoint("GET", "/m/", texts=("as", "c")),  # c: a link's campaign
         Endpoint("POST", "/m/checkin", form={}),
         Endpoint("POST", "/m/signout", form={}),
         Endpoint("GET", "/m/static/m.css", path_texts={"filename": "m.css"}, route="/m/static/{filename}"),

@@ -176,7 +176,9 @@ async def test_the_consoles_broadcasts_page_shows_the_card(make_config: Callable
 @pytest.mark.parametrize(("sections", "said"), [
     ({"sop": [{**PLAYBOOK, "link": {"title": "福利", "url": "http://shop.example.com/"}}]},
      "sop.0: 卡片的链接必须是以 https:// 开头的完整网址"),
-    ({"sop": [PLAYBOOK]}, "卡片的链接用了 {member_center}，但还没有配置会员中心网址"),
+    # {member_center}: neither siyu's member center (switched off) nor [broadcasts] member_center_url
+    ({"sop": [PLAYBOOK], "member_center": {"enabled": False}},
+     "卡片的链接用了 {member_center}，但还没有配置会员中心网址"),
     ({"broadcasts": {"member_center_url": "http://vip.example.com"}}, "必须是以 https:// 开头"),
     ({"sop": [{**PLAYBOOK, "miniprogram": {"title": "会员"}}], "broadcasts": {"member_center_url": MEMBER_CENTER}},
      "一次群发只能带一张卡片"),

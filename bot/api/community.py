@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from bot.api.base import ApiError, Body, acting, answer, body, int_param, ok, path_int, require
 from bot.appkeys import DB, DISPATCHER
-from handlers.broadcasts.services import api_card, parse_target, plan
+from handlers.broadcasts.services import api_card, parse_target, plan, text_problem
 from storage import audit, broadcasts
 from storage.models import Group
 
@@ -73,6 +73,8 @@ async def create_broadcast(request: web.Request) -> web.Response:
     d = request.app[DISPATCHER]
     if new.link is not None and new.miniprogram is not None:
         raise ApiError(422, "invalid_card", d.texts("card_one_kind"))
+    if (problem := text_problem(d.config, d.texts, new.text)) is not None:
+        raise ApiError(422, "invalid_text", problem)
     if card is not None:
         card, problem = api_card(d.config, d.texts, card)
         if problem is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot import links
 from bot.config.schema import KERNEL_TEXTS, Config, Section, read_texts
 
 
@@ -31,8 +32,12 @@ def _placeholders(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
-def _check_texts(overrides: Mapping[str, Any],
-                 defaults: Mapping[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def _check_texts(overrides: Mapping[str, Any], defaults: Mapping[str, str], link_keys: frozenset[str] = frozenset(),
+                 link_targets: Mapping[str, links.LinkTarget] | None = None,
+                 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Overrides checked against their defaults; a text of ``link_keys`` may also use the link
+    placeholders of ``link_targets`` ({member_center:mall}) with a page that exists."""
+    link_targets = link_targets or {}
     problems: list[tuple[str, str]] = []
     merged = dict(defaults)
     for key, value in overrides.items():
@@ -48,12 +53,18 @@ def _check_texts(overrides: Mapping[str, Any],
                 problems.append((where, f"not a valid template: {exc}"))
                 continue
             allowed = _placeholders(defaults[key])
+            with_links = key in link_keys and bool(link_targets)
+            if with_links:
+                extra -= set(link_targets)
+                if found := links.text_problems(value, link_targets):
+                    problems.append((where, "; ".join(found)))
+                    continue
             if extra:
                 names = ", ".join(sorted("{" + p + "}" for p in allowed)) or "none"
                 problems.append((where, f"unknown placeholder {', '.join(sorted(extra))}; allowed: {names}"))
                 continue
             try:  # what parses can still fail to render: "{}", "{name!x}", "{name:d}"
-                value.format_map({p: "" for p in allowed})
+                value.format_map({p: "" for p in allowed} | (links.sample(link_targets) if with_links else {}))
             except (ValueError, IndexError, KeyError) as exc:
                 problems.append((where, f"not a valid template: {exc}"))
                 continue
@@ -267,7 +278,10 @@ def config_from_dict(data: Mapping[str, Any], *, schema: type[Config] = Config, 
     if not isinstance(texts_raw, dict):
         problems.append(("texts", "must be a table of strings"))
         texts_raw = {}
-    texts, text_problems = _check_texts(texts_raw, schema.text_defaults or read_texts(KERNEL_TEXTS))
+    texts, text_problems = _check_texts(
+        texts_raw, schema.text_defaults or read_texts(KERNEL_TEXTS),
+        frozenset(k for f in schema.features for k in f.link_texts),
+        {t.name: t for f in schema.features for h, t in f.hooks.items() if h is links.LINKS})
     problems += text_problems
     config = None
     try:

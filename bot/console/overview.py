@@ -9,12 +9,13 @@ from typing import Any
 from aiohttp import web
 
 import bot.console.rollups as rollups
+from bot import periods
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import SESSION, require
 from bot.console.config import CONSOLE
 from bot.console.params import query_date
 from bot.console.render import page, today
-from storage import audit, dashboard
+from storage import audit, campaigns, dashboard
 from storage import rollups as storage_rollups
 from storage.dashboard import Series
 
@@ -110,10 +111,33 @@ async def overview(request: web.Request) -> web.Response:
         funnel = await dashboard.koc_funnel(session)
         polls = await dashboard.polls(session)
         rolled_up = await storage_rollups.rolled_up_at(session)
+        zone = request.app[CONFIG].zone
+        visits = await campaigns.figures(session, first, last, periods.day_span(first, zone)[0],
+                                         periods.day_span(last, zone)[1])
+        by_campaign = await campaigns.by_campaign(session, first, last)
     return page(request, "overview.html", first=first, last=last, view=build(numbers, first, last), groups=groups,
+                member_center=member_center(visits), by_campaign=[(source_label(r.source), r) for r in by_campaign],
                 snapshot=snapshot, by_cohort=by_cohort, by_code=by_code, funnel=funnel, polls=polls,
                 size_limit=config.group_size_limit, rolled_up=freshness(request, rolled_up),
                 every_min=max(1, round(config.rollup_every_s / 60)))
+
+
+def member_center(f: campaigns.Figures) -> dict[str, int]:
+    """The member center's figures: visits through links, members who came, and sign-ins and
+    redemptions by surface (those before surfaces were recorded, 0021, came from chat)."""
+    def chat(by: dict[str, int]) -> int:
+        return by.get(campaigns.CHAT, 0) + by.get("", 0)
+
+    return {"visits": f.visits, "members": f.members, "signins_chat": chat(f.signins),
+            "signins_page": f.signins.get(campaigns.PAGE, 0), "redemptions_chat": chat(f.redemptions),
+            "redemptions_page": f.redemptions.get(campaigns.PAGE, 0)}
+
+
+def source_label(source: str) -> str:
+    """A campaign's source as operators name it: SOP「早安」, 群发 #12, 欢迎语, the chat keyword."""
+    kind, _, name = source.partition(":")
+    return {"sop": f"SOP「{name}」", "broadcast": f"群发 #{name}", "welcome": "欢迎语",
+            "chat": f"聊天里发「会员中心」（{name}）"}.get(kind, source)
 
 
 def freshness(request: web.Request, at: datetime | None) -> str | None:

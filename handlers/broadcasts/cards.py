@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bot import links
 from bot.channels.base import cap_bytes
 from bot.config import read_texts
 from bot.texts import Texts
@@ -38,13 +39,13 @@ REQUIRED = {LINK: ("title", "url"), MINIPROGRAM: ("title", "appid", "page", "pic
 URL_FIELDS = ("url", "picurl")
 # Placeholders whose value is itself a URL: put in as they are, at the start of a URL field.
 URL_VALUES = frozenset({"member_center"})
-PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")  # {member_center:mall}: a page (``bot.links``)
 # An https URL with a host (no user:password@ in front of it: that shows one site and opens
 # another), printable ASCII (the rest percent-encoded), placeholders allowed; or {member_center}
 # and a path, query or fragment after it ("{member_center}@evil" would make the member center's
 # host a user name). The same pattern is in the REST API's OpenAPI file.
 URL = re.compile(r"https://[A-Za-z0-9._~%!$&'()*+,;={}-]+(:[0-9]*)?([/?#][\x21-\x7e]*)?"
-                 r"|\{member_center\}([/?#][\x21-\x7e]*)?")
+                 r"|\{member_center(:[a-z_]+)?\}([/?#][\x21-\x7e]*)?")
 # A mini-program's appid: "wx" and 16 letters or digits (wechatpy's example: wx8bd80126147dfAAA).
 APPID = re.compile(r"wx[0-9A-Za-z]{16}")
 ASCII_WORD = re.compile(r"[\x21-\x7e]+")
@@ -56,20 +57,31 @@ Problem = tuple[str, dict[str, Any]]
 
 def _fill_url(template: str, values: Mapping[str, str]) -> str:
     """Fill a URL: a URL value ({member_center}) as it is where the URL starts with it, every
-    other value percent-encoded (a group's name must not end the path or add a parameter)."""
+    other value percent-encoded (a group's name must not end the path or add a parameter). A
+    URL value's query (its campaign, ``?c=``) goes to the end: ``{member_center}/new?x=1`` is
+    ``…/m/new?x=1&c=…``."""
+    query = ""
 
     def one(m: re.Match[str]) -> str:
+        nonlocal query
         name = m.group(1)
         if name not in values:
             return m.group(0)
-        return values[name] if name in URL_VALUES and m.start() == 0 else quote(values[name], safe="")
+        if name.partition(":")[0] in URL_VALUES and m.start() == 0:
+            if m.end() == len(template):
+                return values[name]
+            base, _, rest = values[name].partition("?")
+            query, base = rest.partition("#")[0], base.partition("#")[0]
+            return base.rstrip("/") if template[m.end()] == "/" else base  # ".../m/" + "/mall"
+        return quote(values[name], safe="")
 
-    return PLACEHOLDER.sub(one, template)
+    filled = PLACEHOLDER.sub(one, template)
+    return links.with_query(filled, query) if query else filled
 
 
 def url_problem(field: str, template: str) -> Problem | None:
     """Why ``template`` is not an https URL a card may carry (None if it is)."""
-    if not template.startswith(("https://", "{member_center}")):
+    if not template.startswith(("https://", "{member_center}", "{member_center:")):
         return "card_url_https", {"field": field}
     if not URL.fullmatch(template):
         return "card_url_invalid", {"field": field}
@@ -121,7 +133,7 @@ def problems(card: Mapping[str, Any], *, member_center_url: str | None = None) -
             found.append(("card_media_id_invalid", {}))
         if field == "page" and not ASCII_WORD.fullmatch(value):
             found.append(("card_page_invalid", {}))
-        if "member_center" in PLACEHOLDER.findall(value) and not member_center_url:
+        if any(n.partition(":")[0] == "member_center" for n in PLACEHOLDER.findall(value)) and not member_center_url:
             found.append(("card_member_center_unset", {"field": field}))
     return found
 

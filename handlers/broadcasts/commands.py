@@ -15,8 +15,8 @@ from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import parse_id
 from bot.router import Router
-from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, PlaybookConfig
-from handlers.broadcasts.planner import render
+from handlers.broadcasts.config import PLAYBOOKS, PlaybookConfig, link_problems, member_center
+from handlers.broadcasts.planner import link_values, render
 from handlers.broadcasts.services import parse_target
 from handlers.broadcasts.status import state_now, status_text
 from storage import audit, broadcasts, outbox
@@ -81,7 +81,8 @@ async def broadcast_command(ctx: Context) -> None:
         ctx.reply(ctx.texts("broadcast_usage"))
         return
     if card is not None:
-        problems += cards.problems(card, member_center_url=ctx.config[BROADCASTS].member_center_url)
+        problems += cards.problems(card, member_center_url=member_center(ctx.config))
+    problems += link_problems(ctx.config, f"{rest} {cards.used_placeholders(card)}")
     if problems:
         ctx.reply(ctx.texts("broadcast_card_refused", problems=cards.explain(ctx.texts, problems)))
         return
@@ -98,9 +99,9 @@ async def broadcast_command(ctx: Context) -> None:
                        args={"broadcast": broadcast_id, "target": target, "groups": len(groups),
                              **({"card": card} if card else {})})
     first = groups[0]
-    values = {"group": first.name or ctx.texts("group_name_unknown")}
-    if (member_center := ctx.config[BROADCASTS].member_center_url) is not None:
-        values["member_center"] = member_center
+    values = {"group": first.name or ctx.texts("group_name_unknown"), **await link_values(
+        ctx.session, ctx.config, f"{rest} {cards.used_placeholders(card)}", source=f"broadcast:{broadcast_id}",
+        group_id=first.id, at=ctx.now)}
     preview = render(rest, values)
     if card is not None:  # the card as the first group gets it (channels without cards: in the text)
         preview += "\n" + cards.preview(ctx.texts, cards.render(card, values))

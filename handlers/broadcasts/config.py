@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 import handlers.broadcasts.cards as cards
+from bot import links
 from bot.config import Config, Section, Setting
 from bot.periods import hours_pair
 
@@ -118,8 +119,9 @@ def _unique_names(playbooks: list[PlaybookConfig]) -> list[PlaybookConfig]:
 class BroadcastsConfig(Section):
     """``[broadcasts]``: what broadcasts and playbooks share."""
 
-    # What {member_center} stands for (in texts and cards) until siyu has its own member
-    # center: the brand's member page, https only.
+    # What {member_center} stands for (in texts and cards) instead of siyu's member center
+    # ([server] public_url + /m/, with each link's campaign): the brand's own member page,
+    # https only, used as written ({member_center:mall} is this address + /mall).
     member_center_url: str | None = Field(None, max_length=1024)
 
     @field_validator("member_center_url")
@@ -141,11 +143,27 @@ PLAYBOOKS: Setting[list[PlaybookConfig]] = Setting(
     "sop", Annotated[list[PlaybookConfig], AfterValidator(_unique_names)], default=list)
 
 
+def member_center(config: Config) -> str | None:
+    """Where {member_center} leads: ``[broadcasts] member_center_url`` (the brand's own page, an
+    override), else siyu's member center when it is on ([server] public_url + /m/); None: nowhere."""
+    override = config[BROADCASTS].member_center_url
+    target = links.targets(config).get("member_center")
+    return override or (target.root(config) if target is not None else None)
+
+
+def link_problems(config: Config, text: str) -> list[cards.Problem]:
+    """{member_center:<page>} with a page the member center does not have."""
+    return [("link_page_unknown", {"placeholder": placeholder, "pages": pages})
+            for placeholder, pages in links.unknown_pages(config, text)]
+
+
 def member_center_set(config: Config) -> None:
-    """A playbook's card that uses {member_center} needs ``[broadcasts] member_center_url``."""
-    url = config[BROADCASTS].member_center_url
+    """A playbook's card that uses {member_center} needs the member center on (or
+    ``[broadcasts] member_center_url``); a {member_center:<page>} needs a page that exists."""
+    url = member_center(config)
     for playbook in config[PLAYBOOKS]:
         card = playbook.card()
         found = cards.problems(card, member_center_url=url) if card else []
+        found += link_problems(config, f"{playbook.text} {cards.used_placeholders(card)}")
         if found:
             raise ValueError(f"[[sop]] {playbook.name}: {cards.explain(cards.DEFAULT_TEXTS, found)}")

@@ -7,7 +7,8 @@ owner-confirmed tasks (WeCom customer groups) keeps the delivery planned for the
 (``digests``). The broadcast's unique key and the deliveries' (broadcast, group) key make all
 of it happen once.
 
-Placeholders: {group}, {date}, {weekday}, {task} and {member_center} are the planner's; other
+Placeholders: {group}, {date}, {weekday}, {task} and {member_center} (and its pages,
+{member_center:mall}: ``bot.links``, with the campaign of the playbook and group) are the planner's; other
 features add theirs through ``TEMPLATE_VALUES`` (the leaderboard's {leaderboard}). They work in
 the text and in a broadcast's card (``cards``): a group whose channel shows cards gets the card
 filled for it; any other gets the card's title and URL after the text.
@@ -24,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import handlers.broadcasts.cards as cards
-from bot import periods
+from bot import links, periods
 from bot.channels.base import Capability
 from bot.channels.wecom.config import WECOM
 from bot.config import Config
@@ -38,7 +39,8 @@ from storage.models import Broadcast, Group
 log = logging.getLogger("siyu.broadcasts")
 # Planning against the per-group daily cap and packing against WeCom's group quota.
 QUOTA_LOCK = "siyu:group-quota"
-PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# {name} or {name:page} (a link placeholder such as {member_center:mall}, ``bot.links``).
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,22 @@ def day_values(config: Config, slot: datetime, tasks: list[str]) -> dict[str, st
             "task": tasks[local.date().toordinal() % len(tasks)] if tasks else ""}
 
 
+async def link_values(session: AsyncSession, config: Config, template: str, *, source: str, group_id: int | None,
+                      at: datetime) -> dict[str, str]:
+    """{member_center} and {member_center:<page>} with the campaign of ``source`` and the group."""
+    return await links.values(session, config, template, source=source, group_id=group_id, now=at,
+                              overrides={"member_center": config[BROADCASTS].member_center_url})
+
+
+def source_of(b: Broadcast) -> str:
+    """The campaign a broadcast's links carry: its playbook's, or its own."""
+    return f"sop:{b.playbook}" if b.playbook else f"broadcast:{b.id}"
+
+
 async def _values(session: AsyncSession, config: Config, texts: Texts, template: str, group: Group,
-                  slot: datetime, tasks: list[str]) -> dict[str, str]:
+                  slot: datetime, tasks: list[str], source: str) -> dict[str, str]:
     values = {"group": group.name or texts("group_name_unknown"), **day_values(config, slot, tasks)}
-    if (member_center := config[BROADCASTS].member_center_url) is not None:
-        values["member_center"] = member_center
+    values |= await link_values(session, config, template, source=source, group_id=group.id, at=slot)
     used = frozenset(PLACEHOLDER.findall(template))
     for provider in config.hooked(TEMPLATE_VALUES):
         if provider.names & used:
@@ -98,7 +111,7 @@ async def filled(session: AsyncSession, config: Config, texts: Texts, b: Broadca
     alone for a card no longer fit to send once filled."""
     card = broadcasts.card_of(b)
     values = await _values(session, config, texts, f"{b.template} {cards.used_placeholders(card)}", group, b.slot,
-                           tasks_of(config, b))
+                           tasks_of(config, b), source_of(b))
     text = render(b.template, values)
     if card is None:
         return text, None

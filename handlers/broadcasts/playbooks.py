@@ -20,7 +20,7 @@ import handlers.broadcasts.cards as cards
 import handlers.broadcasts.planner as planner
 from bot.config import Config
 from bot.texts import Texts
-from handlers.broadcasts.config import BROADCASTS, PLAYBOOKS, SCHEDULER, PlaybookConfig
+from handlers.broadcasts.config import PLAYBOOKS, SCHEDULER, PlaybookConfig
 from storage import broadcasts, once, outbox
 from storage.engine import Database
 from storage.models import Group, Member
@@ -162,9 +162,10 @@ async def plan_relative(db: Database, config: Config, texts: Texts, now: datetim
                 async with db.transaction() as session:
                     # One-to-one, not a group fan-out: the claimed key is what makes it once.
                     if await once.claim(session, f"sop:{playbook.name}:member:{member.id}", now=now):
-                        values = {"group": "", **planner.day_values(config, now, playbook.daily_tasks)}
-                        if (member_center := config[BROADCASTS].member_center_url) is not None:
-                            values["member_center"] = member_center
+                        values = {"group": "", **planner.day_values(config, now, playbook.daily_tasks),
+                                  **await planner.link_values(
+                                      session, config, f"{playbook.text} {cards.used_placeholders(playbook.card())}",
+                                      source=f"sop:{playbook.name}", group_id=None, at=now)}
                         text = planner.render(playbook.text, values)
                         if (card := playbook.card()) is not None:  # one-to-one: its title and URL
                             text = cards.fallback(texts, text, cards.render(card, values))

@@ -11,9 +11,12 @@ from bot.appkeys import CONFIG
 from bot.config import Config
 from bot.feature import Feature
 from bot.jobs import Job
+from bot.links import LINKS
 from bot.texts import Texts
 from handlers.member_center import auth, oauth
 from handlers.member_center.config import MEMBER_CENTER
+from handlers.member_center.links import TARGET
+from handlers.member_center.routes import TEXT, router
 from handlers.member_center.web import add_routes
 from storage import member_sessions
 from storage.engine import Database
@@ -42,4 +45,5 @@ def _jobs(config: Config) -> list[Job]:
 
 
 feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
-                  jobs=_jobs, checks=(oauth.public_url_set,))
+                  jobs=_jobs, checks=(oauth.public_url_set,), hooks={LINKS: TARGET}, link_texts=(TEXT,),
+                  routers=lambda config: [router(config)] if config[MEMBER_CENTER].enabled else [])

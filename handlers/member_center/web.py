@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, ledger, mall, pages, params
+from handlers.member_center import auth, ledger, links, mall, pages, params
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -52,7 +52,7 @@ async def sandbox_sign_in(request: web.Request) -> web.StreamResponse:
     now = auth.now_of(request)
     async with request.app[DB].transaction() as s:
         refs = await community.touch_members(s, {(SANDBOX, who): Sighting()}, now=now)
-    target = auth.safe_next(request.path if request.path != "/m" else "/m/")
+    target = auth.safe_next(links.next_path(request))  # the link's campaign kept
     response = web.HTTPFound(target)
     await auth.start_session(request, response, refs[(SANDBOX, who)].id)
     log.info("member center: sandbox member %s signed in from this machine", who)
@@ -113,6 +113,7 @@ async def to_home(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.middlewares.append(member_center_errors)
+    links.install(app)
     app.setdefault(auth.SIGN_IN, sign_in_unavailable)
     r = app.router
     r.add_get("/m", to_home)

@@ -21,4 +21,5 @@ def flows(config: Config) -> list[Flow]:
 
 
 feature = Feature("onboarding", settings=(ONBOARDING, CHANNEL_CODES), texts=Feature.texts_beside(__file__),
-                  routers=lambda config: [router], middlewares=middlewares, flows=flows)
+                  routers=lambda config: [router], middlewares=middlewares, flows=flows,
+                  link_texts=("welcome_group", "welcome_contact"))

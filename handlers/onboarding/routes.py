@@ -5,6 +5,7 @@ unless the member already went through it."""
 from __future__ import annotations
 
 import handlers.onboarding.flow as flow
+from bot import links
 from bot.context import Context
 from bot.middlewares import Next
 from bot.router import Router
@@ -26,13 +27,22 @@ async def start_if_new(ctx: Context) -> bool:
     return True
 
 
+async def link_values(ctx: Context, key: str) -> dict[str, object]:
+    """The links an operator put in the welcome ``key`` ({member_center:checkin}), with the
+    campaign "welcome" and the group (none one-to-one)."""
+    filled = await links.values(ctx.session, ctx.config, ctx.texts.template(key), source="welcome",
+                                group_id=ctx.group.id if ctx.group else None, now=ctx.now)
+    return links.for_texts(ctx.config, filled)
+
+
 @router.event(MEMBER_JOINED)
 async def welcome_to_group(ctx: Context) -> None:
     # A repeated join event for someone already in the group must not greet them twice.
     if not ctx.joined or ctx.update.chat is None:
         return
     group = (ctx.group.name if ctx.group else None) or ctx.texts("group_name_unknown")
-    ctx.reply(ctx.texts("welcome_group", name=ctx.display_name, group=group))
+    ctx.reply(ctx.texts("welcome_group", name=ctx.display_name, group=group,
+                        **await link_values(ctx, "welcome_group")))
     if "member_joined" in ctx.config[ONBOARDING].start_on:
         await start_if_new(ctx)
 
@@ -43,7 +53,7 @@ async def welcome_contact(ctx: Context) -> None:
     tags = ctx.config[CHANNEL_CODES].get(ctx.update.channel_code or "", [])
     if tags:
         await member_tags.add(ctx.session, ctx.member.id, tags, source="channel_code", now=ctx.now)
-    ctx.welcome(ctx.texts("welcome_contact", name=ctx.display_name))
+    ctx.welcome(ctx.texts("welcome_contact", name=ctx.display_name, **await link_values(ctx, "welcome_contact")))
     if "contact_added" in ctx.config[ONBOARDING].start_on:
         await start_if_new(ctx)
 

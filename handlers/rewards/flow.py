@@ -12,6 +12,7 @@ from flows.confirm import confirmation
 from flows.engine import Conversation, Flow
 from handlers.levels.services import levels_of
 from storage import points, rewards
+from storage.campaigns import CHAT, PAGE
 
 NAME = "redemption"
 OUTCOME_TEXTS = {"out_of_stock": "redeem_out_of_stock", "inactive": "redeem_out_of_stock",
@@ -34,7 +35,7 @@ async def confirmed(ctx: Context, data: dict[str, Any]) -> str:
     code = None
     try:
         done = await rewards.redeem(ctx.session, ctx.member.id, data["id"], key=f"{ctx.update.key}:redeem", now=ctx.now,
-                                    level=level, levels=levels.names)
+                                    level=level, levels=levels.names, via=PAGE if ctx.update.page else CHAT)
     except points.NotEnoughPoints:
         key = "redeem_not_enough"
     except rewards.Unavailable as exc:

@@ -9,6 +9,7 @@ from handlers.lifecycle.services import after_signin
 from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.signin.config import SIGNIN
 from storage import points, signins
+from storage.campaigns import CHAT, PAGE
 
 
 def router(config: Config) -> Router:
@@ -19,7 +20,8 @@ def router(config: Config) -> Router:
     async def sign_in(ctx: Context) -> None:
         day = periods.local_day(ctx.now, ctx.zone)
         member = ctx.member.id
-        streak = await signins.sign_in(ctx.session, member, day, points=settings.daily_points, now=ctx.now)
+        streak = await signins.sign_in(ctx.session, member, day, points=settings.daily_points, now=ctx.now,
+                                       via=PAGE if ctx.update.page else CHAT)
         if streak is None:
             ctx.reply(ctx.texts("signin_already", streak=await signins.streak_on(ctx.session, member, day),
                                 balance=await points.balance(ctx.session, member)))
