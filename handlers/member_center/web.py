@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, pages, params
+from handlers.member_center import auth, pages, params, tasks
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -90,6 +90,7 @@ async def member_center_errors(request: web.Request, handler: auth.Handler) -> w
     try:
         if not request.app[auth.PAGES].allow(auth.address_of(request), auth.now_of(request).timestamp()):
             raise web.HTTPTooManyRequests(reason="访问太频繁了，请稍等一分钟再试")
+        request = params.sized(request)  # a photo's route: its own body limit
         await params.check(request)
         if "as" in request.query and request.method == "GET" and SANDBOX in request.app[CHANNELS] and _local(request):
             return await sandbox_sign_in(request)
@@ -120,3 +121,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/m/checkin", pages.checkin, name="m_checkin")
     r.add_post("/m/signout", sign_out, name="m_signout")
     r.add_get("/m/static/{filename}", static_file, name="m_static")
+    tasks.add_routes(app)
