@@ -109,10 +109,11 @@ async def test_a_check_in_with_a_link_credits_once_a_day_across_page_and_chat(bo
     assert "https://mp.weixin.qq.com/s/abc" in page and "已发积分" in page  # my record, state in Chinese
 
 
-async def test_an_unknown_task_is_answered_on_the_page(bot: SandboxClient) -> None:
+async def test_an_unknown_task_is_answered_with_a_page(bot: SandboxClient, upload_dir: Path) -> None:
     await bot.open_member_center("u1")
-    status, page = await check_in(bot, "没有这个", proof="x")
-    assert status == 200 and "没有「没有这个」这个任务" in notice(page)
+    status, page = await check_in(bot, "没有这个", proof="x", photo=PNG)
+    assert status == 404 and "没有这个任务" in page
+    assert await checkins(bot) == [] and not upload_dir.exists()  # nothing kept of it
 
 
 async def test_a_photo_check_in_waits_for_review_and_the_console_sees_the_photo(

@@ -77,6 +77,9 @@ async def _photo(request: web.Request, field: object) -> str | None:
 async def task_checkin(request: web.Request) -> web.StreamResponse:
     """打卡 on the page: the task named in the path, a link or words and/or a photo."""
     name = request.match_info["name"]
+    async with request.app[DB].read() as s:
+        if name not in {t.name for t in await task_definitions.active(s)}:
+            raise web.HTTPNotFound(reason="没有这个任务，它可能已经下线了")
     form = await request.post()
     proof = form.get("proof", "")
     proof = proof.strip() if isinstance(proof, str) else ""

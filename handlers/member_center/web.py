@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, pages, params, tasks
+from handlers.member_center import auth, pages, params, ranks, tasks, votes
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -122,3 +122,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/m/signout", sign_out, name="m_signout")
     r.add_get("/m/static/{filename}", static_file, name="m_static")
     tasks.add_routes(app)
+    votes.add_routes(app)
+    ranks.add_routes(app)
