@@ -7,6 +7,7 @@ import html
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import FormData
@@ -33,7 +34,8 @@ def upload_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def bot(make_config: Callable[..., Config], clock: FakeClock, upload_dir: Path) -> AsyncIterator[SandboxClient]:
-    config = make_config(console={"users": [{"name": "ops", "password": PASSWORD, "role": "operator"}],
+    config = make_config(operators={"admins": ["sandbox:op1"]},
+                         console={"users": [{"name": "ops", "password": PASSWORD, "role": "operator"}],
                                   "secret": "s" * 32},
                          member_center={"upload_dir": str(upload_dir), "upload_max_bytes": MAX_BYTES})
     config = config.model_copy(update={"tasks": SiyuConfig.model_validate({"tasks": TASKS}).tasks})
@@ -222,3 +224,32 @@ async def test_a_file_on_a_route_that_takes_none_is_refused(bot: SandboxClient) 
     page = await bot.open_member_center("u1")
     resp = await bot.http.post("/m/checkin", data=form(csrf_of(page), photo=PNG))
     assert resp.status == 400 and "这里不接受文件" in await resp.text()
+
+
+async def test_on_a_phone_a_member_checks_in_with_a_photo_and_nothing_overflows(
+        bot: SandboxClient, browser: Any, tmp_path: Path) -> None:
+    await bot.say("op1", "/vote open 下期奖品 一个名字特别特别特别特别特别特别特别长的保温杯:300:5 帆布袋:200:10")
+    await bot.say("u1", "签到", chat="g1", name="名字很长很长很长很长很长很长很长很长很长很长的会员")
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                        device_scale_factor=2, locale="zh-CN")
+    page = await context.new_page()
+    await page.goto(str(bot.http.make_url("/m/?as=u1")))
+    await page.goto(str(bot.http.make_url("/m/tasks")))
+    card = page.locator("section.card", has_text="晒单")
+    await card.locator("input[name=proof]").fill("订单号 8899")
+    await card.locator("input[name=photo]").set_input_files(
+        {"name": "IMG_0001.PNG", "mimeType": "image/png", "buffer": PNG})
+    await card.locator("button:has-text('打卡')").tap()
+    await page.wait_for_selector(".notice")
+    assert "审核通过后发放 50 积分" in await page.inner_text(".notice")
+    assert "订单号 8899" in await page.inner_text("#pending")
+    await page.goto(str(bot.http.make_url("/m/votes")))
+    await page.locator("li", has_text="帆布袋").locator("button").tap()
+    await page.wait_for_selector(".notice")
+    assert "已投给「帆布袋」" in await page.inner_text(".notice")
+    for path in ("/m/tasks", "/m/votes", "/m/ranks"):
+        await page.goto(str(bot.http.make_url(path)))
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, (path, width)
+        await page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-')}.png"), full_page=True)
+    await context.close()

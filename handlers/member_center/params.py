@@ -28,11 +28,16 @@ def _takes_files(request: web.Request) -> bool:
     return request.match_info.route.name in request.app.get(UPLOADS, set())
 
 
+def size_text(size: int) -> str:
+    """Bytes as a member reads them: "5 MB", "500 KB"."""
+    return f"{size / 1024 / 1024:.3g} MB" if size >= 1024 * 1024 else f"{size / 1024:.3g} KB"
+
+
 def too_large(request: web.Request) -> web.HTTPRequestEntityTooLarge:
     """A 413 that says in Chinese what was too large."""
     if _takes_files(request):
-        megabytes = request.app[CONFIG][MEMBER_CENTER].upload_max_bytes / 1024 / 1024
-        reason = f"图片太大了：最大 {megabytes:.3g} MB，请换一张小一点的图片"
+        limit = size_text(request.app[CONFIG][MEMBER_CENTER].upload_max_bytes)
+        reason = f"图片太大了：最大 {limit}，请换一张小一点的图片"
     else:
         reason = "提交的内容太多了"
     return web.HTTPRequestEntityTooLarge(0, request.content_length or 0, reason=reason)

@@ -17,7 +17,7 @@ from bot.numbers import parse_id
 from handlers.member_center import uploads
 from handlers.member_center.actions import act, back
 from handlers.member_center.auth import VISITOR, member_only, now_of, settings
-from handlers.member_center.params import UPLOADS, too_large
+from handlers.member_center.params import UPLOADS, size_text, too_large
 from handlers.member_center.render import notice_of, page
 from handlers.tasks import services as task_services
 from storage import task_definitions, tasks
@@ -45,7 +45,7 @@ async def tasks_page(request: web.Request) -> web.Response:
     return page(request, "tasks.html", notice=notice_of(request), rows=rows,
                 pending=[c for c in mine if c.status == tasks.PENDING],
                 decided=[c for c in mine if c.status != tasks.PENDING],
-                max_mb=f"{settings(request).upload_max_bytes / 1024 / 1024:.3g}", proof_max=PROOF_MAX)
+                max_size=size_text(settings(request).upload_max_bytes), proof_max=PROOF_MAX)
 
 
 def _read_all(file: IO[bytes], limit: int) -> bytes | None:
@@ -100,7 +100,7 @@ async def task_checkin(request: web.Request) -> web.StreamResponse:
         result = await act(request, action=check_in)
         if photo is not None:
             async with request.app[DB].read() as s:
-                kept = await tasks.with_photo(s, photo) is not None
+                kept = await tasks.with_photo(s, request[VISITOR].member_id, photo) is not None
     finally:
         if photo is not None and not kept:  # refused (a cap, no such task) or failed: no orphan file
             await uploads.remove(settings(request), photo)
