@@ -92,12 +92,11 @@ async def vote(session: AsyncSession, poll_id: int, member_id: int, option: int,
     poll = await get(session, poll_id)
     if poll is None:
         raise PollError("no_poll")
-    if poll.status != OPEN:
-        raise PollError("closed")
+    if poll.status != OPEN or (poll.closes_at is not None and poll.closes_at <= now):
+        raise PollError("closed")  # past its time: closed, even before the job has tallied it
     if not 1 <= option <= len(poll.options):
         raise PollError("bad_option")
-    before = (await session.execute(select(V.c.option).where(V.c.poll_id == poll_id, V.c.member_id == member_id))
-              ).scalar_one_or_none()
+    before = await vote_of(session, poll_id, member_id)
     stmt = insert_for(session, V).values(poll_id=poll_id, member_id=member_id, option=option, at=now)
     await session.execute(stmt.on_conflict_do_update(index_elements=[V.c.poll_id, V.c.member_id],
                                                      set_={"option": option, "at": now}))
@@ -127,3 +126,15 @@ async def close(session: AsyncSession, poll_id: int, *, now: datetime) -> list[T
 async def due(session: AsyncSession, *, now: datetime) -> list[int]:
     """Open polls whose closing time has passed."""
     return list((await session.execute(select(P.c.id).where(P.c.status == OPEN, P.c.closes_at <= now))).scalars())
+
+
+async def vote_of(session: AsyncSession, poll_id: int, member_id: int) -> int | None:
+    """The option the member voted for (None: no vote)."""
+    return (await session.execute(select(V.c.option).where(V.c.poll_id == poll_id, V.c.member_id == member_id))
+            ).scalar_one_or_none()
+
+
+async def closed(session: AsyncSession, *, limit: int) -> list[Poll]:
+    """The latest closed polls, newest first."""
+    return list((await session.execute(select(Poll).where(col(Poll.status) == CLOSED)
+                                       .order_by(col(Poll.id).desc()).limit(limit))).scalars())

@@ -27,6 +27,9 @@ class TaskCheckin(SQLModel, table=True):
     task: str = Field(max_length=64)
     points: int
     proof: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The server-made file name of a photo uploaded as proof (under [member_center] upload_dir);
+    # never a name a member chose.
+    photo: str | None = Field(default=None, max_length=64)
     status: str = Field(default="credited", max_length=16)  # credited | pending | rejected
     key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     at: datetime = utc_field()
@@ -45,10 +48,10 @@ async def count_since(session: AsyncSession, member_id: int, task: str, since: d
 
 
 async def record(session: AsyncSession, member_id: int, task: str, *, points: int, proof: str | None, status: str,
-                 key: str, now: datetime) -> int | None:
+                 key: str, now: datetime, photo: str | None = None) -> int | None:
     """The check-in's id, or None when ``key`` was recorded before (a retry)."""
     stmt = insert_for(session, T).values(member_id=member_id, task=task, points=points, proof=proof, status=status,
-                                         key=key, at=now)
+                                         key=key, at=now, photo=photo)
     stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -71,3 +74,23 @@ async def of_status(session: AsyncSession, status: str, *, limit: int) -> list[t
     rows = await session.execute(select(TaskCheckin, Member).join(Member, col(Member.id) == col(TaskCheckin.member_id))
                                  .where(col(TaskCheckin.status) == status).order_by(order).limit(limit))
     return [(checkin, member) for checkin, member in rows.all()]
+
+
+async def counts_since(session: AsyncSession, member_id: int, since: datetime) -> dict[str, int]:
+    """The member's check-ins per task since ``since`` that count toward caps (not rejected)."""
+    rows = await session.execute(select(T.c.task, func.count()).where(
+        T.c.member_id == member_id, T.c.at >= since, T.c.status != REJECTED).group_by(T.c.task))
+    return {task: int(n) for task, n in rows.all()}
+
+
+async def of_member(session: AsyncSession, member_id: int, *, limit: int) -> list[TaskCheckin]:
+    """The member's latest check-ins, newest first."""
+    return list((await session.execute(select(TaskCheckin).where(col(TaskCheckin.member_id) == member_id)
+                                       .order_by(col(TaskCheckin.id).desc()).limit(limit))).scalars())
+
+
+async def with_photo(session: AsyncSession, member_id: int, photo: str) -> TaskCheckin | None:
+    """The member's check-in that holds the stored photo ``photo`` (None: it was not recorded).
+    By member first: ix_task_checkins_member_task finds their rows without a scan of the table."""
+    return (await session.execute(select(TaskCheckin).where(col(TaskCheckin.member_id) == member_id,
+                                                            col(TaskCheckin.photo) == photo))).scalar_one_or_none()

@@ -155,6 +155,17 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("GET", "/console/rewards/1", path_numbers={"reward": "1"}, route="/console/rewards/{reward}"),
         Endpoint("POST", "/console/rewards/1", path_numbers={"reward": "1"}, form={"description": "不锈钢保温杯"},
                  route="/console/rewards/{reward}"),
+        Endpoint("GET", "/m/tasks"),
+        Endpoint("POST", "/m/tasks/晒单/checkin", form={"proof": "订单号"}, path_texts={"name": "晒单"},
+                 route="/m/tasks/{name}/checkin"),
+        Endpoint("GET", f"/m/tasks/photos/{approved}", path_numbers={"checkin": approved},
+                 route="/m/tasks/photos/{checkin}"),
+        Endpoint("GET", f"/console/tasks/{approved}/photo", path_numbers={"checkin": approved},
+                 route="/console/tasks/{checkin}/photo"),
+        Endpoint("GET", "/m/votes"),
+        Endpoint("POST", "/m/votes/1/vote", form={"option": "1"}, path_numbers={"poll": "1"},
+                 route="/m/votes/{poll}/vote"),
+        Endpoint("GET", "/m/ranks", texts=("period",)),
     ]
 
 

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 import handlers.koc.services as koc
+import handlers.member_center.services as member_center
 import handlers.rewards.services as redemptions
 import handlers.tasks.services as task_reviews
-from bot.appkeys import DB, DISPATCHER
+from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.console.auth import SESSION, require
 from bot.console.params import path_id
 from bot.console.render import page
@@ -99,6 +100,18 @@ async def tasks_queue(request: web.Request) -> web.Response:
     return page(request, "tasks.html", pending=pending, notice=request.query.get("notice", "")[:200])
 
 
+@require("viewer")
+async def task_photo(request: web.Request) -> web.StreamResponse:
+    """The photo a member uploaded with check-in ``checkin`` (by the check-in's number: the file's
+    name comes from its row, never from the request)."""
+    checkin_id = path_id(request, "checkin", "没有这条打卡")
+    async with request.app[DB].read() as session:
+        found = await task_reviews.get(session, checkin_id)
+    if found is None:
+        raise web.HTTPNotFound(reason="没有这条打卡")
+    return member_center.photo_response(request.app[CONFIG], found.photo)
+
+
 @require("operator")
 async def task_decide(request: web.Request) -> web.Response:
     checkin_id = path_id(request, "checkin", "没有这条打卡")
@@ -159,5 +172,6 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/console/koc/{application}", koc_decide, name="console_koc_decide")
     r.add_get("/console/tasks", tasks_queue, name="console_tasks")
     r.add_post("/console/tasks/{checkin}", task_decide, name="console_task_decide")
+    r.add_get("/console/tasks/{checkin}/photo", task_photo, name="console_task_photo")
     r.add_get("/console/rewards", rewards_page, name="console_rewards")
     r.add_post("/console/redemptions/{redemption}", settle_redemption, name="console_settle")

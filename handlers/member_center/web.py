@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, ledger, links, mall, pages, params
+from handlers.member_center import auth, ledger, links, mall, pages, params, ranks, tasks, votes
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -90,6 +90,7 @@ async def member_center_errors(request: web.Request, handler: auth.Handler) -> w
     try:
         if not request.app[auth.PAGES].allow(auth.address_of(request), auth.now_of(request).timestamp()):
             raise web.HTTPTooManyRequests(reason="访问太频繁了，请稍等一分钟再试")
+        request = params.sized(request)  # a photo's route: its own body limit
         await params.check(request)
         if "as" in request.query and request.method == "GET" and SANDBOX in request.app[CHANNELS] and _local(request):
             return await sandbox_sign_in(request)
@@ -123,3 +124,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/m/static/{filename}", static_file, name="m_static")
     mall.add_routes(r)
     ledger.add_routes(r)
+    tasks.add_routes(app)
+    votes.add_routes(app)
+    ranks.add_routes(app)

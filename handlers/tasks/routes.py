@@ -7,17 +7,15 @@ from typing import get_args
 
 from pydantic import ValidationError
 
-from bot import filters, periods
+from bot import filters
 from bot.commandline import UsageError, parse
 from bot.context import Context
 from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.koc.services import KocType
-from handlers.lifecycle.services import after_purchase
-from handlers.points.services import Credit, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
-from handlers.tasks.services import current, done_text, get, review, waiting
-from storage import community, task_definitions, tasks
+from handlers.tasks.services import check_in, current, get, review, waiting
+from storage import task_definitions
 from storage.models import Member, TaskDefinition
 
 router = Router("tasks")
@@ -25,37 +23,6 @@ KEYWORD = "打卡"
 SHOWN = 20  # pending check-ins listed in chat
 PROOF_SHOWN = 100  # characters of a proof in that list
 REASON_MAX = 200
-
-
-async def check_in(ctx: Context, task: TaskConfig, proof: str | None) -> None:
-    member = ctx.member.id
-    if task.koc_types and (await community.attributes(ctx.session, member)).get("koc_type") not in task.koc_types:
-        ctx.reply(ctx.texts("task_not_for_you", task=task.name, types="、".join(task.koc_types)))
-        return
-    if task.proof and not proof:
-        ctx.reply(ctx.texts("task_needs_proof", task=task.name))
-        return
-    for period, limit in (("day", task.per_day), ("week", task.per_week), ("month", task.per_month)):
-        since, _ = periods.current(period, ctx.now, ctx.zone)
-        if limit and await tasks.count_since(ctx.session, member, task.name, since) >= limit:
-            ctx.reply(ctx.texts("task_capped", task=task.name, period=ctx.texts(f"period_{period}"), limit=limit))
-            return
-    if not task.approval and await over_cap(ctx, task.points):
-        ctx.reply(ctx.texts("points_capped", cap=daily_cap(ctx)))
-        return
-    status = "pending" if task.approval else "credited"
-    checkin = await tasks.record(ctx.session, member, task.name, points=task.points, proof=proof, status=status,
-                                 key=f"task:{ctx.update.key}", now=ctx.now)
-    if checkin is None:
-        return  # a retry of a check-in already recorded
-    if task.approval:
-        ctx.reply(ctx.texts("task_pending", task=task.name, points=task.points))
-        return
-    earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
-                        pending_days=task.pending_days)
-    await after_purchase(ctx, task.name)  # a purchase task (晒单) raises the lifecycle stage at once
-    ctx.reply(done_text(ctx, task, earned))
-    await celebrate(ctx, earned)
 
 
 @router.message(filters.StartsWith(KEYWORD), keyword=Keyword(KEYWORD, "task_about"))

@@ -1,18 +1,20 @@
-"""Task check-ins (打卡) for other surfaces: the active tasks, and an operator's review of a
-check-in that waits for approval (the chat command, the console and the REST API all review
+"""Task check-ins (打卡) for every surface: a member's check-in (the chat's 「打卡」 and the member
+center's form both check in through ``check_in``), the active tasks, and an operator's review of
+a check-in that waits for approval (the chat command, the console and the REST API all review
 through here)."""
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import periods
 from bot.context import Context
 from handlers.lifecycle.services import after_purchase
-from handlers.points.services import Credit, Earned, celebrate, earn
+from handlers.points.services import Credit, Earned, celebrate, daily_cap, earn, over_cap
 from handlers.tasks.config import TaskConfig
-from storage import audit, task_definitions, tasks
+from storage import audit, community, task_definitions, tasks
 from storage.models import Member, TaskCheckin, TaskDefinition
 
-__all__ = ["STATUSES", "TaskConfig", "current", "done_text", "get", "review", "waiting"]
+__all__ = ["STATUSES", "TaskConfig", "check_in", "current", "done_text", "get", "review", "waiting"]
 
 STATUSES = tasks.STATUSES
 PENDING = tasks.PENDING
@@ -32,6 +34,42 @@ def done_text(ctx: Context, task: TaskConfig, earned: Earned) -> str:
         return ctx.texts("task_done_pending", task=task.name, points=task.points, days=task.pending_days,
                          balance=earned.balance, pending=earned.pending)
     return ctx.texts("task_done", task=task.name, points=task.points, balance=earned.balance)
+
+
+async def check_in(ctx: Context, task: TaskConfig, proof: str | None, *, photo: str | None = None) -> int | None:
+    """The member checks in to ``task`` with ``proof`` (a link or words) and/or ``photo`` (the
+    stored name of a picture the member center took): KOC types, proof, caps per day, week and
+    month, the daily points cap, then points now or the approval queue. What the member is told
+    goes to ``ctx.reply``; returns the new check-in's id (None: refused, or a retry)."""
+    member = ctx.member.id
+    if task.koc_types and (await community.attributes(ctx.session, member)).get("koc_type") not in task.koc_types:
+        ctx.reply(ctx.texts("task_not_for_you", task=task.name, types="、".join(task.koc_types)))
+        return None
+    if task.proof and not proof and not photo:
+        ctx.reply(ctx.texts("task_needs_proof", task=task.name))
+        return None
+    for period, limit in (("day", task.per_day), ("week", task.per_week), ("month", task.per_month)):
+        since, _ = periods.current(period, ctx.now, ctx.zone)
+        if limit and await tasks.count_since(ctx.session, member, task.name, since) >= limit:
+            ctx.reply(ctx.texts("task_capped", task=task.name, period=ctx.texts(f"period_{period}"), limit=limit))
+            return None
+    if not task.approval and await over_cap(ctx, task.points):
+        ctx.reply(ctx.texts("points_capped", cap=daily_cap(ctx)))
+        return None
+    status = "pending" if task.approval else "credited"
+    checkin = await tasks.record(ctx.session, member, task.name, points=task.points, proof=proof, status=status,
+                                 key=f"task:{ctx.update.key}", now=ctx.now, photo=photo)
+    if checkin is None:
+        return None  # a retry of a check-in already recorded
+    if task.approval:
+        ctx.reply(ctx.texts("task_pending", task=task.name, points=task.points))
+        return checkin
+    earned = await earn(ctx, [Credit(task.points, f"task-credit:{checkin}", f"打卡 {task.name}")],
+                        pending_days=task.pending_days)
+    await after_purchase(ctx, task.name)  # a purchase task (晒单) raises the lifecycle stage at once
+    ctx.reply(done_text(ctx, task, earned))
+    await celebrate(ctx, earned)
+    return checkin
 
 
 async def waiting(session: AsyncSession, status: str = PENDING, *, limit: int = 50) -> list[tuple[TaskCheckin, Member]]:

@@ -18,6 +18,7 @@ from bot.context import Context
 from bot.numbers import parse_id, parse_int
 from bot.router import Keyword, Router
 from bot.texts import Texts
+from handlers.votes.services import cast
 from storage import audit, community, outbox, polls, rewards
 from storage.engine import Database
 
@@ -45,18 +46,7 @@ async def vote(ctx: Context) -> None:
         counts = {t.option: t.votes for t in await polls.tally(ctx.session, poll)}
         ctx.reply(ctx.texts("vote_show", title=poll.title, lines=_option_lines(ctx.texts, poll, counts)))
         return
-    option = int(match.group(1))
-    try:
-        before = await polls.vote(ctx.session, poll.id, ctx.member.id, option, now=ctx.now)
-    except polls.PollError as exc:
-        key = {"bad_option": "vote_bad_option", "closed": "vote_closed", "no_poll": "vote_none"}[exc.reason]
-        ctx.reply(ctx.texts(key, option=option, count=len(poll.options)))
-        return
-    name = poll.options[option - 1]["name"]
-    if before is None or before == option:
-        ctx.reply(ctx.texts("vote_done", name=name))
-    else:
-        ctx.reply(ctx.texts("vote_changed", name=name, old=poll.options[before - 1]["name"]))
+    await cast(ctx, poll.id, int(match.group(1)))
 
 
 def parse_open(args: str) -> tuple[str, list[dict[str, Any]], int, int | None]:

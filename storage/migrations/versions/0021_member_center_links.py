@@ -1,7 +1,7 @@
 """member center links: campaigns, visits, and the surface (chat or page) of sign-ins and redemptions
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-07 06:00:00.000000
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import storage.types
 
 
 revision = '0021'
-down_revision = '0019'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
