@@ -141,3 +141,25 @@ async def test_viewers_forged_forms_and_unknown_rewards_change_nothing(console: 
     async with console.db.read() as s:
         assert (await s.execute(select(func.count()).select_from(AuditEntry)
                                 .where(AuditEntry.action == "reward.describe"))).scalar_one() == 0
+
+
+async def test_a_picture_over_the_apps_1_mb_body_limit_but_within_the_upload_limit_is_taken(
+        make_config: Callable[..., Config], clock: FakeClock, tmp_path: Path) -> None:
+    """A phone photo of 2 MB is a normal picture: the reward form reads up to
+    ``upload_max_bytes`` (the app's other bodies stop at 1 MB); a larger one is refused in Chinese."""
+    config = make_config(console={"users": USERS, "secret": "s" * 32},
+                         member_center={"upload_dir": str(tmp_path / "uploads"), "upload_max_bytes": 3_000_000})
+    config = config.model_copy(update={"rewards": SiyuConfig.model_validate(
+        {"rewards": [{"name": "保温杯", "cost": 100, "stock": 10}]}).rewards})
+    async with sandbox_app(config, clock=clock) as bot:
+        csrf = await bot.sign_in("ops", "operator-password-1")
+        reward = await cup(bot)
+        big = JPEG + bytes(2_000_000)
+        resp = await bot.http.post(f"/console/rewards/{reward.id}", data=form(csrf, picture=big, filename="a.jpg",
+                                                                              content_type="image/jpeg"))
+        assert resp.status == 200, await resp.text()
+        assert len(stored(tmp_path)) == 1
+        resp = await bot.http.post(f"/console/rewards/{reward.id}", data=form(csrf, picture=JPEG + bytes(4_000_000),
+                                                                              filename="b.jpg",
+                                                                              content_type="image/jpeg"))
+        assert resp.status == 413 and "图片太大了" in await resp.text()

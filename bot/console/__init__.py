@@ -85,6 +85,8 @@ async def console_errors(request: web.Request, handler: auth.Handler) -> web.Str
     if not request.path.startswith("/console"):
         return await handler(request)
     try:
+        if request.method == "POST" and request.match_info.route.name in params.FILE_ROUTES:
+            request = reward_details.sized(request)
         await params.check(request)
         return await handler(request)
     except web.HTTPException as exc:

@@ -72,8 +72,10 @@ async def check(request: web.Request) -> None:
 async def _read_form(request: web.Request) -> None:
     try:
         form = await request.post()
+    except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's reason is English
+        raise web.HTTPRequestEntityTooLarge(0, request.content_length or 0, reason="提交的内容太大了") from exc
     except web.HTTPException:
-        raise  # the body is too large: aiohttp's 413 says so
+        raise
     except (ValueError, LookupError, UnicodeError, AssertionError, HttpProcessingError):
         # A broken multipart body, a charset Python does not know, undecodable bytes.
         raise web.HTTPBadRequest(reason="表单格式不对") from None

@@ -37,6 +37,19 @@ async def reward_page(request: web.Request) -> web.Response:
                 shows_picture=settings.enabled and "m_reward_picture" in request.app.router)
 
 
+UPLOAD_SLACK = 64 * 1024  # the form's other fields around the picture
+
+
+def sized(request: web.Request) -> web.Request:
+    """The reward form reads up to ``[member_center] upload_max_bytes`` (the app's body limit is
+    1 MB); a body that says it is larger is refused, in Chinese, before it is read."""
+    limit = request.app[CONFIG][MEMBER_CENTER].upload_max_bytes
+    if request.content_length is not None and request.content_length > limit + UPLOAD_SLACK:
+        raise web.HTTPRequestEntityTooLarge(limit, request.content_length,
+                                            reason=f"图片太大了：最大 {limit // 1024} KB")
+    return request.clone(client_max_size=limit + UPLOAD_SLACK)
+
+
 async def _picture_of(request: web.Request) -> bytes:
     """The uploaded picture's bytes (none chosen: empty), read no further than the limit allows."""
     upload = (await request.post()).get("picture")
