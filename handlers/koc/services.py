@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Config
 from bot.context import Context
 from flows.questions import choice, count, number
 from handlers.koc.config import KOC, KocRubric
@@ -18,7 +19,7 @@ from storage import tags as member_tags
 from storage.models import KocApplication, Member
 
 __all__ = ["ACTIVITIES", "BOUGHT", "PLATFORMS", "PREFERENCES", "TYPES", "AnswerRefused", "KocType", "check_answers",
-           "decide", "invite", "latest_of", "score", "start_screening", "submit_application"]
+           "decide", "invite", "latest_of", "score", "screening_open", "start_screening", "submit_application"]
 
 NAME = "koc_screening"  # the screening flow
 SHARER, CREATOR, TESTER, SELLER = "分享官", "内容官", "体验官", "带货官"
@@ -194,3 +195,8 @@ async def decide(ctx: Context, application_id: int, *, approve: bool, role: str 
     else:
         ctx.send(ctx.texts("koc_rejected", reason=reason or "—"), to=member.external_id, channel=member.channel)
     return decided
+
+
+def screening_open(config: Config) -> bool:
+    """Whether members may apply now (``[koc] enabled``); decided applications stay readable."""
+    return config[KOC].enabled
