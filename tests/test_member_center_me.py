@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -214,3 +215,33 @@ async def test_pages_need_a_session_and_show_only_ones_own_data(bot: SandboxClie
     bot.http.session.cookie_jar.clear()
     assert (await bot.http.get("/m/me")).status == 401
     assert (await bot.http.post("/m/me/phone", data={"phone": "13812345678", "csrf": "x"})).status == 401
+
+
+async def test_on_a_phone_a_member_binds_a_number_and_applies_without_overflow(
+    bot: SandboxClient, browser: Any, tmp_path: Path,
+) -> None:
+    await bot.say("b1", "签到", chat="g1", name="一个名字很长很长很长很长很长很长很长很长很长很长的会员")
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                        device_scale_factor=2)
+    page = await context.new_page()
+    await page.goto(str(bot.http.make_url("/m/?as=b1")))
+    await page.goto(str(bot.http.make_url("/m/me")))
+    await page.fill("input[name=phone]", "139 0000 1111")
+    await page.tap("button:has-text('绑定')")
+    await page.wait_for_selector("text=已绑定 139****1111")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.screenshot(path=str(tmp_path / "me.png"), full_page=True)
+    await page.tap("a:has-text('KOC 申请')")
+    for choice in ("买过/用过", "偶尔参加", "小红书", "推荐好物带货"):
+        await page.tap(f"label:has-text('{choice}')")
+    await page.fill("input[name=product]", "净水器")
+    await page.fill("input[name=followers]", "1.2万")
+    await page.fill("input[name=hours]", "3")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.tap("button:has-text('提交申请')")
+    await page.wait_for_selector("text=待审核")
+    await page.screenshot(path=str(tmp_path / "koc.png"), full_page=True)
+    await context.close()
+    [application] = await applications(bot, "b1")
+    # 25 bought + 10 sometimes + 5 one platform + 20 over 10,000 followers + 5 three hours.
+    assert (application.score, application.recommended_type) == (65, "带货官")
