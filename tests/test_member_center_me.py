@@ -8,9 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from bot.testing.sandbox import SandboxClient, csrf_of
+from handlers.onboarding.config import OnboardingConfig
 from storage.models import KocApplication, Member, MemberTag
 
 
@@ -245,3 +248,8 @@ async def test_on_a_phone_a_member_binds_a_number_and_applies_without_overflow(
     [application] = await applications(bot, "b1")
     # 25 bought + 10 sometimes + 5 one platform + 20 over 10,000 followers + 5 three hours.
     assert (application.score, application.recommended_type) == (65, "带货官")
+
+
+def test_no_onboarding_question_may_take_the_bound_numbers_place() -> None:
+    with pytest.raises(ValidationError, match="phone"):
+        OnboardingConfig.model_validate({"questions": [{"key": "phone", "text": "手机号？"}]})
