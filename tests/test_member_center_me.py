@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from bot.testing.sandbox import SandboxClient, csrf_of
+from bot.testing.sandbox import SandboxClient, csrf_of, sandbox_app
 from handlers.onboarding.config import OnboardingConfig
 from storage.models import KocApplication, Member, MemberTag
 
@@ -178,7 +178,7 @@ async def test_a_screening_begun_in_chat_ends_when_the_form_is_sent(bot: Sandbox
     await bot.open_member_center("k5", "/m/koc")
     await post(bot, "/m/koc", FORM)
     # The chat screening is over: the next message is an ordinary one, no second application.
-    assert "是哪款产品" not in (await bot.say("k5", "空气炸锅"))[0]["text"]
+    assert "你参加过我们的社群活动吗" not in (await bot.say("k5", "空气炸锅"))[0]["text"]
     assert len(await applications(bot, "k5")) == 1
 
 
@@ -253,3 +253,16 @@ async def test_on_a_phone_a_member_binds_a_number_and_applies_without_overflow(
 def test_no_onboarding_question_may_take_the_bound_numbers_place() -> None:
     with pytest.raises(ValidationError, match="phone"):
         OnboardingConfig.model_validate({"questions": [{"key": "phone", "text": "手机号？"}]})
+
+
+async def test_applying_on_the_page_counts_as_screened_for_the_invitation_of_the_active(
+    make_config: Any, clock: Any,
+) -> None:
+    async with sandbox_app(make_config(koc={"activity_threshold": 2}), clock=clock) as bot:
+        await bot.open_member_center("k7", "/m/me")
+        await post(bot, "/m/koc", FORM)
+        await bot.say("k7", "你好")
+        replies = await bot.say("k7", "在吗")  # the threshold: a member never screened is invited here
+        said = "\n".join(r["text"] for r in replies)
+        assert "你购买或使用过我们的产品吗" not in said and "正在审核中" not in said, said
+        assert len(await applications(bot, "k7")) == 1

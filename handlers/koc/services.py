@@ -131,11 +131,13 @@ async def submit_application(ctx: Context, answers: dict[str, Any], *, in_chat: 
         return None
     total, role = score(answers, ctx.config[KOC].rubric)
     await koc.submit(ctx.session, member_id, score=total, recommended_type=role, answers=answers, now=ctx.now)
-    row = None if in_chat else await member_flows.load(ctx.session, member_id, NAME)
-    if row is not None and row.active and row.state not in ("submitted", "expired"):
-        await member_flows.save(ctx.session, member_id, NAME, state="submitted", version=row.version,
-                                data={**row.data, **answers, "score": total, "type": role}, active=False,
-                                entered_at=ctx.now, deadlines_fired=0, deadline_at=None, now=ctx.now, finished=True)
+    if not in_chat:
+        # The screening's row says "submitted" as if the chat had finished: a screening begun
+        # in chat stops asking, and the invitation of the active (``invite_the_active``) knows
+        # this member applied.
+        await member_flows.restart(ctx.session, member_id, NAME, state="submitted", active=False,
+                                   data={**answers, "score": total, "type": role}, entered_at=ctx.now,
+                                   deadlines_fired=0, deadline_at=None, now=ctx.now, finished=True)
     # Whether they bought is part of the profile: lifecycle stages read it.
     await community.set_attributes(ctx.session, member_id, {"bought": answers.get("bought") == BOUGHT[0]})
     if answers.get("bought") == BOUGHT[0]:
