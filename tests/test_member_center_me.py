@@ -59,6 +59,7 @@ async def test_the_profile_shows_the_onboarding_answers_and_edits_them(bot: Sand
         await bot.say("c1", answer)
     page = await bot.open_member_center("c1", "/m/me")
     assert "阿花" in page and "城市" in page and "年龄" in page and "从哪里知道我们" in page
+    assert 'href="/m/points"' in page and 'href="/m/redemptions"' in page and 'href="/m/koc"' in page
     assert re.search(r'<option value="上海" selected>', page) and 'value="28"' in page and "朋友推荐" in page
     status, after = await post(bot, "/m/me/profile", {"q_city": "北京", "q_age": "２９", "q_source": "小红书"})
     assert status == 200 and notice(after) == "资料已保存"
