@@ -9,6 +9,7 @@ is what serializes two updates of one member across processes (DESIGN §4).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -267,6 +268,15 @@ async def set_attributes(session: AsyncSession, member_id: int, values: dict[str
     """Merge ``values`` into the member's profile attributes."""
     current = await attributes(session, member_id)
     await session.execute(update(M).where(M.c.id == member_id).values(attributes={**current, **values}))
+
+
+async def remove_attributes(session: AsyncSession, member_id: int, keys: Iterable[str]) -> None:
+    """Drop ``keys`` from the member's profile attributes (a member removed an answer or a number)."""
+    gone = set(keys)
+    current = await attributes(session, member_id)
+    if gone & current.keys():
+        await session.execute(update(M).where(M.c.id == member_id)
+                              .values(attributes={k: v for k, v in current.items() if k not in gone}))
 
 
 async def active_groups(session: AsyncSession) -> list[Group]:

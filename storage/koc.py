@@ -52,6 +52,14 @@ async def pending_of(session: AsyncSession, member_id: int) -> KocApplication | 
     )).scalars().first()
 
 
+async def latest_of(session: AsyncSession, member_id: int) -> KocApplication | None:
+    """The member's newest application, whatever its status."""
+    return (await session.execute(
+        select(KocApplication).where(col(KocApplication.member_id) == member_id)
+        .order_by(col(KocApplication.created_at).desc(), col(KocApplication.id).desc()).limit(1)
+    )).scalars().first()
+
+
 async def pending(session: AsyncSession, *, limit: int = 50) -> list[KocApplication]:
     """The review queue, oldest first."""
     rows = await session.execute(

@@ -40,5 +40,7 @@ async def of_member(session: AsyncSession, member_id: int) -> list[str]:
     return [r.tag for r in rows]
 
 
-async def remove(session: AsyncSession, member_id: int, tags: Iterable[str]) -> None:
-    await session.execute(delete(T).where(T.c.member_id == member_id, T.c.tag.in_(list(tags))))
+async def remove(session: AsyncSession, member_id: int, tags: Iterable[str], *, source: str | None = None) -> None:
+    """Untag the member; with ``source``, only tags that source gave (an operator's tag stays)."""
+    query = delete(T).where(T.c.member_id == member_id, T.c.tag.in_(list(tags)))
+    await session.execute(query.where(T.c.source == source) if source is not None else query)

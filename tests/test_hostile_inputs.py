@@ -166,6 +166,14 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
         Endpoint("POST", "/m/votes/1/vote", form={"option": "1"}, path_numbers={"poll": "1"},
                  route="/m/votes/{poll}/vote"),
         Endpoint("GET", "/m/ranks", texts=("period",)),
+        Endpoint("GET", "/m/me"),
+        Endpoint("POST", "/m/me/profile", form={"q_city": "上海", "q_age": "28", "q_source": "朋友推荐"}),
+        Endpoint("POST", "/m/me/consent", form={"consent": "1"}),
+        Endpoint("POST", "/m/me/phone", form={"phone": "13812345678"}),
+        Endpoint("POST", "/m/me/phone/remove", form={}),
+        Endpoint("GET", "/m/koc"),
+        Endpoint("POST", "/m/koc", form={"bought": "还没有", "activities": "偶尔参加", "platforms": "都不太用",
+                                        "preference": "分享品牌内容", "hours": "3"}),
     ]
 
 

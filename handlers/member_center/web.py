@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, ledger, links, mall, pages, params, ranks, tasks, votes
+from handlers.member_center import auth, koc_form, ledger, links, mall, me, pages, params, ranks, tasks, votes
 from handlers.member_center.render import page
 from storage import community
 from storage.community import Sighting
@@ -127,3 +127,5 @@ def add_routes(app: web.Application) -> None:
     tasks.add_routes(app)
     votes.add_routes(app)
     ranks.add_routes(app)
+    me.add_routes(r)
+    koc_form.add_routes(r)

@@ -59,8 +59,9 @@ class OnboardingConfig(Section):
         if self.close_after_s <= self.remind_after_s:
             raise ValueError("close_after_s must be later than remind_after_s")
         keys = [q.key for q in self.questions]
-        if len(set(keys)) != len(keys) or "consent" in keys:
-            raise ValueError("question keys must be unique and not 'consent'")
+        # consent: the last question's answer; phone: the number a member binds on the member center.
+        if len(set(keys)) != len(keys) or {"consent", "phone"} & set(keys):
+            raise ValueError("question keys must be unique and not 'consent' or 'phone' (siyu keeps those)")
         return self
 
 

@@ -10,21 +10,14 @@ from typing import Any
 from bot.config import Config
 from bot.context import Context
 from flows.engine import Flow, State
-from flows.questions import choice, choices_line, number, store, valid
+from flows.questions import choice, choices_line, store, valid
 from handlers.onboarding.config import ONBOARDING, Question
+from handlers.onboarding.services import CONSENT_KEY, CONSENT_TAG, SOURCE, parser
 from storage import community
 from storage import tags as member_tags
 
-NAME = "onboarding"
+NAME = SOURCE
 CONSENT = ("可以", "不用了")
-
-
-def _parser(question: Question) -> Any:
-    if question.kind == "choice":
-        return partial(choice, choices=question.choices)
-    if question.kind == "number":
-        return partial(number, low=question.min, high=question.max)
-    return lambda text: text.strip() or None
 
 
 def _prompt(question: Question) -> str:
@@ -38,10 +31,10 @@ async def _save_profile(questions: list[Question], event: Any) -> None:
     ctx, data = conversation.ctx, conversation.data
     answers = {q.key: data[q.key] for q in questions if q.key in data}
     await community.set_attributes(ctx.session, ctx.member.id,
-                                   {**answers, "consent": data.get("consent") == CONSENT[0]})
+                                   {**answers, CONSENT_KEY: data.get("consent") == CONSENT[0]})
     tags = [str(data[q.key]) for q in questions if q.tag and q.key in data]
     if data.get("consent") == CONSENT[0]:
-        tags.append("同意接收通知")
+        tags.append(CONSENT_TAG)
     await member_tags.add(ctx.session, ctx.member.id, tags, source=NAME, now=ctx.now)
 
 
@@ -56,8 +49,8 @@ def build(config: Config) -> Flow:
                       done=texts["onboarding_done"],
                       closed=texts["onboarding_closed"], reminder=texts["onboarding_reminder"])
     transitions: list[dict[str, Any]] = [
-        {"trigger": "answer", "source": here, "dest": there, "conditions": [valid(_parser(q))],
-         "before": [store(q.key, _parser(q))]}
+        {"trigger": "answer", "source": here, "dest": there, "conditions": [valid(parser(q))],
+         "before": [store(q.key, parser(q))]}
         for here, there, q in zip(asking, asking[1:], questions, strict=False)
     ]
     consent = partial(choice, choices=CONSENT)
