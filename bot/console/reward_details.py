@@ -43,6 +43,8 @@ UPLOAD_SLACK = 64 * 1024  # the form's other fields around the picture
 def sized(request: web.Request) -> web.Request:
     """The reward form reads up to ``[member_center] upload_max_bytes`` (the app's body limit is
     1 MB); a body that says it is larger is refused, in Chinese, before it is read."""
+    if request.content_type != "multipart/form-data":
+        return request  # only a file goes past 1 MB: a form of words stays within the app's limit
     limit = request.app[CONFIG][MEMBER_CENTER].upload_max_bytes
     if request.content_length is not None and request.content_length > limit + UPLOAD_SLACK:
         raise web.HTTPRequestEntityTooLarge(limit, request.content_length,
