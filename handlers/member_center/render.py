@@ -17,7 +17,7 @@ TABS = (("m_home", "首页"), ("m_tasks", "任务"), ("m_mall", "商城"), ("m_r
 
 env = Environment(loader=PackageLoader("handlers.member_center", "templates"),
                   autoescape=select_autoescape(default=True), undefined=StrictUndefined,
-                  trim_blocks=True, lstrip_blocks=True)
+                  trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.do"])
 env.filters["number"] = lambda value: "—" if value is None else f"{value:,}"
 
 
