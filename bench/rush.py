@@ -1,0 +1,350 @@
+"""Rush hour (issue 20): chat, sign-ins, check-ins, a redemption rush and WeCom callbacks, per database.
+
+    python bench/rush.py [--database-url postgresql+psycopg://...]   # that database is WIPED
+    SIYU_BENCH_DATABASE_URL=postgresql+psycopg://... python bench/rush.py
+
+For SQLite, and for PostgreSQL when a URL is given (flag or environment), it starts a fresh
+``siyu run`` with the sandbox on and WeCom pointed at a fake WeCom server in this process, and:
+
+1. ``--members`` (2,000) members in ``--groups`` (100) groups each write once (warm-up), then at
+   concurrency ``-c`` (32): plain group chat (2 lines each), group 签到 (once each), task 打卡
+   (once each), and member-center check-in (``POST /m/checkin``, only if the route exists):
+   msgs/s, p50 and p99 of the answer;
+2. the redemption rush: 1,000 of them pick one 100-unit reward (兑换 1), then all send 确认 at
+   once: wall time, how many were served and told it is gone, and the ledger check (every
+   balance equals its entries, exactly one spend per served member and none for the others,
+   the reward's units add up);
+3. WeCom text callbacks (internal members, the fallback answer) offered at ``--callback-rate``
+   (600/s) for 20 s: callbacks handled per second in that window, and the oldest unhandled
+   callback's age (sampled every 0.25 s from ``inbox``);
+4. the digest check (``--digest``, about 80 s more), on a fresh server: 100 groups × 50 members
+   each sign in, spread evenly over one minute; every member must see their acknowledgement delivered
+   in the group within 10 s (a group line naming them, or the reply to their message), and no
+   group may get more than ``[outbox] group_rate_per_min`` lines in any 60 s.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _spawn import fresh_database, wait_ready  # noqa: E402
+from bot.testing.fake_wecom import CallbackBuilder, FakeWeCom, text_message  # noqa: E402
+
+TOKEN, AES_KEY, CORP, AGENT = "benchtoken", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww-bench-corp", 1000002
+RUSH, UNITS = 1000, 100
+RATE_PER_MIN = 20.0
+CONFIG = """[logging]
+level = "WARNING"
+[sandbox]
+enabled = true
+[signin]
+daily_points = 1000
+[levels]  # one tier: no level-ups in the figures
+tiers = [{{ name = "会员", min_points = 0 }}]
+[outbox]
+group_rate_per_min = {rate}
+[[tasks]]
+name = "分享"
+points = 10
+[[rewards]]
+name = "爆款空气炸锅"
+cost = 500
+stock = {units}
+[wecom]
+enabled = true
+corp_id = "{corp}"
+agent_id = {agent}
+secret = "bench-secret"
+token = "{token}"
+encoding_aes_key = "{aes}"
+api_base_url = "{fake}"
+replay_window_s = 0
+sync_every_h = 0
+"""
+
+
+def spawn(database_url: str | None, port: int, fake_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    workdir, url = fresh_database(database_url)
+    (workdir / "config.toml").write_text(CONFIG.format(
+        rate=RATE_PER_MIN, units=UNITS, corp=CORP, agent=AGENT, token=TOKEN, aes=AES_KEY, fake=fake_url),
+        encoding="utf-8")
+    env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_CONFIG": str(workdir / "config.toml")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir,
+                            stdout=subprocess.DEVNULL)
+    return proc, url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def post(http: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with http.post(f"{base}/sandbox/messages", json=body) as resp:
+        if resp.status != 200:
+            return {"error": resp.status, "replies": []}
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def phase(base: str, bodies: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """Post ``bodies`` at ``concurrency``: rate, p50/p99 (ms), errors, and the answers in order."""
+    queue = list(enumerate(bodies))[::-1]
+    answers: list[dict[str, Any]] = [{}] * len(bodies)
+    latencies: list[float] = []
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while queue:
+            i, body = queue.pop()
+            t0 = time.perf_counter()
+            answers[i] = await post(http, base, body)
+            latencies.append(time.perf_counter() - t0)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return {"rate": len(bodies) / wall, "p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
+            "errors": sum("error" in a for a in answers), "wall": wall, "answers": answers}
+
+
+def member(u: int, groups: int, text_: str, tag: str) -> dict[str, Any]:
+    return {"from": f"m{u}", "name": f"成员{u}", "chat": f"g{u % groups}", "text": text_, "id": f"{tag}-{u}"}
+
+
+async def member_center(base: str) -> str | None:
+    """None if ``POST /m/checkin`` is not a route of this build, else why it is not driven."""
+    async with aiohttp.ClientSession() as http, http.post(f"{base}/m/checkin") as resp:
+        if resp.status == 404:
+            return None
+        return f"route answers {resp.status} without a session; this script does not sign members in yet"
+
+
+async def rush(base: str, concurrency: int) -> dict[str, Any]:
+    picks = [{"from": f"m{u}", "text": "兑换 1", "id": f"pick-{u}"} for u in range(RUSH)]
+    await phase(base, picks, concurrency)
+    confirms = [{"from": f"m{u}", "text": "确认", "id": f"confirm-{u}"} for u in range(RUSH)]
+    r = await phase(base, confirms, concurrency)
+    texts = [(a["replies"] or [{"text": ""}])[0]["text"] for a in r["answers"]]
+    return {**r, "served": sum("兑换成功" in t for t in texts), "gone": sum("兑完" in t for t in texts),
+            "other": sum("兑换成功" not in t and "兑完" not in t for t in texts),
+            "winners": {f"m{u}" for u, t in enumerate(texts) if "兑换成功" in t}}
+
+
+def ledger_check(url: str, winners: set[str]) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        units = conn.execute(text("SELECT stock, reserved, fulfilled FROM rewards")).one()
+        unbalanced = conn.execute(text(
+            "SELECT count(*) FROM point_balances b WHERE b.balance + b.pending <> "
+            "(SELECT coalesce(sum(delta), 0) FROM point_entries e WHERE e.member_id = b.member_id)")).scalar_one()
+        spends = conn.execute(text(
+            "SELECT m.external_id, count(*) FROM point_entries e JOIN members m ON m.id = e.member_id "
+            "WHERE e.kind = 'spend' GROUP BY m.external_id")).all()
+        held = conn.execute(text("SELECT count(*) FROM redemptions WHERE status <> 'cancelled'")).scalar_one()
+    engine.dispose()
+    charged = {who: n for who, n in spends}
+    twice = sum(n > 1 for n in charged.values())
+    wrong = len(set(charged) ^ winners)
+    ok = unbalanced == 0 and twice == 0 and wrong == 0 and sum(units) == UNITS and held == len(winners)
+    return (f"{'OK' if ok else 'INCONSISTENT'}: units {units[0]}+{units[1]}+{units[2]}={sum(units)}, "
+            f"redemptions held {held}, ledgers out of balance {unbalanced}, charged twice {twice}, "
+            f"charged but not served (or served, not charged) {wrong}")
+
+
+def sql_value(url: str, query: str) -> Any:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(query)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+async def callbacks(base: str, url: str, rate: float, seconds: float) -> dict[str, Any]:
+    builder = CallbackBuilder(TOKEN, AES_KEY, CORP, agent_id=AGENT)
+    total = int(rate * seconds)
+    pool = [builder.post(text_message(f"staff{i % 500}", f"你好 {i}", 50_000_000 + i, corp_id=CORP))
+            for i in range(total)]
+    oldest = ("SELECT min(received_at) FROM inbox WHERE channel = 'wecom' AND handled_at IS NULL")
+    handled = "SELECT count(*) FROM inbox WHERE channel = 'wecom' AND handled_at IS NOT NULL"
+    ages: list[float] = []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        from datetime import UTC, datetime
+        while not stop.is_set():
+            first = await asyncio.to_thread(sql_value, url, oldest)
+            if isinstance(first, str):
+                first = datetime.fromisoformat(first)
+            if first is not None:
+                ages.append((datetime.now(UTC) - first.replace(tzinfo=first.tzinfo or UTC)).total_seconds())
+            else:
+                ages.append(0.0)
+            await asyncio.sleep(0.25)
+
+    errors = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+        async def one(path: str, body: bytes) -> None:
+            nonlocal errors
+            async with http.post(base + path, data=body, headers={"Content-Type": "text/xml"}) as resp:
+                await resp.read()
+                errors += resp.status != 200
+
+        start_handled = await asyncio.to_thread(sql_value, url, handled)
+        sampler = asyncio.create_task(sample())
+        t0 = time.perf_counter()
+        sent: set[asyncio.Task[None]] = set()
+        for i, (path, body) in enumerate(pool):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(path, body))
+            sent.add(task)
+            task.add_done_callback(sent.discard)
+        await asyncio.gather(*list(sent))
+        window = time.perf_counter() - t0
+        in_window = await asyncio.to_thread(sql_value, url, handled) - start_handled
+        stop.set()
+        await sampler
+        while await asyncio.to_thread(sql_value, url, handled) - start_handled < total - errors:
+            if time.perf_counter() - t0 > seconds + 60:
+                break
+            await asyncio.sleep(0.25)
+        drained = time.perf_counter() - t0
+    return {"offered": total / window, "handled": in_window / window, "max_age": max(ages, default=0.0),
+            "p50_age": pct(ages, 0.5), "errors": errors, "drained": drained, "window": window}
+
+
+async def digest(base: str, url: str, groups: int = 100, per_group: int = 50, spread_s: float = 60.0) -> str:
+    bodies = [{"from": f"d{g}-{k}", "name": f"签{g}x{k}号", "chat": f"dg{g}", "text": "签到", "id": "d"}
+              for k in range(per_group) for g in range(groups)]
+    sent_at: dict[str, float] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+        t0 = time.time()
+        tasks = []
+        for i, body in enumerate(bodies):
+            delay = t0 + i * spread_s / len(bodies) - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[body["name"]] = time.time()
+            tasks.append(asyncio.create_task(post(http, base, body)))
+        await asyncio.gather(*tasks)
+    await asyncio.sleep(15)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT chat, text, update_key, delivered_at FROM outbox "
+                                 "WHERE chat LIKE 'dg%' AND delivered_at IS NOT NULL")).all()
+    engine.dispose()
+    from datetime import UTC, datetime
+
+    def stamp(v: Any) -> float:
+        v = datetime.fromisoformat(v) if isinstance(v, str) else v
+        return float(v.replace(tzinfo=v.tzinfo or UTC).timestamp())
+
+    delivered = sorted((stamp(r.delivered_at), r.chat, r.text, r.update_key or "") for r in rows)
+    waits = []
+    for body in bodies:
+        key = f"sandbox:msg:{body['from']}:d"
+        first = next((at for at, chat, t, k in delivered if chat == body["chat"] and (body["name"] in t or k == key)),
+                     None)
+        waits.append(first - sent_at[body["name"]] if first is not None else float("inf"))
+    by_chat: dict[str, list[float]] = {}
+    for at, chat, _, _ in delivered:
+        by_chat.setdefault(chat, []).append(at)
+    worst = max((sum(1 for b in ats if a <= b < a + 60) for ats in by_chat.values() for a in ats), default=0)
+    late = sum(w > 10 for w in waits)
+    return (f"{'OK' if late == 0 and worst <= RATE_PER_MIN else 'MISSED'}: {len(bodies)} sign-ins in {groups} groups "
+            f"over {spread_s:.0f} s; acknowledged within 10 s: {len(bodies) - late}, later or not within 15 s of the "
+            f"last: {late}; p50 wait {pct(waits, 0.5):.1f} s; most lines to one group in any 60 s: {worst} "
+            f"(limit {RATE_PER_MIN:.0f}); group lines delivered {len(delivered)}")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def run(database_url: str | None, args: argparse.Namespace, port: int) -> list[str]:
+    name = "PostgreSQL" if database_url else "SQLite"
+    out = [f"== {name} (load {load()} at start)"]
+    async with FakeWeCom(corp_id=CORP, secret="bench-secret") as fake:
+        proc, url = spawn(database_url, port, fake.base_url)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(base)
+            n, g, c = args.members, args.groups, args.concurrency
+            await phase(base, [member(u, g, "大家好", "warm") for u in range(n)], c)
+            rows = {
+                "group chat": await phase(base, [member(u, g, f"消息 {i}", f"chat{i}")
+                                                 for i in range(2) for u in range(n)], c),
+                "group 签到": await phase(base, [member(u, g, "签到", "signin") for u in range(n)], c),
+                "task 打卡": await phase(base, [member(u, g, "打卡 分享", "task") for u in range(n)], c),
+            }
+            chat_rate = rows["group chat"]["rate"]
+            out.append(f"{'path':14} {'msgs':>5} {'msgs/s':>7} {'×chat':>6} {'p50 ms':>7} {'p99 ms':>7} errors")
+            for label, r in rows.items():
+                out.append(f"{label:14} {len(r['answers']):>5} {r['rate']:>7.0f} {r['rate'] / chat_rate:>6.2f} "
+                           f"{r['p50']:>7.1f} {r['p99']:>7.1f} {r['errors']}")
+            note = await member_center(base)
+            out.append("member-center check-in: skipped, POST /m/checkin is not a route of this build"
+                       if note is None else f"member-center check-in: skipped, {note}")
+            r = await rush(base, c)
+            out.append(f"rush: {RUSH} members confirm one {UNITS}-unit reward at c={c}: {r['wall']:.2f} s wall, "
+                       f"p99 {r['p99']:.0f} ms; served {r['served']}, told it is gone {r['gone']}, other {r['other']}")
+            out.append("  ledger: " + await asyncio.to_thread(ledger_check, url, r["winners"]))
+            w = await callbacks(base, url, args.callback_rate, args.callback_seconds)
+            out.append(f"WeCom callbacks offered {w['offered']:.0f}/s for {w['window']:.1f} s: handled "
+                       f"{w['handled']:.0f}/s in that window; oldest unhandled max {w['max_age']:.2f} s, "
+                       f"p50 {w['p50_age']:.2f} s; all handled after {w['drained']:.1f} s; errors {w['errors']}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+        if args.digest:  # on a fresh server: the phases above leave thousands of group lines queued
+            proc, url = spawn(database_url, port, fake.base_url)
+            try:
+                await wait_ready(base)
+                out.append("digest: " + await digest(base, url))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+        out.append(f"(load {load()} at end)")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--database-url", default=os.environ.get("SIYU_BENCH_DATABASE_URL"),
+                   help="PostgreSQL URL (its public schema is wiped); or SIYU_BENCH_DATABASE_URL")
+    p.add_argument("--members", type=int, default=2000)
+    p.add_argument("--groups", type=int, default=100)
+    p.add_argument("-c", "--concurrency", type=int, default=32)
+    p.add_argument("--callback-rate", type=float, default=600.0)
+    p.add_argument("--callback-seconds", type=float, default=20.0)
+    p.add_argument("--digest", action="store_true", help="also the 100 groups × 50 sign-ins check (~75 s more)")
+    p.add_argument("--only", choices=("sqlite", "postgresql"), help="run one database only")
+    p.add_argument("--port", type=int, default=18400)
+    args = p.parse_args()
+    if args.members < RUSH:
+        raise SystemExit(f"--members must be at least {RUSH} (the rush)")
+    targets: list[str | None] = []
+    if args.only != "postgresql":
+        targets.append(None)
+    if args.database_url and args.only != "sqlite":
+        targets.append(args.database_url)
+    for i, target in enumerate(targets):
+        print("\n".join(asyncio.run(run(target, args, args.port + i))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
