@@ -278,47 +278,58 @@ def load() -> str:
 async def run(database_url: str | None, args: argparse.Namespace, port: int) -> list[str]:
     name = "PostgreSQL" if database_url else "SQLite"
     out = [f"== {name} (load {load()} at start)"]
+    phases = set(args.phases.split(","))
     async with FakeWeCom(corp_id=CORP, secret="bench-secret") as fake:
-        proc, url = spawn(database_url, port, fake.base_url)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await wait_ready(base)
-            n, g, c = args.members, args.groups, args.concurrency
-            await phase(base, [member(u, g, "大家好", "warm") for u in range(n)], c)
-            rows = {
-                "group chat": await phase(base, [member(u, g, f"消息 {i}", f"chat{i}")
-                                                 for i in range(2) for u in range(n)], c),
-                "group 签到": await phase(base, [member(u, g, "签到", "signin") for u in range(n)], c),
-                "task 打卡": await phase(base, [member(u, g, "打卡 分享", "task") for u in range(n)], c),
-            }
-            chat_rate = rows["group chat"]["rate"]
-            out.append(f"{'path':14} {'msgs':>5} {'msgs/s':>7} {'×chat':>6} {'p50 ms':>7} {'p99 ms':>7} errors")
-            for label, r in rows.items():
-                out.append(f"{label:14} {len(r['answers']):>5} {r['rate']:>7.0f} {r['rate'] / chat_rate:>6.2f} "
-                           f"{r['p50']:>7.1f} {r['p99']:>7.1f} {r['errors']}")
-            note = await member_center(base)
-            out.append("member-center check-in: skipped, POST /m/checkin is not a route of this build"
-                       if note is None else f"member-center check-in: skipped, {note}")
-            r = await rush(base, c)
-            out.append(f"rush: {RUSH} members confirm one {UNITS}-unit reward at c={c}: {r['wall']:.2f} s wall, "
-                       f"p99 {r['p99']:.0f} ms; served {r['served']}, told it is gone {r['gone']}, other {r['other']}")
-            out.append("  ledger: " + await asyncio.to_thread(ledger_check, url, r["winners"]))
-            w = await callbacks(base, url, args.callback_rate, args.callback_seconds)
-            out.append(f"WeCom callbacks offered {w['offered']:.0f}/s for {w['window']:.1f} s: handled "
-                       f"{w['handled']:.0f}/s in that window; oldest unhandled max {w['max_age']:.2f} s, "
-                       f"p50 {w['p50_age']:.2f} s; all handled after {w['drained']:.1f} s; errors {w['errors']}")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-        if args.digest:  # on a fresh server: the phases above leave thousands of group lines queued
+        if phases & {"paths", "rush", "callbacks"}:
             proc, url = spawn(database_url, port, fake.base_url)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                await wait_ready(base)
+                out += await main_phases(base, url, args, phases)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+        if "digest" in phases:  # on a fresh server: the phases above leave thousands of group lines queued
+            proc, url = spawn(database_url, port, fake.base_url)
+            base = f"http://127.0.0.1:{port}"
             try:
                 await wait_ready(base)
                 out.append("digest: " + await digest(base, url))
             finally:
                 proc.terminate()
                 proc.wait(timeout=20)
-        out.append(f"(load {load()} at end)")
+    out.append(f"(load {load()} at end)")
+    return out
+
+
+async def main_phases(base: str, url: str, args: argparse.Namespace, phases: set[str]) -> list[str]:
+    out = []
+    n, g, c = args.members, args.groups, args.concurrency
+    if phases & {"paths", "rush"}:
+        await phase(base, [member(u, g, "大家好", "warm") for u in range(n)], c)
+        rows = {"group chat": await phase(base, [member(u, g, f"消息 {i}", f"chat{i}")
+                                                 for i in range(2) for u in range(n)], c),
+                "group 签到": await phase(base, [member(u, g, "签到", "signin") for u in range(n)], c)}
+        if "paths" in phases:
+            rows["task 打卡"] = await phase(base, [member(u, g, "打卡 分享", "task") for u in range(n)], c)
+            chat_rate = rows["group chat"]["rate"]
+            out.append(f"{'path':12} {'msgs':>5} {'msgs/s':>7} {'×chat':>6} {'p50 ms':>7} {'p99 ms':>7} errors")
+            for label, r in rows.items():
+                out.append(f"{label:12} {len(r['answers']):>5} {r['rate']:>7.0f} {r['rate'] / chat_rate:>6.2f} "
+                           f"{r['p50']:>7.1f} {r['p99']:>7.1f} {r['errors']}")
+            note = await member_center(base)
+            out.append("member-center check-in: skipped, POST /m/checkin is not a route of this build"
+                       if note is None else f"member-center check-in: skipped, {note}")
+    if "rush" in phases:
+        r = await rush(base, c)
+        out.append(f"rush: {RUSH} members confirm one {UNITS}-unit reward at c={c}: {r['wall']:.2f} s wall, "
+                   f"p99 {r['p99']:.0f} ms; served {r['served']}, told it is gone {r['gone']}, other {r['other']}")
+        out.append("  ledger: " + await asyncio.to_thread(ledger_check, url, r["winners"]))
+    if "callbacks" in phases:
+        w = await callbacks(base, url, args.callback_rate, args.callback_seconds)
+        out.append(f"WeCom callbacks offered {w['offered']:.0f}/s for {w['window']:.1f} s: handled "
+                   f"{w['handled']:.0f}/s in that window; oldest unhandled max {w['max_age']:.2f} s, "
+                   f"p50 {w['p50_age']:.2f} s; all handled after {w['drained']:.1f} s; errors {w['errors']}")
     return out
 
 
@@ -331,10 +342,14 @@ def main() -> None:
     p.add_argument("-c", "--concurrency", type=int, default=32)
     p.add_argument("--callback-rate", type=float, default=600.0)
     p.add_argument("--callback-seconds", type=float, default=20.0)
-    p.add_argument("--digest", action="store_true", help="also the 100 groups × 50 sign-ins check (~75 s more)")
+    p.add_argument("--digest", action="store_true", help="also the 100 groups × 50 sign-ins check (~80 s more)")
+    p.add_argument("--phases", default="paths,rush,callbacks",
+                   help="comma-separated: paths, rush (it needs the sign-ins' points), callbacks, digest")
     p.add_argument("--only", choices=("sqlite", "postgresql"), help="run one database only")
     p.add_argument("--port", type=int, default=18400)
     args = p.parse_args()
+    if args.digest:
+        args.phases += ",digest"
     if args.members < RUSH:
         raise SystemExit(f"--members must be at least {RUSH} (the rush)")
     targets: list[str | None] = []
