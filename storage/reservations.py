@@ -50,9 +50,11 @@ class Outcome:
     reward: Reward | None
 
 
-async def redeem_many(session: AsyncSession, asks: Sequence[Ask], *, now: datetime) -> list[Outcome]:
+async def redeem_many(session: AsyncSession, asks: Sequence[Ask], *, now: datetime,
+                      balances: dict[int, int] | None = None) -> list[Outcome]:
     """``rewards.redeem`` for every ask (one member once per batch), in a few statements per
-    reward. A code-pool reward is redeemed one ask at a time (each picks a code)."""
+    reward. A code-pool reward is redeemed one ask at a time (each picks a code). ``balances``:
+    the askers' balances as just read in this transaction (``standing``), if the caller has them."""
     done = {r.key: r for r in (await session.execute(
         select(Redemption).where(col(Redemption.key).in_([a.key for a in asks])))).scalars()}
     found = {r.id: r for r in (await session.execute(
@@ -71,34 +73,33 @@ async def redeem_many(session: AsyncSession, asks: Sequence[Ask], *, now: dateti
         else:
             open_asks.setdefault(ask.reward_id, []).append(i)
     await _limits(session, asks, found, open_asks, refused)
-    held = await _balances(session, [a.member_id for a in asks])
+    held = balances if balances is not None else {m: b for m, (b, _) in (
+        await standing(session, [a.member_id for a in asks])).items()}
+    after = dict(held)  # the balances as the answers tell them, changed by each charge below
     made: dict[int, Redemption] = {}
     for reward_id in sorted(open_asks):  # rewards in one order: two batches lock them alike
         reward, ids = found[reward_id], open_asks[reward_id]
         if reward.fulfilment == "code":
             for i in ids:
                 await _one_by_one(session, asks[i], reward, now=now, made=made, refused=refused, index=i)
+                after[asks[i].member_id] = await points.balance(session, asks[i].member_id)
             continue
         able = [i for i in ids if held.get(asks[i].member_id, 0) >= reward.cost]
         refused.update({i: NOT_ENOUGH for i in ids if i not in able})
         won = await _claim(session, reward_id, len(able))
         refused.update({i: "out_of_stock" for i in able[won:]})
         made.update(await _reserve(session, reward, [asks[i] for i in able[:won]], able[:won], now=now,
-                                   refused=refused))
-    after = await _balances(session, [a.member_id for a in asks])
+                                   refused=refused, after=after))
     return [Outcome(done.get(a.key) or made.get(i), refused.get(i) if a.key not in done else None,
                     after.get(a.member_id, 0), found.get(a.reward_id)) for i, a in enumerate(asks)]
 
 
-async def lifetimes(session: AsyncSession, members: Sequence[int]) -> dict[int, int]:
-    """Points ever earned by each of ``members`` (their levels), in one read."""
-    rows = await session.execute(select(B.c.member_id, B.c.lifetime).where(B.c.member_id.in_(set(members))))
-    return {r.member_id: int(r.lifetime) for r in rows}
-
-
-async def _balances(session: AsyncSession, members: Sequence[int]) -> dict[int, int]:
-    rows = await session.execute(select(B.c.member_id, B.c.balance).where(B.c.member_id.in_(set(members))))
-    return {r.member_id: int(r.balance) for r in rows}
+async def standing(session: AsyncSession, members: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(spendable balance, points ever earned: the level) of each of ``members`` that has a
+    ledger, in one read."""
+    rows = await session.execute(select(B.c.member_id, B.c.balance, B.c.lifetime)
+                                 .where(B.c.member_id.in_(set(members))))
+    return {r.member_id: (int(r.balance), int(r.lifetime)) for r in rows}
 
 
 async def _limits(session: AsyncSession, asks: Sequence[Ask], found: dict[int, Reward],
@@ -140,14 +141,16 @@ async def _claim(session: AsyncSession, reward_id: int, wanted: int) -> int:
 
 
 async def _reserve(session: AsyncSession, reward: Reward, asks: list[Ask], indexes: list[int], *,
-                   now: datetime, refused: dict[int, str]) -> dict[int, Redemption]:
+                   now: datetime, refused: dict[int, str], after: dict[int, int]) -> dict[int, Redemption]:
     """Charge the winners of ``reward`` and write their redemptions; a winner whose points went
-    meanwhile (another process) gives the unit back and is told so."""
+    meanwhile (another process) gives the unit back and is told so. ``after`` gets the
+    winners' balances."""
     if not asks:
         return {}
-    charged = {r.member_id for r in await session.execute(
+    charged = {r.member_id: int(r.balance) for r in await session.execute(
         update(B).where(B.c.member_id.in_([a.member_id for a in asks]), B.c.balance >= reward.cost)
-        .values(balance=B.c.balance - reward.cost).returning(B.c.member_id))}
+        .values(balance=B.c.balance - reward.cost).returning(B.c.member_id, B.c.balance))}
+    after.update(charged)
     short = [i for i, a in zip(indexes, asks, strict=True) if a.member_id not in charged]
     if short:
         refused.update({i: NOT_ENOUGH for i in short})

@@ -37,12 +37,13 @@ async def redeem_batch(ctxs: list[Context]) -> None:
     """Redeem the batch's confirmations at once; each member's answer says it worked or why not."""
     ctx = ctxs[0]
     levels = levels_of(ctx.config)
-    lifetimes = await reservations.lifetimes(ctx.session, [c.member.id for c in ctxs])
-    tiers = [levels.tier(lifetimes.get(c.member.id, 0)) for c in ctxs]
+    standing = await reservations.standing(ctx.session, [c.member.id for c in ctxs])
+    tiers = [levels.tier(standing.get(c.member.id, (0, 0))[1]) for c in ctxs]
     asks = [reservations.Ask(c.member.id, c.data[ASKED]["id"], f"{c.update.key}:redeem", level, tuple(levels.names),
                              via=PAGE if c.update.page else CHAT)
             for c, level in zip(ctxs, tiers, strict=True)]
-    outcomes = await reservations.redeem_many(ctx.session, asks, now=ctx.now)
+    outcomes = await reservations.redeem_many(ctx.session, asks, now=ctx.now,
+                                              balances={m: b for m, (b, _) in standing.items()})
     for c, level, outcome in zip(ctxs, tiers, outcomes, strict=True):
         done, code = outcome.redemption, None
         if outcome.refused is not None or done is None:
