@@ -33,8 +33,10 @@ QUEUE_SIZE = 10_000
 MIN_WORKERS = 32
 WORKERS_PER_CONNECTION = 2
 RESCAN_EVERY_S = 30.0
-# Handlers give way to callbacks being answered (WeCom's 5 s deadline), but wait at most this
-# long for a lull, so that handling always moves on under sustained load.
+# Handlers give way to callbacks being answered (WeCom's 5 s deadline), but a callback waits
+# at most this long for a lull, counted from when it was queued: under sustained load the
+# queue's older callbacks are handled without a pause (a pause per callback and worker held
+# handling to workers / 0.2 s).
 YIELD_TO_ANSWERS_S = 0.2
 
 Handle = Callable[[Inbound], Awaitable[None]]
@@ -64,7 +66,7 @@ class CallbackEndpoint:
         self.replay_window_s = replay_window_s
         self._handle = handle
         self._store = GroupCommit(self._store_batch)
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue(QUEUE_SIZE)
+        self._queue: asyncio.Queue[tuple[Inbound, float]] = asyncio.Queue(QUEUE_SIZE)  # with when queued
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._overflowed = False
@@ -167,7 +169,7 @@ class CallbackEndpoint:
             self._spawn(self._run(message))
             return
         try:
-            self._queue.put_nowait(message)
+            self._queue.put_nowait((message, asyncio.get_running_loop().time()))
             self._in_flight.add(message.key)
         except asyncio.QueueFull:
             if not self._overflowed:
@@ -207,11 +209,13 @@ class CallbackEndpoint:
 
     async def _worker(self) -> None:
         while True:
-            message = await self._queue.get()
-            try:
-                await asyncio.wait_for(self._lull.wait(), YIELD_TO_ANSWERS_S)
-            except TimeoutError:
-                pass
+            message, queued = await self._queue.get()
+            wait = queued + YIELD_TO_ANSWERS_S - asyncio.get_running_loop().time()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._lull.wait(), wait)
+                except TimeoutError:
+                    pass
             await self._run(message)
 
     async def _run(self, message: Inbound) -> None:
