@@ -84,12 +84,23 @@ def spawn(database_url: str | None, port: int, fake_url: str) -> tuple[subproces
                            fake=fake_url)
     if importlib.util.find_spec("handlers.member_center") is not None:  # the builds that have it
         # Every member center request here comes from one address: lift its per-address limit.
-        config += "[member_center]\npages_per_min_per_address = 1000000\n"
+        config += (f'[member_center]\npages_per_min_per_address = 1000000\n'
+                   f'[server]\npublic_url = "http://127.0.0.1:{port}"\n')
     (workdir / "config.toml").write_text(config, encoding="utf-8")
     env = {**os.environ, "SIYU_STORAGE_URL": url, "SIYU_CONFIG": str(workdir / "config.toml")}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=workdir,
                             stdout=subprocess.DEVNULL)
     return proc, url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (siyu finishes what it holds), then SIGKILL after 30 s (a backlog it was handling)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -343,8 +354,7 @@ async def run(database_url: str | None, args: argparse.Namespace, port: int) -> 
                 await wait_ready(base)
                 out += await main_phases(base, url, args, phases, proc.pid)
             finally:
-                proc.terminate()
-                proc.wait(timeout=20)
+                stop(proc)
         if "digest" in phases:  # on a fresh server: the phases above leave thousands of group lines queued
             proc, url = spawn(database_url, port, fake.base_url)
             base = f"http://127.0.0.1:{port}"
@@ -352,8 +362,7 @@ async def run(database_url: str | None, args: argparse.Namespace, port: int) -> 
                 await wait_ready(base)
                 out.append("digest: " + await digest(base, url))
             finally:
-                proc.terminate()
-                proc.wait(timeout=20)
+                stop(proc)
     out.append(f"(load {load()} at end)")
     return out
 
