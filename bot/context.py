@@ -1,6 +1,7 @@
 """``Context``: what a handler gets: the update, the member, the open transaction, a way to reply."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,26 @@ if TYPE_CHECKING:
 
 # WeCom's welcome code is valid 20 s after the event (wecom.md §3.4).
 WELCOME_CODE_TTL = timedelta(seconds=20)
+
+# A batch stage: runs once for the contexts of a batch that asked for it (``Context.defer``).
+Stage = Callable[[list["Context"]], Awaitable[None]]
+
+
+class Deferred:
+    """The stages the handlers of one batch deferred, each with the contexts that asked, in
+    the order first asked: run after every handler of the batch, before its replies are written."""
+
+    def __init__(self) -> None:
+        self._stages: dict[Stage, list[Context]] = {}
+
+    def add(self, stage: Stage, ctx: Context) -> None:
+        self._stages.setdefault(stage, []).append(ctx)
+
+    async def run(self) -> None:
+        while self._stages:  # a stage may defer another
+            stages, self._stages = self._stages, {}
+            for stage, ctxs in stages.items():
+                await stage(ctxs)
 
 
 @dataclass(eq=False)
@@ -46,6 +67,8 @@ class Context:
     outgoing: list[Outgoing] = field(default_factory=list)
     # What an update from a page (``Update.page``) answers: shown there, not sent.
     shown: list[str] = field(default_factory=list)
+    # The batch's deferred stages (set by the dispatcher); None: a stage runs at once.
+    batch: Deferred | None = None
     # Scratch space for middlewares to hand things to handlers (aiogram's ``data``).
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
@@ -69,6 +92,16 @@ class Context:
     @property
     def display_name(self) -> str:
         return self.member.name or self.update.sender_name or self.texts("member_name_unknown")
+
+    async def defer(self, stage: Stage) -> None:
+        """Run ``stage`` for this context together with the others of the batch that defer the
+        same stage, after every handler of the batch (a few statements for a rush instead of a
+        few per update); without a batch (the console, the API) it runs now. Its replies are
+        written with the batch's."""
+        if self.batch is None:
+            await stage([self])
+        else:
+            self.batch.add(stage, self)
 
     def reply(self, text: str) -> None:
         """Answer where the update came from: in its group, or one-to-one to the sender; a

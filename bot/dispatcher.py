@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.committer import Lanes
 from bot.config import Config
-from bot.context import Context
+from bot.context import Context, Deferred
 from bot.locks import KeyedLocks
 from bot.logs import handling
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
@@ -273,7 +273,9 @@ class Dispatcher:
 
     async def _handle(self, session: AsyncSession, updates: Sequence[Update]) -> list[FeedResult]:
         now = self.clock.now()
-        ctxs = [Context(update=u, session=session, now=now, texts=self.texts, dispatcher=self) for u in updates]
+        batch = Deferred()
+        ctxs = [Context(update=u, session=session, now=now, texts=self.texts, dispatcher=self, batch=batch)
+                for u in updates]
         await dedup(session, ctxs)
         fresh = [c for c in ctxs if not c.duplicate]
         await membership(session, fresh)
@@ -286,6 +288,7 @@ class Dispatcher:
             # The batch runs in the committer's task: each update's lines are marked here.
             with handling(ctx.update.key):
                 await chain(ctx)
+        await batch.run()  # what handlers deferred, for the whole batch at once (``Context.defer``)
         outgoing = [m for ctx in fresh for m in ctx.outgoing]
         ids = iter(await outbox.enqueue(session, outgoing, now=now))
         results = []

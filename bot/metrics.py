@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-from bot.appkeys import CHANNELS, CONFIG, DB
+from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER
 from bot.http import json_error
 from storage import broadcasts, inbox, outbox, points, tally
 
@@ -31,6 +31,9 @@ CALLBACK_SECONDS = Histogram(
     ["method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 INBOX_UNHANDLED = Gauge("siyu_inbox_unhandled", "Inbound updates stored but not handled yet, by channel.", ["channel"])
+INBOX_OLDEST = Gauge("siyu_inbox_oldest_unhandled_seconds", "Age of the oldest inbound update stored but not "
+                     "handled yet (a WeCom callback answered, waiting for its handler), by channel; 0 when none.",
+                     ["channel"])
 OUTBOX_MESSAGES = Gauge("siyu_outbox_messages", "Outbox rows by status (pending and sending: the backlog).", ["status"])
 DELIVERIES = Gauge("siyu_broadcast_deliveries", "Broadcast deliveries (one per group and broadcast) by status.",
                    ["status"])
@@ -85,7 +88,7 @@ def _authorized(request: web.Request, token: str) -> bool:
                                                               token.encode())
 
 
-def _set(gauge: Gauge, known: tuple[str, ...], counts: Mapping[str, int]) -> None:
+def _set(gauge: Gauge, known: tuple[str, ...], counts: Mapping[str, float]) -> None:
     """Known labels at 0 and the counts found; labels gone since the last scrape disappear."""
     gauge.clear()
     for label in known:
@@ -98,18 +101,21 @@ async def _read_depths(app: web.Application) -> None:
     try:
         async with app[DB].read() as session:
             waiting = await inbox.unhandled_counts(session)
+            oldest = await inbox.oldest_unhandled(session) if waiting else {}
             queued = await outbox.counts_by_status(session)
             deliveries = await broadcasts.delivery_counts(session)
     except Exception as exc:
         # The process counters still answer; stale depths would mislead, so they go.
         log.warning("metrics: cannot read the database: %s", exc)
-        for gauge in (INBOX_UNHANDLED, OUTBOX_MESSAGES, DELIVERIES):
+        for gauge in (INBOX_UNHANDLED, INBOX_OLDEST, OUTBOX_MESSAGES, DELIVERIES):
             gauge.clear()
         DATABASE_UP.set(0)
         return
     # No await from here to the encoding: a concurrent scrape cannot interleave its values.
-    channels = app[CHANNELS]
+    channels, now = app[CHANNELS], app[DISPATCHER].clock.now()
     _set(INBOX_UNHANDLED, tuple(channels), waiting)
+    # A clock a little behind the database's (another process stored it) is no negative age.
+    _set(INBOX_OLDEST, tuple(channels), {c: max(0.0, (now - at).total_seconds()) for c, at in oldest.items()})
     _set(OUTBOX_MESSAGES, OUTBOX_STATUSES, queued)
     _set(DELIVERIES, DELIVERY_STATUSES, deliveries)
     DATABASE_UP.set(1)

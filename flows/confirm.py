@@ -6,7 +6,8 @@ operators' broadcasts ask this way.
                         lapsed=texts["redeem_expired"], left=texts["redeem_left"], on_confirm=redeem)
 
 ``on_confirm(conversation)`` runs inside the confirming update's transaction and returns the
-answer the member gets.
+answer the member gets, or None when it answers later itself (a redemption is decided with the
+others of its batch: ``Context.defer``).
 
 A confirmation never traps the member: a message that is clearly another command (a
 slash-command the bot has, or a keyword a feature registered: ``Dispatcher.recognizes``) leaves
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 CONFIRM_WORD = "确认"
 CONFIRM_WITHIN = timedelta(minutes=10)
 
-OnConfirm = Callable[[Conversation], Awaitable[str]]
+OnConfirm = Callable[[Conversation], Awaitable[str | None]]
 
 
 def another_command(ctx: Context) -> bool:
@@ -39,20 +40,22 @@ def another_command(ctx: Context) -> bool:
 def confirmation(name: str, *, title: str, prompt: str, lapsed: str, on_confirm: OnConfirm,
                  within: timedelta = CONFIRM_WITHIN, left: str | None = None) -> Flow:
     """A flow that waits for "确认" in its ``confirm`` state and then answers what ``on_confirm``
-    returns; ``prompt``, ``lapsed`` and ``left`` (said when another command leaves it; default
-    the kernel's ``flow_left``) are templates over the data the flow was started with."""
+    returns (if anything); ``prompt``, ``lapsed`` and ``left`` (said when another command leaves
+    it; default the kernel's ``flow_left``) are templates over the data the flow was started with."""
 
     async def confirmed(event: Any) -> None:
         conversation: Conversation = event.model
-        conversation.data["outcome"] = await on_confirm(conversation)
+        outcome = await on_confirm(conversation)
+        if outcome is not None:
+            conversation.ctx.reply(outcome)
 
-    texts = {"confirm": prompt, "done": "{outcome}", "lapsed": lapsed}
+    texts = {"confirm": prompt, "lapsed": lapsed}
     if left is not None:
         texts["left"] = left
     return Flow(
         name, title=title,
         states=[State("confirm", prompt="confirm", deadline=within, on_deadline="lapse"),
-                State("done", prompt="done", final=True), State("lapsed", prompt="lapsed", final=True)],
+                State("done", final=True), State("lapsed", prompt="lapsed", final=True)],
         transitions=[
             {"trigger": "answer", "source": "confirm", "dest": "done",
              "conditions": [lambda event: answer(event) == CONFIRM_WORD], "after": [confirmed]},

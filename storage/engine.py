@@ -133,6 +133,8 @@ class Database:
             self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
                                               pool_pre_ping=True)
             self.read_engine = self.engine
+        # Write connections at once: SQLite's one writer, or PostgreSQL's pool and its overflow.
+        self.connections = 1 if self.is_sqlite else 2 * pool_size
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._writer = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)

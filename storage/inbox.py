@@ -104,6 +104,14 @@ async def unhandled_counts(session: AsyncSession) -> dict[str, int]:
     return {channel: n for channel, n in rows}
 
 
+async def oldest_unhandled(session: AsyncSession) -> dict[str, datetime]:
+    """When the oldest update stored but not yet handled arrived, by channel (``/metrics``:
+    how far behind handling is). Through the unhandled index, like ``unhandled_counts``."""
+    rows = await session.execute(select(T.c.channel, func.min(T.c.received_at)).where(T.c.handled_at.is_(None))
+                                 .group_by(T.c.channel))
+    return {channel: at for channel, at in rows}
+
+
 async def unhandled(
     session: AsyncSession, *, channel: str | None = None, received_before: datetime | None = None, limit: int = 100,
 ) -> list[InboundUpdate]:

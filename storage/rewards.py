@@ -205,7 +205,7 @@ async def redeem(session: AsyncSession, member_id: int, reward_id: int, *, key: 
     reward = await get(session, reward_id)
     if reward is None:
         raise Unavailable("unknown")
-    reason = _broken_rule(reward, now=now, level=level, levels=levels)
+    reason = broken_rule(reward, now=now, level=level, levels=levels)
     if reason is not None:
         raise Unavailable(reason)
     if await _limit_used(session, member_id, reward):
@@ -235,7 +235,7 @@ async def refusal(session: AsyncSession, member_id: int, reward: Reward, *, now:
     """Why ``member_id`` cannot redeem ``reward`` now (a reason of ``Unavailable``), or None:
     what is known before the member is asked to confirm (stock and code pool as read now; the
     redemption itself decides again, under its lock)."""
-    reason = _broken_rule(reward, now=now, level=level, levels=levels)
+    reason = broken_rule(reward, now=now, level=level, levels=levels)
     if reason is None and await _limit_used(session, member_id, reward):
         reason = "limit"
     if reason is None and (reward.stock <= 0 or (reward.fulfilment == "code"
@@ -244,7 +244,8 @@ async def refusal(session: AsyncSession, member_id: int, reward: Reward, *, now:
     return reason
 
 
-def _broken_rule(reward: Reward, *, now: datetime, level: str | None, levels: Sequence[str]) -> str | None:
+def broken_rule(reward: Reward, *, now: datetime, level: str | None, levels: Sequence[str]) -> str | None:
+    """The rule of ``reward`` a member of tier ``level`` breaks now (a reason of ``Unavailable``), or None."""
     if not reward.active:
         return "inactive"
     if reward.starts_at is not None and now < reward.starts_at:

@@ -110,6 +110,7 @@ class WeComChannel(Channel):
                                         self._db, self.config.sync_every_h)
         self._endpoint = CallbackEndpoint(
             self.crypto, self._db, self.clock, replay_window_s=self.config.replay_window_s, handle=self.handle,
+            workers=self.config.handling_workers,
         )
         await self._endpoint.start()
 

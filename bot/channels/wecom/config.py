@@ -44,6 +44,9 @@ class WecomConfig(Section):
     # (developer.work.weixin.qq.com/document/path/91022). Changed only for a test server.
     oauth_base_url: str = Field("https://open.weixin.qq.com/", max_length=256)
     replay_window_s: int = Field(300, ge=0)
+    # Callbacks are stored and answered first, then handled by this many workers. None: sized
+    # for the database's connection pool (``bot.channels.wecom.inbound.default_workers``).
+    handling_workers: int | None = Field(None, ge=1, le=512)
     # 微信客服: pull WeChat users' one-to-one messages on kf_msg_or_event and reply with
     # kf/send_msg (channel wecom_kf). The app must be allowed to manage the 客服 accounts.
     kf: bool = False
