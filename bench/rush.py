@@ -81,7 +81,7 @@ def spawn(database_url: str | None, port: int, fake_url: str) -> tuple[subproces
     workdir, url = fresh_database(database_url)
     config = CONFIG.format(rate=RATE_PER_MIN, units=UNITS, corp=CORP, agent=AGENT, token=TOKEN, aes=AES_KEY,
                            fake=fake_url)
-    if importlib.util.find_spec("handlers.member_center") is not None:  # the builds that have it
+    if importlib.util.find_spec("bot.member_center") is not None:  # the builds that have it
         # Every member center request here comes from one address: lift its per-address limit.
         config += (f'[member_center]\npages_per_min_per_address = 1000000\n'
                    f'[server]\npublic_url = "http://127.0.0.1:{port}"\n')

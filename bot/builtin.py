@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from bot import api, console
+from bot import api, console, member_center
 from bot.channels import bridge, robot, sandbox, wecom
 from bot.channels.base import ChannelKind
 from bot.config import Config, config_schema
@@ -31,7 +31,6 @@ from handlers import (
     leaderboard,
     levels,
     lifecycle,
-    member_center,
     onboarding,
     operators,
     points,

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from bot.appkeys import CONFIG
 from bot.builtin import SiyuConfig
 from bot.config import Config
+from bot.member_center import pictures
+from bot.member_center.config import MEMBER_CENTER
 from bot.testing import FakeClock, SandboxClient, sandbox_app
-from handlers.member_center import pictures
-from handlers.member_center.config import MEMBER_CENTER
 from storage import points, rewards
 from storage.models import Member, Reward
 

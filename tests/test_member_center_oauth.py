@@ -20,10 +20,10 @@ from bot.appkeys import CHANNELS
 from bot.builtin import config_from_dict
 from bot.channels.wecom.channel import WeComChannel
 from bot.config import Config, ConfigError
+from bot.member_center import auth
+from bot.member_center.oauth import OAUTH_COOKIE, STATE_SALT
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.testing.fake_wecom import FakeWeCom
-from handlers.member_center import auth
-from handlers.member_center.oauth import OAUTH_COOKIE, STATE_SALT
 from storage import member_sessions
 from storage.models import Member
 

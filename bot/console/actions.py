@@ -12,8 +12,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlmodel import col
 
+import bot.member_center.services as member_center
 import handlers.koc.services as koc
-import handlers.member_center.services as member_center
 import handlers.rewards.services as redemptions
 import handlers.tasks.services as task_reviews
 from bot.appkeys import CONFIG, DB, DISPATCHER

@@ -1,6 +1,6 @@
 """What the member center's mall shows of a reward, edited by operators: a description and a
 picture. The picture is checked by its content and kept under a name the server makes
-(``handlers.member_center.pictures``); the reward stores that name, never a path."""
+(``bot.member_center.pictures``); the reward stores that name, never a path."""
 from __future__ import annotations
 
 import logging
@@ -12,8 +12,8 @@ from bot.console.actions import acting
 from bot.console.auth import require
 from bot.console.params import path_id
 from bot.console.render import page
-from handlers.member_center import pictures
-from handlers.member_center.config import MEMBER_CENTER
+from bot.member_center import pictures
+from bot.member_center.config import MEMBER_CENTER
 from storage import audit, rewards
 
 log = logging.getLogger("siyu.console")

@@ -7,11 +7,11 @@ from aiohttp import web
 
 from bot.appkeys import DB
 from bot.context import Context
+from bot.member_center.actions import act, back
+from bot.member_center.auth import VISITOR, member_only, now_of
+from bot.member_center.params import form_int
+from bot.member_center.render import notice_of, page
 from bot.numbers import parse_id
-from handlers.member_center.actions import act, back
-from handlers.member_center.auth import VISITOR, member_only, now_of
-from handlers.member_center.params import form_int
-from handlers.member_center.render import notice_of, page
 from handlers.votes import services as votes
 
 CLOSED_SHOWN = 3  # closed polls whose results the page shows

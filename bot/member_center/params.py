@@ -11,8 +11,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.appkeys import CONFIG
 from bot.http import BadRequest, control_char_param, header
+from bot.member_center.config import MEMBER_CENTER
 from bot.numbers import parse_int
-from handlers.member_center.config import MEMBER_CENTER
 
 # A form field may hold line breaks and tabs (a typed answer), no other control character.
 FORM_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

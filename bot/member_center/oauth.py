@@ -23,13 +23,13 @@ from aiohttp import web
 from itsdangerous import BadSignature
 from yarl import URL
 
+import bot.member_center.auth as auth
 from bot.appkeys import CHANNELS, CONFIG, DB, DISPATCHER
 from bot.channels.wecom.api import BUSY, NETWORK, TOKEN_ERRORS, WeComError
 from bot.channels.wecom.channel import WeComChannel
 from bot.config import Config
-from handlers.member_center import auth
-from handlers.member_center.config import MEMBER_CENTER
-from handlers.member_center.web import message
+from bot.member_center.config import MEMBER_CENTER
+from bot.member_center.web import message
 from storage import community
 from storage.community import Sighting
 

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from bot.appkeys import CONFIG, DB
 from bot.context import Context
+from bot.member_center.actions import act, back
+from bot.member_center.auth import VISITOR, member_only
+from bot.member_center.render import notice_of, page
 from handlers.koc import services as koc
-from handlers.member_center.actions import act, back
-from handlers.member_center.auth import VISITOR, member_only
-from handlers.member_center.render import notice_of, page
 
 FIELDS = ("bought", "product", "activities", "followers", "preference", "hours")
 

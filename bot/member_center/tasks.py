@@ -10,15 +10,15 @@ from typing import IO
 
 from aiohttp import web
 
+import bot.member_center.uploads as uploads
 from bot import periods
 from bot.appkeys import CONFIG, DB
 from bot.context import Context
+from bot.member_center.actions import act, back
+from bot.member_center.auth import VISITOR, member_only, now_of, settings
+from bot.member_center.params import UPLOADS, size_text, too_large
+from bot.member_center.render import notice_of, page
 from bot.numbers import parse_id
-from handlers.member_center import uploads
-from handlers.member_center.actions import act, back
-from handlers.member_center.auth import VISITOR, member_only, now_of, settings
-from handlers.member_center.params import UPLOADS, size_text, too_large
-from handlers.member_center.render import notice_of, page
 from handlers.tasks import services as task_services
 from storage import task_definitions, tasks
 

@@ -7,17 +7,18 @@ from datetime import datetime
 
 from aiohttp import web
 
+import bot.member_center.auth as auth
+import bot.member_center.oauth as oauth
 from bot.appkeys import CONFIG
 from bot.config import Config
 from bot.feature import Feature
 from bot.jobs import Job
 from bot.links import LINKS
+from bot.member_center.config import MEMBER_CENTER
+from bot.member_center.links import TARGET
+from bot.member_center.routes import TEXT, router
+from bot.member_center.web import add_routes
 from bot.texts import Texts
-from handlers.member_center import auth, oauth
-from handlers.member_center.config import MEMBER_CENTER
-from handlers.member_center.links import TARGET
-from handlers.member_center.routes import TEXT, router
-from handlers.member_center.web import add_routes
 from storage import member_sessions
 from storage.engine import Database
 

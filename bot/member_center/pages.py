@@ -6,10 +6,10 @@ from aiohttp import web
 
 from bot import periods
 from bot.appkeys import CONFIG, DB
+from bot.member_center.actions import act, back
+from bot.member_center.auth import VISITOR, member_only, now_of
+from bot.member_center.render import notice_of, page
 from handlers.levels.services import levels_of
-from handlers.member_center.actions import act, back
-from handlers.member_center.auth import VISITOR, member_only, now_of
-from handlers.member_center.render import notice_of, page
 from handlers.signin import services as signin
 from storage import points, polls, task_definitions
 

@@ -8,10 +8,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+import bot.member_center.auth as auth
+import bot.member_center.koc_form as koc_form
+import bot.member_center.ledger as ledger
+import bot.member_center.links as links
+import bot.member_center.mall as mall
+import bot.member_center.me as me
+import bot.member_center.pages as pages
+import bot.member_center.params as params
+import bot.member_center.ranks as ranks
+import bot.member_center.tasks as tasks
+import bot.member_center.votes as votes
 from bot.appkeys import CHANNELS, DB
 from bot.http import busy
-from handlers.member_center import auth, koc_form, ledger, links, mall, me, pages, params, ranks, tasks, votes
-from handlers.member_center.render import page
+from bot.member_center.render import page
 from storage import community
 from storage.community import Sighting
 from storage.engine import is_transient

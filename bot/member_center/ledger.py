@@ -7,8 +7,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot.appkeys import DB
-from handlers.member_center.auth import VISITOR, member_only, now_of
-from handlers.member_center.render import page
+from bot.member_center.auth import VISITOR, member_only, now_of
+from bot.member_center.render import page
 from storage import points
 
 SHOWN = 100  # the latest entries

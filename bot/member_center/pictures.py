@@ -10,7 +10,7 @@ import re
 import secrets
 from pathlib import Path
 
-from handlers.member_center.config import MemberCenterConfig
+from bot.member_center.config import MemberCenterConfig
 
 FOLDER = "rewards"
 NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|webp)$")  # the only names ever written or read

@@ -21,8 +21,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.http import client_address
-from handlers.member_center.config import MEMBER_CENTER, MemberCenterConfig
-from handlers.member_center.limits import Window
+from bot.member_center.config import MEMBER_CENTER, MemberCenterConfig
+from bot.member_center.limits import Window
 from storage import member_sessions
 from storage.models import Member
 

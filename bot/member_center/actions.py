@@ -12,8 +12,8 @@ from aiohttp import web
 from bot.appkeys import DISPATCHER
 from bot.context import Context
 from bot.dispatcher import FeedResult
+from bot.member_center.auth import NOTICE_COOKIE, NOTICE_MAX, PATH, SIGNER, VISITOR, secure
 from bot.update import Update
-from handlers.member_center.auth import NOTICE_COOKIE, NOTICE_MAX, PATH, SIGNER, VISITOR, secure
 from storage.engine import DatabaseBusy
 
 log = logging.getLogger("siyu.member_center")

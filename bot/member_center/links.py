@@ -12,8 +12,8 @@ from bot import periods
 from bot.appkeys import CONFIG, DB
 from bot.config import Config
 from bot.links import PARAM, LinkTarget
-from handlers.member_center.auth import VISITOR, Handler, now_of
-from handlers.member_center.config import MEMBER_CENTER
+from bot.member_center.auth import VISITOR, Handler, now_of
+from bot.member_center.config import MEMBER_CENTER
 from storage import campaigns
 from storage.engine import is_transient
 

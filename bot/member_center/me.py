@@ -15,13 +15,13 @@ from aiohttp import web
 
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.context import Context
+from bot.member_center.actions import act, back
+from bot.member_center.auth import VISITOR, member_only
+from bot.member_center.render import notice_of, page
 from bot.numbers import FULL_WIDTH_DIGITS
 from bot.texts import Texts
 from handlers.koc import services as koc
 from handlers.levels.services import levels_of
-from handlers.member_center.actions import act, back
-from handlers.member_center.auth import VISITOR, member_only
-from handlers.member_center.render import notice_of, page
 from handlers.onboarding import services as onboarding
 from storage import community, points
 

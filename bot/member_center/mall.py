@@ -11,14 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+import bot.member_center.pictures as pictures
 import handlers.rewards.services as redemptions
 from bot.appkeys import CONFIG, DB, DISPATCHER
+from bot.member_center.actions import act, back, update_key
+from bot.member_center.auth import VISITOR, member_only, now_of
+from bot.member_center.config import MEMBER_CENTER
+from bot.member_center.render import local_time, notice_of, page
 from bot.numbers import parse_id
-from handlers.member_center import pictures
-from handlers.member_center.actions import act, back, update_key
-from handlers.member_center.auth import VISITOR, member_only, now_of
-from handlers.member_center.config import MEMBER_CENTER
-from handlers.member_center.render import local_time, notice_of, page
 from storage import points, rewards
 from storage.models import Reward
 

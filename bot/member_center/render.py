@@ -10,12 +10,12 @@ from itsdangerous import BadSignature
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot.appkeys import CONFIG, DISPATCHER
-from handlers.member_center.auth import NOTICE_COOKIE, NOTICE_MAX, PATH, SIGNER, VISITOR
+from bot.member_center.auth import NOTICE_COOKIE, NOTICE_MAX, PATH, SIGNER, VISITOR
 
 # The tab bar at the foot of every page: (route name, label). Features' pages join it in order.
 TABS = (("m_home", "首页"), ("m_tasks", "任务"), ("m_mall", "商城"), ("m_ranks", "排行"), ("m_me", "我的"))
 
-env = Environment(loader=PackageLoader("handlers.member_center", "templates"),
+env = Environment(loader=PackageLoader("bot.member_center", "templates"),
                   autoescape=select_autoescape(default=True), undefined=StrictUndefined,
                   trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.do"])
 env.filters["number"] = lambda value: "—" if value is None else f"{value:,}"

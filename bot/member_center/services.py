@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import bot.member_center.uploads as uploads
 from bot.config import Config
-from handlers.member_center import uploads
-from handlers.member_center.config import MEMBER_CENTER
+from bot.member_center.config import MEMBER_CENTER
 
 __all__ = ["photo_response"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.appkeys import CONFIG, DB
+from bot.member_center.auth import VISITOR, member_only, now_of
+from bot.member_center.render import notice_of, page
 from handlers.leaderboard import services as leaderboard
-from handlers.member_center.auth import VISITOR, member_only, now_of
-from handlers.member_center.render import notice_of, page
 
 GROUPS_SHOWN = 5  # a member's groups with a board on the page
 

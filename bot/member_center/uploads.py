@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from handlers.member_center.config import MemberCenterConfig
+from bot.member_center.config import MemberCenterConfig
 
 # (first bytes, extension): the containers a phone's camera or screenshot produces.
 SIGNATURES = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
