@@ -3,12 +3,15 @@ names a session, so ending it (or deleting the member) refuses the cookie in eve
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Integer, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from storage import points, signins
 from storage.community import Member
 from storage.sql import rowcount, table_of
 from storage.types import utc_field
@@ -44,6 +47,40 @@ async def member_of(session: AsyncSession, sid: str, *, now: datetime) -> Member
     return (await session.execute(
         select(Member).join(T, T.c.member_id == col(Member.id))
         .where(T.c.id == sid, T.c.revoked_at.is_(None), T.c.expires_at > now))).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A member's own figures the pages show beside their name: points (spendable, pending,
+    earned ever) and the sign-in streak as of a day."""
+
+    balance: int
+    pending: int
+    lifetime: int
+    streak: int  # today's if signed in today, else yesterday's (it still stands until today ends)
+    signed: bool  # signed in today
+
+
+async def member_and_standing(session: AsyncSession, sid: str, *, now: datetime,
+                              day: date) -> tuple[Member, Standing] | None:
+    """``member_of`` and the member's ``Standing`` on ``day`` in the same statement: the
+    balance row and the two sign-ins are primary-key lookups (a page pays one round trip)."""
+    C = signins.T
+
+    def streak_on(when: date) -> Any:
+        return (select(C.c.streak).where(C.c.member_id == col(Member.id), C.c.day == when)
+                .correlate(Member).scalar_subquery())
+
+    B = points.B
+    row = (await session.execute(
+        select(Member, B.c.balance, B.c.pending, B.c.lifetime, streak_on(day), streak_on(day - timedelta(days=1)))
+        .join(T, T.c.member_id == col(Member.id)).outerjoin(B, B.c.member_id == col(Member.id))
+        .where(T.c.id == sid, T.c.revoked_at.is_(None), T.c.expires_at > now))).one_or_none()
+    if row is None:
+        return None
+    member, balance, pending, lifetime, today, yesterday = row
+    return member, Standing(int(balance or 0), int(pending or 0), int(lifetime or 0),
+                            int(today or yesterday or 0), bool(today))
 
 
 async def revoke(session: AsyncSession, sid: str, *, now: datetime) -> bool:

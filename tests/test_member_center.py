@@ -7,6 +7,7 @@ import asyncio
 import html
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 from bot.config import Config
 from bot.testing import FakeClock
@@ -124,3 +125,26 @@ async def test_too_many_actions_or_pages_are_refused_for_a_minute(make_config: C
         assert statuses[-1] == 429 and "访问太频繁" in await (await bot.http.get("/m/")).text()
         clock.advance(61)
         assert (await bot.http.get("/m/")).status == 200
+
+
+async def test_the_home_shows_yesterdays_streak_pending_points_and_the_open_vote(bot: SandboxClient,
+                                                                                 clock: FakeClock) -> None:
+    # The home reads the member's figures with the session (one read): they must be the same
+    # figures the chat gives.
+    await bot.say("u5", "签到", chat="g1", name="小李")
+    member = await _member_id(bot, "u5")
+    async with bot.as_operator() as ctx:
+        await points.credit(ctx.session, member, 30, key="purchase:u5:1", reason="购物", now=ctx.now,
+                            available_at=ctx.now + timedelta(days=7))
+    replies = await bot.say("op1", "/vote open 下一款奖品 保温杯:300:50 帆布袋:200:80")
+    assert "下一款奖品" in replies[0]["text"]
+    clock.advance(days=1)  # a new day: yesterday's streak stands until today ends
+    page = await bot.open_member_center("u5")
+    assert re.search(r"<b>10</b><span class=\"muted\">可用积分", page)
+    assert re.search(r"<b>30</b><span class=\"muted\">待发放", page)
+    assert re.search(r"<b>1</b><span class=\"muted\">连续签到", page)
+    assert "已连续 1 天" in page and "今日已签到" not in page  # the button is back for today
+    assert "正在投票：下一款奖品" in page
+    after = await bot.member_post("/m/checkin")
+    assert "连续签到 2 天" in notice(after) and "今日已签到" in after
+    assert re.search(r"<b>2</b><span class=\"muted\">连续签到", after)

@@ -14,16 +14,19 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from bot import periods
 from bot.appkeys import CONFIG, DB, DISPATCHER
 from bot.http import client_address
 from bot.member_center.config import MEMBER_CENTER, MemberCenterConfig
 from bot.member_center.limits import Window
 from storage import member_sessions
+from storage.member_sessions import Standing
 from storage.models import Member
 
 log = logging.getLogger("siyu.member_center")
@@ -39,6 +42,9 @@ class Visitor:
     member: Member
     csrf: str
     sid: str
+    # The member's points and streak, read with the session by pages that show them
+    # (``@member_only(standing=True)``): no second read for them.
+    standing: Standing | None = None
 
     @property
     def member_id(self) -> int:
@@ -78,7 +84,8 @@ def install(app: web.Application, config: MemberCenterConfig) -> None:
     app[PAGES] = Window(config.pages_per_min_per_address, 60.0)
 
 
-async def current(request: web.Request) -> Visitor | None:
+async def current(request: web.Request, *, standing: bool = False) -> Visitor | None:
+    """The signed-in member (one read by primary key), with their ``Standing`` if asked."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
@@ -88,9 +95,14 @@ async def current(request: web.Request) -> Visitor | None:
         return None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("s", "c")):
         return None
+    now = now_of(request)
     async with request.app[DB].read() as s:
-        member = await member_sessions.member_of(s, data["s"], now=now_of(request))
-    return Visitor(member, data["c"], data["s"]) if member is not None else None
+        if not standing:
+            member = await member_sessions.member_of(s, data["s"], now=now)
+            return Visitor(member, data["c"], data["s"]) if member is not None else None
+        found = await member_sessions.member_and_standing(
+            s, data["s"], now=now, day=periods.local_day(now, request.app[CONFIG].zone))
+    return Visitor(found[0], data["c"], data["s"], found[1]) if found is not None else None
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, member_id: int) -> None:
@@ -120,13 +132,26 @@ class CsrfRefused(web.HTTPForbidden):
     """A form without the session's token: another site's page, or an old one."""
 
 
-def member_only(handler: Handler) -> Handler:
-    """The page needs a signed-in member; a POST also needs the form's CSRF token and stays
-    within the member's actions a minute. Not signed in: a GET signs in (and comes back)."""
+@overload
+def member_only(handler: Handler, /) -> Handler: ...
+@overload
+def member_only(*, standing: bool = False) -> Callable[[Handler], Handler]: ...
 
+
+def member_only(handler: Handler | None = None, /, *,
+                standing: bool = False) -> Handler | Callable[[Handler], Handler]:
+    """The page needs a signed-in member; a POST also needs the form's CSRF token and stays
+    within the member's actions a minute. Not signed in: a GET signs in (and comes back).
+    ``@member_only(standing=True)``: ``request[VISITOR].standing`` is read with the session."""
+    if handler is None:
+        return functools.partial(_member_only, standing=standing)
+    return _member_only(handler, standing=standing)
+
+
+def _member_only(handler: Handler, *, standing: bool) -> Handler:
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
-        visitor = await current(request)
+        visitor = await current(request, standing=standing)
         if visitor is None:
             if request.method == "GET":
                 return await request.app[SIGN_IN](request)

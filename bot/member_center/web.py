@@ -126,6 +126,7 @@ def add_routes(app: web.Application) -> None:
     app.middlewares.append(member_center_errors)
     links.install(app)
     app.setdefault(auth.SIGN_IN, sign_in_unavailable)
+    app[pages.GLOBALS] = []
     r = app.router
     r.add_get("/m", to_home)
     r.add_get("/m/", pages.home, name="m_home")
