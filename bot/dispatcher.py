@@ -38,7 +38,7 @@ from bot.locks import KeyedLocks
 from bot.logs import handling
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
 from bot.roles import has_role
-from bot.router import Command, Route, Router, UsageError
+from bot.router import BatchHandler, Command, Route, Router, UsageError, run_batches
 from bot.texts import Texts
 from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
@@ -282,10 +282,13 @@ class Dispatcher:
         chain: Next = self._route
         for mw in reversed(self._inner):
             chain = functools.partial(mw, chain)
+        deferred: list[tuple[BatchHandler, Context, int]] = []
         for ctx in fresh:
+            ctx._deferred = deferred
             # The batch runs in the committer's task: each update's lines are marked here.
             with handling(ctx.update.key):
                 await chain(ctx)
+        await run_batches(deferred)  # the routes with a batch stage: their updates together
         outgoing = [m for ctx in fresh for m in ctx.outgoing]
         ids = iter(await outbox.enqueue(session, outgoing, now=now))
         results = []
@@ -352,6 +355,9 @@ class Dispatcher:
                 return
         for route in self._routes if update.event is not None else (*self._routes, *self._fallbacks):
             if route.matches(update):
+                if route.batch is not None and ctx._deferred is not None:
+                    ctx._deferred.append((route.batch, ctx, len(ctx.outgoing)))
+                    return
                 await route.handler(ctx)
                 return
 

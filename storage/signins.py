@@ -47,3 +47,26 @@ async def streak_on(session: AsyncSession, member_id: int, day: date) -> int:
     return int((await session.execute(
         select(T.c.streak).where(T.c.member_id == member_id, T.c.day == day)
     )).scalar_one_or_none() or 0)
+
+
+async def sign_in_many(session: AsyncSession, members: list[int], day: date, *, points: int,
+                       now: datetime) -> dict[int, tuple[int, bool]]:
+    """``sign_in`` for several members at once (a batch of updates): member → (streak, True) for
+    a sign-in recorded now, (today's streak, False) for a member who had signed in today. Three
+    statements for the whole batch instead of two per member."""
+    if not members:
+        return {}
+    known = (await session.execute(select(T.c.member_id, T.c.day, T.c.streak).where(
+        T.c.member_id.in_(members), T.c.day.in_([day, day - timedelta(days=1)])))).all()
+    today = {r.member_id: r.streak for r in known if r.day == day}
+    before = {r.member_id: r.streak for r in known if r.day != day}
+    result: dict[int, tuple[int, bool]] = {m: (s, False) for m, s in today.items()}
+    rows = [{"member_id": m, "day": day, "streak": before.get(m, 0) + 1, "points": points, "at": now}
+            for m in sorted(set(members) - today.keys())]  # sorted: rows locked in one order
+    if rows:
+        stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day])
+        done = {r.member_id: r.streak for r in await session.execute(stmt.returning(T.c.member_id, T.c.streak), rows)}
+        result |= {m: (s, True) for m, s in done.items()}
+        if raced := [r["member_id"] for r in rows if r["member_id"] not in done]:  # another process, same moment
+            result |= {m: (await streak_on(session, m, day), False) for m in raced}
+    return result

@@ -14,7 +14,7 @@ from handlers.lifecycle.stages import BROAD, STAGES, decide
 from storage.models import Member, SignIn
 from storage.sql import table_of
 
-__all__ = ["STAGES", "after_purchase", "after_signin", "recompute"]
+__all__ = ["STAGES", "after_purchase", "after_signin", "after_signins", "recompute"]
 
 
 async def recompute(ctx: Context, member_id: int | None = None) -> str:
@@ -39,6 +39,21 @@ async def after_signin(ctx: Context) -> None:
     ))).scalar_one()
     if days in (rules.engaged_days, rules.core_days):
         await recompute(ctx)
+
+
+async def after_signins(ctxs: list[Context]) -> None:
+    """``after_signin`` for the senders of a batch who signed in: one count for all."""
+    if not ctxs:
+        return
+    rules = ctxs[0].config[LIFECYCLE]
+    rows = (await ctxs[0].session.execute(select(col(SignIn.member_id), func.count()).where(
+        col(SignIn.member_id).in_([c.member.id for c in ctxs]),
+        col(SignIn.at) >= ctxs[0].now - timedelta(days=rules.window_days),
+    ).group_by(col(SignIn.member_id)))).all()
+    days = {r[0]: r[1] for r in rows}
+    for ctx in ctxs:
+        if days.get(ctx.member.id, 0) in (rules.engaged_days, rules.core_days):
+            await recompute(ctx)
 
 
 async def after_purchase(ctx: Context, task: str | None = None, *, member_id: int | None = None) -> None:
