@@ -157,3 +157,28 @@ async def test_a_rush_of_task_check_ins_keeps_every_rule(make_config: Callable[.
             for member in (await s.execute(select(Member))).scalars():
                 total, entries, lots = await points.check(s, member.id)
                 assert total == entries == lots
+
+
+async def test_task_check_ins_in_a_group_get_their_own_digest(make_config: Callable[..., Config],
+                                                              clock: FakeClock) -> None:
+    from bot.builtin import SiyuConfig
+
+    clock.set(T0)
+    config = make_config(outbox=NO_LIMIT).model_copy(update={"tasks": SiyuConfig.model_validate(
+        {"tasks": [{"name": "转发", "points": 100, "per_day": 1}]}).tasks})
+    async with sandbox_app(config, clock=clock) as bot:
+        await asyncio.gather(*(bot.say(f"m{n}", "打卡 转发", chat="g1", name=f"成员{n}") for n in range(10)),
+                             *(bot.say(f"s{n}", "签到", chat="g1", name=f"签到{n}") for n in range(3)))
+        clock.advance(seconds=3)
+        sent = sorted(m["text"] for m in await bot.outbox(chat="g1"))
+    assert len(sent) == 2
+    assert sent[0].startswith("今日打卡：") and all(f"成员{n} 转发 +100" in sent[0] for n in range(10))
+    assert sent[1].startswith("今日签到：") and all(f"签到{n} +10" in sent[1] for n in range(3))
+
+
+def test_the_old_section_name_sets_the_digest_too() -> None:
+    from bot.builtin import config_from_dict
+    from handlers.signin.config import SIGNIN
+
+    assert config_from_dict({"checkin": {"group_digest_s": 5}})[SIGNIN].group_digest_s == 5
+    assert config_from_dict({})[SIGNIN].group_digest_s == 3

@@ -7,9 +7,6 @@ sign-in handled alone goes through the same code with a batch of one.
 """
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-
 from bot import filters, periods
 from bot.config import Config
 from bot.context import Context
@@ -17,11 +14,8 @@ from bot.router import Keyword, Router
 from handlers.lifecycle.services import after_signins
 from handlers.points.services import Credit, celebrate, daily_cap, earn_each, over_caps
 from handlers.signin.config import SIGNIN, SigninConfig
+from handlers.signin.services import acknowledge_in_group, digest_window
 from storage import points, signins
-from storage.outbox import Outgoing
-
-# Joins the members named in a group's digest (「今日签到：小王 连续3天 +10、小李 +10」).
-DIGEST_SEPARATOR = "、"
 
 
 def router(config: Config) -> Router:
@@ -79,32 +73,12 @@ async def _sign_in(ctxs: list[Context], settings: SigninConfig) -> None:
             bonus = ctx.texts("signin_bonus", days=streak, extra=extra) if extra else ""
             text = ctx.texts("signin_done", points=settings.daily_points, bonus=bonus, streak=streak,
                              balance=done.balance)
-            if ctx.update.chat is not None and settings.group_digest_s and not extra:
-                _acknowledge_later(ctx, text, streak, settings)
+            if digest_window(ctx) and not extra:
+                item = (ctx.texts("signin_digest_item", name=ctx.display_name, streak=streak,
+                                  points=settings.daily_points) if streak > 1
+                        else ctx.texts("signin_digest_item_first", name=ctx.display_name,
+                                       points=settings.daily_points))
+                acknowledge_in_group(ctx, text, item=item, head=ctx.texts("signin_digest_head"), kind="signin")
             else:  # one-to-one, or a streak milestone: its own line at once
                 ctx.reply(text)
             await celebrate(ctx, done)
-
-
-def _acknowledge_later(ctx: Context, text: str, streak: int, settings: SigninConfig) -> None:
-    """A group sign-in's confirmation waits for the end of its ``group_digest_s`` window, then
-    goes out in one message with every other confirmation of that group and window.
-
-    Durable by construction: the confirmation is an ordinary outbox row, committed with the
-    sign-in, whose ``not_before`` is the window's end. Windows are fixed slices of the clock
-    (every ``group_digest_s`` seconds), so all rows of a group and window share one due time
-    and one ``merge`` key, with no read and no shared row to lock; the outbox claims them
-    together and sends them as one text (``storage.outbox.merge``), split at the platform's
-    limit, or a row alone as its own line. A crash before sending leaves the rows pending;
-    nothing is lost."""
-    step = settings.group_digest_s
-    end = datetime.fromtimestamp(math.ceil(ctx.now.timestamp() / step) * step, UTC)
-    item = (ctx.texts("signin_digest_item", name=ctx.display_name, streak=streak, points=settings.daily_points)
-            if streak > 1 else ctx.texts("signin_digest_item_first", name=ctx.display_name,
-                                         points=settings.daily_points))
-    assert ctx.update.chat is not None
-    ctx.outgoing.append(Outgoing(
-        ctx.update.channel, text, chat=ctx.update.chat, update_key=ctx.update.key, not_before=end,
-        meta={"merge": f"signin:{end.isoformat()}", "part": item, "head": ctx.texts("signin_digest_head"),
-              "sep": DIGEST_SEPARATOR},
-    ))

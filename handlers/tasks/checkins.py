@@ -8,6 +8,7 @@ from bot import periods
 from bot.context import Context
 from handlers.lifecycle.services import after_purchase
 from handlers.points.services import Credit, celebrate, daily_cap, earn_each, over_caps
+from handlers.signin.services import acknowledge_in_group, digest_window
 from handlers.tasks.config import TaskConfig
 from handlers.tasks.services import done_text
 from storage import community, tasks
@@ -81,7 +82,12 @@ async def _check_in(items: list[CheckIn]) -> None:
                                  pending_days=days)
         for (ctx, task, _), done in zip(group, earned, strict=True):
             await after_purchase(ctx, task.name)  # a purchase task (晒单) raises the lifecycle stage at once
-            ctx.reply(done_text(ctx, task, done))
+            text = done_text(ctx, task, done)
+            if digest_window(ctx) and not days:  # pending points keep their own, longer line
+                acknowledge_in_group(ctx, text, head=ctx.texts("task_digest_head"), kind="task", item=ctx.texts(
+                    "task_digest_item", name=ctx.display_name, task=task.name, points=task.points))
+            else:
+                ctx.reply(text)
             await celebrate(ctx, done)
 
 
