@@ -104,11 +104,12 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=64)
     parser.add_argument("--database-url", help="PostgreSQL URL (its public schema is wiped)")
     parser.add_argument("--port", type=int, default=18181)
-    parser.add_argument("--digest", type=float, default=3.0, help="[signin] group_digest_s (0: a line each)")
+    parser.add_argument("--digest", type=float, help="[signin] group_digest_s (0: a line each; default: its default)")
     parser.add_argument("--side-by-side", action="store_true", help="plain chat, 签到 and 打卡 in one run")
     args = parser.parse_args()
     # [checkin] is the section's old name, still read: so is its group_digest_s.
-    config = CONFIG.replace("[checkin]\n", f"[checkin]\ngroup_digest_s = {args.digest}\n")
+    config = CONFIG if args.digest is None else CONFIG.replace(
+        "[checkin]\n", f"[checkin]\ngroup_digest_s = {args.digest}\n")
     proc = spawn_siyu(args.database_url, args.port, config)
     url = f"http://127.0.0.1:{args.port}"
     try:

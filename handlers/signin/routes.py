@@ -11,7 +11,7 @@ from bot import filters, periods
 from bot.config import Config
 from bot.context import Context
 from bot.router import Keyword, Router
-from handlers.lifecycle.services import after_signins
+from handlers.lifecycle.services import after_signins, signins_since
 from handlers.points.services import Credit, celebrate, daily_cap, earn_each, over_caps
 from handlers.signin.config import SIGNIN, SigninConfig
 from handlers.signin.services import acknowledge_in_group, digest_window
@@ -37,16 +37,17 @@ async def _sign_in(ctxs: list[Context], settings: SigninConfig) -> None:
     updates out of one batch; a second one would be answered as already signed in)."""
     first = ctxs[0]
     day = periods.local_day(first.now, first.zone)
-    streaks = await signins.sign_in_many(first.session, [c.member.id for c in ctxs], day,
-                                         points=settings.daily_points, now=first.now)
+    signed = await signins.sign_in_many(first.session, [c.member.id for c in ctxs], day,
+                                        points=settings.daily_points, now=first.now, count_since=signins_since(first))
+    streaks = {m: (s.streak, s.new) for m, s in signed.items()}
     seen: set[int] = set()
     fresh: list[Context] = []
     repeat: list[Context] = []
     for ctx in ctxs:
-        streak, new = streaks[ctx.member.id]
-        (fresh if new and ctx.member.id not in seen else repeat).append(ctx)
+        (fresh if signed[ctx.member.id].new and ctx.member.id not in seen else repeat).append(ctx)
         seen.add(ctx.member.id)
-    await after_signins(fresh)  # the day that reaches a stage's sign-in days raises it at once
+    # The day that reaches a stage's sign-in days raises it at once.
+    await after_signins(fresh, {c.member.id: signed[c.member.id].days for c in fresh})
     extras = [settings.streak_bonus.get(str(streaks[c.member.id][0]), 0) for c in fresh]
     capped = await over_caps(fresh, [settings.daily_points + extra for extra in extras])
     paid = [(c, extra) for c, extra, over in zip(fresh, extras, capped, strict=True) if not over]
