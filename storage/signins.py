@@ -1,6 +1,7 @@
 """Daily sign-ins (签到): one per member per local day, with the streak of days in a row."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -58,11 +59,11 @@ class SignedIn:
     days: int = 0  # sign-ins since ``count_since``, today's included
 
 
-async def sign_in_many(session: AsyncSession, members: list[int], day: date, *, points: int, now: datetime,
-                       count_since: datetime | None = None) -> dict[int, SignedIn]:
-    """``sign_in`` for several members at once (a batch of updates), in two statements for the
-    whole batch instead of two per member; with ``count_since``, each member's sign-ins since
-    then are counted in the same read (what lifecycle stages count)."""
+async def sign_in_many(session: AsyncSession, members: Mapping[int, str | None], day: date, *, points: int,
+                       now: datetime, count_since: datetime | None = None) -> dict[int, SignedIn]:
+    """``sign_in`` for several members at once (a batch of updates; member → ``via``), in two
+    statements for the whole batch instead of two per member; with ``count_since``, each
+    member's sign-ins since then are counted in the same read (what lifecycle stages count)."""
     if not members:
         return {}
     yesterday = day - timedelta(days=1)
@@ -74,9 +75,9 @@ async def sign_in_many(session: AsyncSession, members: list[int], day: date, *, 
         select(T.c.member_id, func.max(case((T.c.day == day, T.c.streak))).label("today"),
                func.max(case((T.c.day == yesterday, T.c.streak))).label("before"),
                func.count(case((T.c.at >= since, 1))).label("days"))
-        .where(T.c.member_id.in_(members), T.c.day >= first_day).group_by(T.c.member_id))).all()}
+        .where(T.c.member_id.in_(list(members)), T.c.day >= first_day).group_by(T.c.member_id))).all()}
     result = {m: SignedIn(int(r.today), False, int(r.days)) for m, r in known.items() if r.today is not None}
-    rows: list[dict[str, Any]] = [{"member_id": m, "day": day, "points": points, "at": now,
+    rows: list[dict[str, Any]] = [{"member_id": m, "day": day, "points": points, "at": now, "via": members[m],
              "streak": (known[m].before or 0) + 1 if m in known else 1}
             for m in sorted(set(members) - result.keys())]  # sorted: rows locked in one order
     if rows:

@@ -47,7 +47,7 @@ async def count_since(session: AsyncSession, member_id: int, task: str, since: d
     ))).scalar_one())
 
 
-async def counts_since(session: AsyncSession, pairs: list[tuple[int, str]],
+async def counts_since_many(session: AsyncSession, pairs: list[tuple[int, str]],
                        since: datetime) -> dict[tuple[int, str], int]:
     """``count_since`` for several (member, task) pairs, in one statement (a batch's check-ins)."""
     if not pairs:

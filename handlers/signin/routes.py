@@ -16,6 +16,7 @@ from handlers.points.services import Credit, celebrate, daily_cap, earn_each, ov
 from handlers.signin.config import SIGNIN, SigninConfig
 from handlers.signin.services import acknowledge_in_group, digest_window
 from storage import points, signins
+from storage.campaigns import CHAT, PAGE
 
 
 def router(config: Config) -> Router:
@@ -37,8 +38,9 @@ async def _sign_in(ctxs: list[Context], settings: SigninConfig) -> None:
     updates out of one batch; a second one would be answered as already signed in)."""
     first = ctxs[0]
     day = periods.local_day(first.now, first.zone)
-    signed = await signins.sign_in_many(first.session, [c.member.id for c in ctxs], day,
-                                        points=settings.daily_points, now=first.now, count_since=signins_since(first))
+    via = {c.member.id: PAGE if c.update.page else CHAT for c in ctxs}  # the member center's button: page
+    signed = await signins.sign_in_many(first.session, via, day, points=settings.daily_points, now=first.now,
+                                        count_since=signins_since(first))
     streaks = {m: (s.streak, s.new) for m, s in signed.items()}
     seen: set[int] = set()
     fresh: list[Context] = []

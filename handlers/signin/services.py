@@ -1,16 +1,39 @@
-"""What other features ask of sign-in: the group digest of confirmations (``[signin]
-group_digest_s``), which task check-ins (打卡) share, so a group in a rush hears one message
-for the sign-ins and one for the check-ins of each moment instead of a line per member."""
+"""What other surfaces ask of the sign-in: whether it is on and the word that signs in (the
+member center's button sends that word through the dispatcher, so a sign-in there is the same
+sign-in as in chat: one a day whichever way, the same points, streak and level-up); and the
+group digest of confirmations (``[signin] group_digest_s``), which task check-ins (打卡) share,
+so a group in a rush hears one message for the sign-ins and one for the check-ins of each
+moment instead of a line per member."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
 from bot.context import Context
-from handlers.signin.config import SIGNIN
+from handlers.signin.config import SIGNIN, SigninConfig
+from storage import signins
 from storage.outbox import Outgoing
 
-__all__ = ["acknowledge_in_group", "digest_window"]
+__all__ = ["SigninConfig", "acknowledge_in_group", "digest_window", "settings", "streak"]
+
+
+def settings(config: Config) -> SigninConfig | None:
+    """``[signin]``, or None when the sign-in is off."""
+    found = config[SIGNIN]
+    return found if found.enabled else None
+
+
+async def streak(session: AsyncSession, member_id: int, today: date) -> tuple[int, bool]:
+    """The member's streak as of ``today`` and whether they signed in today: yesterday's streak
+    still stands until today ends."""
+    now = await signins.streak_on(session, member_id, today)
+    if now:
+        return now, True
+    return await signins.streak_on(session, member_id, date.fromordinal(today.toordinal() - 1)), False
+
 
 # Joins the members named in a group's digest (「今日签到：小王 连续3天 +10、小李 +10」).
 SEPARATOR = "、"

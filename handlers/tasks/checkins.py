@@ -49,7 +49,7 @@ async def _check_in(items: list[CheckIn]) -> None:
     for period in PERIODS:  # one count per period for the whole batch, where a task caps it
         pairs = [(c.member.id, t.name) for c, t, _ in allowed if _limit(t, period)]
         since, _ = periods.current(period, first.now, first.zone)
-        counts[period] = await tasks.counts_since(first.session, pairs, since)
+        counts[period] = await tasks.counts_since_many(first.session, pairs, since)
     open_: list[CheckIn] = []
     for ctx, task, proof in allowed:
         hit = next((p for p in PERIODS if _limit(task, p) and counts[p][(ctx.member.id, task.name)] >= _limit(task, p)),
