@@ -27,20 +27,28 @@ Stage = Callable[[list["Context"]], Awaitable[None]]
 
 
 class Deferred:
-    """The stages the handlers of one batch deferred, each with the contexts that asked, in
-    the order first asked: run after every handler of the batch, before its replies are written."""
+    """The stages the handlers (or routes, ``Router.message(batch=...)``) of one batch deferred,
+    each with the contexts that asked, in the order first asked: run after every handler of the
+    batch, before its replies are written. A stage's messages for a context go where that
+    context stood when it deferred, before what a middleware queued after it, as a handler's would."""
 
     def __init__(self) -> None:
-        self._stages: dict[Stage, list[Context]] = {}
+        self._stages: dict[Stage, list[tuple[Context, int]]] = {}
 
     def add(self, stage: Stage, ctx: Context) -> None:
-        self._stages.setdefault(stage, []).append(ctx)
+        self._stages.setdefault(stage, []).append((ctx, len(ctx.outgoing)))
 
     async def run(self) -> None:
         while self._stages:  # a stage may defer another
             stages, self._stages = self._stages, {}
-            for stage, ctxs in stages.items():
-                await stage(ctxs)
+            for stage, items in stages.items():
+                sizes = [len(ctx.outgoing) for ctx, _ in items]
+                await stage([ctx for ctx, _ in items])
+                for (ctx, mark), size in zip(items, sizes, strict=True):
+                    if mark != size:
+                        added = ctx.outgoing[size:]
+                        del ctx.outgoing[size:]
+                        ctx.outgoing[mark:mark] = added
 
 
 @dataclass(eq=False)
@@ -73,6 +81,8 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
     _group: GroupRef | None = None
+    # Set by the dispatcher while a batch is routed: (batch stage, context, messages queued)
+    # of the updates whose route has a batch stage, run once routing is done (``bot.router``).
 
     @property
     def member(self) -> MemberRef:

@@ -355,6 +355,9 @@ class Dispatcher:
                 return
         for route in self._routes if update.event is not None else (*self._routes, *self._fallbacks):
             if route.matches(update):
+                if route.batch is not None and ctx.batch is not None:
+                    await ctx.defer(route.batch)  # the route's updates of this batch, together
+                    return
                 await route.handler(ctx)
                 return
 

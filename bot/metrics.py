@@ -54,7 +54,7 @@ _TALLIED: dict[str, Counter] = {
     tally.FLOW_TRANSITIONS: FLOW_TRANSITIONS, tally.FLOW_TIMEOUTS: FLOW_TIMEOUTS,
 }
 OUTBOX_STATUSES = (outbox.PENDING, outbox.SENDING, outbox.DELIVERED, outbox.FAILED, outbox.CANCELLED, outbox.HELD,
-                   outbox.AWAITING_OWNER)
+                   outbox.AWAITING_OWNER, outbox.MERGED)
 DELIVERY_STATUSES = (broadcasts.PLANNED, broadcasts.QUEUED, broadcasts.AWAITING_OWNER, broadcasts.DELIVERED,
                      broadcasts.FAILED, broadcasts.EXPIRED, broadcasts.SKIPPED, broadcasts.CANCELLED)
 

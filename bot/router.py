@@ -27,6 +27,10 @@ from bot.roles import ROLES
 from bot.update import Update
 
 Handler = Callable[[Context], Awaitable[None]]
+# A route's batch stage: does for each context what the route's handler would (same rules,
+# same answers), for all the updates of a group-commit batch the route takes, in a few
+# multi-row statements instead of a few statements per update (DESIGN §9).
+BatchHandler = Callable[[list[Context]], Awaitable[None]]
 
 
 class UsageError(Exception):
@@ -65,6 +69,7 @@ class Route:
     filters: tuple[Filter, ...]
     events: frozenset[str] | None = None  # None: a text message route
     keyword: Keyword | None = None
+    batch: BatchHandler | None = None
 
     def matches(self, update: Update) -> bool:
         if self.events is None:
@@ -112,10 +117,13 @@ class Router:
 
         return register
 
-    def message(self, *filters: Filter, keyword: Keyword | None = None) -> Callable[[Handler], Handler]:
+    def message(self, *filters: Filter, keyword: Keyword | None = None,
+                batch: BatchHandler | None = None) -> Callable[[Handler], Handler]:
         """Register a handler for text messages that pass every filter; ``keyword``: what a
-        member sends for it, with its description, for the member help."""
-        return self._add(self.routes, filters, None, keyword)
+        member sends for it, with its description, for the member help. With ``batch``, the
+        updates of a batch this route takes are handled together by it (after every update's
+        middlewares ran), the handler staying for updates handled alone elsewhere."""
+        return self._add(self.routes, filters, None, keyword, batch)
 
     def event(self, *events: str, filters: tuple[Filter, ...] = ()) -> Callable[[Handler], Handler]:
         """Register a handler for events (``member_joined``, ``member_left``, ``contact_added``...)."""
@@ -129,10 +137,10 @@ class Router:
 
     @staticmethod
     def _add(target: list[Route], filters: tuple[Filter, ...], events: frozenset[str] | None,
-             keyword: Keyword | None = None) -> Callable[[Handler], Handler]:
+             keyword: Keyword | None = None, batch: BatchHandler | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             _check_handler(handler)
-            target.append(Route(handler, tuple(filters), events, keyword))
+            target.append(Route(handler, tuple(filters), events, keyword, batch))
             return handler
 
         return register

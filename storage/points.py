@@ -229,6 +229,88 @@ async def release(session: AsyncSession, *, now: datetime, limit: int = 1000) ->
     return released
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One credit of ``credit_many``."""
+
+    member_id: int
+    amount: int
+    key: str
+    reason: str
+    expires_at: datetime | None = None
+    available_at: datetime | None = None
+    issuer: str | None = None
+    kind: str = EARN
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A member's figures after ``credit_many``: the points it credited to them (0 when every
+    key was used before), and their balance, pending and lifetime points."""
+
+    credited: int
+    balance: int
+    pending: int
+    lifetime: int
+
+
+async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime) -> dict[int, Totals]:
+    """``credit`` for many lines at once, with the same rules (a used key credits nothing), in
+    three statements for the whole batch (entries, lots, balances) instead of three per line:
+    what keeps a rush of sign-ins as cheap as chat. Returns every member's totals."""
+    lines = [line for line in lines if line.amount > 0]
+    if not lines:
+        return {}
+    entries = [{"member_id": x.member_id, "delta": x.amount, "kind": x.kind, "key": x.key, "reason": x.reason,
+                "issuer": x.issuer, "created_at": now} for x in lines]
+    stmt = insert_for(session, E).on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id, E.c.key)
+    ids = {r.key: r.id for r in await session.execute(stmt, entries)}
+    posted = [x for x in lines if x.key in ids]
+    held = {x.key: x.available_at is not None and x.available_at > now for x in posted}
+    if posted:
+        await session.execute(L.insert(), [
+            {"member_id": x.member_id, "entry_id": ids[x.key], "amount": x.amount, "remaining": x.amount,
+             "expires_at": x.expires_at, "available_at": x.available_at if held[x.key] else None, "created_at": now}
+            for x in posted])
+    sums: dict[int, list[int]] = {}  # member → [spendable, pending, earned]
+    for x in posted:
+        add = sums.setdefault(x.member_id, [0, 0, 0])
+        add[1 if held[x.key] else 0] += x.amount
+        add[2] += x.amount if x.kind == EARN else 0
+        tally.add(session, tally.POINTS_ISSUED, x.kind, amount=x.amount)
+    totals: dict[int, Totals] = {}
+    if sums:
+        # One row per member (an upsert may not touch a row twice), sorted: locks in one order.
+        stmt = insert_for(session, B)
+        stmt = stmt.on_conflict_do_update(index_elements=[B.c.member_id], set_={
+            "balance": B.c.balance + stmt.excluded.balance, "pending": B.c.pending + stmt.excluded.pending,
+            "lifetime": B.c.lifetime + stmt.excluded.lifetime,
+        }).returning(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime)
+        rows = [{"member_id": m, "balance": s[0], "pending": s[1], "lifetime": s[2]} for m, s in sorted(sums.items())]
+        for r in await session.execute(stmt, rows):
+            totals[r.member_id] = Totals(sum(sums[r.member_id][:2]), int(r.balance), int(r.pending), int(r.lifetime))
+    if missing := sorted({x.member_id for x in lines} - totals.keys()):  # retries: nothing new, read as is
+        found = {r.member_id: r for r in (await session.execute(
+            select(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime).where(B.c.member_id.in_(missing)))).all()}
+        for m in missing:
+            row = found.get(m)
+            totals[m] = Totals(0, int(row.balance), int(row.pending), int(row.lifetime)) if row else Totals(0, 0, 0, 0)
+    return totals
+
+
+async def balances(session: AsyncSession, members: list[int]) -> dict[int, int]:
+    """The balances of ``members`` (0 for one with none), in one statement."""
+    rows = (await session.execute(select(B.c.member_id, B.c.balance).where(B.c.member_id.in_(members)))).all()
+    return {m: 0 for m in members} | {r.member_id: int(r.balance) for r in rows}
+
+
+async def earned_since_many(session: AsyncSession, members: list[int], since: datetime) -> dict[int, int]:
+    """``earned_since`` for several members, in one statement."""
+    rows = (await session.execute(select(E.c.member_id, func.sum(E.c.delta)).where(
+        E.c.member_id.in_(members), E.c.kind == EARN, E.c.created_at >= since).group_by(E.c.member_id))).all()
+    return {m: 0 for m in members} | {r[0]: int(r[1]) for r in rows}
+
+
 async def earned_since(session: AsyncSession, member_id: int, since: datetime) -> int:
     """Points the member earned (sign-in, tasks) since ``since``: what a daily cap counts."""
     return int((await session.execute(select(func.coalesce(func.sum(E.c.delta), 0)).where(

@@ -47,6 +47,28 @@ async def count_since(session: AsyncSession, member_id: int, task: str, since: d
     ))).scalar_one())
 
 
+async def counts_since_many(session: AsyncSession, pairs: list[tuple[int, str]],
+                       since: datetime) -> dict[tuple[int, str], int]:
+    """``count_since`` for several (member, task) pairs, in one statement (a batch's check-ins)."""
+    if not pairs:
+        return {}
+    members, names = sorted({m for m, _ in pairs}), sorted({t for _, t in pairs})
+    rows = (await session.execute(select(T.c.member_id, T.c.task, func.count()).where(
+        T.c.member_id.in_(members), T.c.task.in_(names), T.c.at >= since, T.c.status != "rejected",
+    ).group_by(T.c.member_id, T.c.task))).all()
+    found = {(r[0], r[1]): int(r[2]) for r in rows}
+    return {pair: found.get(pair, 0) for pair in pairs}
+
+
+async def record_many(session: AsyncSession, rows: list[dict[str, object]], *, now: datetime) -> dict[str, int]:
+    """``record`` for several check-ins (member_id, task, points, proof, status, key) in one
+    statement: key → id of those recorded now (a key recorded before is left out)."""
+    if not rows:
+        return {}
+    stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id, T.c.key)
+    return {r.key: r.id for r in await session.execute(stmt, [{**row, "at": now} for row in rows])}
+
+
 async def record(session: AsyncSession, member_id: int, task: str, *, points: int, proof: str | None, status: str,
                  key: str, now: datetime, photo: str | None = None) -> int | None:
     """The check-in's id, or None when ``key`` was recorded before (a retry)."""

@@ -3,7 +3,7 @@ approval, a purchase, a sign-in milestone), so it is recomputed at once, in the 
 transaction, rather than at the job's next run (up to 10 minutes later)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlmodel import col
@@ -14,7 +14,7 @@ from handlers.lifecycle.stages import BROAD, STAGES, decide
 from storage.models import Member, SignIn
 from storage.sql import table_of
 
-__all__ = ["STAGES", "after_purchase", "after_signin", "recompute"]
+__all__ = ["STAGES", "after_purchase", "after_signin", "after_signins", "recompute", "signins_since"]
 
 
 async def recompute(ctx: Context, member_id: int | None = None) -> str:
@@ -39,6 +39,28 @@ async def after_signin(ctx: Context) -> None:
     ))).scalar_one()
     if days in (rules.engaged_days, rules.core_days):
         await recompute(ctx)
+
+
+def signins_since(ctx: Context) -> datetime:
+    """Since when sign-ins count toward a stage (``[lifecycle] window_days``), so a batch of
+    sign-ins can count them in the read that records them (``after_signins``' ``days``)."""
+    return ctx.now - timedelta(days=ctx.config[LIFECYCLE].window_days)
+
+
+async def after_signins(ctxs: list[Context], days: dict[int, int] | None = None) -> None:
+    """``after_signin`` for the senders of a batch who signed in: one count for all, or none
+    when the caller counted each member's sign-ins since ``signins_since`` (``days``)."""
+    if not ctxs:
+        return
+    rules = ctxs[0].config[LIFECYCLE]
+    if days is None:
+        rows = (await ctxs[0].session.execute(select(col(SignIn.member_id), func.count()).where(
+            col(SignIn.member_id).in_([c.member.id for c in ctxs]), col(SignIn.at) >= signins_since(ctxs[0]),
+        ).group_by(col(SignIn.member_id)))).all()
+        days = {r[0]: r[1] for r in rows}
+    for ctx in ctxs:
+        if days.get(ctx.member.id, 0) in (rules.engaged_days, rules.core_days):
+            await recompute(ctx)
 
 
 async def after_purchase(ctx: Context, task: str | None = None, *, member_id: int | None = None) -> None:

@@ -13,6 +13,10 @@ class SigninConfig(Section):
     daily_points: int = Field(10, ge=0, le=100_000)
     # Extra points on reaching a streak of N days in a row: {"7" = 50, "30" = 200}.
     streak_bonus: dict[str, int] = Field(default_factory=lambda: {"7": 50, "30": 200})
+    # In a group, confirmations wait up to this many seconds and go out as one message naming
+    # everyone who signed in meanwhile (a group hears the bot [outbox] group_rate_per_min times
+    # a minute at most); 0: each sign-in answered at once on its own line.
+    group_digest_s: float = Field(3.0, ge=0, le=60)
 
     @field_validator("streak_bonus")
     @classmethod

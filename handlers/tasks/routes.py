@@ -13,8 +13,9 @@ from bot.context import Context
 from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.koc.services import KocType
+from handlers.tasks.checkins import CheckIn, check_in_all
 from handlers.tasks.config import TaskConfig
-from handlers.tasks.services import check_in, current, get, review, waiting
+from handlers.tasks.services import current, get, review, waiting
 from storage import task_definitions
 from storage.models import Member, TaskDefinition
 
@@ -25,27 +26,37 @@ PROOF_SHOWN = 100  # characters of a proof in that list
 REASON_MAX = 200
 
 
-@router.message(filters.StartsWith(KEYWORD), keyword=Keyword(KEYWORD, "task_about"))
+async def task_checkin_all(ctxs: list[Context]) -> None:
+    """「打卡」 for every update of a batch that sent it (the route's batch stage): the active
+    tasks read once, the check-ins made together (``handlers.tasks.checkins``)."""
+    tasks_now = await current(ctxs[0])
+    items: list[CheckIn] = []
+    for ctx in ctxs:
+        words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
+        name = words[0] if words else ""
+        if not name:
+            if not tasks_now:
+                ctx.reply(ctx.texts("task_menu_empty"))
+                continue
+            ctx.reply(ctx.texts("task_menu", tasks="\n".join(
+                ctx.texts("task_menu_line", number=i, task=t.name, points=t.points)
+                for i, t in enumerate(tasks_now, 1))))
+            continue
+        # By name, or by its number in the menu ("打卡 1").
+        by_name = {t.name: t for t in tasks_now}
+        number = parse_int(name.translate(FULL_WIDTH_DIGITS), 1, len(tasks_now))  # 打卡 ２ as 兑换 ２: members' digits
+        task = by_name.get(name) or (tasks_now[number - 1] if number is not None else None)
+        if task is None:
+            if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
+                ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
+            continue
+        items.append((ctx, task, words[1].strip() if len(words) > 1 else None))
+    await check_in_all(items)
+
+
+@router.message(filters.StartsWith(KEYWORD), keyword=Keyword(KEYWORD, "task_about"), batch=task_checkin_all)
 async def task_checkin(ctx: Context) -> None:
-    words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
-    name = words[0] if words else ""
-    tasks_now = await current(ctx)
-    if not name:
-        if not tasks_now:
-            ctx.reply(ctx.texts("task_menu_empty"))
-            return
-        ctx.reply(ctx.texts("task_menu", tasks="\n".join(
-            ctx.texts("task_menu_line", number=i, task=t.name, points=t.points) for i, t in enumerate(tasks_now, 1))))
-        return
-    # By name, or by its number in the menu ("打卡 1").
-    by_name = {t.name: t for t in tasks_now}
-    number = parse_int(name.translate(FULL_WIDTH_DIGITS), 1, len(tasks_now))  # 打卡 ２ as 兑换 ２: members' digits
-    task = by_name.get(name) or (tasks_now[number - 1] if number is not None else None)
-    if task is None:
-        if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
-            ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
-        return
-    await check_in(ctx, task, words[1].strip() if len(words) > 1 else None)
+    await task_checkin_all([ctx])
 
 
 def _rules(ctx: Context, task: TaskDefinition) -> str:
