@@ -81,8 +81,6 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)
     _member: MemberRef | None = None
     _group: GroupRef | None = None
-    # Set by the dispatcher while a batch is routed: (batch stage, context, messages queued)
-    # of the updates whose route has a batch stage, run once routing is done (``bot.router``).
 
     @property
     def member(self) -> MemberRef:
