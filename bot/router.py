@@ -21,16 +21,16 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from bot.context import Context
+from bot.context import Context, Stage
 from bot.filters import Filter
 from bot.roles import ROLES
 from bot.update import Update
 
 Handler = Callable[[Context], Awaitable[None]]
-# A route's batch stage: does for each context what the route's handler would (same rules,
-# same answers), for all the updates of a group-commit batch the route takes, in a few
-# multi-row statements instead of a few statements per update (DESIGN §9).
-BatchHandler = Callable[[list[Context]], Awaitable[None]]
+# A route's batch stage (a ``Context.defer`` stage): does for each context what the route's
+# handler would (same rules, same answers), for all the updates of a group-commit batch the
+# route takes, in a few multi-row statements instead of a few statements per update (DESIGN §9).
+BatchHandler = Stage
 
 
 class UsageError(Exception):
