@@ -40,16 +40,10 @@ PENDING, CREDITED, REJECTED = "pending", "credited", "rejected"
 STATUSES = (PENDING, CREDITED, REJECTED)
 
 
-async def count_since(session: AsyncSession, member_id: int, task: str, since: datetime) -> int:
-    """Check-ins of ``task`` by the member since ``since`` that count toward caps (not rejected)."""
-    return int((await session.execute(select(func.count()).select_from(T).where(
-        T.c.member_id == member_id, T.c.task == task, T.c.at >= since, T.c.status != "rejected",
-    ))).scalar_one())
-
-
 async def counts_since_many(session: AsyncSession, pairs: list[tuple[int, str]],
-                       since: datetime) -> dict[tuple[int, str], int]:
-    """``count_since`` for several (member, task) pairs, in one statement (a batch's check-ins)."""
+                            since: datetime) -> dict[tuple[int, str], int]:
+    """How many check-ins (not rejected) each (member, task) pair made since ``since``, in one
+    statement for a batch's check-ins (the caps per day, week and month)."""
     if not pairs:
         return {}
     members, names = sorted({m for m, _ in pairs}), sorted({t for _, t in pairs})
@@ -61,21 +55,12 @@ async def counts_since_many(session: AsyncSession, pairs: list[tuple[int, str]],
 
 
 async def record_many(session: AsyncSession, rows: list[dict[str, object]], *, now: datetime) -> dict[str, int]:
-    """``record`` for several check-ins (member_id, task, points, proof, status, key) in one
-    statement: key → id of those recorded now (a key recorded before is left out)."""
+    """Record check-ins (member_id, task, points, proof, photo, status, key) in one statement:
+    key → id of those recorded now (a key recorded before, a retry, is left out)."""
     if not rows:
         return {}
     stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id, T.c.key)
     return {r.key: r.id for r in await session.execute(stmt, [{**row, "at": now} for row in rows])}
-
-
-async def record(session: AsyncSession, member_id: int, task: str, *, points: int, proof: str | None, status: str,
-                 key: str, now: datetime, photo: str | None = None) -> int | None:
-    """The check-in's id, or None when ``key`` was recorded before (a retry)."""
-    stmt = insert_for(session, T).values(member_id=member_id, task=task, points=points, proof=proof, status=status,
-                                         key=key, at=now, photo=photo)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.key]).returning(T.c.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def settle(session: AsyncSession, checkin_id: int, *, approve: bool) -> TaskCheckin | None:

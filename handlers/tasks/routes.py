@@ -13,9 +13,8 @@ from bot.context import Context
 from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.koc.services import KocType
-from handlers.tasks.checkins import CheckIn, check_in_all
 from handlers.tasks.config import TaskConfig
-from handlers.tasks.services import current, get, review, waiting
+from handlers.tasks.services import CheckIn, check_in_all, current, get, review, waiting
 from storage import task_definitions
 from storage.models import Member, TaskDefinition
 
@@ -50,7 +49,7 @@ async def task_checkin_all(ctxs: list[Context]) -> None:
             if ctx.update.chat is None:  # in a group, "打卡了吗" is chat, not a mistake to answer
                 ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
             continue
-        items.append((ctx, task, words[1].strip() if len(words) > 1 else None))
+        items.append((ctx, task, words[1].strip() if len(words) > 1 else None, None))
     await check_in_all(items)
 
 
