@@ -148,3 +148,11 @@ async def test_a_broadcast_from_the_api_leaves_no_failed_report(bot: SandboxClie
         by_status = dict((await s.execute(counts)).all())
         channels = set((await s.execute(select(OutboxMessage.channel))).scalars())
     assert "failed" not in by_status and channels == {"sandbox"}
+
+
+async def test_a_query_parameter_given_twice_is_refused(bot: SandboxClient) -> None:
+    """``?limit=7&limit=x`` is a mistake (or a probe), not a request for the first value."""
+    status, data = await call(bot, "GET", "/api/audit?limit=7&limit=x", token=ADMIN)
+    assert status == 400 and "more than once: limit" in data["error"]["message"]
+    status, _ = await call(bot, "GET", "/api/audit?limit=7", token=ADMIN)
+    assert status == 200

@@ -119,6 +119,10 @@ def require(role: str, *, query: tuple[str, ...] = ()) -> Callable[[Handler], Ha
             unknown = sorted(set(request.query) - set(query))
             if unknown:
                 raise ApiError(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
+            # Every parameter takes one value: ?limit=7&limit=x is refused, not read as its first.
+            repeated = sorted(name for name in set(request.query) if len(request.query.getall(name)) > 1)
+            if repeated:
+                raise ApiError(400, "bad_request", f"query parameter(s) given more than once: {', '.join(repeated)}")
             if (name := control_char_param(request)) is not None:
                 raise ApiError(400, "bad_request", f"parameter '{name}' must not contain control characters")
             request[TOKEN] = token
