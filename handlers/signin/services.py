@@ -58,14 +58,17 @@ def acknowledge_in_group(ctx: Context, text: str, *, item: str, head: str, kind:
     Durable by construction: the confirmation is an ordinary outbox row, committed with what
     it confirms, whose ``not_before`` is the window's end. Windows are fixed slices of the
     clock (every ``group_digest_s`` seconds), so the rows of a group and window share one due
-    time and one ``merge`` key, with no read and no shared row to lock; the outbox claims them
-    together and sends them as one text, split at the platform's limit (``storage.outbox.merge``).
-    A crash before sending leaves the rows pending: nothing is lost, and a group hears at most
-    one digest of a kind per window."""
+    time, with no read and no shared row to lock; the outbox claims the due rows of a group
+    together and sends those of one ``merge`` key (the kind) as one text, split at the
+    platform's limit (``storage.outbox.merge``). The key names no window: when a group's rate
+    (``[outbox] group_rate_per_min``) holds its digests back, the next one takes in every
+    window that waited, so a busy group's backlog shrinks instead of growing. A crash before
+    sending leaves the rows pending: nothing is lost, and a group hears at most one digest of a
+    kind per window."""
     step = digest_window(ctx)
     assert ctx.update.chat is not None and step > 0
     end = datetime.fromtimestamp(math.ceil(ctx.now.timestamp() / step) * step, UTC)
     ctx.outgoing.append(Outgoing(
         ctx.update.channel, text, chat=ctx.update.chat, update_key=ctx.update.key, not_before=end,
-        meta={"merge": f"{kind}:{end.isoformat()}", "part": item, "head": head, "sep": SEPARATOR},
+        meta={"merge": kind, "part": item, "head": head, "sep": SEPARATOR},
     ))
