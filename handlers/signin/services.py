@@ -67,9 +67,7 @@ def acknowledge_in_group(ctx: Context, text: str, *, item: str, head: str, kind:
     kind per window."""
     step = digest_window(ctx)
     assert ctx.update.chat is not None and step > 0
-    # The end of the slice holding now, strictly after it: at a slice's very start the row must
-    # still wait for the slice's others (ceil would make it due at once, and sent alone).
-    end = datetime.fromtimestamp((math.floor(ctx.now.timestamp() / step) + 1) * step, UTC)
+    end = datetime.fromtimestamp(math.ceil(ctx.now.timestamp() / step) * step, UTC)
     ctx.outgoing.append(Outgoing(
         ctx.update.channel, text, chat=ctx.update.chat, update_key=ctx.update.key, not_before=end,
         meta={"merge": kind, "part": item, "head": head, "sep": SEPARATOR},
