@@ -3,6 +3,7 @@ browses the rewards, opens one, confirms, and sees the code; no page scrolls sid
 long a reward's name. Screenshots are kept in the test's tmp directory."""
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -70,7 +71,14 @@ async def test_a_member_redeems_on_a_phone_and_sees_the_code(shop: SandboxClient
     await page.wait_for_load_state("load")
     await no_sideways_scroll(page)
     # The picture loads (lazily: it is on the first screen).
-    await page.wait_for_function("document.querySelector('img.thumb').naturalWidth === 4", timeout=10_000)
+    # Polled from here: wait_for_function evaluates a string, which the pages' CSP (no
+    # 'unsafe-eval') refuses in newer Chromium builds.
+    for _ in range(100):
+        if await page.evaluate("document.querySelector('img.thumb').naturalWidth") == 4:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the reward's picture did not load")
     assert "积分不足，还差 400 积分" in await page.inner_text("main")
     await page.screenshot(path=str(tmp_path / "mall.png"), full_page=True)
     await page.tap("section.reward:has-text('咖啡券') a.button")
