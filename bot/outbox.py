@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.ratelimit import BucketPool, TokenBucket
 from bot.settlements import Outcome, Settlements
-from storage import outbox
+from storage import outbox, outbox_merge
 from storage.engine import Database
 from storage.outbox import Claimed
 
@@ -86,6 +86,7 @@ class OutboxWorker:
         lease = timedelta(seconds=self.config.lease_s)
         async with self.db.transaction() as session:
             batch = await outbox.claim_due(session, now=now, limit=self.config.batch_size, lease=lease)
+            batch = await outbox_merge.merge(session, batch, now=now, lease=lease)
         if not batch:
             return 0
         # A send must end inside the lease: past it another process may claim the row and send it too.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
@@ -66,7 +66,7 @@ CANCELLED = "cancelled"
 HELD = "held"
 # Handed to a person: an owner task exists but the group's owner has yet to confirm it.
 AWAITING_OWNER = "awaiting_owner"
-# Sent as part of another row's text (``merge``): that row's ``meta["merged"]`` names it.
+# Sent as part of another row's text (``storage.outbox_merge``): that row's ``meta["merged"]`` names it.
 MERGED = "merged"
 # A merged text is split below this: WeChat's text content limit, 2048 bytes (wecom.md §3.4,
 # §3.5: app, webhook and KF text).
@@ -156,49 +156,7 @@ async def claim_due(
         .returning(T.c.id, T.c.channel, T.c.chat, T.c.to, T.c.text, T.c.attempts, T.c.kind, T.c.meta, T.c.priority)
     )
     rows = sorted(result, key=lambda r: (-r.priority, r.id))
-    return await merge(session, [Claimed(r.id, r.channel, r.chat, r.to, r.text, r.attempts, r.kind, r.meta or {})
-                                 for r in rows])
-
-
-async def merge(session: AsyncSession, claimed: list[Claimed]) -> list[Claimed]:
-    """Rows claimed together that carry the same ``meta["merge"]`` key for the same chat (a
-    feature's acknowledgements of one moment, e.g. the sign-ins of a group's digest window)
-    go out as one text: ``meta["head"]`` then their ``meta["part"]``s joined by ``meta["sep"]``,
-    split into several texts at ``MERGED_BYTES``. The first row of each text carries it (its
-    text rewritten, so what is stored is what was sent); the others become ``merged``, in the
-    claim's transaction. A key with one row sends that row's own text."""
-    windows: dict[tuple[str, str | None, str | None, str], list[Claimed]] = {}
-    for c in claimed:
-        key, part = c.meta.get("merge"), c.meta.get("part")
-        if isinstance(key, str) and isinstance(part, str):
-            windows.setdefault((c.channel, c.chat, c.to, key), []).append(c)
-    replaced: dict[int, Claimed] = {}
-    absorbed: list[int] = []
-    rewrites: list[dict[str, Any]] = []
-    for rows in windows.values():
-        if len(rows) < 2:
-            continue
-        head, sep = str(rows[0].meta.get("head", "")), str(rows[0].meta.get("sep", " "))
-        chunks: list[list[Claimed]] = [[]]
-        for row in rows:
-            text = head + sep.join(str(r.meta["part"]) for r in [*chunks[-1], row])
-            if chunks[-1] and len(text.encode()) > MERGED_BYTES:
-                chunks.append([])
-            chunks[-1].append(row)
-        for chunk in chunks:
-            first = chunk[0]
-            text = head + sep.join(str(r.meta["part"]) for r in chunk)
-            meta = {"merged": [r.id for r in chunk[1:]]}
-            rewrites.append({"row": first.id, "new_text": text, "new_meta": meta})
-            replaced[first.id] = Claimed(first.id, first.channel, first.chat, first.to, text, first.attempts,
-                                         first.kind, meta)
-            absorbed += [r.id for r in chunk[1:]]
-    if rewrites:  # one executemany: the claim holds SQLite's only writer meanwhile
-        await session.execute(update(T).where(T.c.id == bindparam("row"))
-                              .values(text=bindparam("new_text"), meta=bindparam("new_meta", type_=JSON)), rewrites)
-        await session.execute(update(T).where(T.c.id.in_(absorbed)).values(status=MERGED, claimed_until=None))
-    gone = set(absorbed)
-    return [replaced.get(c.id, c) for c in claimed if c.id not in gone]
+    return [Claimed(r.id, r.channel, r.chat, r.to, r.text, r.attempts, r.kind, r.meta or {}) for r in rows]
 
 
 def _conversation(table: Any) -> Any:

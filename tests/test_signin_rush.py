@@ -116,6 +116,22 @@ async def test_a_group_hears_a_digest_at_most_every_window(make_config: Callable
     assert sorted(named) == sorted(f"成员{n}" for n in range(60))
 
 
+async def test_a_group_held_back_hears_everyone_who_waited_in_its_next_line(
+        make_config: Callable[..., Config], clock: FakeClock) -> None:
+    """A pass claims only ``batch_size`` rows (oldest first, across all groups): the lines of a
+    busy group take in every confirmation still waiting for them, rather than two at a time."""
+    clock.set(T0)
+    async with sandbox_app(make_config(outbox={**NO_LIMIT, "batch_size": 2}), clock=clock) as bot:
+        await bot.say("solo", "签到", chat="g2", name="独行")
+        await asyncio.gather(*(bot.say(f"m{n}", "签到", chat="g1", name=f"成员{n}") for n in range(20)))
+        clock.advance(seconds=3)
+        sent = [m["text"] for m in await bot.outbox(chat="g1")]
+        assert [m["text"] for m in await bot.outbox(chat="g2")] == ["签到成功！+10 积分，已连续签到 1 天，当前积分 10。"]
+    assert len(sent) == 1, sent  # not ten lines of two
+    assert sorted(item.split(" ")[0] for item in sent[0].removeprefix("今日签到：").split("、")) == sorted(
+        f"成员{n}" for n in range(20))
+
+
 async def test_waiting_confirmations_survive_a_restart(make_config: Callable[..., Config],
                                                        clock: FakeClock) -> None:
     # Inside a window, not at its first instant: a confirmation made exactly at a window's

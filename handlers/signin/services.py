@@ -60,7 +60,7 @@ def acknowledge_in_group(ctx: Context, text: str, *, item: str, head: str, kind:
     clock (every ``group_digest_s`` seconds), so the rows of a group and window share one due
     time, with no read and no shared row to lock; the outbox claims the due rows of a group
     together and sends those of one ``merge`` key (the kind) as one text, split at the
-    platform's limit (``storage.outbox.merge``). The key names no window: when a group's rate
+    platform's limit (``storage.outbox_merge``). The key names no window: when a group's rate
     (``[outbox] group_rate_per_min``) holds its digests back, the next one takes in every
     window that waited, so a busy group's backlog shrinks instead of growing. A crash before
     sending leaves the rows pending: nothing is lost, and a group hears at most one digest of a
