@@ -73,7 +73,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
                 dispatcher.middleware(middleware)
         dispatcher.flows = FlowEngine(flow for feature in features for flow in feature.flows(config))
         worker = OutboxWorker(db, {c.name: c for c in channels}, clock=clock, config=config.outbox)
-        dispatcher.on_commit(lambda result: worker.wake() if result.replies else None)
+        dispatcher.on_commit(lambda result: worker.wake(at=result.due) if result.replies else None)
         app[DB], app[DISPATCHER], app[OUTBOX] = db, dispatcher, worker
         async with AsyncExitStack() as running:
             for channel in channels:

@@ -17,7 +17,8 @@ from storage.outbox import Outgoing
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.dispatcher import Dispatcher, FlowRunner
+    from bot.dispatcher import Dispatcher
+    from bot.flowrunner import FlowRunner
 
 # WeCom's welcome code is valid 20 s after the event (wecom.md §3.4).
 WELCOME_CODE_TTL = timedelta(seconds=20)

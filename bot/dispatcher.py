@@ -24,9 +24,9 @@ import difflib
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,7 @@ from bot.clock import Clock
 from bot.committer import Lanes
 from bot.config import Config
 from bot.context import Context, Deferred
+from bot.flowrunner import FlowRunner
 from bot.locks import KeyedLocks
 from bot.logs import handling
 from bot.middlewares import Middleware, Next, audit_command, dedup, membership
@@ -44,9 +45,6 @@ from bot.update import FLOW_DEADLINE, Update
 from storage import inbox, outbox
 from storage.engine import Database, DatabaseBusy, is_transient
 
-if TYPE_CHECKING:
-    from flows.engine import Flow
-
 log = logging.getLogger("siyu.dispatcher")
 # While the database is busy (DESIGN §9: every loop and retry is bounded): pauses between the
 # tries of one batch, and the time they may take together before the senders are answered 503.
@@ -55,52 +53,6 @@ BUSY_BUDGET_S = 2.0
 
 OuterNext = Callable[[Update], Awaitable["FeedResult"]]
 OuterMiddleware = Callable[[OuterNext, Update], Awaitable["FeedResult"]]
-
-
-class FlowRunner(Protocol):
-    """What the dispatcher and features need from the flow engine (``flows.runner.FlowEngine``)."""
-
-    @property
-    def flows(self) -> Mapping[str, Flow]:
-        """The flow definitions by name."""
-        ...
-
-    async def handle(self, ctx: Context) -> bool:
-        """Offer a one-to-one message; True when the member's active flow took it."""
-        ...
-
-    async def on_deadline(self, ctx: Context) -> None:
-        """A ``flow_deadline`` update: a state of a member's flow ran out of time."""
-        ...
-
-    async def current_prompt(self, ctx: Context) -> str | None:
-        """The question the member's active flow waits on, if any."""
-        ...
-
-    async def give_way(self, ctx: Context) -> None:
-        """A command is about to run: an active flow that steps aside for commands is left."""
-        ...
-
-    async def prefetch(self, ctxs: list[Context]) -> None:
-        """Load what ``handle`` needs for a whole batch at once."""
-        ...
-
-    async def start(self, ctx: Context, flow_name: str, data: dict[str, Any] | None = None) -> None:
-        """Start ``flow_name`` for the sender from its first state."""
-        ...
-
-    async def start_for(self, ctx: Context, member_id: int, external_id: str, flow_name: str,
-                        data: dict[str, Any] | None = None, *, channel: str | None = None) -> None:
-        """Start ``flow_name`` for another member (an operator's invite), on their channel."""
-        ...
-
-    def running(self, flow_name: str) -> bool:
-        """Whether this bot has the flow ``flow_name``."""
-        ...
-
-    async def move(self, ctx: Context, member_id: int, flow_name: str, state: str, *, reason: str) -> None:
-        """An operator puts a member in ``state`` of ``flow_name``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +69,8 @@ class FeedResult:
     duplicate: bool = False
     failed: bool = False
     shown: tuple[str, ...] = ()  # an update from a page: what the page shows (``Context.shown``)
+    # The earliest a reply may go when all of them wait (a group digest's window); None: at once.
+    due: datetime | None = None
 
 
 RoleResolver = Callable[[Context], Awaitable[str]]
@@ -297,8 +251,10 @@ class Dispatcher:
                 replies = [Reply(m.id, m.chat, m.to, m.text) for m in await outbox.for_update(session, ctx.update.key)]
                 results.append(FeedResult(replies, duplicate=True))
             else:
+                waits = [m.not_before for m in ctx.outgoing if m.not_before is not None and m.not_before > now]
+                due = min(waits) if waits and len(waits) == len(ctx.outgoing) else None
                 results.append(FeedResult([Reply(next(ids), m.chat, m.to, m.text) for m in ctx.outgoing],
-                                          shown=tuple(ctx.shown)))
+                                          shown=tuple(ctx.shown), due=due))
         return results
 
     async def _record_failure(self, update: Update) -> FeedResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.background import finish
 from bot.channels.base import Channel, DeliveryError, Held
@@ -38,12 +38,25 @@ class OutboxWorker:
         self._in_flight = asyncio.Semaphore(config.concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the earliest wake-up that waits for rows
         self._stopping = False
         self._settlements = Settlements(db, clock=clock, max_attempts=config.max_attempts)
 
-    def wake(self) -> None:
-        """New rows were committed: deliver now rather than at the next poll."""
-        self._wake.set()
+    def wake(self, at: datetime | None = None) -> None:
+        """New rows were committed: deliver now rather than at the next poll, or at ``at``
+        when they wait until then (a group digest's window). A pass with nothing due would
+        still take SQLite's only writer for its claim, after every commit of a rush."""
+        delay = (at - self.clock.now()).total_seconds() if at is not None else 0.0
+        if delay <= 0:
+            self._wake.set()
+            return
+        loop = asyncio.get_running_loop()
+        deadline, timer = loop.time() + delay, self._timer
+        if timer is not None and not timer.cancelled() and loop.time() < timer.when() <= deadline:
+            return  # an earlier wake-up is set: its pass takes these too if due, else the poll does
+        if timer is not None:
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._wake.set)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="siyu-outbox")

@@ -126,7 +126,8 @@ async def test_a_group_held_back_hears_everyone_who_waited_in_its_next_line(
         await asyncio.gather(*(bot.say(f"m{n}", "签到", chat="g1", name=f"成员{n}") for n in range(20)))
         clock.advance(seconds=3)
         sent = [m["text"] for m in await bot.outbox(chat="g1")]
-        assert [m["text"] for m in await bot.outbox(chat="g2")] == ["签到成功！+10 积分，已连续签到 1 天，当前积分 10。"]
+        alone = [m["text"] for m in await bot.outbox(chat="g2")]
+    assert alone == ["签到成功！+10 积分，已连续签到 1 天，当前积分 10。"]
     assert len(sent) == 1, sent  # not ten lines of two
     assert sorted(item.split(" ")[0] for item in sent[0].removeprefix("今日签到：").split("、")) == sorted(
         f"成员{n}" for n in range(20))
@@ -200,3 +201,20 @@ def test_the_old_section_name_sets_the_digest_too() -> None:
 
     assert config_from_dict({"checkin": {"group_digest_s": 5}})[SIGNIN].group_digest_s == 5
     assert config_from_dict({})[SIGNIN].group_digest_s == 3
+
+
+async def test_the_worker_wakes_when_a_window_ends(make_config: Callable[..., Config]) -> None:
+    """In real time, with a poll a minute apart: the digest goes when its window ends, not
+    at the next poll (the commit's wake-up found nothing due yet)."""
+    config = make_config(outbox={"poll_interval_s": 60}, signin={"group_digest_s": 1})
+    async with sandbox_app(config) as bot:
+        await bot.say("u1", "签到", chat="g1", name="小王")
+        status = None
+        for _ in range(40):  # 4 s
+            await asyncio.sleep(0.1)
+            async with bot.db.read() as s:
+                status = (await s.execute(select(OutboxMessage.status)
+                                          .where(OutboxMessage.chat == "g1"))).scalar_one()
+            if status == outbox.DELIVERED:
+                break
+        assert status == outbox.DELIVERED
