@@ -20,7 +20,7 @@ from sqlmodel import Field, SQLModel, col
 
 from storage.sql import rowcount, table_of
 from storage.types import utc_field
-from storage.upsert import insert_for
+from storage.upsert import insert_for, upsert_for
 
 
 class Member(SQLModel, table=True):
@@ -144,17 +144,19 @@ async def _touch(
          "message_count": s.messages, first: now, last: now}
         for (c, e), s in sorted(seen.items())
     ]
-    stmt = insert_for(session, table)
-    ex = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.channel, table.c.external_id],
-        set_={
-            "name": func.coalesce(ex.name, table.c.name),
-            **{k: func.coalesce(table.c[k], ex[k]) for k in keep_first},
-            last: ex[last],
-            "message_count": table.c.message_count + ex.message_count,
-        },
-    ).returning(*(table.c[k] for k in returning))
+    def build(stmt: Any) -> Any:
+        ex = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=[table.c.channel, table.c.external_id],
+            set_={
+                "name": func.coalesce(ex.name, table.c.name),
+                **{k: func.coalesce(table.c[k], ex[k]) for k in keep_first},
+                last: ex[last],
+                "message_count": table.c.message_count + ex.message_count,
+            },
+        ).returning(*(table.c[k] for k in returning))
+
+    stmt = upsert_for(session, table, ("touch", last, keep_first, returning), build)
     return list(await session.execute(stmt, rows))
 
 
@@ -182,12 +184,11 @@ async def record_spoken(session: AsyncSession, counts: dict[tuple[int, int], int
         return
     rows = [{"group_id": g, "member_id": m, "joined_at": now, "last_spoke_at": now, "message_count": n}
             for (g, m), n in sorted(counts.items())]
-    stmt = insert_for(session, GM)
-    stmt = stmt.on_conflict_do_update(
+    stmt = upsert_for(session, GM, "spoken", lambda stmt: stmt.on_conflict_do_update(
         index_elements=[GM.c.group_id, GM.c.member_id],
         set_={"last_spoke_at": stmt.excluded.last_spoke_at,
               "message_count": GM.c.message_count + stmt.excluded.message_count, "left_at": None},
-    )
+    ))
     await session.execute(stmt, rows)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Integer, delete, insert, or_, select, update
+from sqlalchemy import Column, ForeignKey, Integer, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
@@ -41,12 +41,17 @@ async def open_session(session: AsyncSession, member_id: int, *, now: datetime, 
     return sid
 
 
+# Built once: every page runs one of these, and building a statement costs more than
+# running it (the compiled form is cached by SQLAlchemy; the construction is not).
+_NOW = bindparam("now", type_=T.c.expires_at.type)
+_OPEN = and_(T.c.id == bindparam("sid"), T.c.revoked_at.is_(None), T.c.expires_at > _NOW)
+_MEMBER_OF = select(Member).join(T, T.c.member_id == col(Member.id)).where(_OPEN)
+
+
 async def member_of(session: AsyncSession, sid: str, *, now: datetime) -> Member | None:
     """The member of session ``sid`` if it is open and the member still exists: one read by
     primary key on every page (a revocation by any process holds at once)."""
-    return (await session.execute(
-        select(Member).join(T, T.c.member_id == col(Member.id))
-        .where(T.c.id == sid, T.c.revoked_at.is_(None), T.c.expires_at > now))).scalar_one_or_none()
+    return (await session.execute(_MEMBER_OF, {"sid": sid, "now": now})).scalar_one_or_none()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +66,24 @@ class Standing:
     signed: bool  # signed in today
 
 
+def _streak_on(day: str) -> Any:
+    C = signins.T
+    return (select(C.c.streak).where(C.c.member_id == col(Member.id), C.c.day == bindparam(day, type_=C.c.day.type))
+            .correlate(Member).scalar_subquery())
+
+
+_STANDING = (select(Member, points.B.c.balance, points.B.c.pending, points.B.c.lifetime, _streak_on("today"),
+                    _streak_on("yesterday"))
+             .join(T, T.c.member_id == col(Member.id)).outerjoin(points.B, points.B.c.member_id == col(Member.id))
+             .where(_OPEN))
+
+
 async def member_and_standing(session: AsyncSession, sid: str, *, now: datetime,
                               day: date) -> tuple[Member, Standing] | None:
     """``member_of`` and the member's ``Standing`` on ``day`` in the same statement: the
     balance row and the two sign-ins are primary-key lookups (a page pays one round trip)."""
-    C = signins.T
-
-    def streak_on(when: date) -> Any:
-        return (select(C.c.streak).where(C.c.member_id == col(Member.id), C.c.day == when)
-                .correlate(Member).scalar_subquery())
-
-    B = points.B
-    row = (await session.execute(
-        select(Member, B.c.balance, B.c.pending, B.c.lifetime, streak_on(day), streak_on(day - timedelta(days=1)))
-        .join(T, T.c.member_id == col(Member.id)).outerjoin(B, B.c.member_id == col(Member.id))
-        .where(T.c.id == sid, T.c.revoked_at.is_(None), T.c.expires_at > now))).one_or_none()
+    row = (await session.execute(_STANDING, {"sid": sid, "now": now, "today": day,
+                                             "yesterday": day - timedelta(days=1)})).one_or_none()
     if row is None:
         return None
     member, balance, pending, lifetime, today, yesterday = row

@@ -173,6 +173,18 @@ def _held(row: Claimed | int) -> Any:
     return and_(T.c.id == row, T.c.status == SENDING)
 
 
+def _all_held(rows: Sequence[Claimed | int]) -> Any:
+    """``_held`` for many rows in a few ``IN`` lists (one per claim's attempt number): a
+    statement of the same shape whatever the count, so SQLAlchemy compiles it once."""
+    by_attempt: dict[int | None, list[int]] = {}
+    for r in rows:
+        by_attempt.setdefault(r.attempts if isinstance(r, Claimed) else None, []).append(
+            r.id if isinstance(r, Claimed) else r)
+    return and_(T.c.status == SENDING, or_(*(
+        T.c.id.in_(ids) if attempts is None else and_(T.c.id.in_(ids), T.c.attempts == attempts)
+        for attempts, ids in by_attempt.items())))
+
+
 async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *, now: datetime) -> None:
     """Delivered, numbered in the order of delivery (``delivered_seq``, what readers page by)."""
     if not rows:
@@ -192,7 +204,7 @@ async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *
         largest = select(func.max(same.c.delivered_seq)).where(same.c.channel == T.c.channel).scalar_subquery()
         seq = func.coalesce(largest, 0) + (T.c.id - first + 1)
     await session.execute(
-        update(T).where(or_(*(_held(r) for r in rows)))
+        update(T).where(_all_held(rows))
         .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None, delivered_seq=seq)
     )
 
@@ -239,7 +251,7 @@ async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:
     the claim that never sent them does not count as an attempt."""
     if rows:
         await session.execute(
-            update(T).where(or_(*(_held(r) for r in rows)))
+            update(T).where(_all_held(rows))
             .values(status=PENDING, claimed_until=None, attempts=T.c.attempts - 1)
         )
 

@@ -19,7 +19,7 @@ from sqlmodel import Field, SQLModel, col
 from storage import tally
 from storage.sql import table_of
 from storage.types import utc_field
-from storage.upsert import insert_for
+from storage.upsert import insert_for, upsert_for
 
 EARN, GRANT, REFUND, SPEND, DEDUCT, EXPIRE = "earn", "grant", "refund", "spend", "deduct", "expire"
 
@@ -263,7 +263,8 @@ async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime
         return {}
     entries = [{"member_id": x.member_id, "delta": x.amount, "kind": x.kind, "key": x.key, "reason": x.reason,
                 "issuer": x.issuer, "created_at": now} for x in lines]
-    stmt = insert_for(session, E).on_conflict_do_nothing(index_elements=[E.c.key]).returning(E.c.id, E.c.key)
+    stmt = upsert_for(session, E, "credit_many", lambda stmt: stmt.on_conflict_do_nothing(
+        index_elements=[E.c.key]).returning(E.c.id, E.c.key))
     ids = {r.key: r.id for r in await session.execute(stmt, entries)}
     posted = [x for x in lines if x.key in ids]
     held = {x.key: x.available_at is not None and x.available_at > now for x in posted}
@@ -281,11 +282,11 @@ async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime
     totals: dict[int, Totals] = {}
     if sums:
         # One row per member (an upsert may not touch a row twice), sorted: locks in one order.
-        stmt = insert_for(session, B)
-        stmt = stmt.on_conflict_do_update(index_elements=[B.c.member_id], set_={
-            "balance": B.c.balance + stmt.excluded.balance, "pending": B.c.pending + stmt.excluded.pending,
-            "lifetime": B.c.lifetime + stmt.excluded.lifetime,
-        }).returning(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime)
+        stmt = upsert_for(session, B, "credit_many", lambda stmt: stmt.on_conflict_do_update(
+            index_elements=[B.c.member_id], set_={
+                "balance": B.c.balance + stmt.excluded.balance, "pending": B.c.pending + stmt.excluded.pending,
+                "lifetime": B.c.lifetime + stmt.excluded.lifetime,
+            }).returning(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime))
         rows = [{"member_id": m, "balance": s[0], "pending": s[1], "lifetime": s[2]} for m, s in sorted(sums.items())]
         for r in await session.execute(stmt, rows):
             totals[r.member_id] = Totals(sum(sums[r.member_id][:2]), int(r.balance), int(r.pending), int(r.lifetime))
