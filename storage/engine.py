@@ -97,6 +97,10 @@ def sync_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
+# A connection option: this session runs one statement and needs no explicit transaction.
+ONE_STATEMENT = "siyu_one_statement"
+
+
 def install_sqlite_pragmas(sync_engine: Any, *, immediate: bool) -> None:
     """WAL, NORMAL sync, a busy timeout and foreign keys on every connection."""
 
@@ -113,6 +117,8 @@ def install_sqlite_pragmas(sync_engine: Any, *, immediate: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(ONE_STATEMENT):
+            return  # a lone SELECT is its own snapshot (``Database.read_one``)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -157,6 +163,19 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only snapshot; on SQLite it does not wait for the writer."""
         async with self._reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read_one(self) -> AsyncIterator[AsyncSession]:
+        """``read`` for one statement (a page's read): on SQLite that statement is its own
+        snapshot, so no BEGIN and COMMIT, two trips to the driver's thread. A second
+        statement could see a later snapshot: use ``read`` for more than one."""
+        if not self.is_sqlite:
+            async with self.read() as session:
+                yield session
+            return
+        async with self._reader() as session:
+            await session.connection(execution_options={ONE_STATEMENT: True})
             yield session
 
     async def ping(self) -> None:

@@ -326,6 +326,16 @@ class TestStorageContract:
 
     # -- outbox ---------------------------------------------------------------------------------
 
+    async def test_one_statement_reads_see_every_commit(self, db: Database) -> None:
+        """``read_one`` (a member-center page's read) opens no transaction on SQLite: a pooled
+        connection left in one would show every later page the data of that moment."""
+        for n in range(1, 4):
+            await enqueue(db, Outgoing(channel="sandbox", to=f"u{n}", text="hi"))
+            for _ in range(5):  # more reads than the pool's connections
+                async with db.read_one() as s:
+                    rows = (await s.execute(select(OutboxMessage.id))).scalars().all()
+                assert len(rows) == n
+
     async def test_enqueue_returns_ids_in_order(self, db: Database) -> None:
         texts = [f"m{i}" for i in range(25)]
         ids = await enqueue(db, *(Outgoing(channel="sandbox", chat="g1", text=t) for t in texts))

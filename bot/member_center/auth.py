@@ -96,7 +96,7 @@ async def current(request: web.Request, *, standing: bool = False) -> Visitor | 
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("s", "c")):
         return None
     now = now_of(request)
-    async with request.app[DB].read() as s:
+    async with request.app[DB].read_one() as s:
         if not standing:
             member = await member_sessions.member_of(s, data["s"], now=now)
             return Visitor(member, data["c"], data["s"]) if member is not None else None
