@@ -175,7 +175,10 @@ class Dispatcher:
             result = await call(update)
             if not result.duplicate:
                 for callback in self._on_commit:
-                    callback(result)
+                    try:
+                        callback(result)
+                    except Exception:  # committed: the sender must not see a failure and retry
+                        log.exception("an on-commit callback failed on %s", update.key)
         return result
 
     async def close(self) -> None:

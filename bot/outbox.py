@@ -39,6 +39,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None  # the earliest wake-up that waits for rows
+        self._timer_at = 0.0  # its loop time
         self._stopping = False
         self._settlements = Settlements(db, clock=clock, max_attempts=config.max_attempts)
 
@@ -51,12 +52,17 @@ class OutboxWorker:
             self._wake.set()
             return
         loop = asyncio.get_running_loop()
-        deadline, timer = loop.time() + delay, self._timer
-        if timer is not None and not timer.cancelled() and loop.time() < timer.when() <= deadline:
+        deadline = loop.time() + delay
+        if self._timer is not None and self._timer_at <= deadline:
             return  # an earlier wake-up is set: its pass takes these too if due, else the poll does
-        if timer is not None:
-            timer.cancel()
-        self._timer = loop.call_at(deadline, self._wake.set)
+        if self._timer is not None:
+            self._timer.cancel()
+        # The deadline is kept here: uvloop's handles of a delay under a millisecond have no when().
+        self._timer, self._timer_at = loop.call_at(deadline, self._ring), deadline
+
+    def _ring(self) -> None:
+        self._timer = None
+        self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="siyu-outbox")

@@ -383,3 +383,26 @@ async def test_each_row_is_marked_as_its_send_returns_not_when_the_pass_ends(
     # Sends already returned were marked before later sends began: at most the other slot's
     # send (returned, its mark being written) is unmarked at any moment.
     assert len(unmarked_while_sending) == 6 and max(unmarked_while_sending) <= 1
+
+
+def test_a_wake_up_set_for_later_comes_on_the_production_loop(db: Database) -> None:
+    """``siyu run`` serves on uvloop, whose timer handles differ from asyncio's: rows that wait
+    for a digest window still wake the worker when it ends, and a later wake-up asked for
+    meanwhile neither raises (it would fail the request whose commit asked) nor delays it."""
+    uvloop = pytest.importorskip("uvloop")
+    clock = FakeClock()
+    worker = OutboxWorker(db, {}, clock=clock, config=OutboxConfig())
+
+    async def woken() -> float:
+        # Due within a millisecond: uvloop makes that a plain handle, with no deadline.
+        worker.wake(at=clock.now() + timedelta(microseconds=100))
+        await asyncio.wait_for(worker._wake.wait(), 2)
+        worker._wake.clear()
+        started = asyncio.get_running_loop().time()
+        worker.wake(at=clock.now() + timedelta(seconds=0.2))
+        worker.wake(at=clock.now() + timedelta(seconds=5))  # later: the earlier one stands
+        worker.wake(at=clock.now() + timedelta(seconds=0.1))  # earlier: it replaces it
+        await asyncio.wait_for(worker._wake.wait(), 2)
+        return asyncio.get_running_loop().time() - started
+
+    assert 0.05 < uvloop.run(woken()) < 0.19
