@@ -163,3 +163,18 @@ async def test_a_command_registered_twice_is_refused_at_startup(database_url: st
         dispatcher.include_router(make_router())
     assert "ping" in dispatcher.commands  # the first registration still stands
     await db.dispose()
+
+
+async def test_a_failing_on_commit_callback_does_not_fail_the_committed_update(
+        routed: tuple[SandboxClient, KeywordFlow], caplog: pytest.LogCaptureFixture) -> None:
+    """What runs after the commit (waking the outbox) cannot turn a handled message into an
+    error its sender would retry: the answer stands, the failure is logged."""
+    bot, _ = routed
+
+    def broken(_: object) -> None:
+        raise RuntimeError("boom")
+
+    bot.dispatcher.on_commit(broken)
+    [reply] = await bot.say("u1", "签到")
+    assert reply["text"] == "keyword"  # the test feature's answer, not the apology
+    assert "on-commit callback failed" in caplog.text
