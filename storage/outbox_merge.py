@@ -85,12 +85,11 @@ async def _top_up(session: AsyncSession, claimed: list[Claimed], *, now: datetim
     for c in claimed:
         if (line := _line(c)) is not None:
             lines.setdefault(line, []).append(c)
-    room = {line: rows for line, rows in lines.items() if len(_text(rows).encode()) <= MERGED_BYTES}
-    if not room:
-        return []
+    # Bytes of each line that still has room in one text.
+    size = {line: n for line, rows in lines.items() if (n := len(_text(rows).encode())) <= MERGED_BYTES}
     # Pending rows only (ix_outbox_due), never a group's delivered history; the exact
     # conversation is checked below. Bounded: a group with thousands queued costs one read.
-    chats = sorted({chat for _, chat, _, _ in room if chat is not None})
+    chats = sorted({chat for _, chat, _, _ in size if chat is not None})
     if not chats:
         return []
     # The key and the piece are read out of the JSON by the database: a backlog is thousands
@@ -99,9 +98,8 @@ async def _top_up(session: AsyncSession, claimed: list[Claimed], *, now: datetim
     candidates = (await session.execute(
         select(T.c.id, T.c.channel, T.c.chat, T.c.to, key.label("key"), part.label("part"))
         .where(T.c.status == PENDING, T.c.not_before <= now, T.c.chat.in_(chats), key.is_not(None))
-        .order_by(T.c.id).limit(TOP_UP_ROWS * len(room)))).all()
-    size = {line: len(_text(rows).encode()) for line, rows in room.items()}
-    sep = {line: len(str(rows[0].meta.get("sep", " ")).encode()) for line, rows in room.items()}
+        .order_by(T.c.id).limit(TOP_UP_ROWS * len(size)))).all()
+    sep = {line: len(str(lines[line][0].meta.get("sep", " ")).encode()) for line in size}
     taken: list[int] = []
     for r in candidates:
         line = (r.channel, r.chat, r.to, r.key)
