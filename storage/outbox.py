@@ -165,17 +165,11 @@ def _conversation(table: Any) -> Any:
             + func.coalesce(table.c.to, "\x1e"))
 
 
-def _held(row: Claimed | int) -> Any:
+def _held(rows: Sequence[Claimed | int]) -> Any:
     """Only a row still being sent can be settled; given the claim, only by the worker whose
-    claim is current: one whose lease ran out must not undo what the next worker did."""
-    if isinstance(row, Claimed):
-        return and_(T.c.id == row.id, T.c.status == SENDING, T.c.attempts == row.attempts)
-    return and_(T.c.id == row, T.c.status == SENDING)
-
-
-def _all_held(rows: Sequence[Claimed | int]) -> Any:
-    """``_held`` for many rows in a few ``IN`` lists (one per claim's attempt number): a
-    statement of the same shape whatever the count, so SQLAlchemy compiles it once."""
+    claim is current: one whose lease ran out must not undo what the next worker did. Written
+    as a few ``IN`` lists (one per claim's attempt number): a statement of the same shape
+    whatever the count, so SQLAlchemy compiles it once."""
     by_attempt: dict[int | None, list[int]] = {}
     for r in rows:
         by_attempt.setdefault(r.attempts if isinstance(r, Claimed) else None, []).append(
@@ -204,7 +198,7 @@ async def mark_delivered(session: AsyncSession, rows: Sequence[Claimed | int], *
         largest = select(func.max(same.c.delivered_seq)).where(same.c.channel == T.c.channel).scalar_subquery()
         seq = func.coalesce(largest, 0) + (T.c.id - first + 1)
     await session.execute(
-        update(T).where(_all_held(rows))
+        update(T).where(_held(rows))
         .values(status=DELIVERED, delivered_at=now, claimed_until=None, last_error=None, delivered_seq=seq)
     )
 
@@ -216,26 +210,27 @@ async def note(session: AsyncSession, row_id: int, text: str) -> None:
 
 async def mark_retry(session: AsyncSession, row: Claimed | int, *, error: str, not_before: datetime) -> None:
     await session.execute(
-        update(T).where(_held(row)).values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
+        update(T).where(_held([row]))
+        .values(status=PENDING, not_before=not_before, claimed_until=None, last_error=error)
     )
 
 
 async def mark_failed(session: AsyncSession, row: Claimed | int, *, error: str) -> None:
     """Given up for good; the reason stays on the row for operators to see."""
-    await session.execute(update(T).where(_held(row)).values(status=FAILED, claimed_until=None, last_error=error))
+    await session.execute(update(T).where(_held([row])).values(status=FAILED, claimed_until=None, last_error=error))
 
 
 async def mark_awaiting_owner(session: AsyncSession, row: Claimed | int, *, now: datetime,
                               meta: dict[str, Any]) -> None:
     """The platform took it as a task for a person (a WeCom group owner) to confirm."""
     await session.execute(
-        update(T).where(_held(row)).values(status=AWAITING_OWNER, delivered_at=now, claimed_until=None, meta=meta)
+        update(T).where(_held([row])).values(status=AWAITING_OWNER, delivered_at=now, claimed_until=None, meta=meta)
     )
 
 
 async def mark_held(session: AsyncSession, row: Claimed | int, *, reason: str) -> None:
     """Kept for later: the claim's attempt does not count (nothing was tried)."""
-    await session.execute(update(T).where(_held(row)).values(status=HELD, claimed_until=None, last_error=reason,
+    await session.execute(update(T).where(_held([row])).values(status=HELD, claimed_until=None, last_error=reason,
                                                               attempts=T.c.attempts - 1))
 
 
@@ -251,7 +246,7 @@ async def release(session: AsyncSession, rows: Sequence[Claimed]) -> None:
     the claim that never sent them does not count as an attempt."""
     if rows:
         await session.execute(
-            update(T).where(_all_held(rows))
+            update(T).where(_held(rows))
             .values(status=PENDING, claimed_until=None, attempts=T.c.attempts - 1)
         )
 
