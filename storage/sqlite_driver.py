@@ -1,0 +1,134 @@
+"""SQLite through aiosqlite in one trip to its thread per statement.
+
+aiosqlite runs each call on the connection's own thread and SQLAlchemy's adapter makes a call
+of each DBAPI step: open a cursor, execute, fetch the rows, close the cursor, and on return to
+the pool a rollback even after a commit. A transaction of one statement took nine trips, each a
+queue hand-off, a wake-up of the event loop and a future; on the embedded store that was most
+of the time of a batch of sign-ins (measured in bench/README.md, 2026-12-07, third session).
+Here a statement is one trip (cursor, execute, fetch and close run together on that thread) and
+a rollback or commit with no transaction open is none. Everything else is aiosqlite's and
+SQLAlchemy's own adapter: errors, the execute mutex, server-side cursors, terminate.
+"""
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
+    """On the connection's thread: the whole statement, its rows read before the cursor closes."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that holds the outcome of its last statement; it has nothing open to close."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:  # no trip to open one
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            conn = self._connection
+            outcome = await conn._execute(lambda: _run(conn._conn, operation, parameters, many))
+        self._description, rows, self._rowcount, self._lastrowid = outcome
+        self._rows = collections.deque(rows)
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._trip(operation, parameters, False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._trip(operation, seq_of_parameters, True)
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]  # a subclass; mypy checks the constructors too
+
+    def _idle(self) -> bool:
+        """No transaction open: a rollback or commit would change nothing (the pool rolls back
+        every connection it takes back, committed or not)."""
+        return self._connection._connection is not None and not self._connection.in_transaction
+
+    def rollback(self) -> None:
+        if not self._idle():
+            super().rollback()
+
+    def commit(self) -> None:
+        if not self._idle():
+            super().commit()
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """aiosqlite as SQLAlchemy adapts it, with ``OneTripConnection`` for its connections."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def dbapi() -> OneTripDBAPI:
+    """The module to give ``create_async_engine(..., module=...)`` for an SQLite URL."""
+    import aiosqlite
+
+    return OneTripDBAPI(aiosqlite, sqlite3)
+
+
+__all__ = ["OneTripConnection", "OneTripCursor", "dbapi"]
