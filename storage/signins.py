@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, case, func, select
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from storage.sql import table_of
-from storage.types import utc_field
-from storage.upsert import insert_for
+from storage.types import UTCDateTime, utc_field
+from storage.upsert import insert_for, upsert_for
 
 
 class SignIn(SQLModel, table=True):
@@ -52,6 +52,17 @@ async def streak_on(session: AsyncSession, member_id: int, day: date) -> int:
     )).scalar_one_or_none() or 0)
 
 
+# Each member's sign-in today, yesterday's streak and the sign-ins since a moment, for a batch:
+# built once (a rush runs it every batch).
+_STANDING = (
+    select(T.c.member_id, func.max(case((T.c.day == bindparam("day"), T.c.streak))).label("today"),
+           func.max(case((T.c.day == bindparam("yesterday"), T.c.streak))).label("before"),
+           func.count(case((T.c.at >= bindparam("since", type_=UTCDateTime), 1))).label("days"))
+    .where(T.c.member_id.in_(bindparam("members", expanding=True)), T.c.day >= bindparam("first_day"))
+    .group_by(T.c.member_id)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SignedIn:
     streak: int  # today's
@@ -71,18 +82,17 @@ async def sign_in_many(session: AsyncSession, members: Mapping[int, str | None],
     # ``at >= since`` implies a local day no earlier than the day before since's UTC date: the
     # primary key's range bounds the read.
     first_day = min(yesterday, since.date() - timedelta(days=1))
-    known = {r.member_id: r for r in (await session.execute(
-        select(T.c.member_id, func.max(case((T.c.day == day, T.c.streak))).label("today"),
-               func.max(case((T.c.day == yesterday, T.c.streak))).label("before"),
-               func.count(case((T.c.at >= since, 1))).label("days"))
-        .where(T.c.member_id.in_(list(members)), T.c.day >= first_day).group_by(T.c.member_id))).all()}
+    known = {r.member_id: r for r in (await session.execute(_STANDING, {
+        "members": list(members), "day": day, "yesterday": yesterday, "since": since, "first_day": first_day,
+    })).all()}
     result = {m: SignedIn(int(r.today), False, int(r.days)) for m, r in known.items() if r.today is not None}
     rows: list[dict[str, Any]] = [{"member_id": m, "day": day, "points": points, "at": now, "via": members[m],
              "streak": (known[m].before or 0) + 1 if m in known else 1}
             for m in sorted(set(members) - result.keys())]  # sorted: rows locked in one order
     if rows:
-        stmt = insert_for(session, T).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day])
-        done = {r.member_id: r.streak for r in await session.execute(stmt.returning(T.c.member_id, T.c.streak), rows)}
+        stmt = upsert_for(session, T, "sign_in_many", lambda stmt: stmt.on_conflict_do_nothing(
+            index_elements=[T.c.member_id, T.c.day]).returning(T.c.member_id, T.c.streak))
+        done = {r.member_id: r.streak for r in await session.execute(stmt, rows)}
         for m, streak in done.items():
             result[m] = SignedIn(streak, True, (int(known[m].days) if m in known else 0) + 1)
         if raced := [r["member_id"] for r in rows if r["member_id"] not in done]:  # another process, at once
