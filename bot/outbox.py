@@ -105,7 +105,7 @@ class OutboxWorker:
         lease = timedelta(seconds=self.config.lease_s)
         async with self.db.transaction() as session:
             batch = await outbox.claim_due(session, now=now, limit=self.config.batch_size, lease=lease)
-            batch = await outbox_merge.merge(session, batch, now=now, lease=lease)
+            batch = await outbox_merge.merge(session, batch, now=now)
         if not batch:
             return 0
         # A send must end inside the lease: past it another process may claim the row and send it too.

@@ -11,13 +11,14 @@ next line.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.outbox import MERGED, MERGED_BYTES, PENDING, SENDING, Claimed, T
+from storage.outbox import MERGED, MERGED_BYTES, PENDING, Claimed, T
+from storage.sql import ids_in
 
 # A topped-up line looks at this many waiting rows for each line (one text of MERGED_BYTES
 # holds about 60 names): a backlog of thousands costs one bounded read.
@@ -34,37 +35,45 @@ def _line(c: Claimed) -> Line | None:
     return None
 
 
-def _text(rows: list[Claimed]) -> str:
+def _text(rows: list[Claimed], more: list[str] | None = None) -> str:
     head, sep = str(rows[0].meta.get("head", "")), str(rows[0].meta.get("sep", " "))
-    return head + sep.join(str(r.meta["part"]) for r in rows)
+    return head + sep.join([str(r.meta["part"]) for r in rows] + (more or []))
 
 
-async def merge(session: AsyncSession, claimed: list[Claimed], *, now: datetime, lease: timedelta) -> list[Claimed]:
-    """Top up the claim's mergeable lines with the rows waiting for them, then send each line
-    as one text: ``meta["head"]`` then the ``meta["part"]``s joined by ``meta["sep"]``, split
-    into several texts at ``MERGED_BYTES``. The first row of each text carries it (its text
-    rewritten, so what is stored is what was sent); the others become ``merged``, in the
-    claim's transaction. A line of one row sends that row's own text. Run in the claim's
-    transaction."""
-    claimed = claimed + await _top_up(session, claimed, now=now, lease=lease)
+def _chunks(rows: list[Claimed]) -> list[list[Claimed]]:
+    """``rows`` of one line cut into texts of at most ``MERGED_BYTES``."""
+    chunks: list[list[Claimed]] = [[]]
+    for row in rows:
+        if chunks[-1] and len(_text([*chunks[-1], row]).encode()) > MERGED_BYTES:
+            chunks.append([])
+        chunks[-1].append(row)
+    return chunks
+
+
+async def merge(session: AsyncSession, claimed: list[Claimed], *, now: datetime) -> list[Claimed]:
+    """Send each mergeable line of the claim as one text: ``meta["head"]`` then the
+    ``meta["part"]``s joined by ``meta["sep"]``, split into several texts at ``MERGED_BYTES``;
+    a line that fits in one text first takes in the rows waiting for it. The first row of each
+    text carries it (its text rewritten, so what is stored is what was sent); the others
+    become ``merged``, in the claim's transaction. A line of one row sends that row's own
+    text. Run in the claim's transaction."""
     windows: dict[Line, list[Claimed]] = {}
     for c in claimed:
         if (line := _line(c)) is not None:
             windows.setdefault(line, []).append(c)
+    chunked = {line: _chunks(rows) for line, rows in windows.items()}
+    joined = await _top_up(session, {line: chunks[0] for line, chunks in chunked.items() if len(chunks) == 1},
+                           now=now)
     replaced: dict[int, Claimed] = {}
     absorbed: list[int] = []
     rewrites: list[dict[str, Any]] = []
-    for rows in windows.values():
-        if len(rows) < 2:
-            continue
-        chunks: list[list[Claimed]] = [[]]
-        for row in rows:
-            if chunks[-1] and len(_text([*chunks[-1], row]).encode()) > MERGED_BYTES:
-                chunks.append([])
-            chunks[-1].append(row)
+    for line, chunks in chunked.items():
         for chunk in chunks:
-            first, text = chunk[0], _text(chunk)
-            meta = {"merged": [r.id for r in chunk[1:]]}
+            waited = joined.get(line, []) if len(chunks) == 1 else []
+            if len(chunk) + len(waited) < 2:
+                continue
+            first, text = chunk[0], _text(chunk, [part for _, part in waited])
+            meta = {"merged": [r.id for r in chunk[1:]] + [row for row, _ in waited]}
             rewrites.append({"row": first.id, "new_text": text, "new_meta": meta})
             replaced[first.id] = Claimed(first.id, first.channel, first.chat, first.to, text, first.attempts,
                                          first.kind, meta)
@@ -72,26 +81,25 @@ async def merge(session: AsyncSession, claimed: list[Claimed], *, now: datetime,
     if rewrites:  # one executemany: the claim holds SQLite's only writer meanwhile
         await session.execute(update(T).where(T.c.id == bindparam("row"))
                               .values(text=bindparam("new_text"), meta=bindparam("new_meta", type_=JSON)), rewrites)
+    if absorbed:
         await session.execute(update(T).where(T.c.id.in_(absorbed)).values(status=MERGED, claimed_until=None))
     gone = set(absorbed)
     return [replaced.get(c.id, c) for c in claimed if c.id not in gone]
 
 
-async def _top_up(session: AsyncSession, claimed: list[Claimed], *, now: datetime,
-                  lease: timedelta) -> list[Claimed]:
-    """Claim the due rows of the claimed lines' keys and conversations, oldest first, while
-    each line still fits in one text (a line that already needs two takes none)."""
-    lines: dict[Line, list[Claimed]] = {}
-    for c in claimed:
-        if (line := _line(c)) is not None:
-            lines.setdefault(line, []).append(c)
+async def _top_up(session: AsyncSession, lines: dict[Line, list[Claimed]], *,
+                  now: datetime) -> dict[Line, list[tuple[int, str]]]:
+    """The due rows of ``lines`` (each fits in one text) that still fit in it, oldest first, as
+    (row, piece): marked ``merged`` at once, as the text that names them is written in the same
+    transaction (neither claimed first nor decoded: a busy group's backlog is two thousand
+    rows, and reading them back whole held SQLite's writer for 50 ms)."""
     # Bytes of each line that still has room in one text.
     size = {line: n for line, rows in lines.items() if (n := len(_text(rows).encode())) <= MERGED_BYTES}
     # Pending rows only (ix_outbox_due), never a group's delivered history; the exact
     # conversation is checked below. Bounded: a group with thousands queued costs one read.
     chats = sorted({chat for _, chat, _, _ in size if chat is not None})
     if not chats:
-        return []
+        return {}
     # The key and the piece are read out of the JSON by the database: a backlog is thousands
     # of rows, and decoding each one's meta here held SQLite's writer for tens of milliseconds.
     key, part = T.c.meta["merge"].as_string(), T.c.meta["part"].as_string()
@@ -100,7 +108,7 @@ async def _top_up(session: AsyncSession, claimed: list[Claimed], *, now: datetim
         .where(T.c.status == PENDING, T.c.not_before <= now, T.c.chat.in_(chats), key.is_not(None))
         .order_by(T.c.id).limit(TOP_UP_ROWS * len(size)))).all()
     sep = {line: len(str(lines[line][0].meta.get("sep", " ")).encode()) for line in size}
-    taken: list[int] = []
+    taken: dict[int, tuple[Line, str]] = {}
     for r in candidates:
         line = (r.channel, r.chat, r.to, r.key)
         if line not in size or r.part is None:
@@ -110,14 +118,15 @@ async def _top_up(session: AsyncSession, claimed: list[Claimed], *, now: datetim
             del size[line]  # full: the rest waits for the next text, in order
             continue
         size[line] = grown
-        taken.append(r.id)
+        taken[r.id] = (line, r.part)
     if not taken:
-        return []
+        return {}
     # Still pending: on PostgreSQL another process may have claimed some since they were read
     # (its UPDATE commits first; this one re-checks the status and skips them).
-    result = await session.execute(
-        update(T).where(T.c.id.in_(taken), T.c.status == PENDING)
-        .values(status=SENDING, claimed_until=now + lease, attempts=T.c.attempts + 1)
-        .returning(T.c.id, T.c.channel, T.c.chat, T.c.to, T.c.text, T.c.attempts, T.c.kind, T.c.meta))
-    return sorted((Claimed(r.id, r.channel, r.chat, r.to, r.text, r.attempts, r.kind, r.meta or {}) for r in result),
-                  key=lambda c: c.id)
+    won = await session.execute(update(T).where(ids_in(session, T.c.id), T.c.status == PENDING)
+                                .values(status=MERGED, claimed_until=None).returning(T.c.id), {"ids": list(taken)})
+    joined: dict[Line, list[tuple[int, str]]] = {}
+    for row in sorted(r.id for r in won):
+        line, piece = taken[row]
+        joined.setdefault(line, []).append((row, piece))
+    return joined
