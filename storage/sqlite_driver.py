@@ -7,7 +7,9 @@ queue hand-off, a wake-up of the event loop and a future; on the embedded store 
 of the time of a batch of sign-ins (measured in bench/README.md, 2026-12-07, third session).
 Here a statement is one trip (cursor, execute, fetch and close run together on that thread) and
 a rollback or commit with no transaction open is none. Everything else is aiosqlite's and
-SQLAlchemy's own adapter: errors, the execute mutex, server-side cursors, terminate.
+SQLAlchemy's own adapter: errors, the execute mutex, server-side cursors, terminate. The trip is
+aiosqlite's ``Connection._execute``, the call each of its public methods wraps (it has no public
+way to run several steps at once); tests/test_sqlite_driver.py holds what SQLAlchemy reads back.
 """
 from __future__ import annotations
 
