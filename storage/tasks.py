@@ -101,3 +101,9 @@ async def with_photo(session: AsyncSession, member_id: int, photo: str) -> TaskC
     By member first: ix_task_checkins_member_task finds their rows without a scan of the table."""
     return (await session.execute(select(TaskCheckin).where(col(TaskCheckin.member_id) == member_id,
                                                             col(TaskCheckin.photo) == photo))).scalar_one_or_none()
+
+
+async def photos_kept(session: AsyncSession) -> set[str]:
+    """Every stored photo a check-in names (what the member center's cleanup must leave)."""
+    return {photo for photo in (await session.execute(select(col(TaskCheckin.photo)).where(
+        col(TaskCheckin.photo).is_not(None)))).scalars() if photo is not None}

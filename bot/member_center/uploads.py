@@ -49,6 +49,15 @@ async def remove(config: MemberCenterConfig, name: str) -> None:
         await asyncio.to_thread((Path(config.upload_dir) / name).unlink, True)
 
 
+def stored_before(config: MemberCenterConfig, before: float) -> list[str]:
+    """The stored photos (by name) last written before ``before`` (a Unix time); blocking."""
+    folder = Path(config.upload_dir)
+    if not folder.is_dir():
+        return []
+    return [entry.name for entry in os.scandir(folder)
+            if STORED_NAME.match(entry.name) and entry.is_file() and entry.stat().st_mtime < before]
+
+
 def response(config: MemberCenterConfig, name: str | None) -> web.StreamResponse:
     """The stored photo ``name`` (from a check-in row, never from a request) as an image that a
     browser shows and never runs; 404 if there is none."""

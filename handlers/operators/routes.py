@@ -13,12 +13,13 @@ from bot.router import Router
 from flows.engine import describe
 from handlers.levels.services import levels_of
 from handlers.operators.services import profile
-from storage import audit, points, roles
+from storage import audit, forget, points, roles
 from storage import flows as member_flows
 from storage import tags as member_tags
 
 router = Router("operators")
 AUDIT_MAX = 50
+CONFIRM = "确认"
 
 @router.command("role", role="viewer")
 async def role_command(ctx: Context) -> None:
@@ -111,6 +112,32 @@ async def flow_command(ctx: Context) -> None:
     await engine.move(ctx, member.id, flow_name, state, reason=f"/flow {action}")
     ctx.reply(ctx.texts("flow_moved", who=member.name or member.external_id, flow=flow.title,
                         state=flow.state_label(ctx.texts, state)))
+
+
+@router.command("forget", role="admin")
+async def forget_command(ctx: Context) -> None:
+    """删除用户的全部资料（用户依《个人信息保护法》要求删除时；不可撤销）
+    /forget #编号          先看会删除什么
+    /forget #编号 确认     删除（用 #编号：操作记录里只留编号）"""
+    args = parse(ctx.args)
+    member = await find_member(ctx, args.word(0, "用户"))
+    args.no_more_than(2)
+    if len(args.words) == 2 and args.words[1] != CONFIRM:
+        raise UsageError(f"第二个参数只能是「{CONFIRM}」")
+    who = member.name or member.external_id
+    if await roles.role_of(ctx.session, member.channel, member.external_id) != "member":
+        ctx.reply(ctx.texts("forget_has_role", who=who, id=member.id))
+        return
+    if len(args.words) < 2:
+        ctx.reply(ctx.texts("forget_ask", who=who, id=member.id, balance=await points.balance(ctx.session, member.id)))
+        return
+    done = await forget.forget(ctx.session, member.id, now=ctx.now)
+    assert done is not None  # found above, in this transaction
+    await audit.record(ctx.session, actor=ctx.actor, action="member.forget", result="ok", now=ctx.now,
+                       args={"member": member.id, "redemptions_cancelled": done.redemptions_cancelled,
+                             "messages_dropped": done.messages_dropped})
+    ctx.reply(ctx.texts("forget_done", id=member.id, redemptions=done.redemptions_cancelled,
+                        messages=done.messages_dropped))
 
 
 @router.command("audit", role="admin")
