@@ -3,9 +3,10 @@
 names a member references ``members`` with ON DELETE CASCADE (sign-ins, the points ledger and
 balance, check-ins, redemptions, tags, answers, flows, group memberships, member-center
 sessions and visits, KOC applications, staff relationships). Before that, the units their open
-redemptions hold go back to stock (a reward is never short of a unit nobody will collect), and
-what still waits to be sent to them is dropped. Photos they uploaded are files: the member
-center's cleanup removes each file no check-in names any more."""
+redemptions hold go back to stock (a reward is never short of a unit nobody will collect), the
+codes they were given leave the pool, and what still waits to be sent to them is dropped.
+Photos they uploaded are files: the member center's cleanup removes each file no check-in
+names any more."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ async def forget(session: AsyncSession, member_id: int, *, now: datetime) -> For
         X.c.member_id == member_id, X.c.status.in_((rewards.RESERVED, rewards.AWAITING_APPROVAL))))).scalars().all()
     for redemption in open_:
         await rewards.cancel(session, redemption, now=now)
+    # A code handed out stays spent (the person may still use the coupon): it leaves the pool
+    # rather than becoming free for someone else.
+    await session.execute(delete(rewards.C).where(rewards.C.c.redemption_id.in_(
+        select(X.c.id).where(X.c.member_id == member_id))))
     queued = outbox.T
     dropped = rowcount(await session.execute(delete(queued).where(
         queued.c.channel == found.channel, queued.c.to == found.external_id, queued.c.status == outbox.PENDING)))

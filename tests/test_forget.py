@@ -16,7 +16,16 @@ from bot.config import Config
 from bot.member_center import delete_unkept_photos
 from bot.testing import FakeClock, SandboxClient, sandbox_app
 from bot.texts import Texts
-from storage.models import AuditEntry, Member, OutboxMessage, PointEntry, Reward, SignIn, TaskCheckin
+from storage.models import (
+    AuditEntry,
+    Member,
+    OutboxMessage,
+    PointEntry,
+    Reward,
+    RewardCode,
+    SignIn,
+    TaskCheckin,
+)
 from tests.test_member_center_tasks import JPEG, PNG, check_in
 
 TASKS = [{"name": "晒单", "points": 50, "per_day": 0, "approval": True, "proof": True}]
@@ -33,7 +42,9 @@ async def bot(make_config: Callable[..., Config], clock: FakeClock, upload_dir: 
                          member_center={"upload_dir": str(upload_dir)})
     config = config.model_copy(update={
         "tasks": SiyuConfig.model_validate({"tasks": TASKS}).tasks,
-        "rewards": SiyuConfig.model_validate({"rewards": [{"name": "保温杯", "cost": 50, "stock": 3}]}).rewards})
+        "rewards": SiyuConfig.model_validate({"rewards": [{"name": "保温杯", "cost": 50, "stock": 3},
+                                                      {"name": "话费券", "cost": 20, "stock": 2,
+                                                       "codes": ["HF-001", "HF-002"]}]}).rewards})
     async with sandbox_app(config, clock=clock) as client:
         yield client
 
@@ -58,6 +69,8 @@ async def test_an_admin_confirms_and_everything_of_the_member_is_gone(bot: Sandb
     await bot.say("u1", "签到", chat="g1", name="小周")
     assert "兑换" in (await bot.say("u1", "兑换 1"))[0]["text"]
     assert "兑换成功" in (await bot.say("u1", "确认"))[0]["text"]
+    await bot.say("u1", "兑换 2")
+    assert "HF-001" in (await bot.say("u1", "确认"))[0]["text"]
     await bot.open_member_center("u1")
     status, _ = await check_in(bot, "晒单", photo=PNG)
     assert status == 200 and len(list(upload_dir.iterdir())) == 1
@@ -71,6 +84,7 @@ async def test_an_admin_confirms_and_everything_of_the_member_is_gone(bot: Sandb
         waiting = (await s.execute(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.to == "u1", OutboxMessage.status == "pending"))).scalar_one()
     [done] = await bot.say("op1", f"/forget #{me} 确认")
+    # The cup is cancelled; the code reward was handed over at once.
     assert f"已删除用户 #{me}" in done["text"] and "取消未发放的兑换 1 个" in done["text"]
     assert f"丢弃待发消息 {waiting} 条" in done["text"]
 
@@ -80,7 +94,9 @@ async def test_an_admin_confirms_and_everything_of_the_member_is_gone(bot: Sandb
     async with bot.db.read() as s:
         cup = (await s.execute(select(Reward).where(Reward.name == "保温杯"))).scalar_one()
         entry = (await s.execute(select(AuditEntry).where(AuditEntry.action == "member.forget"))).scalar_one()
+        codes = (await s.execute(select(RewardCode.code, RewardCode.redemption_id))).all()
     assert (cup.stock, cup.reserved) == (3, 0)  # the unit nobody will collect is back
+    assert [tuple(c) for c in codes] == [("HF-002", None)]  # the code given stays spent, never given again
     assert entry.args == {"member": me, "redemptions_cancelled": 1, "messages_dropped": waiting}
     async with bot.db.read() as s:  # nothing is sent to them any more
         assert (await s.execute(select(func.count()).select_from(OutboxMessage).where(
