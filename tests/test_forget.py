@@ -129,3 +129,5 @@ async def test_only_an_admin_forgets_and_never_someone_with_a_role(bot: SandboxC
     assert "有运营角色" in kept["text"] and await member_id(bot, "u3") == me
     [usage] = await bot.say("op1", f"/forget #{me} 好的")
     assert "确认" in usage["text"] and await member_id(bot, "u3") == me
+    [trail] = await bot.say("op1", "/audit 1")  # in the operators' words, as every result
+    assert "/forget → 参数不对" in trail["text"] and "usage" not in trail["text"]
