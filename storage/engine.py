@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage import sqlite_driver
+from storage.sqlite_driver import dbapi as one_trip_sqlite
 
 # aiosqlite logs every statement with its parameters at DEBUG: secrets (access tokens) would
 # reach the logs of anyone who turns DEBUG on. Its statements are ours to log, not its.
@@ -134,10 +134,10 @@ class Database:
         if self.is_sqlite:
             # One writer connection: SQLite allows no more, and the lock below orders them.
             self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=1, max_overflow=0,
-                                                           module=sqlite_driver.dbapi())
+                                                           module=one_trip_sqlite())
             install_sqlite_pragmas(self.engine.sync_engine, immediate=True)
             self.read_engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=4, max_overflow=4,
-                                                                module=sqlite_driver.dbapi())
+                                                                module=one_trip_sqlite())
             install_sqlite_pragmas(self.read_engine.sync_engine, immediate=False)
         else:
             self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
