@@ -26,6 +26,7 @@ from storage import member_sessions, tasks
 from storage.engine import Database
 
 SESSIONS_CLEANUP_S = 3600.0
+PHOTOS_CLEANUP_S = 3600.0
 # A stored photo younger than this may belong to a check-in still being written: kept.
 PHOTO_GRACE_S = 3600.0
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _jobs(config: Config) -> list[Job]:
     if not config[MEMBER_CENTER].enabled:
         return []
     return [Job("member_center_sessions_cleanup", delete_ended_sessions, every_s=SESSIONS_CLEANUP_S),
-            Job("member_center_photos_cleanup", delete_unkept_photos, every_s=SESSIONS_CLEANUP_S)]
+            Job("member_center_photos_cleanup", delete_unkept_photos, every_s=PHOTOS_CLEANUP_S)]
 
 
 feature = Feature("member_center", settings=(MEMBER_CENTER,), texts=Feature.texts_beside(__file__), web=_web,
