@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.background import cancel, every
@@ -25,7 +25,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.texts import Texts
 from bot.update import FLOW_DEADLINE, Update
-from storage import flows
+from storage import flows, inbox
 from storage.engine import Database
 
 if TYPE_CHECKING:
@@ -36,6 +36,23 @@ log = logging.getLogger("siyu.jobs")
 JobRun = Callable[[Database, Config, Texts, datetime], Awaitable[int]]
 TICK_S = 5.0
 DEADLINE_BATCH = 500
+INBOX_RETENTION_S = 3600.0
+# Rows one retention transaction deletes: short, so SQLite's only writer is soon free again.
+INBOX_RETENTION_BATCH = 2000
+
+
+async def inbox_retention(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Delete the inbox's handled rows older than ``[storage] inbox_keep_days`` (each update's
+    dedup key, and for WeCom the message itself: kept no longer than a retry can come), a
+    short transaction at a time."""
+    before = now - timedelta(days=config.storage.inbox_keep_days)
+    deleted = 0
+    while True:
+        async with db.transaction() as session:
+            done = await inbox.delete_handled(session, before=before, limit=INBOX_RETENTION_BATCH)
+        deleted += done
+        if done < INBOX_RETENTION_BATCH:
+            return deleted
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,8 @@ class JobRunner:
         self.dispatcher = dispatcher
         self.clock = clock
         self.tick_s = tick_s
-        self.jobs = [Job("flow_deadlines", self._deadlines_job, every_s=tick_s, at_start=True), *jobs]
+        self.jobs = [Job("flow_deadlines", self._deadlines_job, every_s=tick_s, at_start=True),
+                     Job("inbox_retention", inbox_retention, every_s=INBOX_RETENTION_S), *jobs]
         names = [job.name for job in self.jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"two jobs share a name: {sorted(n for n in names if names.count(n) > 1)}")

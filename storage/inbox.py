@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, func, select, update
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
@@ -134,3 +134,11 @@ async def note_failure(session: AsyncSession, key: str, *, error: str, now: date
         .values(handled_at=now, error=f"gave up after {max_attempts} attempts: {error}")
     )
     return rowcount(closed) > 0
+
+
+async def delete_handled(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` rows handled before ``before`` (oldest first, by ix_inbox_unhandled);
+    how many. Rows never handled stay: they are what a restart resumes."""
+    oldest = select(T.c.id).where(T.c.handled_at.is_not(None), T.c.handled_at < before).order_by(
+        T.c.handled_at).limit(limit)
+    return rowcount(await session.execute(delete(T).where(T.c.id.in_(oldest))))

@@ -135,6 +135,7 @@ class StorageConfig(Section):
     url: str = "sqlite:///siyu.db"
     echo: bool = False
     write_lanes: int = Field(2, ge=1, le=64)
+    inbox_keep_days: int = Field(30, ge=1, le=3650)
 
     @field_validator("url")
     @classmethod
