@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -43,48 +44,39 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
         cursor.close()
 
 
-class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    """A cursor that holds the outcome of its last statement; it has nothing open to close."""
+@dataclass(slots=True)
+class Done:
+    """What SQLAlchemy reads of a cursor (the base adapter reads it from ``_cursor``), kept from
+    the statement that ran: nothing stays open, the cursor closed on the connection's thread."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    description: Any = None
+    rowcount: int = -1
+    lastrowid: int | None = None
+    arraysize: int = 1
+
+    def close(self) -> None:
+        return None
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that holds the outcome of its last statement."""
+
+    __slots__ = ()
     _awaitable_cursor_close = False
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:  # no trip to open one
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._cursor = None  # type: ignore[assignment]
+        self._cursor = Done()  # type: ignore[assignment]
         self._soft_closed_memoized = {}  # type: ignore[assignment]
         self._rows = collections.deque()
-        self._description: Any = None
-        self._rowcount = -1
-        self._lastrowid: int | None = None
-        self._arraysize = 1
-
-    @property
-    def description(self) -> Any:
-        return self._description
-
-    @property
-    def rowcount(self) -> int:
-        return self._rowcount
-
-    @property
-    def lastrowid(self) -> Any:
-        return self._lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._arraysize = value
 
     async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             conn = self._connection
-            outcome = await conn._execute(lambda: _run(conn._conn, operation, parameters, many))
-        self._description, rows, self._rowcount, self._lastrowid = outcome
+            description, rows, rowcount, lastrowid = await conn._execute(
+                lambda: _run(conn._conn, operation, parameters, many))
+        self._cursor = Done(description, rowcount, lastrowid, self._cursor.arraysize)  # type: ignore[assignment]
         self._rows = collections.deque(rows)
 
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
@@ -92,12 +84,6 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
         await self._trip(operation, seq_of_parameters, True)
-
-    async def _async_soft_close(self) -> None:
-        return None
-
-    def close(self) -> None:
-        self._rows.clear()
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
