@@ -136,14 +136,20 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=1, max_overflow=0,
                                                            module=one_trip_sqlite())
             install_sqlite_pragmas(self.engine.sync_engine, immediate=True)
-            self.read_engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=4, max_overflow=4,
+            # Readers: a fixed pool, no overflow. An overflow connection is closed when it comes
+            # back, so under load each one taken was a new connection, a new aiosqlite thread and
+            # its pragmas: the member center's p99 fell from ~110 to ~80 ms without them
+            # (bench/README.md, issue 19). A reader beyond eight waits for one.
+            self.read_engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_size=8, max_overflow=0,
                                                                 module=one_trip_sqlite())
             install_sqlite_pragmas(self.read_engine.sync_engine, immediate=False)
         else:
-            self.engine = create_async_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+            # All kept open (no overflow): an overflow connection is closed when it comes back,
+            # and a new PostgreSQL connection costs a fork on the server and an authentication.
+            self.engine = create_async_engine(self.url, echo=echo, pool_size=2 * pool_size, max_overflow=0,
                                               pool_pre_ping=True)
             self.read_engine = self.engine
-        # Write connections at once: SQLite's one writer, or PostgreSQL's pool and its overflow.
+        # Write connections at once: SQLite's one writer, or PostgreSQL's pool.
         self.connections = 1 if self.is_sqlite else 2 * pool_size
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._writer = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
