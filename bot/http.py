@@ -194,6 +194,8 @@ def client_address(request: web.Request,
     From any other peer the header is ignored. An entry that is not an address ends the walk
     (the hop that passed it on answers for it)."""
     trusted = tuple(trusted_proxies)
+    if not trusted:  # the peer itself (the socket's address, already in its normal form)
+        return request.remote or "?"
     peer = _ip(request.remote or "")
     if peer is None:
         return request.remote or "?"
