@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
+
+import pytest
 
 from bot.config import Config
 from bot.testing import FakeClock
@@ -83,6 +86,21 @@ async def test_signing_out_ends_the_session_for_a_copied_cookie_too(bot: Sandbox
     assert (await bot.http.post("/m/signout", data={"csrf": csrf.group(1)}, allow_redirects=False)).status == 303
     bot.http.session.cookie_jar.update_cookies({"siyu_m": cookie})
     assert (await bot.http.get("/m/")).status == 401
+
+
+async def test_a_cookie_seen_before_is_still_checked_for_tampering_and_age(bot: SandboxClient,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages remember a cookie whose signature held (auth.CHECKED): a changed copy of it is still
+    refused, and it still ends after ``session_days`` (30)."""
+    await bot.open_member_center("u9")
+    cookie = {c.key: c.value for c in bot.http.session.cookie_jar}["siyu_m"]
+    bot.http.session.cookie_jar.clear()
+    assert (await bot.http.get("/m/", headers={"Cookie": f"siyu_m={cookie}"})).status == 200
+    tampered = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    assert (await bot.http.get("/m/", headers={"Cookie": f"siyu_m={tampered}"})).status == 401
+    later = time.time() + 31 * 86400  # itsdangerous' clock; the session row's (the app's) is not moved
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert (await bot.http.get("/m/", headers={"Cookie": f"siyu_m={cookie}"})).status == 401
 
 
 async def test_an_action_notice_cannot_be_written_by_a_link(bot: SandboxClient) -> None:
