@@ -54,8 +54,8 @@ class Visitor:
 
 
 SIGNER = web.AppKey("member_center_signer", URLSafeTimedSerializer)
-# Session cookies whose signature held: cookie -> (session id, CSRF token, end of its max age,
-# time.time()). A member's next pages skip the HMAC, its key derivation and the decoding
+# Session cookies whose signature held: cookie -> (session id, CSRF token, the time.time() its
+# max age ends). A member's next pages skip the HMAC, its key derivation and the decoding
 # (a tenth of a home page's CPU); the session itself is still read on every page.
 CHECKED = web.AppKey("member_center_checked_cookies", dict[str, tuple[str, str, float]])
 CHECKED_MAX = 10_000  # then forgotten all at once: a dict, no LRU bookkeeping per page
