@@ -25,7 +25,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.texts import Texts
 from bot.update import FLOW_DEADLINE, Update
-from storage import flows, inbox
+from storage import flows, inbox, outbox
 from storage.engine import Database
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ log = logging.getLogger("siyu.jobs")
 JobRun = Callable[[Database, Config, Texts, datetime], Awaitable[int]]
 TICK_S = 5.0
 DEADLINE_BATCH = 500
-INBOX_RETENTION_S = 3600.0
+RETENTION_S = 3600.0  # the inbox's and the outbox's retention run hourly
 # Rows one retention transaction deletes: short, so SQLite's only writer is soon free again.
-INBOX_RETENTION_BATCH = 2000
+RETENTION_BATCH = 2000
 
 
 async def inbox_retention(db: Database, config: Config, texts: Texts, now: datetime) -> int:
@@ -49,9 +49,26 @@ async def inbox_retention(db: Database, config: Config, texts: Texts, now: datet
     deleted = 0
     while True:
         async with db.transaction() as session:
-            done = await inbox.delete_handled(session, before=before, limit=INBOX_RETENTION_BATCH)
+            done = await inbox.delete_handled(session, before=before, limit=RETENTION_BATCH)
         deleted += done
-        if done < INBOX_RETENTION_BATCH:
+        if done < RETENTION_BATCH:
+            return deleted
+
+
+async def outbox_retention(db: Database, config: Config, texts: Texts, now: datetime) -> int:
+    """Delete the outbox's settled rows (delivered, failed, withdrawn, merged into a digest)
+    older than ``[outbox] keep_days``: a rush hour leaves a row per sign-in, and nothing reads
+    them after their day. Found by a read, deleted a short transaction at a time."""
+    before = now - timedelta(days=config.outbox.keep_days)
+    deleted = 0
+    while True:
+        async with db.read() as session:
+            ids = await outbox.settled_before(session, before=before, limit=RETENTION_BATCH)
+        if not ids:
+            return deleted
+        async with db.transaction() as session:
+            deleted += await outbox.delete_settled(session, ids)
+        if len(ids) < RETENTION_BATCH:
             return deleted
 
 
@@ -77,7 +94,8 @@ class JobRunner:
         self.clock = clock
         self.tick_s = tick_s
         self.jobs = [Job("flow_deadlines", self._deadlines_job, every_s=tick_s, at_start=True),
-                     Job("inbox_retention", inbox_retention, every_s=INBOX_RETENTION_S), *jobs]
+                     Job("inbox_retention", inbox_retention, every_s=RETENTION_S),
+                     Job("outbox_retention", outbox_retention, every_s=RETENTION_S), *jobs]
         names = [job.name for job in self.jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"two jobs share a name: {sorted(n for n in names if names.count(n) > 1)}")

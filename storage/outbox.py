@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, func, or_, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
@@ -323,6 +323,29 @@ async def delivered(
         query = query.where(col(OutboxMessage.to) == to)
     rows = await session.execute(query.order_by(col(OutboxMessage.delivered_seq)).limit(limit))
     return list(rows.scalars())
+
+
+# Rows whose fate is decided: what retention may delete (``settled_before``).
+SETTLED = (DELIVERED, FAILED, CANCELLED, MERGED)
+
+
+async def settled_before(session: AsyncSession, *, before: datetime, limit: int) -> list[int]:
+    """Ids of up to ``limit`` settled rows created before ``before``, oldest first; a read, so
+    the scan does not hold SQLite's only writer. Each channel's last delivered row is kept:
+    SQLite numbers the next delivery after it (``mark_delivered``), and readers page by it."""
+    same = T.alias("same")
+    last = select(func.max(same.c.delivered_seq)).where(same.c.channel == T.c.channel).scalar_subquery()
+    rows = await session.execute(select(T.c.id).where(
+        T.c.status.in_(SETTLED), T.c.created_at < before,
+        or_(T.c.delivered_seq.is_(None), T.c.delivered_seq < last)).order_by(T.c.id).limit(limit))
+    return list(rows.scalars())
+
+
+async def delete_settled(session: AsyncSession, ids: Sequence[int]) -> int:
+    """Delete the rows ``ids`` that are still settled; how many."""
+    if not ids:
+        return 0
+    return rowcount(await session.execute(delete(T).where(T.c.id.in_(list(ids)), T.c.status.in_(SETTLED))))
 
 
 async def unsettled(session: AsyncSession, *, now: datetime) -> int:

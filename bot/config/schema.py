@@ -191,6 +191,8 @@ class OutboxConfig(Section):
     concurrency: int = Field(16, ge=1, le=256)
     # At most this many messages a minute into one group, whatever the channel allows.
     group_rate_per_min: float = Field(20.0, gt=0, le=6000)
+    # Settled messages (delivered, failed, withdrawn) are deleted after this many days.
+    keep_days: int = Field(30, ge=1, le=3650)
 
 
 class MetricsConfig(Section):
