@@ -73,6 +73,7 @@ def endpoints(redemption: str, first: str, second: str, approved: str = "1", rej
                  text_fields=("type", "user", "chat", "state", "name", "id")),
         Endpoint("GET", "/sandbox/outbox", numbers=("since", "limit"), texts=("chat", "to")),
         Endpoint("GET", "/sandbox"),
+        Endpoint("GET", "/"),
         Endpoint("GET", "/sandbox/roles"),
         Endpoint("POST", "/bridge/events", {"id": "evt-1", "type": "message", "account": "brand-01",
                                             "chat": "room-1", "from": "wxid_a", "name": "小王", "text": "签到"},

@@ -12,6 +12,13 @@ async def test_healthz_reports_ok_once_the_database_answers(bot: SandboxClient) 
     assert await resp.json() == {"status": "ok"}
 
 
+async def test_the_address_siyu_run_prints_opens_the_sandbox_page(bot: SandboxClient) -> None:
+    resp = await bot.http.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/sandbox"
+    page = await bot.http.get("/")
+    assert page.status == 200 and "会员中心" in await page.text()
+
+
 async def test_member_joining_a_group_is_welcomed_there_by_name(bot: SandboxClient) -> None:
     replies = await bot.event("member_joined", "u1", chat="g1", name="小王")
     assert len(replies) == 1

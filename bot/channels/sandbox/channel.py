@@ -107,7 +107,12 @@ class SandboxChannel(Channel):
         app.router.add_post("/sandbox/events", local(self.post_event))
         app.router.add_get("/sandbox/outbox", local(self.get_outbox))
         app.router.add_get("/sandbox", local(self.page))
+        # The address `siyu run` prints first: a newcomer who opens it lands on the chat page.
+        app.router.add_get("/", local(self.to_page))
         app.router.add_get("/sandbox/roles", local(roles_of(NAME)))
+
+    async def to_page(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/sandbox")
 
     def _local_only(self, handler: Handler) -> Handler:
         """Whoever reaches the sandbox speaks as any member or operator they name, so it answers
