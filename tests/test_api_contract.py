@@ -4,11 +4,11 @@ against a real ``siyu run`` process."""
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,19 +35,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "SIYU_STORAGE_URL": f"sqlite:///{folder / 'api.db'}", "SIYU_LOGGING_LEVEL": "WARNING",
            "SIYU_CONFIG": str(folder / "config.toml")}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--port", str(port)], env=env, cwd=folder,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("siyu did not start")
-            time.sleep(0.1)
+        # `siyu run` prints its one stdout line once it listens (bot.serve): wait for that line.
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as ready:
+            ready.register(proc.stdout, selectors.EVENT_READ)
+            if not ready.select(timeout=30):
+                raise AssertionError("siyu did not start within 30 s")
+        line = proc.stdout.readline()
+        assert "serving on" in line, f"siyu did not start: {line!r}"
         for who in ("u1", "u2"):  # members and a group for the generated requests to find
             requests.post(f"{base}/sandbox/messages", json={"from": who, "chat": "g1", "text": "签到"}, timeout=5)
         yield base
