@@ -17,13 +17,12 @@ from sqlmodel import Field, SQLModel
 
 from storage.community import Group
 from storage.rewards import Redemption
-from storage.signins import SignIn
+from storage.signins import CHAT, PAGE, SignIn
 from storage.sql import table_of
 from storage.types import utc_field
 from storage.upsert import insert_for
 
 CODE = re.compile(r"[A-Za-z0-9_-]{8}")  # what ``secrets.token_urlsafe(6)`` gives
-CHAT, PAGE = "chat", "page"  # the surface a sign-in or redemption came from (their ``via``)
 
 
 class Campaign(SQLModel, table=True):

@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, bindparam, case, func, select
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, bindparam, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from storage.community import Member
 from storage.sql import table_of
 from storage.types import UTCDateTime, utc_field
-from storage.upsert import insert_for, upsert_for
+from storage.upsert import upsert_for
+
+CHAT, PAGE = "chat", "page"  # the surface a sign-in (or a redemption) came from: its ``via``
 
 
 class SignIn(SQLModel, table=True):
@@ -26,24 +29,10 @@ class SignIn(SQLModel, table=True):
     streak: int
     points: int
     at: datetime = utc_field()
-    via: str | None = Field(default=None, max_length=8)  # chat | page (the member center); None before 0021
+    via: str | None = Field(default=None, max_length=8)  # CHAT | PAGE (the member center); None before 0021
 
 
 T = table_of(SignIn)
-
-
-async def sign_in(session: AsyncSession, member_id: int, day: date, *, points: int, now: datetime,
-                  via: str | None = None) -> int | None:
-    """Record today's sign-in; its streak, or None if the member signed in today already.
-    The primary key (member, day) makes a second sign-in the same day impossible."""
-    before = (await session.execute(
-        select(T.c.streak).where(T.c.member_id == member_id, T.c.day == day - timedelta(days=1))
-    )).scalar_one_or_none()
-    streak = (before or 0) + 1
-    stmt = insert_for(session, T).values(member_id=member_id, day=day, streak=streak, points=points, at=now,
-                                             via=via)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day]).returning(T.c.streak)
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def streak_on(session: AsyncSession, member_id: int, day: date) -> int:
@@ -52,15 +41,35 @@ async def streak_on(session: AsyncSession, member_id: int, day: date) -> int:
     )).scalar_one_or_none() or 0)
 
 
-# Each member's sign-in today, yesterday's streak and the sign-ins since a moment, for a batch:
-# built once (a rush runs it every batch).
-_STANDING = (
-    select(T.c.member_id, func.max(case((T.c.day == bindparam("day"), T.c.streak))).label("today"),
-           func.max(case((T.c.day == bindparam("yesterday"), T.c.streak))).label("before"),
-           func.count(case((T.c.at >= bindparam("since", type_=UTCDateTime), 1))).label("days"))
-    .where(T.c.member_id.in_(bindparam("members", expanding=True)), T.c.day >= bindparam("first_day"))
-    .group_by(T.c.member_id)
-)
+# The sign-ins of a batch in one statement (a rush runs it every batch): each member's row with
+# yesterday's streak + 1, rows inserted in member order (locks taken in one order); a member
+# who signed in today already is skipped by the key. What it returns counts the member's
+# sign-ins since ``since`` before today (the lifecycle's count; today's is the new row).
+_Y = T.alias("yesterday")
+_EARLIER = T.alias("earlier")
+_M = table_of(Member)
+
+
+def _sign_in_all() -> Any:
+    return (select(_M.c.id, bindparam("day", type_=Date), func.coalesce(_Y.c.streak, 0) + 1,
+                   bindparam("points", type_=Integer), bindparam("at", type_=UTCDateTime),
+                   case((_M.c.id.in_(bindparam("on_page", expanding=True)), PAGE), else_=CHAT))
+            .select_from(_M.outerjoin(_Y, (_Y.c.member_id == _M.c.id) & (_Y.c.day == bindparam("yesterday"))))
+            .where(_M.c.id.in_(bindparam("members", expanding=True)))
+            .order_by(_M.c.id))
+
+
+def _days_before() -> Any:
+    # Named in full: in RETURNING, SQLAlchemy writes the table's own columns unqualified.
+    return (select(func.count()).where(_EARLIER.c.member_id == literal_column("checkins.member_id"),
+                                       _EARLIER.c.day < literal_column("checkins.day"),
+                                       _EARLIER.c.at >= bindparam("since", type_=UTCDateTime))
+            .scalar_subquery())
+
+
+# Today's streak of the members a batch found signed in already (rare: a second 签到).
+_TODAY = select(T.c.member_id, T.c.streak).where(T.c.member_id.in_(bindparam("members", expanding=True)),
+                                                  T.c.day == bindparam("day"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +81,22 @@ class SignedIn:
 
 async def sign_in_many(session: AsyncSession, members: Mapping[int, str | None], day: date, *, points: int,
                        now: datetime, count_since: datetime | None = None) -> dict[int, SignedIn]:
-    """``sign_in`` for several members at once (a batch of updates; member → ``via``), in two
-    statements for the whole batch instead of two per member; with ``count_since``, each
-    member's sign-ins since then are counted in the same read (what lifecycle stages count)."""
+    """``sign_in`` for several members at once (a batch of updates; member → ``via``, chat or
+    page), in one statement for the whole batch instead of two per member; with
+    ``count_since``, each member's sign-ins since then are counted by that statement too (what
+    lifecycle stages count). A member who had signed in today already costs one read more."""
     if not members:
         return {}
-    yesterday = day - timedelta(days=1)
-    since = count_since or now
-    # ``at >= since`` implies a local day no earlier than the day before since's UTC date: the
-    # primary key's range bounds the read.
-    first_day = min(yesterday, since.date() - timedelta(days=1))
-    known = {r.member_id: r for r in (await session.execute(_STANDING, {
-        "members": list(members), "day": day, "yesterday": yesterday, "since": since, "first_day": first_day,
-    })).all()}
-    result = {m: SignedIn(int(r.today), False, int(r.days)) for m, r in known.items() if r.today is not None}
-    rows: list[dict[str, Any]] = [{"member_id": m, "day": day, "points": points, "at": now, "via": members[m],
-             "streak": (known[m].before or 0) + 1 if m in known else 1}
-            for m in sorted(set(members) - result.keys())]  # sorted: rows locked in one order
-    if rows:
-        stmt = upsert_for(session, T, "sign_in_many", lambda stmt: stmt.on_conflict_do_nothing(
-            index_elements=[T.c.member_id, T.c.day]).returning(T.c.member_id, T.c.streak))
-        done = {r.member_id: r.streak for r in await session.execute(stmt, rows)}
-        for m, streak in done.items():
-            result[m] = SignedIn(streak, True, (int(known[m].days) if m in known else 0) + 1)
-        if raced := [r["member_id"] for r in rows if r["member_id"] not in done]:  # another process, at once
-            result |= {m: SignedIn(await streak_on(session, m, day), False) for m in raced}
+    stmt = upsert_for(session, T, "sign_in_many", lambda stmt: stmt.from_select(
+        ["member_id", "day", "streak", "points", "at", "via"], _sign_in_all(),
+    ).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day]).returning(
+        T.c.member_id, T.c.streak, _days_before().label("days")))
+    rows = await session.execute(stmt, {
+        "members": sorted(members), "on_page": [m for m, via in members.items() if via == PAGE] or [-1],
+        "day": day, "yesterday": day - timedelta(days=1), "points": points, "at": now, "since": count_since or now,
+    })
+    result = {r.member_id: SignedIn(int(r.streak), True, int(r.days) + 1) for r in rows}
+    if before := sorted(set(members) - result.keys()):  # signed in today already (here or, at once, elsewhere)
+        found = {r.member_id: int(r.streak) for r in await session.execute(_TODAY, {"members": before, "day": day})}
+        result |= {m: SignedIn(found.get(m, 0), False) for m in before}
     return result
