@@ -9,6 +9,7 @@ stops.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -32,6 +33,10 @@ async def serve(app: web.Application, host: str, port: int, *, ready_message: st
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+        # What startup built (modules, the ORM's tables, routes, texts: ~160,000 objects) lives
+        # as long as the process: kept out of the collector's full passes, each of which walked
+        # it all and held the event loop ~100 ms (measured with gc.callbacks).
+        gc.freeze()
         print(ready_message, flush=True)
         await stop.wait()
         log.info("stopping: no new connections; finishing what is under way")
