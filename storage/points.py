@@ -16,10 +16,10 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, I
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
-from storage import points_pg, tally
+from storage import points_batch, tally
 from storage.sql import table_of
 from storage.types import utc_field
-from storage.upsert import insert_for, upsert_for
+from storage.upsert import insert_for
 
 EARN, GRANT, REFUND, SPEND, DEDUCT, EXPIRE = "earn", "grant", "refund", "spend", "deduct", "expire"
 
@@ -256,9 +256,9 @@ class Totals:
 
 async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime) -> dict[int, Totals]:
     """``credit`` for many lines at once, with the same rules (a used key credits nothing), in
-    three statements for the whole batch (entries, lots, balances; one on PostgreSQL) instead
-    of three per line: what keeps a rush of sign-ins as cheap as chat. Returns every member's
-    totals."""
+    one statement for the whole batch on PostgreSQL and one trip on SQLite
+    (``storage.points_batch``) instead of three statements per line: what keeps a rush of
+    sign-ins as cheap as chat. Returns every member's totals."""
     first: dict[str, Line] = {}
     for line in lines:  # a key used twice in the batch posts once, like a used key
         if line.amount > 0:
@@ -266,63 +266,20 @@ async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime
     if not first:
         return {}
     lines = list(first.values())
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        totals = await _credit_in_one(session, lines, now=now)
-    else:
-        totals = await _credit_in_three(session, lines, now=now)
+    by_key = {x.key: x for x in lines}
+    held = [x.available_at is not None and x.available_at > now for x in lines]
+    totals: dict[int, Totals] = {}
+    for r in await points_batch.credit_all(session, lines, held, now=now, earn=EARN):
+        posted = [by_key[key] for key in r.posted_keys]
+        for x in posted:
+            tally.add(session, tally.POINTS_ISSUED, x.kind, amount=x.amount)
+        totals[r.member_id] = Totals(sum(x.amount for x in posted), r.balance, r.pending, r.lifetime)
     if missing := sorted({x.member_id for x in lines} - totals.keys()):  # retries: nothing new, read as is
         found = {r.member_id: r for r in (await session.execute(
             select(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime).where(B.c.member_id.in_(missing)))).all()}
         for m in missing:
             row = found.get(m)
             totals[m] = Totals(0, int(row.balance), int(row.pending), int(row.lifetime)) if row else Totals(0, 0, 0, 0)
-    return totals
-
-
-async def _credit_in_one(session: AsyncSession, lines: list[Line], *, now: datetime) -> dict[int, Totals]:
-    """PostgreSQL: entries, lots and balances in one statement (``storage.points_pg``)."""
-    by_key = {x.key: x for x in lines}
-    held = [x.available_at is not None and x.available_at > now for x in lines]
-    totals: dict[int, Totals] = {}
-    for r in await points_pg.credit_all(session, lines, held, now=now, earn=EARN):
-        posted = [by_key[key] for key in r.posted_keys]
-        for x in posted:
-            tally.add(session, tally.POINTS_ISSUED, x.kind, amount=x.amount)
-        totals[r.member_id] = Totals(sum(x.amount for x in posted), int(r.balance), int(r.pending), int(r.lifetime))
-    return totals
-
-
-async def _credit_in_three(session: AsyncSession, lines: list[Line], *, now: datetime) -> dict[int, Totals]:
-    """Entries (their ids returned), then their lots, then the balances."""
-    totals: dict[int, Totals] = {}
-    entries = [{"member_id": x.member_id, "delta": x.amount, "kind": x.kind, "key": x.key, "reason": x.reason,
-                "issuer": x.issuer, "created_at": now} for x in lines]
-    stmt = upsert_for(session, E, "credit_many", lambda stmt: stmt.on_conflict_do_nothing(
-        index_elements=[E.c.key]).returning(E.c.id, E.c.key))
-    ids = {r.key: r.id for r in await session.execute(stmt, entries)}
-    posted = [x for x in lines if x.key in ids]
-    held = {x.key: x.available_at is not None and x.available_at > now for x in posted}
-    if posted:
-        await session.execute(L.insert(), [
-            {"member_id": x.member_id, "entry_id": ids[x.key], "amount": x.amount, "remaining": x.amount,
-             "expires_at": x.expires_at, "available_at": x.available_at if held[x.key] else None, "created_at": now}
-            for x in posted])
-    sums: dict[int, list[int]] = {}  # member → [spendable, pending, earned]
-    for x in posted:
-        add = sums.setdefault(x.member_id, [0, 0, 0])
-        add[1 if held[x.key] else 0] += x.amount
-        add[2] += x.amount if x.kind == EARN else 0
-        tally.add(session, tally.POINTS_ISSUED, x.kind, amount=x.amount)
-    if sums:
-        # One row per member (an upsert may not touch a row twice), sorted: locks in one order.
-        stmt = upsert_for(session, B, "credit_many", lambda stmt: stmt.on_conflict_do_update(
-            index_elements=[B.c.member_id], set_={
-                "balance": B.c.balance + stmt.excluded.balance, "pending": B.c.pending + stmt.excluded.pending,
-                "lifetime": B.c.lifetime + stmt.excluded.lifetime,
-            }).returning(B.c.member_id, B.c.balance, B.c.pending, B.c.lifetime))
-        rows = [{"member_id": m, "balance": s[0], "pending": s[1], "lifetime": s[2]} for m, s in sorted(sums.items())]
-        for r in await session.execute(stmt, rows):
-            totals[r.member_id] = Totals(sum(sums[r.member_id][:2]), int(r.balance), int(r.pending), int(r.lifetime))
     return totals
 
 

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy.exc
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 Outcome = tuple[Any, list[Any], int, int | None]
+R = TypeVar("R")
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
@@ -119,4 +123,21 @@ def dbapi() -> OneTripDBAPI:
     return OneTripDBAPI(aiosqlite, sqlite3)
 
 
-__all__ = ["OneTripConnection", "OneTripCursor", "dbapi"]
+async def in_one_trip(session: AsyncSession, work: Callable[[sqlite3.Connection], R]) -> R:
+    """Run ``work`` on the connection's thread with its sqlite3 connection, inside the session's
+    transaction: several statements, the later built from what the earlier returned, for one
+    trip instead of one each. ``work`` writes its own SQL and binds values as SQLite stores
+    them. Its errors come back as SQLAlchemy's (``storage.engine.is_transient`` reads them)."""
+    connection = await session.connection()
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    if not isinstance(adapted, OneTripConnection):
+        raise TypeError("in_one_trip needs the SQLite engine of storage.engine")
+    async with adapted._execute_mutex:
+        aio = adapted._connection
+        try:
+            return await aio._execute(lambda: work(aio._conn))
+        except sqlite3.Error as exc:
+            raise sqlalchemy.exc.DBAPIError.instance(getattr(work, "__name__", "?"), None, exc, sqlite3.Error) from exc
+
+
+__all__ = ["OneTripConnection", "OneTripCursor", "dbapi", "in_one_trip"]

@@ -42,6 +42,33 @@ async def test_a_repeated_credit_counts_once(db: Database) -> None:
         assert await points.check(s, m) == (100, 100, 100)
 
 
+async def test_a_batch_of_credits_posts_each_key_once_and_keeps_the_ledger_whole(db: Database) -> None:
+    a, b = await new_member(db), await new_member(db)
+    later = T0 + timedelta(days=7)
+    async with db.transaction() as s:
+        await points.credit(s, a, 5, key="old", reason="之前", now=T0)
+        totals = await points.credit_many(s, [
+            points.Line(a, 10, "sign:a", "签到"), points.Line(a, 20, "pending:a", "晒单", available_at=later),
+            points.Line(b, 10, "sign:b", "签到"), points.Line(b, 10, "sign:b", "签到（重复）"),
+            points.Line(a, 99, "old", "重复的键"), points.Line(b, 3, "grant:b", "补发", kind=points.GRANT),
+        ], now=T0)
+    assert totals[a] == points.Totals(30, 15, 20, 35)
+    assert totals[b] == points.Totals(13, 13, 0, 10)  # a grant counts in the balance, not toward levels
+    async with db.read() as s:
+        assert await points.check(s, a) == (35, 35, 35)
+        assert await points.check(s, b) == (13, 13, 13)
+
+
+async def test_a_batch_of_credits_to_an_unknown_member_fails_whole(db: Database) -> None:
+    m = await new_member(db)
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as s:
+            await points.credit_many(s, [points.Line(m, 10, "x:1", "签到"), points.Line(10**6, 10, "x:2", "签到")],
+                                     now=T0)
+    async with db.read() as s:
+        assert await points.balance(s, m) == 0
+
+
 async def test_spending_takes_the_soonest_expiring_then_oldest_lots(db: Database) -> None:
     m = await new_member(db)
     async with db.transaction() as s:
