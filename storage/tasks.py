@@ -1,15 +1,18 @@
 """Task check-ins (打卡): counted per member and period for caps, credited now or after review."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, Text, func, select, update
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from storage import task_definitions
 from storage.community import Member
 from storage.sql import rowcount, table_of
-from storage.types import utc_field
+from storage.types import UTCDateTime, utc_field
 from storage.upsert import insert_for
 
 
@@ -52,6 +55,31 @@ async def counts_since_many(session: AsyncSession, pairs: list[tuple[int, str]],
     ).group_by(T.c.member_id, T.c.task))).all()
     found = {(r[0], r[1]): int(r[2]) for r in rows}
     return {pair: found.get(pair, 0) for pair in pairs}
+
+
+async def active_with_counts(session: AsyncSession, members: list[int], since: Mapping[str, datetime],
+                             ) -> tuple[list[Any], dict[str, dict[tuple[int, str], int]]]:
+    """The active tasks in menu order (rows with the name and ``task_definitions.RULES``) and,
+    for each period of ``since`` (name → start), how many check-ins (not rejected) each of
+    ``members`` made to each task since then: what a batch of 「打卡」 reads, in one statement
+    rather than one for the tasks and one per capped period."""
+    stmt = _STANDING.get(tuple(since))
+    if stmt is None:
+        d = task_definitions.T
+        joined = d.outerjoin(T, (T.c.task == d.c.name) & T.c.member_id.in_(bindparam("members", expanding=True))
+                             & (T.c.at >= bindparam("earliest", type_=UTCDateTime)) & (T.c.status != "rejected"))
+        stmt = _STANDING[tuple(since)] = (
+            select(d.c.name, *(d.c[k] for k in task_definitions.RULES), T.c.member_id.label("member"),
+                   *(func.count(case((T.c.at >= bindparam(p, type_=UTCDateTime), 1))).label(f"n_{p}") for p in since))
+            .select_from(joined).where(d.c.active.is_(True))
+            .group_by(d.c.name, T.c.member_id).order_by(d.c.position, d.c.name))
+    rows = (await session.execute(stmt, {"members": members, "earliest": min(since.values()), **since})).all()
+    tasks = list({r.name: r for r in rows}.values())
+    counts = {p: {(r.member, r.name): int(getattr(r, f"n_{p}")) for r in rows if r.member is not None} for p in since}
+    return tasks, counts
+
+
+_STANDING: dict[tuple[str, ...], Any] = {}  # built once per set of periods
 
 
 async def record_many(session: AsyncSession, rows: list[dict[str, object]], *, now: datetime) -> dict[str, int]:

@@ -14,7 +14,7 @@ from bot.numbers import FULL_WIDTH_DIGITS, parse_id, parse_int
 from bot.router import Keyword, Router
 from handlers.koc.services import KocType
 from handlers.tasks.config import TaskConfig
-from handlers.tasks.services import CheckIn, check_in_all, current, get, review, waiting
+from handlers.tasks.services import CheckIn, check_in_all, get, review, standing, waiting
 from storage import task_definitions
 from storage.models import Member, TaskDefinition
 
@@ -28,7 +28,7 @@ REASON_MAX = 200
 async def task_checkin_all(ctxs: list[Context]) -> None:
     """「打卡」 for every update of a batch that sent it (the route's batch stage): the active
     tasks read once, the check-ins made together (``handlers.tasks.checkins``)."""
-    tasks_now = await current(ctxs[0])
+    tasks_now, counts = await standing(ctxs)
     items: list[CheckIn] = []
     for ctx in ctxs:
         words = (ctx.update.text or "").strip()[len(KEYWORD):].strip().split(maxsplit=1)
@@ -50,7 +50,7 @@ async def task_checkin_all(ctxs: list[Context]) -> None:
                 ctx.reply(ctx.texts("task_unknown", task=name[:32], tasks="、".join(by_name) or "—"))
             continue
         items.append((ctx, task, words[1].strip() if len(words) > 1 else None, None))
-    await check_in_all(items)
+    await check_in_all(items, counts)
 
 
 @router.message(filters.StartsWith(KEYWORD), keyword=Keyword(KEYWORD, "task_about"), batch=task_checkin_all)
