@@ -58,35 +58,51 @@ def _chunks(rows: list[Claimed]) -> list[list[Claimed]]:
     return chunks
 
 
-async def merge(session: AsyncSession, claimed: list[Claimed], *, now: datetime) -> list[Claimed]:
-    """Send each mergeable line of the claim as one text: ``meta["head"]`` then the
-    ``meta["part"]``s joined by ``meta["sep"]``, split into several texts at ``MERGED_BYTES``;
-    a line that fits in one text first takes in the rows waiting for it. The first row of each
-    text carries it (its text rewritten, so what is stored is what was sent); the others
-    become ``merged``, in the claim's transaction. A line of one row sends that row's own
-    text. Run in the claim's transaction."""
+TopUp = dict[int, tuple[Line, str]]  # row → the line it joins and its piece
+
+
+def lines_of(claimed: list[Claimed]) -> dict[Line, list[list[Claimed]]]:
+    """The claim's mergeable rows by line, each line cut into texts of at most MERGED_BYTES."""
     windows: dict[Line, list[Claimed]] = {}
     for c in claimed:
         if (line := _line(c)) is not None:
             windows.setdefault(line, []).append(c)
-    chunked = {line: _chunks(rows) for line, rows in windows.items()}
-    joined = await _top_up(session, {line: chunks[0] for line, chunks in chunked.items() if len(chunks) == 1},
-                           now=now)
+    return {line: _chunks(rows) for line, rows in windows.items()}
+
+
+async def waiting(session: AsyncSession, claimed: list[Claimed], *, now: datetime) -> TopUp:
+    """The due rows that still fit in the text of a claimed line (one that fits in one text),
+    oldest first: what ``merge`` takes in. A read: run it outside the writer's transaction,
+    between the claim's and the merge's (``merge`` takes only those still pending)."""
+    chunked = lines_of(claimed)
+    return await _top_up(session, {line: chunks[0] for line, chunks in chunked.items() if len(chunks) == 1},
+                         now=now)
+
+
+async def merge(session: AsyncSession, claimed: list[Claimed], waited: TopUp, *, now: datetime) -> list[Claimed]:
+    """Send each mergeable line of the claim as one text: ``meta["head"]`` then the
+    ``meta["part"]``s joined by ``meta["sep"]``, split into several texts at ``MERGED_BYTES``;
+    a line that fits in one text takes in the rows ``waiting`` found for it that are still
+    pending (marked ``merged`` here). The first row of each text carries it (its text
+    rewritten, so what is stored is what was sent); the others become ``merged``. A line of
+    one row sends that row's own text. Run in a write transaction after the claim's."""
+    chunked = lines_of(claimed)
+    joined = await _take(session, waited)
     replaced: dict[int, Claimed] = {}
     absorbed: list[int] = []
     rewrites: list[dict[str, Any]] = []
     for line, chunks in chunked.items():
         for chunk in chunks:
-            waited = joined.get(line, []) if len(chunks) == 1 else []
-            if len(chunk) + len(waited) < 2:
+            extra = joined.get(line, []) if len(chunks) == 1 else []
+            if len(chunk) + len(extra) < 2:
                 continue
-            first, text = chunk[0], _text(chunk, [part for _, part in waited])
-            meta = {"merged": [r.id for r in chunk[1:]] + [row for row, _ in waited]}
+            first, text = chunk[0], _text(chunk, [part for _, part in extra])
+            meta = {"merged": [r.id for r in chunk[1:]] + [row for row, _ in extra]}
             rewrites.append({"row": first.id, "new_text": text, "new_meta": meta})
             replaced[first.id] = Claimed(first.id, first.channel, first.chat, first.to, text, first.attempts,
                                          first.kind, meta)
             absorbed += [r.id for r in chunk[1:]]
-    if rewrites:  # one executemany: the claim holds SQLite's only writer meanwhile
+    if rewrites:  # one executemany: the transaction holds SQLite's only writer meanwhile
         await session.execute(update(T).where(T.c.id == bindparam("row"))
                               .values(text=bindparam("new_text"), meta=bindparam("new_meta", type_=JSON)), rewrites)
     if absorbed:
@@ -95,11 +111,9 @@ async def merge(session: AsyncSession, claimed: list[Claimed], *, now: datetime)
     return [replaced.get(c.id, c) for c in claimed if c.id not in gone]
 
 
-async def _top_up(session: AsyncSession, lines: dict[Line, list[Claimed]], *,
-                  now: datetime) -> dict[Line, list[tuple[int, str]]]:
+async def _top_up(session: AsyncSession, lines: dict[Line, list[Claimed]], *, now: datetime) -> TopUp:
     """The due rows of ``lines`` (each fits in one text) that still fit in it, oldest first, as
-    (row, piece): marked ``merged`` at once, as the text that names them is written in the same
-    transaction (neither claimed first nor decoded: a busy group's backlog is two thousand
+    row → (line, piece): neither claimed nor decoded (a busy group's backlog is two thousand
     rows, and reading them back whole held SQLite's writer for 50 ms)."""
     # Bytes of each line that still has room in one text.
     size = {line: n for line, rows in lines.items() if (n := len(_text(rows).encode())) <= MERGED_BYTES}
@@ -109,14 +123,14 @@ async def _top_up(session: AsyncSession, lines: dict[Line, list[Claimed]], *,
     if not chats:
         return {}
     # The key and the piece are read out of the JSON by the database: a backlog is thousands
-    # of rows, and decoding each one's meta here held SQLite's writer for tens of milliseconds.
+    # of rows, and decoding each one's meta here took tens of milliseconds.
     key, part = T.c.meta["merge"].as_string(), T.c.meta["part"].as_string()
     candidates = (await session.execute(
         select(T.c.id, T.c.channel, T.c.chat, T.c.to, key.label("key"), part.label("part"))
         .where(T.c.status == PENDING, T.c.not_before <= now, T.c.chat.in_(chats), key.is_not(None))
         .order_by(T.c.id).limit(TOP_UP_ROWS * len(size)))).all()
     sep = {line: len(str(lines[line][0].meta.get("sep", " ")).encode()) for line in size}
-    taken: dict[int, tuple[Line, str]] = {}
+    taken: TopUp = {}
     for r in candidates:
         line = (r.channel, r.chat, r.to, r.key)
         if line not in size or r.part is None:
@@ -127,10 +141,16 @@ async def _top_up(session: AsyncSession, lines: dict[Line, list[Claimed]], *,
             continue
         size[line] = grown
         taken[r.id] = (line, r.part)
+    return taken
+
+
+async def _take(session: AsyncSession, taken: TopUp) -> dict[Line, list[tuple[int, str]]]:
+    """Mark the rows of ``taken`` merged, as the text that names them is written in the same
+    transaction; by line, oldest first. Only those still pending: another pass or process may
+    have claimed some since they were read (its UPDATE commits first; this one re-checks the
+    status and skips them)."""
     if not taken:
         return {}
-    # Still pending: on PostgreSQL another process may have claimed some since they were read
-    # (its UPDATE commits first; this one re-checks the status and skips them).
     won = await session.execute(update(T).where(ids_in(session, T.c.id), T.c.status == PENDING)
                                 .values(status=MERGED, claimed_until=None).returning(T.c.id), {"ids": list(taken)})
     joined: dict[Line, list[tuple[int, str]]] = {}
