@@ -128,6 +128,7 @@ async def in_one_trip(session: AsyncSession, work: Callable[[sqlite3.Connection]
     transaction: several statements, the later built from what the earlier returned, for one
     trip instead of one each. ``work`` writes its own SQL and binds values as SQLite stores
     them. Its errors come back as SQLAlchemy's (``storage.engine.is_transient`` reads them)."""
+    await session.flush()  # what the ORM holds unwritten goes first, as before any statement
     connection = await session.connection()
     adapted = (await connection.get_raw_connection()).dbapi_connection
     if not isinstance(adapted, OneTripConnection):
