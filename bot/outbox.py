@@ -99,6 +99,15 @@ class OutboxWorker:
                     # (each pass takes SQLite's only writer twice).
                     await asyncio.sleep(WAKE_COALESCE_S)
 
+    async def _hand_back(self, rows: list[Claimed]) -> None:
+        """Return claimed rows unsent for the next pass; if even that fails, their lease does."""
+        try:
+            async with self.db.transaction() as session:
+                await outbox.release(session, rows)
+        except Exception:
+            log.exception("outbox: %d claimed message(s) could not be handed back; they come back when their "
+                          "lease runs out", len(rows))
+
     async def deliver_once(self) -> int:
         """Claim one batch of due rows and settle each; return how many were claimed."""
         now = self.clock.now()
@@ -108,12 +117,17 @@ class OutboxWorker:
         if outbox_merge.lines_of(batch):
             # Three short transactions rather than one long one: the read of what waits for a
             # digest needs no writer, and SQLite's one writer is what every update waits for
-            # (a rush's claim held it 33-47 ms). Nothing is sent before the merge commits; a
-            # crash between leaves the claimed rows to come back when their lease runs out.
-            async with self.db.read() as session:
-                waited = await outbox_merge.waiting(session, batch, now=now)
-            async with self.db.transaction() as session:
-                batch = await outbox_merge.merge(session, batch, waited, now=now)
+            # (a rush's claim held it 33-47 ms). Nothing is sent before the merge commits; if
+            # it fails the claim is handed back, and a crash between leaves the claimed rows
+            # to come back when their lease runs out.
+            try:
+                async with self.db.read() as session:
+                    waited = await outbox_merge.waiting(session, batch, now=now)
+                async with self.db.transaction() as session:
+                    batch = await outbox_merge.merge(session, batch, waited, now=now)
+            except Exception:
+                await self._hand_back(batch)
+                raise
         if not batch:
             return 0
         # A send must end inside the lease: past it another process may claim the row and send it too.

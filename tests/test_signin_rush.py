@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from bot.appkeys import OUTBOX
 from bot.config import Config
 from bot.testing import FakeClock, sandbox_app
-from storage import outbox, points
+from storage import outbox, outbox_merge, points
 from storage.models import Member, OutboxMessage
 
 T0 = datetime(2026, 11, 22, 2, 0, 0, 500_000, tzinfo=UTC)  # half a second into a 3-second window
@@ -65,6 +68,30 @@ async def test_fifty_sign_ins_in_a_group_get_one_digest(make_config: Callable[..
     names = [item.split(" ")[0] for text in sent for item in text.removeprefix("今日签到：").split("、")]
     assert sorted(names) == sorted(f"成员{n}" for n in range(50))
     assert "成员1 连续2天 +10" in sent[0] and "成员0 +10" in sent[0]
+
+
+async def test_a_digest_whose_merge_fails_goes_out_at_the_next_pass(
+        make_config: Callable[..., Config], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merge runs in its own transaction after the claim's: when it fails, the claimed rows
+    are handed back at once, not left to their lease (30 s: the digest's 10 s promise broken)."""
+    clock.set(T0)
+    async with sandbox_app(make_config(outbox=NO_LIMIT), clock=clock) as bot:
+        await asyncio.gather(*(bot.say(f"m{n}", "签到", chat="g1", name=f"成员{n}") for n in range(3)))
+        clock.advance(seconds=3)
+        merge, calls = outbox_merge.merge, []
+
+        async def fails_once(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("the database went away")
+            return await merge(*args, **kwargs)
+
+        monkeypatch.setattr(outbox_merge, "merge", fails_once)
+        with pytest.raises(RuntimeError):
+            await bot.app[OUTBOX].deliver_once()
+        await bot.deliver(timeout=2)  # no lease to wait out
+        sent = [m["text"] for m in await bot.outbox(chat="g1")]
+    assert len(sent) == 1 and all(f"成员{n}" in sent[0] for n in range(3))
 
 
 async def test_a_long_digest_is_split_at_the_text_limit(make_config: Callable[..., Config],
