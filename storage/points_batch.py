@@ -69,15 +69,17 @@ async def credit_all(session: AsyncSession, lines: Sequence[Any], held: Sequence
                      earn: str) -> list[Credited]:
     """Post ``lines`` (``storage.points.Line``, keys distinct; ``held``: each one's lot is
     pending); a ``Credited`` per member whose balance changed."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    bind = session.bind
+    assert bind is not None  # sessions come from storage.engine.Database, bound to its engine
+    if bind.dialect.name == "postgresql":
         return [Credited(*r) for r in await session.execute(_CREDIT, {
             "members": [x.member_id for x in lines], "amounts": [x.amount for x in lines],
             "kinds": [x.kind for x in lines], "keys": [x.key for x in lines], "reasons": [x.reason for x in lines],
             "issuers": [x.issuer for x in lines], "expires": [x.expires_at for x in lines],
             "available": [x.available_at for x in lines], "held": list(held), "now": now, "earn": earn,
         })]
-    stamp = UTCDateTime().bind_processor(session.bind.dialect if session.bind is not None else None)  # type: ignore[arg-type]
-    assert stamp is not None
+    stamp = UTCDateTime().bind_processor(bind.dialect)
+    assert stamp is not None  # SQLite's: timestamps as the text it stores
     at = stamp(now)
     entries = [(x.member_id, x.amount, x.kind, x.key, x.reason, x.issuer, at) for x in lines]
     lots = {x.key: (x.member_id, x.amount, x.amount, stamp(x.expires_at), stamp(x.available_at) if h else None, at)

@@ -81,10 +81,10 @@ class SignedIn:
 
 async def sign_in_many(session: AsyncSession, members: Mapping[int, str | None], day: date, *, points: int,
                        now: datetime, count_since: datetime | None = None) -> dict[int, SignedIn]:
-    """``sign_in`` for several members at once (a batch of updates; member → ``via``, chat or
-    page), in one statement for the whole batch instead of two per member; with
-    ``count_since``, each member's sign-ins since then are counted by that statement too (what
-    lifecycle stages count). A member who had signed in today already costs one read more."""
+    """Record today's sign-in of several members at once (a batch of updates; member → ``via``,
+    CHAT or PAGE), in one statement for the whole batch; with ``count_since``, each member's
+    sign-ins since then are counted by that statement too (what lifecycle stages count). A
+    member who had signed in today already costs one read more."""
     if not members:
         return {}
     stmt = upsert_for(session, T, "sign_in_many", lambda stmt: stmt.from_select(
@@ -92,7 +92,7 @@ async def sign_in_many(session: AsyncSession, members: Mapping[int, str | None],
     ).on_conflict_do_nothing(index_elements=[T.c.member_id, T.c.day]).returning(
         T.c.member_id, T.c.streak, _days_before().label("days")))
     rows = await session.execute(stmt, {
-        "members": sorted(members), "on_page": [m for m, via in members.items() if via == PAGE] or [-1],
+        "members": sorted(members), "on_page": [m for m, via in members.items() if via == PAGE],
         "day": day, "yesterday": day - timedelta(days=1), "points": points, "at": now, "since": count_since or now,
     })
     result = {r.member_id: SignedIn(int(r.streak), True, int(r.days) + 1) for r in rows}
