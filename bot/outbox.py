@@ -114,7 +114,7 @@ class OutboxWorker:
         lease = timedelta(seconds=self.config.lease_s)
         async with self.db.transaction() as session:
             batch = await outbox.claim_due(session, now=now, limit=self.config.batch_size, lease=lease)
-        if outbox_merge.lines_of(batch):
+        if mergeable := outbox_merge.lines_of(batch):
             # Three short transactions rather than one long one: the read of what waits for a
             # digest needs no writer, and SQLite's one writer is what every update waits for
             # (a rush's claim held it 33-47 ms). Nothing is sent before the merge commits; if
@@ -122,9 +122,9 @@ class OutboxWorker:
             # to come back when their lease runs out.
             try:
                 async with self.db.read() as session:
-                    waited = await outbox_merge.waiting(session, batch, now=now)
+                    waited = await outbox_merge.waiting(session, mergeable, now=now)
                 async with self.db.transaction() as session:
-                    batch = await outbox_merge.merge(session, batch, waited, now=now)
+                    batch = await outbox_merge.merge(session, batch, mergeable, waited)
             except Exception:
                 await self._hand_back(batch)
                 raise

@@ -70,23 +70,24 @@ def lines_of(claimed: list[Claimed]) -> dict[Line, list[list[Claimed]]]:
     return {line: _chunks(rows) for line, rows in windows.items()}
 
 
-async def waiting(session: AsyncSession, claimed: list[Claimed], *, now: datetime) -> TopUp:
-    """The due rows that still fit in the text of a claimed line (one that fits in one text),
-    oldest first: what ``merge`` takes in. A read: run it outside the writer's transaction,
-    between the claim's and the merge's (``merge`` takes only those still pending)."""
-    chunked = lines_of(claimed)
+async def waiting(session: AsyncSession, chunked: dict[Line, list[list[Claimed]]], *, now: datetime) -> TopUp:
+    """The due rows that still fit in the text of a claimed line (``lines_of`` the claim; one
+    that fits in one text), oldest first: what ``merge`` takes in. A read: run it outside the
+    writer's transaction, between the claim's and the merge's (``merge`` takes only those still
+    pending)."""
     return await _top_up(session, {line: chunks[0] for line, chunks in chunked.items() if len(chunks) == 1},
                          now=now)
 
 
-async def merge(session: AsyncSession, claimed: list[Claimed], waited: TopUp, *, now: datetime) -> list[Claimed]:
+async def merge(session: AsyncSession, claimed: list[Claimed], chunked: dict[Line, list[list[Claimed]]],
+                waited: TopUp) -> list[Claimed]:
     """Send each mergeable line of the claim as one text: ``meta["head"]`` then the
     ``meta["part"]``s joined by ``meta["sep"]``, split into several texts at ``MERGED_BYTES``;
     a line that fits in one text takes in the rows ``waiting`` found for it that are still
     pending (marked ``merged`` here). The first row of each text carries it (its text
     rewritten, so what is stored is what was sent); the others become ``merged``. A line of
-    one row sends that row's own text. Run in a write transaction after the claim's."""
-    chunked = lines_of(claimed)
+    one row sends that row's own text. ``chunked``: ``lines_of(claimed)``. Run in a write
+    transaction after the claim's."""
     joined = await _take(session, waited)
     replaced: dict[int, Claimed] = {}
     absorbed: list[int] = []

@@ -266,11 +266,10 @@ async def credit_many(session: AsyncSession, lines: list[Line], *, now: datetime
     if not first:
         return {}
     lines = list(first.values())
-    by_key = {x.key: x for x in lines}
     held = [x.available_at is not None and x.available_at > now for x in lines]
     totals: dict[int, Totals] = {}
     for r in await points_batch.credit_all(session, lines, held, now=now, earn=EARN):
-        posted = [by_key[key] for key in r.posted_keys]
+        posted = [first[key] for key in r.posted_keys]
         for x in posted:
             tally.add(session, tally.POINTS_ISSUED, x.kind, amount=x.amount)
         totals[r.member_id] = Totals(sum(x.amount for x in posted), r.balance, r.pending, r.lifetime)
