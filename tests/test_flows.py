@@ -67,6 +67,21 @@ def steps(n: int) -> Flow:
                 texts={**{f"p{i}": f"第 {i} 步" for i in range(n)}, "end": "完成"})
 
 
+def ticket() -> Flow:
+    """One question; its answer runs two async callbacks, the second telling what the first wrote."""
+
+    async def issue(event: Any) -> None:
+        await asyncio.sleep(0)  # the first one waits on something (the database, in life)
+        event.model.data["ticket"] = "A1"
+
+    async def tell(event: Any) -> None:
+        event.model.ctx.reply(f"票号 {event.model.data.get('ticket', '无')}")
+
+    return Flow("steps", states=[State("ask", prompt="ask"), State("end", final=True)],
+                transitions=[{"trigger": "answer", "source": "ask", "dest": "end", "after": [issue, tell]}],
+                texts={"ask": "要取号吗？"})
+
+
 def starter() -> Router:
     router = Router("flow-starters")
 
@@ -129,6 +144,13 @@ async def test_a_whole_conversation(bot: SandboxClient) -> None:
     assert row.finished_at is not None
     # Finished: free text is the bot's again (the fallback answers).
     assert "品牌助手" in texts(await bot.say("u1", "你好"))[0]
+
+
+async def test_a_transitions_callbacks_run_one_after_another_in_order(app_factory: Callable[..., Any]) -> None:
+    # They share the update's database session, which takes one statement at a time.
+    async with app_factory(ticket()) as bot:
+        assert texts(await bot.say("u1", "开始")) == ["要取号吗？"]
+        assert texts(await bot.say("u1", "要")) == ["票号 A1"]
 
 
 async def test_commands_still_work_inside_a_flow_and_help_says_where(bot: SandboxClient) -> None:
