@@ -174,7 +174,10 @@ class OutboxWorker:
         if (bucket := self._buckets.get(message.channel)) is not None:
             await bucket.acquire()
         try:
-            return await asyncio.wait_for(channel.send(message), self.config.send_timeout_s)
+            # A timeout around the send, not ``wait_for``: on Python 3.11 that wraps each send
+            # in a task of its own, a turn of the event loop per message delivered.
+            async with asyncio.timeout(self.config.send_timeout_s):
+                return await channel.send(message)
         except (DeliveryError, Held) as exc:
             return exc
         except TimeoutError:
