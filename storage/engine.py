@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage.sqlite_driver import OneTripConnection
 from storage.sqlite_driver import dbapi as one_trip_sqlite
 
 # aiosqlite logs every statement with its parameters at DEBUG: secrets (access tokens) would
@@ -121,7 +122,11 @@ def install_sqlite_pragmas(sync_engine: Any, *, immediate: bool) -> None:
     def _begin(conn: Any) -> None:
         if conn.get_execution_options().get(ONE_STATEMENT):
             return  # a lone SELECT is its own snapshot (``Database.read_one``)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        if isinstance(adapted := conn.connection.dbapi_connection, OneTripConnection):
+            adapted.begin_with_next(begin)  # said with the first statement, on its trip
+        else:  # the synchronous engines (migrations, the scheduler's job store)
+            conn.exec_driver_sql(begin)
 
 
 class Database:

@@ -3,6 +3,7 @@ aiosqlite's thread; what SQLAlchemy reads of a cursor must be what it reads of t
 rows, row counts, errors, and a transaction that failed is rolled back."""
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -53,4 +54,32 @@ async def test_a_block_that_raises_rolls_back_what_it_wrote(db: Database) -> Non
             await s.execute(text("INSERT INTO stock (name, units) VALUES ('杯子', 1)"))
             raise RuntimeError("a handler failed")
     async with db.read() as s:
+        assert (await s.execute(text("SELECT count(*) FROM stock"))).scalar_one() == 0
+
+
+async def test_a_write_transaction_holds_the_writer_from_its_first_statement(db: Database) -> None:
+    # Its BEGIN IMMEDIATE goes with the first statement: a transaction that only read so far
+    # already keeps another process from writing (a deferred BEGIN would let it in, and this
+    # transaction's own write would then fail as busy).
+    other = sqlite3.connect(db.url.database or "", timeout=0, isolation_level=None)
+    try:
+        async with db.transaction() as s:
+            assert (await s.execute(text("SELECT count(*) FROM stock"))).scalar_one() == 0
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            await s.execute(text("INSERT INTO stock (name, units) VALUES ('杯子', 1)"))
+        other.execute("BEGIN IMMEDIATE")  # committed: the writer is free
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_transaction_that_ran_nothing_leaves_the_next_one_whole(db: Database) -> None:
+    async with db.transaction():
+        pass  # nothing said: its BEGIN never went out
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO stock (name, units) VALUES ('杯子', 1)"))
+            await s.execute(text("INSERT INTO stock (name, units) VALUES ('杯子', 2)"))
+    async with db.read() as s:  # the failed one was one transaction: nothing of it stayed
         assert (await s.execute(text("SELECT count(*) FROM stock"))).scalar_one() == 0
