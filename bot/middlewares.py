@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Context
 from bot.router import Command
 from bot.update import CONTACT_ADDED, CONTACT_LOST, MEMBER_JOINED, MEMBER_LEFT, Update
-from storage import audit, community, inbox, relationships, rollups
+from storage import audit, community, inbox, membership_batch, relationships
 from storage.community import Sighting
 
 Next = Callable[[Context], Awaitable[None]]
@@ -57,21 +57,17 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
         )
         if u.chat is not None:
             groups.setdefault((u.channel, u.chat), Sighting()).add(name=u.chat_name, spoke=spoke)
-    member_refs = await community.touch_members(session, members, now=now)
-    group_refs = await community.touch_groups(session, groups, now=now)
-    spoken: Counter[tuple[int, int]] = Counter()
+    spoken: Counter[tuple[community.Key, community.Key]] = Counter(
+        ((u.channel, u.chat), u.member_key) for u in (c.update for c in ctxs) if u.chat is not None and _spoke(u))
+    # The community's day (the sign-in day): retention counts who spoke on which day.
+    member_refs, group_refs = await membership_batch.touch_all(
+        session, members, groups, spoken, {c.update.member_key for c in ctxs if _spoke(c.update)},
+        day=now.astimezone(ctxs[0].zone).date(), now=now)
     for ctx in ctxs:
         u = ctx.update
         ctx._member = member_refs[u.member_key]
         if u.chat is not None:
             ctx._group = group_refs[(u.channel, u.chat)]
-            if _spoke(u):
-                spoken[(ctx._group.id, ctx._member.id)] += 1
-    await community.record_spoken(session, dict(spoken), now=now)
-    speakers = [ctx.member.id for ctx in ctxs if _spoke(ctx.update)]
-    if speakers:
-        # The community's day (the sign-in day): retention counts who spoke on which day.
-        await rollups.record_active(session, speakers, now.astimezone(ctxs[0].zone).date())
     # Joins, leaves and contact changes are rare and order-sensitive: one statement each, in order.
     for ctx in ctxs:
         if ctx.update.event in (CONTACT_ADDED, CONTACT_LOST):
