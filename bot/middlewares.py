@@ -49,20 +49,23 @@ async def membership(session: AsyncSession, ctxs: Sequence[Context]) -> None:
     now = ctxs[0].now
     members: dict[community.Key, Sighting] = {}
     groups: dict[community.Key, Sighting] = {}
+    spoken: Counter[tuple[community.Key, community.Key]] = Counter()  # (group, member) -> lines
+    speakers: set[community.Key] = set()
     for ctx in ctxs:
         u = ctx.update
         spoke = _spoke(u)
         members.setdefault(u.member_key, Sighting()).add(
             name=u.sender_name, spoke=spoke, channel_code=u.channel_code if u.event == CONTACT_ADDED else None,
         )
+        if spoke:
+            speakers.add(u.member_key)
         if u.chat is not None:
             groups.setdefault((u.channel, u.chat), Sighting()).add(name=u.chat_name, spoke=spoke)
-    spoken: Counter[tuple[community.Key, community.Key]] = Counter(
-        ((u.channel, u.chat), u.member_key) for u in (c.update for c in ctxs) if u.chat is not None and _spoke(u))
+            if spoke:
+                spoken[((u.channel, u.chat), u.member_key)] += 1
     # The community's day (the sign-in day): retention counts who spoke on which day.
     member_refs, group_refs = await membership_batch.touch_all(
-        session, members, groups, spoken, {c.update.member_key for c in ctxs if _spoke(c.update)},
-        day=now.astimezone(ctxs[0].zone).date(), now=now)
+        session, members, groups, spoken, speakers, day=now.astimezone(ctxs[0].zone).date(), now=now)
     for ctx in ctxs:
         u = ctx.update
         ctx._member = member_refs[u.member_key]
